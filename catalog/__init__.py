@@ -1,0 +1,1 @@
+"""The catalog: the one API through which the app and the models reach data."""

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# One entry point for a fresh machine:
+#   bash dev.sh serve   set everything up, build the demo world if needed, serve the dashboard
+#   bash dev.sh test    set everything up and run the whole test suite
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+
+setup_python() {
+    if [ ! -x .venv/bin/python ]; then
+        "$PY" -m venv .venv
+    fi
+    local stamp=.setup-stamp
+    local want
+    want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+    if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        .venv/bin/python -m pip install -q --upgrade pip
+        .venv/bin/python -m pip install -q -e ".[test]"
+        echo "$want" > "$stamp"
+    fi
+}
+
+setup_browser() {
+    # Browser tests drive Debian's chromium; they skip with a reason where it is missing.
+    if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            chromium fonts-dejavu-core >/dev/null) || echo "warning: chromium install failed; browser tests will skip"
+    fi
+}
+
+cmd=${1:-}
+shift || true
+case "$cmd" in
+    serve)
+        setup_python
+        exec .venv/bin/fluxlens serve "$@"
+        ;;
+    test)
+        setup_python
+        setup_browser
+        .venv/bin/ruff check .
+        exec .venv/bin/python -m pytest "$@"
+        ;;
+    *)
+        echo "usage: bash dev.sh serve|test [args]" >&2
+        exit 2
+        ;;
+esac

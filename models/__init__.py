@@ -1,0 +1,1 @@
+"""The LE/H emulator: training, evaluation, SHAP, registry, regional prediction and jobs."""

@@ -1,0 +1,35 @@
+"""Shared fixtures: the real sample data beside the repo, and temporary data directories."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("FLUXLENS_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def _shared_required() -> bool:
+    return bool(os.environ.get("FLUXLENS_REQUIRE_SHARED_DATA") or os.environ.get("CI"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data``; skips with a reason where it is absent, fails in CI where it must exist."""
+    if not SHARED_DATA.is_dir():
+        msg = f"real sample data not found at {SHARED_DATA} (set FLUXLENS_SHARED_DATA)"
+        if _shared_required():
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return SHARED_DATA
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch) -> Path:
+    """An empty FluxLens data directory, set as ``$FLUXLENS_DATA_DIR`` for the test."""
+    d = tmp_path / "fluxlens-data"
+    d.mkdir()
+    monkeypatch.setenv("FLUXLENS_DATA_DIR", str(d))
+    return d
