@@ -33,3 +33,13 @@ def data_dir(tmp_path, monkeypatch) -> Path:
     d.mkdir()
     monkeypatch.setenv("FLUXLENS_DATA_DIR", str(d))
     return d
+
+
+@pytest.fixture(scope="session")
+def demo_world(tmp_path_factory) -> Path:
+    """The small demo world, built once per test session (read-only for tests)."""
+    from data_prep.demo import build_demo
+
+    d = tmp_path_factory.mktemp("demo-world") / "fluxlens-data"
+    build_demo(d, small=True)
+    return d
