@@ -1,0 +1,360 @@
+"""GSSM1km GeoTIFFs: lazy, out-of-core reader and a chunked writer.
+
+The GSSM1km exports (Han et al. 2023, Sci Data 10:101) are UInt16 GeoTIFFs in EPSG:4326 holding
+``round(SSM * 1000)`` (m3 m-3), one band per day described ``band_YYYY_MM_DD_classification``. A
+year may be split into tiles (same dates, adjacent extents) and a period into several files (one per
+year). The reader mosaics tiles, concatenates periods and returns a dask-backed Dataset whose chunks
+are read with windowed reads, each task opening the files it needs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import pandas as pd
+import rasterio
+import xarray as xr
+from rasterio.enums import Interleaving
+from rasterio.windows import Window
+
+from catalog.errors import InputError
+
+SCALE = 1000.0
+BAND_PATTERN = re.compile(r"^band_(\d{4})_(\d{2})_(\d{2})_classification$")
+SSM_ATTRS = {
+    "units": "m3 m-3",
+    "long_name": "surface soil moisture (0-5 cm)",
+    "standard_name": "volume_fraction_of_condensed_water_in_soil",
+}
+WRITE_BLOCK = 512
+# Above this uncompressed size the classic 4 GiB TIFF offsets may overflow: write BigTIFF.
+BIGTIFF_THRESHOLD = 3_500_000_000
+# Memory for one block of rows x days while writing (float64 while encoding).
+WRITE_MEMORY = 256 * 2**20
+
+
+@dataclass(frozen=True)
+class _Tile:
+    path: str
+    row_off: int
+    col_off: int
+    height: int
+    width: int
+    nodata: float | None
+
+
+@dataclass(frozen=True)
+class _FileInfo:
+    path: str
+    dates: tuple[pd.Timestamp, ...]
+    transform: rasterio.Affine
+    crs: object
+    height: int
+    width: int
+    nodata: float | None
+    band_interleaved: bool
+
+
+def _as_paths(paths) -> list[str]:
+    if isinstance(paths, str | os.PathLike):
+        paths = [paths]
+    out = [str(p) for p in paths]
+    if not out:
+        raise InputError("read_gssm_geotiff: no files given")
+    return out
+
+
+def _band_date(path: str, band: int, description: str | None) -> pd.Timestamp:
+    match = BAND_PATTERN.match(description or "")
+    if not match:
+        raise InputError(
+            f"{path}: band {band} is described {description!r}, expected 'band_YYYY_MM_DD_classification'"
+        )
+    try:
+        return pd.Timestamp(int(match[1]), int(match[2]), int(match[3]))
+    except ValueError as err:
+        raise InputError(f"{path}: band {band} names an impossible date {description!r}") from err
+
+
+def _check_complete(src, path: str) -> None:
+    """InputError if the last data block of a band lies beyond the end of the file (truncated)."""
+    size = os.path.getsize(path)
+    block_h, block_w = src.block_shapes[0]
+    last = f"{-(-src.width // block_w) - 1}_{-(-src.height // block_h) - 1}"
+    bands = range(1, src.count + 1) if src.interleaving == Interleaving.band else [1]
+    for band in bands:
+        offset = src.get_tag_item(f"BLOCK_OFFSET_{last}", "TIFF", bidx=band)
+        length = src.get_tag_item(f"BLOCK_SIZE_{last}", "TIFF", bidx=band)
+        if offset and length and int(offset) + int(length) > size:
+            raise InputError(f"{path}: truncated file (band {band} data end beyond {size} bytes)")
+
+
+def _inspect(path: str) -> _FileInfo:
+    try:
+        src = rasterio.open(path)
+    except rasterio.errors.RasterioIOError as err:
+        raise InputError(f"{path}: not a readable GeoTIFF ({err})") from err
+    with src:
+        if src.driver != "GTiff":
+            raise InputError(f"{path}: format {src.driver}, expected a GeoTIFF")
+        if any(dt != "uint16" for dt in src.dtypes):
+            raise InputError(f"{path}: data type {src.dtypes[0]}, GSSM1km files are UInt16 (SSM x 1000)")
+        if src.crs is None or src.crs.to_epsg() != 4326:
+            raise InputError(f"{path}: CRS {src.crs}, expected EPSG:4326")
+        t = src.transform
+        if t.b != 0 or t.d != 0 or t.a <= 0 or t.e >= 0:
+            raise InputError(f"{path}: rotated or flipped geotransform {tuple(t)[:6]} is not supported")
+        _check_complete(src, path)
+        dates = tuple(_band_date(path, i + 1, d) for i, d in enumerate(src.descriptions))
+        if len(set(dates)) != len(dates):
+            raise InputError(f"{path}: the same date appears in more than one band")
+        return _FileInfo(
+            path=path,
+            dates=dates,
+            transform=t,
+            crs=src.crs,
+            height=src.height,
+            width=src.width,
+            nodata=src.nodata,
+            band_interleaved=src.interleaving == Interleaving.band,
+        )
+
+
+def _mosaic_grid(files: list[_FileInfo]) -> tuple[rasterio.Affine, int, int, list[_Tile]]:
+    """Common grid of tiles that share dates; InputError if they do not align."""
+    names = ", ".join(f.path for f in files)
+    res_x, res_y = files[0].transform.a, files[0].transform.e
+    for f in files[1:]:
+        if not (np.isclose(f.transform.a, res_x, rtol=1e-9) and np.isclose(f.transform.e, res_y, rtol=1e-9)):
+            raise InputError(f"tiles with different pixel sizes cannot be mosaicked: {names}")
+    left = min(f.transform.c for f in files)
+    top = max(f.transform.f for f in files)
+    tiles, right_px, bottom_px = [], 0, 0
+    for f in files:
+        col = (f.transform.c - left) / res_x
+        row = (f.transform.f - top) / res_y
+        if abs(col - round(col)) > 1e-3 or abs(row - round(row)) > 1e-3:
+            raise InputError(f"tiles are not aligned on one pixel grid: {names}")
+        tile = _Tile(f.path, round(row), round(col), f.height, f.width, f.nodata)
+        tiles.append(tile)
+        right_px = max(right_px, tile.col_off + f.width)
+        bottom_px = max(bottom_px, tile.row_off + f.height)
+    transform = rasterio.Affine(res_x, 0.0, left, 0.0, res_y, top)
+    return transform, bottom_px, right_px, tiles
+
+
+class _GeoTiffStack:
+    """Array-like (time, row, col) float32 view over groups of tiles; read per window on demand."""
+
+    def __init__(self, groups: list[list[_Tile]], bands: list[tuple[int, int]], shape, nodata, zero_missing):
+        self.groups = groups  # tile lists, one per file group
+        self.bands = bands  # per time step: (group index, 1-based band index)
+        self.shape = shape
+        self.dtype = np.dtype("float32")
+        self.ndim = 3
+        self.nodata = nodata
+        self.zero_missing = zero_missing
+
+    def __dask_tokenize__(self):
+        stamps = [(t.path, os.stat(t.path).st_mtime_ns) for g in self.groups for t in g]
+        return ("gssm-geotiff", stamps, self.bands, self.shape, self.nodata, self.zero_missing)
+
+    def __getitem__(self, key):
+        t_sl, r_sl, c_sl = (k if isinstance(k, slice) else slice(k, k + 1) for k in key)
+        steps = self.bands[t_sl]
+        r0, r1, _ = r_sl.indices(self.shape[1])
+        c0, c1, _ = c_sl.indices(self.shape[2])
+        out = np.full((len(steps), r1 - r0, c1 - c0), np.nan, dtype=np.float32)
+        for group in sorted({g for g, _ in steps}):
+            positions = [i for i, (g, _) in enumerate(steps) if g == group]
+            indexes = [steps[i][1] for i in positions]
+            for tile in self.groups[group]:
+                rr0, rr1 = max(r0, tile.row_off), min(r1, tile.row_off + tile.height)
+                cc0, cc1 = max(c0, tile.col_off), min(c1, tile.col_off + tile.width)
+                if rr0 >= rr1 or cc0 >= cc1:
+                    continue
+                window = Window(cc0 - tile.col_off, rr0 - tile.row_off, cc1 - cc0, rr1 - rr0)
+                try:
+                    with rasterio.open(tile.path) as src:
+                        raw = src.read(indexes, window=window)
+                except rasterio.errors.RasterioIOError as err:
+                    raise InputError(f"{tile.path}: read failed ({err})") from err
+                values = _decode(
+                    raw, self.nodata if self.nodata is not None else tile.nodata, self.zero_missing
+                )
+                target = out[positions, rr0 - r0 : rr1 - r0, cc0 - c0 : cc1 - c0]
+                target = np.where(np.isnan(values), target, values)
+                out[positions, rr0 - r0 : rr1 - r0, cc0 - c0 : cc1 - c0] = target
+        drop = tuple(0 if not isinstance(k, slice) else slice(None) for k in key)
+        return out[drop]
+
+
+def _decode(raw: np.ndarray, nodata: float | None, zero_missing: bool) -> np.ndarray:
+    values = raw.astype(np.float32) / np.float32(SCALE)
+    missing = np.zeros(raw.shape, dtype=bool)
+    if nodata is not None:
+        missing |= raw == nodata
+    if zero_missing:
+        missing |= raw == 0
+    values[missing] = np.nan
+    return values
+
+
+def read_gssm_geotiff(paths, *, nodata=None, zero_is_missing=True, chunks=None) -> xr.Dataset:
+    """Open GSSM1km GeoTIFFs lazily as a Dataset with ``ssm`` (m3 m-3) on (time, lat, lon).
+
+    ``paths``: one file or several. Files with identical dates are tiles and are mosaicked; groups of
+    different dates are concatenated in time (their mosaics must share one grid). ``nodata`` overrides
+    the files' nodata value; 0 is missing as well when ``zero_is_missing`` (Earth Engine writes masked
+    pixels as 0). ``chunks``: optional ``{"time", "lat", "lon"}`` sizes; by default one day per chunk
+    for band-interleaved files (a day is then read alone) and 2048 x 2048 pixels.
+    """
+    infos = [_inspect(p) for p in _as_paths(paths)]
+    crs = infos[0].crs
+    for info in infos[1:]:
+        if info.crs != crs:
+            raise InputError(f"files have different CRS: {infos[0].path} ({crs}), {info.path} ({info.crs})")
+
+    by_dates: dict[tuple, list[_FileInfo]] = {}
+    for info in infos:
+        by_dates.setdefault(info.dates, []).append(info)
+    grids = [(dates, *_mosaic_grid(files)) for dates, files in by_dates.items()]
+    transform, height, width = grids[0][1:4]
+    for _, g_transform, g_height, g_width, tiles in grids[1:]:
+        if not (g_transform.almost_equals(transform) and (g_height, g_width) == (height, width)):
+            first = ", ".join(t.path for t in grids[0][4])
+            other = ", ".join(t.path for t in tiles)
+            raise InputError(f"files of different dates cover different grids: [{first}] vs [{other}]")
+
+    steps = sorted(
+        ((date, group, band + 1) for group, grid in enumerate(grids) for band, date in enumerate(grid[0])),
+        key=lambda s: s[0],
+    )
+    times = [s[0] for s in steps]
+    if len(set(times)) != len(times):
+        dup = pd.Series(times)[pd.Series(times).duplicated()].iloc[0]
+        files = ", ".join(i.path for i in infos)
+        raise InputError(f"date {dup.date()} appears in more than one file group: {files}")
+
+    stack = _GeoTiffStack(
+        groups=[grid[4] for grid in grids],
+        bands=[(g, b) for _, g, b in steps],
+        shape=(len(steps), height, width),
+        nodata=nodata,
+        zero_missing=zero_is_missing,
+    )
+    chunks = chunks or {}
+    default_t = 1 if all(i.band_interleaved for i in infos) else min(len(steps), 16)
+    dask_chunks = (
+        chunks.get("time", default_t),
+        min(chunks.get("lat", 2048), height),
+        min(chunks.get("lon", 2048), width),
+    )
+    data = da.from_array(
+        stack, chunks=dask_chunks, lock=False, asarray=False, meta=np.empty((0, 0, 0), np.float32)
+    )
+
+    lon = transform.c + (np.arange(width) + 0.5) * transform.a
+    lat = transform.f + (np.arange(height) + 0.5) * transform.e
+    ds = xr.Dataset(
+        {"ssm": (("time", "lat", "lon"), data, dict(SSM_ATTRS))},
+        coords={
+            "time": ("time", pd.DatetimeIndex(times).as_unit("ns")),
+            "lat": ("lat", lat, {"units": "degrees_north", "standard_name": "latitude"}),
+            "lon": ("lon", lon, {"units": "degrees_east", "standard_name": "longitude"}),
+        },
+    )
+    ds.attrs = {
+        "source": "GSSM1km GeoTIFF (UInt16 = round(SSM x 1000), EPSG:4326)",
+        "source_files": "; ".join(i.path for i in infos),
+        "reader": "data_prep.gssm.read_gssm_geotiff",
+        "reader_options": json.dumps({"nodata": nodata, "zero_is_missing": zero_is_missing}),
+    }
+    return ds
+
+
+def _grid_transform(ssm: xr.DataArray) -> tuple[rasterio.Affine, bool]:
+    """Affine of a regular (lat, lon) grid of cell centres; also whether lat must be flipped."""
+    lat, lon = ssm["lat"].values.astype(float), ssm["lon"].values.astype(float)
+    if lat.size < 2 or lon.size < 2:
+        raise InputError("write_gssm_geotiff: need at least 2 latitudes and 2 longitudes")
+    dlat, dlon = np.diff(lat), np.diff(lon)
+    if not (np.allclose(dlon, dlon[0], rtol=1e-6) and np.allclose(dlat, dlat[0], rtol=1e-6)) or dlon[0] <= 0:
+        raise InputError("write_gssm_geotiff: lat/lon must be regularly spaced, lon ascending")
+    flip = dlat[0] > 0
+    res_x = (lon[-1] - lon[0]) / (lon.size - 1)
+    res_y = abs(lat[-1] - lat[0]) / (lat.size - 1)
+    top = lat.max() + res_y / 2
+    return rasterio.Affine(res_x, 0.0, lon[0] - res_x / 2, 0.0, -res_y, top), flip
+
+
+def _encode(values: np.ndarray) -> np.ndarray:
+    """SSM (m3 m-3) → UInt16 round(SSM*1000); NaN → 0 (nodata); valid values clipped to 1…65535."""
+    scaled = np.rint(values.astype(np.float64) * SCALE)
+    out = np.clip(scaled, 1, np.iinfo(np.uint16).max)
+    out[~np.isfinite(scaled)] = 0
+    return out.astype(np.uint16)
+
+
+def write_gssm_geotiff(path, ssm: xr.DataArray) -> Path:
+    """Write ``ssm`` (time, lat, lon; m3 m-3) as a GSSM1km-style GeoTIFF and return its path.
+
+    UInt16 = round(SSM x 1000), nodata 0 (NaN → 0; a valid value below 0.0005 is stored as 1 so it
+    stays distinct from nodata), one band per day described ``band_YYYY_MM_DD_classification``,
+    EPSG:4326, 512 x 512 tiles, DEFLATE, band-interleaved, BigTIFF when large. The array is written
+    512 rows at a time (a few days at once), so a dask-backed input is never loaded whole. The file
+    appears only when complete.
+    """
+    if set(ssm.dims) != {"time", "lat", "lon"}:
+        raise InputError(f"write_gssm_geotiff: dims {ssm.dims}, expected (time, lat, lon)")
+    ssm = ssm.transpose("time", "lat", "lon")
+    transform, flip = _grid_transform(ssm)
+    if flip:
+        ssm = ssm.isel(lat=slice(None, None, -1))
+    n_time, height, width = ssm.shape
+    dates = pd.DatetimeIndex(ssm["time"].values)
+    path = Path(path)
+    profile = {
+        "driver": "GTiff",
+        "dtype": "uint16",
+        "count": n_time,
+        "height": height,
+        "width": width,
+        "crs": "EPSG:4326",
+        "transform": transform,
+        "nodata": 0,
+        "tiled": True,
+        "blockxsize": WRITE_BLOCK,
+        "blockysize": WRITE_BLOCK,
+        "compress": "deflate",
+        "predictor": 2,
+        "interleave": "band",
+        "bigtiff": "YES" if n_time * height * width * 2 > BIGTIFF_THRESHOLD else "NO",
+    }
+    fd, tmp = tempfile.mkstemp(suffix=".tif.part", dir=path.parent)
+    os.close(fd)
+    try:
+        with rasterio.open(tmp, "w", **profile) as dst:
+            for band, date in enumerate(dates, start=1):
+                dst.set_band_description(band, f"band_{date:%Y_%m_%d}_classification")
+            days_per_block = max(1, WRITE_MEMORY // (WRITE_BLOCK * width * 8))
+            for row in range(0, height, WRITE_BLOCK):
+                rows = slice(row, min(row + WRITE_BLOCK, height))
+                window = Window(0, row, width, rows.stop - row)
+                for t0 in range(0, n_time, days_per_block):
+                    t1 = min(t0 + days_per_block, n_time)
+                    block = np.asarray(ssm[t0:t1, rows, :].values)
+                    dst.write(_encode(block), indexes=list(range(t0 + 1, t1 + 1)), window=window)
+            dst.update_tags(units="m3 m-3", scale_factor=str(1 / SCALE), nodata="0")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
