@@ -1,0 +1,217 @@
+"""The job worker (``fluxlens worker``): claims queued jobs one at a time and runs them on Dask.
+
+Dask runs on the local threaded scheduler, or on an existing ``dask.distributed`` cluster when
+``$FLUXLENS_DASK_SCHEDULER`` names its scheduler address (``tcp://host:8786``). While a job runs,
+a thread heartbeats the job row; progress is written per chunk and cancellation is polled between
+chunks. On start (and then every ``stale_s``) the worker recovers jobs left running by dead
+workers (``JobStore.recover_stale``). SIGTERM / SIGINT: finish the current job, then exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import secrets
+import signal
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import dask
+
+from catalog.errors import FluxLensError
+from models.job_limits import JobLimits
+from models.jobs import CANCELLED, FAILED, SUCCEEDED, Job, JobStore
+
+ENV_DASK_SCHEDULER = "FLUXLENS_DASK_SCHEDULER"
+LOG_SOURCES = ("models", "catalog", "data_prep")
+
+log = logging.getLogger(__name__)
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+@contextlib.contextmanager
+def dask_scheduler(address: str | None = None) -> Iterator[str]:
+    """Make Dask compute on the cluster at ``address`` (default ``$FLUXLENS_DASK_SCHEDULER``) or,
+    without one, on the local threaded scheduler. Yields a description of the choice."""
+    address = address or os.environ.get(ENV_DASK_SCHEDULER) or None
+    if address:
+        from distributed import Client
+
+        with Client(address, set_as_default=True) as client:
+            yield f"dask.distributed cluster at {client.scheduler.address}"
+    else:
+        with dask.config.set(scheduler="threads"):
+            yield "dask local threaded scheduler"
+
+
+@dataclass
+class JobContext:
+    """What a running job may call: ``progress(done, total)`` and ``should_cancel()``."""
+
+    store: JobStore
+    job: Job
+    worker_id: str
+    lost: threading.Event = field(default_factory=threading.Event)
+
+    def progress(self, done: int, total: int) -> None:
+        if not self.store.set_progress(self.job.id, self.worker_id, done, total):
+            self.lost.set()
+
+    def should_cancel(self) -> bool:
+        """A cancel was requested, or this worker lost the job (declared dead)."""
+        return self.lost.is_set() or self.store.should_stop(self.job.id, self.worker_id)
+
+
+def _run_repredict(ctx: JobContext) -> str:
+    from catalog import api
+    from models import predict
+
+    req = ctx.job.request
+    name = req.get("product_name") or f"emulated_job{ctx.job.id}"
+    if name in {p.name for p in api.list_products()}:
+        # An earlier attempt registered the product and died before recording success.
+        ctx.store.log(ctx.job.id, f"product {name} already complete in the catalog")
+        return name
+    return predict.predict_region(
+        req["version"],
+        tuple(req["bbox"]),
+        req["start"],
+        req["end"],
+        product_name=name,
+        progress=ctx.progress,
+        should_cancel=ctx.should_cancel,
+    )
+
+
+def _run_retrain(ctx: JobContext) -> str:
+    from models import predict, training
+
+    def progress(done: int, total: int) -> None:
+        ctx.progress(done, total)
+        if ctx.should_cancel():
+            raise predict.Cancelled(f"job {ctx.job.id} cancelled")
+
+    settings = training.TrainSettings(**ctx.job.request["settings"])
+    return training.train(settings, progress=progress)
+
+
+JOB_RUNNERS: dict[str, Callable[[JobContext], str]] = {
+    "repredict": _run_repredict,
+    "retrain": _run_retrain,
+}
+
+
+class _JobLogHandler(logging.Handler):
+    """Copies log records of our packages into the running job's log."""
+
+    def __init__(self, store: JobStore, job_id: int):
+        super().__init__(logging.INFO)
+        self.store, self.job_id = store, job_id
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not record.name.startswith(LOG_SOURCES) or record.name == __name__:
+            return
+        try:
+            self.store.log(self.job_id, self.format(record), record.levelname)
+        except Exception:  # a log line must never kill the job
+            self.handleError(record)
+
+
+class Worker:
+    """One worker process's loop. Several workers may share a database: claims are atomic."""
+
+    def __init__(self, store: JobStore | None = None, limits: JobLimits | None = None, worker_id=None):
+        self.store = store or JobStore()
+        self.limits = limits or JobLimits.from_env()
+        self.worker_id = worker_id or new_worker_id()
+        self.stop = threading.Event()
+        self._last_recovery = 0.0
+
+    def recover(self) -> list[Job]:
+        self._last_recovery = time.monotonic()
+        recovered = self.store.recover_stale(self.limits.stale_s)
+        for job in recovered:
+            log.warning("job %s of a dead worker is now %s", job.id, job.status)
+        return recovered
+
+    def _heartbeat(self, ctx: JobContext, done: threading.Event) -> None:
+        while not done.wait(self.limits.heartbeat_s):
+            try:
+                if not self.store.heartbeat(ctx.job.id, self.worker_id):
+                    ctx.lost.set()
+                    return
+            except Exception:  # a busy database: try again at the next beat
+                log.exception("heartbeat for job %s failed", ctx.job.id)
+
+    def execute(self, job: Job) -> str:
+        """Run a claimed job to a final state; returns the state recorded (or 'lost')."""
+        from models.predict import Cancelled
+
+        ctx = JobContext(self.store, job, self.worker_id)
+        done = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(ctx, done), name=f"heartbeat-{job.id}")
+        handler = _JobLogHandler(self.store, job.id)
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        root = logging.getLogger()
+        root.addHandler(handler)
+        beat.start()
+        started = time.monotonic()
+        output = error = None
+        try:
+            output = JOB_RUNNERS[job.kind](ctx)
+            status = SUCCEEDED
+        except Cancelled:
+            status = CANCELLED
+        except FluxLensError as exc:
+            status, error = FAILED, str(exc)
+        except Exception as exc:
+            status, error = FAILED, f"{type(exc).__name__}: {exc}"
+            self.store.log(job.id, traceback.format_exc(), "ERROR")
+        finally:
+            done.set()
+            beat.join()
+            root.removeHandler(handler)
+        if ctx.lost.is_set() and status != SUCCEEDED:
+            log.warning("job %s was taken from this worker; its result is dropped", job.id)
+            return "lost"
+        if not self.store.finish(job.id, self.worker_id, status, output=output, error=error):
+            log.warning("job %s was taken from this worker; its %s state is not recorded", job.id, status)
+            return "lost"
+        log.info("job %s %s in %.1f s", job.id, status, time.monotonic() - started)
+        return status
+
+    def run(self, *, once: bool = False, poll_s: float = 1.0, max_jobs: int | None = None) -> int:
+        """Claim and run jobs until stopped; ``once``: until the queue is empty. Returns jobs run."""
+        n = 0
+        with dask_scheduler() as where:
+            log.info("worker %s on %s, database %s", self.worker_id, where, self.store.path)
+            self.recover()
+            while not self.stop.is_set() and (max_jobs is None or n < max_jobs):
+                if time.monotonic() - self._last_recovery > self.limits.stale_s:
+                    self.recover()
+                job = self.store.claim(self.worker_id)
+                if job is None:
+                    if once:
+                        break
+                    self.stop.wait(poll_s)
+                    continue
+                log.info("job %s (%s) claimed", job.id, job.kind)
+                self.execute(job)
+                n += 1
+        return n
+
+    def install_signal_handlers(self) -> None:
+        def request_stop(signum, _frame):
+            log.warning("signal %s: stopping after the current job", signum)
+            self.stop.set()
+
+        signal.signal(signal.SIGTERM, request_stop)
+        signal.signal(signal.SIGINT, request_stop)
