@@ -39,6 +39,8 @@ from models.job_limits import JobLimits
 
 ENV_JOBS_DB = "FLUXLENS_JOBS_DB"
 ANONYMOUS = "anonymous"
+# Names that mean "not logged in" (Panel calls a visitor who did not log in "guest").
+_ANONYMOUS_NAMES = frozenset({"", ANONYMOUS, "guest"})
 
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 ACTIVE_STATES = (QUEUED, RUNNING)
@@ -433,6 +435,11 @@ class JobStore:
         return recovered
 
 
+def _user_name(user: str | None) -> str:
+    user = (user or "").strip()
+    return ANONYMOUS if user in _ANONYMOUS_NAMES else user
+
+
 @dataclass
 class JobService:
     """Submitting, listing and cancelling jobs with validation, limits and ownership checks.
@@ -446,13 +453,13 @@ class JobService:
     require_login: bool = False
 
     def _check_submitter(self, user: str | None) -> str:
-        user = (user or "").strip() or ANONYMOUS
+        user = _user_name(user)
         if self.require_login and user == ANONYMOUS:
             raise AccessDenied("log in to submit or cancel jobs")
         return user
 
     def _owned(self, job_id: int, user: str | None) -> Job:
-        user = (user or "").strip() or ANONYMOUS
+        user = _user_name(user)
         job = self.store.get(job_id)
         if job is None or job.user != user:
             # Same message for "absent" and "someone else's": job ids of others are not disclosed.
@@ -474,7 +481,7 @@ class JobService:
         )
 
     def list_jobs(self, user: str | None, *, limit: int = 50) -> list[Job]:
-        return self.store.jobs((user or "").strip() or ANONYMOUS, limit=limit)
+        return self.store.jobs(_user_name(user), limit=limit)
 
     def job(self, job_id: int, user: str | None) -> Job:
         return self._owned(job_id, user)

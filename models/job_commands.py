@@ -1,0 +1,183 @@
+"""``fluxlens worker`` and ``fluxlens jobs submit|list|cancel|log``: the job queue from a shell.
+
+The shell is trusted like the web server (it can open the database anyway): ``--user`` says on
+whose behalf a job is submitted or cancelled (default ``$FLUXLENS_USER`` or ``anonymous``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+import time
+
+from catalog.errors import FluxLensError
+from models.jobs import ANONYMOUS, JobService, JobStore, format_duration, format_time
+from models.worker import LOG_SOURCES, Worker
+
+
+def _bbox(text: str) -> list[float]:
+    parts = text.replace(" ", "").split(",")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) != 4:
+        raise argparse.ArgumentTypeError(f"bbox {text!r}: expected W,S,E,N in degrees")
+    return values
+
+
+def _names(text: str) -> list[str]:
+    return [p.strip() for p in text.split(",") if p.strip()]
+
+
+def _service(args) -> JobService:
+    return JobService(JobStore(args.jobs_db), require_login=False)
+
+
+def _cmd_worker(args) -> int:
+    if args.scheduler:
+        os.environ["FLUXLENS_DASK_SCHEDULER"] = args.scheduler
+    logging.getLogger().setLevel(logging.INFO)
+    for name in LOG_SOURCES:
+        logging.getLogger(name).setLevel(logging.INFO)
+    worker = Worker(JobStore(args.jobs_db))
+    worker.install_signal_handlers()
+    n = worker.run(once=args.once, poll_s=args.poll, max_jobs=args.max_jobs)
+    print(f"worker {worker.worker_id}: ran {n} job(s)")
+    return 0
+
+
+def _cmd_submit(args) -> int:
+    if args.kind == "repredict":
+        request = {"version": args.model_version, "bbox": args.bbox, "start": args.start, "end": args.end}
+        if args.product_name:
+            request["product_name"] = args.product_name
+    else:
+        request = {"constraint": not args.no_constraint, "start": args.start, "end": args.end}
+        if args.features:
+            request["features"] = args.features
+        if args.sites:
+            request["sites"] = args.sites
+    job = _service(args).submit(args.kind, request, args.user)
+    print(f"job {job.id} queued ({job.kind}) for {job.user}")
+    if args.wait:
+        return _wait(_service(args), job.id, args.user)
+    return 0
+
+
+def _wait(service: JobService, job_id: int, user: str) -> int:
+    while (job := service.job(job_id, user)).is_active:
+        time.sleep(1.0)
+    print(f"job {job.id} {job.status}" + (f": {job.output or job.error}" if job.output or job.error else ""))
+    return 0 if job.status == "succeeded" else 1
+
+
+def _cmd_list(args) -> int:
+    store = JobStore(args.jobs_db)
+    jobs = store.jobs(None if args.all else args.user, limit=args.limit)
+    if args.json:
+        print(json.dumps([dataclasses.asdict(job) for job in jobs], indent=1))
+        return 0
+    for job in jobs:
+        progress = f"{job.progress_done}/{job.progress_total}" if job.progress_total else "-"
+        print(
+            f"{job.id:>5} {job.kind:<9} {job.status:<9} {job.user:<12} {progress:>9} "
+            f"created {format_time(job.created_at)}  elapsed {format_duration(job.elapsed_s())}  "
+            f"{job.output or job.error or ''}"
+        )
+    return 0
+
+
+def _cmd_cancel(args) -> int:
+    job = _service(args).cancel(args.job_id, args.user)
+    state = "cancel requested" if job.is_active else job.status
+    print(f"job {job.id}: {state}")
+    return 0
+
+
+def _cmd_log(args) -> int:
+    for line in _service(args).logs(args.job_id, args.user):
+        print(f"{format_time(line.at)} {line.level:<7} {line.message}")
+    return 0
+
+
+def add_job_commands(subparsers) -> None:
+    """Register ``worker`` and ``jobs`` on the ``fluxlens`` command."""
+    db_help = "job database: path or sqlite:///path (default $FLUXLENS_JOBS_DB or <data-dir>/jobs.sqlite)"
+    user_default = os.environ.get("FLUXLENS_USER") or ANONYMOUS
+
+    worker = subparsers.add_parser("worker", help="run queued retrain / re-prediction jobs")
+    worker.add_argument("--jobs-db", help=db_help)
+    worker.add_argument("--once", action="store_true", help="exit when the queue is empty")
+    worker.add_argument("--poll", type=float, default=1.0, help="seconds between queue polls (default 1)")
+    worker.add_argument("--max-jobs", type=int, help="exit after this many jobs")
+    worker.add_argument("--scheduler", help="dask.distributed scheduler address ($FLUXLENS_DASK_SCHEDULER)")
+    worker.set_defaults(func=_cmd_worker)
+
+    jobs = subparsers.add_parser("jobs", help="submit, list and cancel jobs")
+    jobs_sub = jobs.add_subparsers(dest="jobs_command", required=True)
+
+    def common(p):
+        p.add_argument("--jobs-db", help=db_help)
+        p.add_argument("--user", default=user_default, help=f"acting user (default {user_default})")
+
+    submit = jobs_sub.add_parser("submit", help="queue a job")
+    submit_kinds = submit.add_subparsers(dest="kind", required=True)
+    repredict = submit_kinds.add_parser("repredict", help="predict LE/H over a region and period")
+    common(repredict)
+    repredict.add_argument("--model-version", required=True, help="emulator version (fluxlens models list)")
+    repredict.add_argument("--bbox", type=_bbox, required=True, help="W,S,E,N in degrees")
+    repredict.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
+    repredict.add_argument("--end", required=True, help="last day, YYYY-MM-DD")
+    repredict.add_argument("--product-name", help="name of the new catalog product")
+    retrain = submit_kinds.add_parser("retrain", help="train a new emulator version")
+    common(retrain)
+    retrain.add_argument("--features", type=_names, help="comma-separated predictors (default: all)")
+    retrain.add_argument("--no-constraint", action="store_true", help="no energy-balance constraint")
+    retrain.add_argument("--sites", type=_names, help="comma-separated site ids (default: all)")
+    retrain.add_argument("--start", help="first day of the training period")
+    retrain.add_argument("--end", help="last day of the training period")
+    for p in (repredict, retrain):
+        p.add_argument("--wait", action="store_true", help="wait for the job to finish")
+        p.set_defaults(func=_cmd_submit)
+
+    listing = jobs_sub.add_parser("list", help="jobs, newest first")
+    common(listing)
+    listing.add_argument("--all", action="store_true", help="every user's jobs")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--json", action="store_true", help="machine-readable output")
+    listing.set_defaults(func=_cmd_list)
+
+    cancel = jobs_sub.add_parser("cancel", help="cancel a queued or running job")
+    common(cancel)
+    cancel.add_argument("job_id", type=int)
+    cancel.set_defaults(func=_cmd_cancel)
+
+    log_cmd = jobs_sub.add_parser("log", help="a job's log lines")
+    common(log_cmd)
+    log_cmd.add_argument("job_id", type=int)
+    log_cmd.set_defaults(func=_cmd_log)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the job commands alone (``python -m models.job_commands worker …``)."""
+    parser = argparse.ArgumentParser(prog="fluxlens")
+    parser.add_argument("--data-dir")
+    add_job_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.data_dir:
+        os.environ["FLUXLENS_DATA_DIR"] = args.data_dir
+    try:
+        return int(args.func(args) or 0)
+    except FluxLensError as exc:
+        print(f"fluxlens {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
