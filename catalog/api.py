@@ -1,0 +1,280 @@
+"""Read API of the catalog: the one way the app and the models reach data.
+
+Everything is found through the intake 2 catalog ``<data_dir>/catalog.yaml`` (entries described in
+``catalog.intake_catalog``). Opened catalogs and datasets are cached per process and refreshed when
+``catalog.yaml`` changes or a product is rewritten (each write gets a new ``store_id``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from catalog import intake_catalog, settings
+from catalog.errors import InputError
+
+EARTH_RADIUS_KM = 6371.0088  # IUGG mean Earth radius
+REGION_MAX_PIXELS = 1_000_000
+
+
+@dataclass
+class ProductInfo:
+    """Description of one gridded product, as recorded in the catalog."""
+
+    name: str
+    title: str
+    variables: dict[str, dict]  # {var: {units, long_name[, standard_name]}}
+    resolution: float  # degrees (longitude step of level 0)
+    time_start: str  # ISO date of the first time step
+    time_end: str  # ISO date of the last time step
+    n_time: int
+    time_step: str  # "day" | "month"
+    bbox: tuple[float, float, float, float]  # (west, south, east, north), outer cell edges
+    levels: list[dict]  # [{level, n_lat, n_lon, resolution}]
+    synthetic: bool
+    provenance: dict
+    kind: str
+    chunking: dict = field(default_factory=dict)
+    store_id: str = ""
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["bbox"] = list(self.bbox)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ProductInfo:
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        kw["bbox"] = tuple(float(v) for v in kw["bbox"])
+        return cls(**kw)
+
+    @property
+    def has_series(self) -> bool:
+        """Whether a time-chunked copy of level 0 exists for whole-record pixel reads."""
+        return bool(self.chunking.get("series"))
+
+
+_lock = threading.RLock()
+_catalog_cache: dict[Path, tuple[tuple[int, int], object]] = {}
+_dataset_cache: dict[tuple[str, str, str], xr.Dataset] = {}
+
+
+def _data_dir() -> Path:
+    return settings.data_dir()
+
+
+def _catalog():
+    """The loaded intake catalog of the current data directory, reloaded when the file changes."""
+    path = intake_catalog.catalog_path(_data_dir()).resolve()
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return intake_catalog.load(path.parent)
+    stamp = (st.st_mtime_ns, st.st_size)
+    with _lock:
+        cached = _catalog_cache.get(path)
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, intake_catalog.load(path.parent))
+            _catalog_cache[path] = cached
+        return cached[1]
+
+
+def _entries_of_kind(kind: str) -> dict[str, dict]:
+    cat = _catalog()
+    return {k: e.metadata for k, e in cat.entries.items() if e.metadata.get("entry_kind") == kind}
+
+
+def list_products() -> list[ProductInfo]:
+    """All gridded products in the catalog, sorted by name."""
+    infos = [ProductInfo.from_dict(m["info"]) for m in _entries_of_kind("product").values()]
+    return sorted(infos, key=lambda i: i.name)
+
+
+def product_info(name: str) -> ProductInfo:
+    """Description of product ``name``; :class:`InputError` listing the known ones if unknown."""
+    meta = _entries_of_kind("product").get(name)
+    if meta is None:
+        known = ", ".join(sorted(_entries_of_kind("product"))) or "none"
+        raise InputError(f"unknown product {name!r}; known products: {known}")
+    return ProductInfo.from_dict(meta["info"])
+
+
+def _read_entry(entry: str, store_id: str) -> xr.Dataset:
+    key = (str(intake_catalog.catalog_path(_data_dir()).resolve()), entry, store_id)
+    with _lock:
+        ds = _dataset_cache.get(key)
+    if ds is None:
+        ds = _catalog()[entry].read()
+        with _lock:
+            for k in [k for k in _dataset_cache if k[:2] == key[:2]]:
+                del _dataset_cache[k]
+            _dataset_cache[key] = ds
+    return ds
+
+
+def open_product(name: str, level: int = 0) -> xr.Dataset:
+    """Product ``name`` at pyramid ``level`` as a lazy (dask) dataset with dims (time, lat, lon)."""
+    info = product_info(name)
+    if not 0 <= int(level) < len(info.levels):
+        raise InputError(f"product {name!r} has levels 0..{len(info.levels) - 1}, not {level}")
+    return _read_entry(intake_catalog.level_entry(name, int(level)), info.store_id)
+
+
+def _open_series(info: ProductInfo) -> xr.Dataset:
+    if info.has_series:
+        return _read_entry(intake_catalog.series_entry(info.name), info.store_id)
+    return open_product(info.name, 0)
+
+
+def choose_level(name: str, lon_range, lat_range, width_px: int) -> int:
+    """Coarsest level with at least ``width_px`` pixels across ``lon_range`` (level 0 if none has)."""
+    info = product_info(name)
+    lon0, lon1 = (float(v) for v in lon_range)
+    lat0, lat1 = (float(v) for v in lat_range)
+    if not (lon1 > lon0 and lat1 > lat0) or width_px < 1:
+        raise InputError(f"bad view for {name!r}: lon {lon_range}, lat {lat_range}, width {width_px} px")
+    for lev in reversed(info.levels):
+        if (lon1 - lon0) / lev["resolution"] >= width_px:
+            return int(lev["level"])
+    return 0
+
+
+def haversine_km(lon1, lat1, lon2, lat2):
+    """Great-circle distance (haversine formula, mean Earth radius 6371.0088 km)."""
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    dp, dl = p2 - p1, np.radians(np.asarray(lon2) - np.asarray(lon1))
+    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(a))
+
+
+def _select_vars(ds: xr.Dataset, name: str, variables) -> xr.Dataset:
+    if variables is None:
+        return ds
+    variables = [variables] if isinstance(variables, str) else list(variables)
+    missing = [v for v in variables if v not in ds.data_vars]
+    if missing:
+        raise InputError(f"product {name!r} has no variable(s) {missing}; it has {sorted(ds.data_vars)}")
+    return ds[variables]
+
+
+def _inside(info: ProductInfo, lon: float, lat: float) -> bool:
+    w, s, e, n = info.bbox
+    return w <= lon <= e and s <= lat <= n
+
+
+def point_series(name: str, lon: float, lat: float, variables=None) -> xr.Dataset:
+    """Whole record at the pixel nearest to (lon, lat), loaded.
+
+    attrs: ``pixel_lon``, ``pixel_lat`` (centre of that pixel), ``distance_km`` (haversine from the
+    requested point), ``product``. Outside the product's bbox → :class:`InputError`.
+    """
+    info = product_info(name)
+    lon, lat = float(lon), float(lat)
+    if not (math.isfinite(lon) and math.isfinite(lat)) or not _inside(info, lon, lat):
+        raise InputError(f"point ({lon}, {lat}) is outside product {name!r} (bbox W,S,E,N = {info.bbox})")
+    ds = _select_vars(_open_series(info), name, variables)
+    i = int(np.abs(ds.lat.values - lat).argmin())
+    j = int(np.abs(ds.lon.values - lon).argmin())
+    out = ds.isel(lat=i, lon=j).load()
+    plon, plat = float(out.lon), float(out.lat)
+    out = out.drop_vars(["lat", "lon"])
+    out.attrs.update(
+        product=name,
+        pixel_lon=plon,
+        pixel_lat=plat,
+        distance_km=float(haversine_km(lon, lat, plon, plat)),
+    )
+    return out
+
+
+def region_series(name: str, bbox, variables=None) -> xr.Dataset:
+    """cos(latitude)-weighted mean over the pixels whose centres lie in ``bbox`` (W, S, E, N), loaded.
+
+    Missing pixels are left out of both the sum and the weights. The finest pyramid level with at
+    most :data:`REGION_MAX_PIXELS` pixels in the box is used (attrs ``level``, ``n_pixels``). A box
+    too small to hold a pixel centre uses the pixel under its centre. A box outside the data →
+    :class:`InputError`.
+    """
+    info = product_info(name)
+    w, s, e, n = (float(v) for v in bbox)
+    if not (e > w and n > s):
+        raise InputError(f"bad bbox {tuple(bbox)} for {name!r}: need west < east and south < north")
+    pw, ps, pe, pn = info.bbox
+    if e < pw or w > pe or n < ps or s > pn:
+        raise InputError(f"bbox {tuple(bbox)} is outside product {name!r} (bbox W,S,E,N = {info.bbox})")
+    level = len(info.levels) - 1
+    for lev in info.levels:
+        est = ((min(e, pe) - max(w, pw)) / lev["resolution"]) * (
+            (min(n, pn) - max(s, ps)) / lev["resolution"]
+        )
+        if est <= REGION_MAX_PIXELS:
+            level = int(lev["level"])
+            break
+    ds = open_product(name, level) if level else _open_series(info)
+    ds = _select_vars(ds, name, variables)
+    sub = ds.sel(lat=slice(n, s), lon=slice(w, e))
+    if sub.sizes["lat"] == 0 or sub.sizes["lon"] == 0:
+        clon, clat = (max(w, pw) + min(e, pe)) / 2, (max(s, ps) + min(n, pn)) / 2
+        sub = ds.sel(lat=[clat], lon=[clon], method="nearest")
+    weights = np.cos(np.deg2rad(sub.lat)).astype("float64")
+    out = sub.weighted(weights).mean(("lat", "lon"), skipna=True)
+    for v in out.data_vars:
+        out[v].attrs = dict(ds[v].attrs)
+        out[v] = out[v].astype(np.float32)
+    out = out.load()
+    out.attrs.update(
+        product=name, bbox=[w, s, e, n], level=level, n_pixels=int(sub.sizes["lat"] * sub.sizes["lon"])
+    )
+    return out
+
+
+def list_networks() -> list[str]:
+    """Names of the station networks in the catalog."""
+    return sorted({m["network"] for m in _entries_of_kind("station_sites").values()})
+
+
+def network_info(network: str) -> dict:
+    """Catalog metadata of a station network (n_sites, variables, time range, provenance, synthetic)."""
+    meta = _entries_of_kind("station_sites").get(intake_catalog.station_entry(network, "sites"))
+    if meta is None:
+        raise InputError(
+            f"unknown station network {network!r}; known networks: {', '.join(list_networks()) or 'none'}"
+        )
+    return dict(meta)
+
+
+def _read_table(network: str, table: str, store_id: str, **kwargs) -> pd.DataFrame:
+    return _catalog()[intake_catalog.station_entry(network, table)].read(**kwargs)
+
+
+def sites(network: str) -> pd.DataFrame:
+    """Site table: site_id, name, lat, lon, igbp, start, end, network, synthetic (+ extra columns)."""
+    meta = network_info(network)
+    key = ("sites", network, meta.get("store_id", ""))
+    with _lock:
+        df = _table_cache.get(key)
+    if df is None:
+        df = _read_table(network, "sites", meta.get("store_id", ""))
+        with _lock:
+            _table_cache[key] = df
+    return df.copy()
+
+
+_table_cache: dict[tuple[str, str, str], pd.DataFrame] = {}
+
+
+def site_observations(network: str, site_id: str) -> pd.DataFrame:
+    """Observations of one site (one row per time step, ``time`` column), sorted by time."""
+    known = sites(network)
+    if site_id not in set(known["site_id"]):
+        raise InputError(f"network {network!r} has no site {site_id!r}")
+    df = _read_table(network, "observations", "", filters=[("site_id", "==", site_id)])
+    return df.sort_values("time").reset_index(drop=True)
