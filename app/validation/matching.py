@@ -1,0 +1,217 @@
+"""Pure functions that pair station observations with a gridded or point product.
+
+Spatial: the product pixel nearest to the station (great-circle distance reported), or bilinear
+interpolation between the four surrounding pixel centres. Temporal: sub-daily observations become
+daily means when enough of the day is covered; daily values become monthly means likewise. Anomalies
+remove a mean seasonal cycle. Closure: how far LE + H falls short of Rn - G.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from catalog.errors import InputError
+from models import metrics
+
+EARTH_RADIUS_KM = 6371.0088
+
+SPATIAL_METHODS = ("nearest", "bilinear")
+ANOMALY_WINDOW_DAYS = 31
+
+
+def haversine_km(lon1, lat1, lon2, lat2):
+    """Great-circle distance in km between points given in degrees (mean Earth radius 6371.0088 km)."""
+    lon1, lat1, lon2, lat2 = (np.radians(np.asarray(v, dtype="float64")) for v in (lon1, lat1, lon2, lat2))
+    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
+    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
+
+
+def nearest_location(lons, lats, lon: float, lat: float) -> tuple[int, float]:
+    """Index of the point (of a point-series product) nearest to (lon, lat) and its distance in km."""
+    d = haversine_km(lons, lats, lon, lat)
+    if d.size == 0:
+        raise InputError("matching: the product has no locations")
+    i = int(np.nanargmin(d))
+    return i, float(d[i])
+
+
+def grid_series(ds: xr.Dataset, lon: float, lat: float, method: str = "nearest") -> xr.Dataset:
+    """The product's time series at a station from a ``(time, lat, lon)`` dataset.
+
+    ``nearest``: the pixel whose centre is nearest; ``bilinear``: weights of the four surrounding
+    pixel centres (NaN where any of the four is NaN). ``attrs`` state ``method``, ``pixel_lon``,
+    ``pixel_lat`` (nearest pixel centre) and ``distance_km`` (station to that centre).
+    Raises ``InputError`` when the station lies outside the grid.
+    """
+    if method not in SPATIAL_METHODS:
+        raise InputError(f"matching: unknown spatial method {method!r}; use one of {SPATIAL_METHODS}")
+    glat, glon = ds["lat"].values, ds["lon"].values
+    half_lat = abs(float(glat[1] - glat[0])) / 2 if glat.size > 1 else 0.5
+    half_lon = abs(float(glon[1] - glon[0])) / 2 if glon.size > 1 else 0.5
+    if not (glat.min() - half_lat <= lat <= glat.max() + half_lat) or not (
+        glon.min() - half_lon <= lon <= glon.max() + half_lon
+    ):
+        raise InputError(f"matching: station at lon {lon:.4f}, lat {lat:.4f} lies outside the product grid")
+    near = ds.sel(lat=lat, lon=lon, method="nearest")
+    plon, plat = float(near["lon"]), float(near["lat"])
+    if method == "nearest":
+        out = near
+    else:
+        # clamp inside the outer pixel centres so edge stations fall back to the edge values
+        ilat = float(np.clip(lat, glat.min(), glat.max()))
+        ilon = float(np.clip(lon, glon.min(), glon.max()))
+        out = ds.interp(lat=ilat, lon=ilon, method="linear")
+    out = out.drop_vars([c for c in ("lat", "lon") if c in out.coords])
+    out.attrs.update(
+        method=method,
+        pixel_lon=plon,
+        pixel_lat=plat,
+        distance_km=float(haversine_km(plon, plat, lon, lat)),
+    )
+    return out
+
+
+def _median_step_days(index: pd.DatetimeIndex) -> float:
+    if len(index) < 2:
+        return 1.0
+    step = pd.Series(index).diff().median()
+    if pd.isna(step) or step <= pd.Timedelta(0):
+        return 1.0
+    return step / pd.Timedelta(days=1)
+
+
+def samples_per_day(index: pd.DatetimeIndex) -> float:
+    """Nominal number of samples per day from the median sampling interval (1 for daily or coarser)."""
+    return max(1.0 / _median_step_days(index), 1.0)
+
+
+def to_daily(series: pd.Series, *, min_coverage: float = 0.5) -> pd.Series:
+    """Daily mean of a (sub-)daily series on a ``DatetimeIndex`` (UTC or local, as given).
+
+    A day is kept when its valid samples are at least ``min_coverage`` of the nominal number of
+    samples per day (from the median sampling interval); otherwise it is NaN. Daily input is
+    returned on day starts unchanged.
+    """
+    s = _as_time_series(series)
+    per_day = samples_per_day(s.index)
+    grouped = s.resample("1D")
+    mean, count = grouped.mean(), grouped.count()
+    if per_day <= 1.0:
+        return mean.where(count > 0)
+    return mean.where(count >= min_coverage * per_day)
+
+
+def to_monthly(series: pd.Series, *, min_coverage: float = 0.5) -> pd.Series:
+    """Monthly mean (labelled with the first day of the month) of a daily or finer series.
+
+    Sub-daily input is first reduced with :func:`to_daily` (same ``min_coverage``); a month is
+    kept when at least ``min_coverage`` of its days have a value.
+    """
+    daily = to_daily(series, min_coverage=min_coverage)
+    grouped = daily.resample("MS")
+    mean, count = grouped.mean(), grouped.count()
+    days = mean.index.days_in_month.to_numpy()
+    return mean.where(count.to_numpy() >= min_coverage * days)
+
+
+def to_time_step(series: pd.Series, time_step: str, *, min_coverage: float = 0.5) -> pd.Series:
+    """Aggregate observations to a product's ``time_step`` (``"day"`` or ``"month"``)."""
+    if time_step == "day":
+        return to_daily(series, min_coverage=min_coverage)
+    if time_step == "month":
+        return to_monthly(series, min_coverage=min_coverage)
+    raise InputError(f"matching: unknown product time step {time_step!r} (expected 'day' or 'month')")
+
+
+def pair(obs: pd.Series, pred: pd.Series) -> pd.DataFrame:
+    """Observation and prediction on their common time stamps, columns ``obs``/``pred``, both valid."""
+    df = pd.concat({"obs": _as_time_series(obs), "pred": _as_time_series(pred)}, axis=1, join="inner")
+    return df.dropna()
+
+
+def seasonal_climatology(series: pd.Series, *, window_days: int = ANOMALY_WINDOW_DAYS) -> pd.Series:
+    """Mean seasonal cycle evaluated at each time stamp of ``series``.
+
+    Daily data: for every day of year (29 Feb counted as 28 Feb), the mean of all values within a
+    centred ``window_days`` window of days of year, wrapping around the year end.
+    Monthly data: the mean of each calendar month over the years.
+    """
+    s = _as_time_series(series)
+    if s.empty:
+        return s.copy()
+    if _is_monthly(s.index):
+        clim = s.groupby(s.index.month).mean()
+        return pd.Series(clim.reindex(s.index.month).to_numpy(), index=s.index)
+    doy = _day_of_year_365(s.index)
+    valid = np.isfinite(s.to_numpy())
+    sums = np.bincount(doy[valid], weights=s.to_numpy()[valid], minlength=365)
+    counts = np.bincount(doy[valid], minlength=365).astype("float64")
+    half = window_days // 2
+    kernel = np.ones(2 * half + 1)
+    wrap = np.concatenate
+    sums_w = np.convolve(wrap([sums[-half:], sums, sums[:half]]), kernel, mode="valid")
+    counts_w = np.convolve(wrap([counts[-half:], counts, counts[:half]]), kernel, mode="valid")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        clim = np.where(counts_w > 0, sums_w / counts_w, np.nan)
+    return pd.Series(clim[doy], index=s.index)
+
+
+def anomalies(series: pd.Series, *, window_days: int = ANOMALY_WINDOW_DAYS) -> pd.Series:
+    """``series`` minus its :func:`seasonal_climatology`."""
+    s = _as_time_series(series)
+    return s - seasonal_climatology(s, window_days=window_days)
+
+
+def paired_anomalies(pairs: pd.DataFrame, *, window_days: int = ANOMALY_WINDOW_DAYS) -> pd.DataFrame:
+    """Anomalies of both columns of :func:`pair` output, each from its own climatology on the paired days."""
+    out = pd.DataFrame(
+        {c: anomalies(pairs[c], window_days=window_days) for c in ("obs", "pred")}, index=pairs.index
+    )
+    return out.dropna()
+
+
+def energy_balance_closure(le, h, rn, g=None, *, min_n: int = metrics.MIN_PAIRS) -> dict[str, float]:
+    """Energy-balance closure of a tower: y = LE + H against x = Rn - G (G = 0 where not given).
+
+    Returns ``slope_origin`` (least squares through the origin), ``ols_slope``/``ols_intercept``,
+    ``ratio`` = sum(y) / sum(x) (energy balance ratio, Wilson et al. 2002, Agric. For. Meteorol.
+    113:223) and ``n``, all on time steps where every term is valid.
+    """
+    le, h, rn = (np.asarray(v, dtype="float64") for v in (le, h, rn))
+    g = np.zeros_like(rn) if g is None else np.asarray(g, dtype="float64")
+    y, x = le + h, rn - g
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    slope, intercept = metrics.ols_fit(x, y, min_n=min_n)
+    ratio = float(y.sum() / x.sum()) if x.size >= min_n and x.sum() != 0 else np.nan
+    return {
+        "n": int(x.size),
+        "slope_origin": metrics.slope_through_origin(x, y, min_n=min_n),
+        "ols_slope": slope,
+        "ols_intercept": intercept,
+        "ratio": ratio,
+    }
+
+
+def _as_time_series(series: pd.Series) -> pd.Series:
+    if not isinstance(series.index, pd.DatetimeIndex):
+        raise InputError("matching: a series needs a DatetimeIndex of time stamps")
+    s = series.astype("float64")
+    if s.index.tz is not None:
+        s.index = s.index.tz_convert("UTC").tz_localize(None)
+    if not s.index.is_monotonic_increasing:
+        s = s.sort_index()
+    return s[~s.index.duplicated(keep="first")]
+
+
+def _is_monthly(index: pd.DatetimeIndex) -> bool:
+    return bool(len(index) > 0 and (index.day == 1).all() and _median_step_days(index) >= 27)
+
+
+def _day_of_year_365(index: pd.DatetimeIndex) -> np.ndarray:
+    """0-based day of year on a 365-day calendar (29 Feb counted as 28 Feb)."""
+    doy = index.day_of_year.to_numpy() - 1
+    leap_after_feb = index.is_leap_year & (doy >= 59)
+    return np.where(leap_after_feb, doy - 1, doy)

@@ -1,0 +1,83 @@
+"""Reading what a validation needs through the catalog API (the only I/O of the validation)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import xarray as xr
+
+from app.validation import matching, series
+from app.validation.analyses import SiteMatch
+from app.validation.config import ValidationOptions
+from catalog import api
+from catalog.errors import InputError
+
+
+def product_at_site(
+    product: str, variable: str, lon: float, lat: float, options: ValidationOptions
+) -> xr.Dataset:
+    """The product's whole record at a station (``variable`` and ``flag`` when the product has one).
+
+    ``nearest`` uses :func:`catalog.api.point_series`; ``bilinear`` interpolates level 0 with
+    :func:`matching.grid_series`. attrs: ``method``, ``pixel_lon``, ``pixel_lat``, ``distance_km``,
+    ``time_step``.
+    """
+    info = api.product_info(product)
+    wanted = [variable] + (["flag"] if "flag" in info.variables and variable != "flag" else [])
+    if options.spatial == "nearest":
+        ds = api.point_series(product, lon, lat, wanted)
+        ds.attrs["method"] = "nearest"
+    else:
+        ds = matching.grid_series(api.open_product(product)[wanted], lon, lat, "bilinear").load()
+    ds.attrs["time_step"] = info.time_step
+    return ds
+
+
+def match_site(
+    network: str,
+    site: pd.Series | dict,
+    product: str,
+    variable: str,
+    options: ValidationOptions,
+    *,
+    station_table: pd.DataFrame | None = None,
+) -> SiteMatch:
+    """Observations of one site paired with one product variable (see :func:`series.match_pairs`)."""
+    site_id = str(site["site_id"])
+    table = station_table if station_table is not None else api.site_observations(network, site_id)
+    obs = series.station_series(table, variable, options)
+    ds = product_at_site(product, variable, float(site["lon"]), float(site["lat"]), options)
+    pred = series.product_series(ds, variable, product_name=product, options=options)
+    pairs = series.match_pairs(obs, pred, ds.attrs["time_step"], options)
+    return SiteMatch(
+        site_id=site_id,
+        variable=variable,
+        product=product,
+        obs_column=series.observed_column(table, variable, options),
+        pairs=pairs,
+        time_step=ds.attrs["time_step"],
+        pixel={k: ds.attrs.get(k) for k in ("method", "pixel_lon", "pixel_lat", "distance_km")},
+        station_table=table,
+    )
+
+
+def site_record(
+    network: str, site: pd.Series | dict, products: list[str], variable: str, options: ValidationOptions
+) -> tuple[pd.DataFrame, dict[str, pd.Series], dict[str, dict]]:
+    """What the site view draws for one variable: the observed series (``value``, ``qc_pass``), each
+    product's series at the site (on the same period), and each product's pixel description.
+
+    Products that do not cover the site or lack the variable are left out of the returned dicts.
+    """
+    table = api.site_observations(network, str(site["site_id"]))
+    obs = series.station_series(table, variable, options)
+    preds: dict[str, pd.Series] = {}
+    pixels: dict[str, dict] = {}
+    for product in products:
+        try:
+            ds = product_at_site(product, variable, float(site["lon"]), float(site["lat"]), options)
+        except InputError:
+            continue
+        preds[product] = series.product_series(ds, variable, product_name=product, options=options)
+        pixels[product] = {k: ds.attrs.get(k) for k in ("method", "pixel_lon", "pixel_lat", "distance_km")}
+        pixels[product]["time_step"] = ds.attrs["time_step"]
+    return obs, preds, pixels
