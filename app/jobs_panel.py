@@ -65,9 +65,9 @@ class JobRow:
         self.title = pn.pane.Markdown(margin=(0, 5))
         self.progress = pn.indicators.Progress(value=0, max=1000, width=260, height=16, margin=(5, 5))
         self.detail = pn.pane.Markdown(margin=(0, 5), css_classes=["job-detail"])
-        self.cancel = pn.widgets.Button(name="Cancel", button_type="danger", width=80, margin=(0, 5))
+        self.cancel = pn.widgets.Button(label="Cancel", color="danger", width=80, margin=(0, 5))
         self.cancel.on_click(lambda _e: self.view.cancel(self.job_id))
-        self.show_log = pn.widgets.Toggle(name="Log", width=60, margin=(0, 5))
+        self.show_log = pn.widgets.Toggle(label="Log", width=60, margin=(0, 5))
         self.show_log.param.watch(lambda _e: self.update_log(), "value")
         self.log = pn.pane.Markdown(visible=False, margin=(0, 5), css_classes=["job-log"])
         self.layout = pn.Column(
@@ -135,26 +135,28 @@ class JobsView:
         self.rows: dict[int, JobRow] = {}
 
         self.kind = pn.widgets.RadioButtonGroup(
-            name="Job",
+            label="Job",
             options={"Re-predict LE/H": "repredict", "Retrain emulator": "retrain"},
             value="repredict",
         )
         self.bbox = pn.widgets.TextInput(
-            name="Box W,S,E,N (degrees)", placeholder="-100,35,-95,40", width=260
+            label="Box W,S,E,N (degrees)", placeholder="-100,35,-95,40", width=260
         )
-        self.use_box = pn.widgets.Button(name="Use box drawn on map", width=180)
+        self.use_box = pn.widgets.Button(label="Use box drawn on map", width=180)
         self.use_box.on_click(lambda _e: self._fill_bbox(getattr(self.state, "box", None)))
-        self.use_view = pn.widgets.Button(name="Use map view", width=120)
+        self.use_view = pn.widgets.Button(label="Use map view", width=120)
         self.use_view.on_click(lambda _e: self._fill_bbox(self._view_bbox()))
         start, end = self._default_period()
-        self.start = pn.widgets.DatePicker(name="First day", value=start, width=130)
-        self.end = pn.widgets.DatePicker(name="Last day", value=end, width=130)
-        self.version = pn.widgets.Select(name="Model version", options=[], width=260)
-        self.product_name = pn.widgets.TextInput(name="Product name (optional)", width=260)
-        self.constraint = pn.widgets.Checkbox(name="Energy-balance constraint (LE + H = Rn − G)", value=True)
-        self.features = pn.widgets.MultiChoice(name="Features (empty: default set)", options=_feature_names())
-        self.sites = pn.widgets.TextInput(name="Sites (comma-separated ids, empty: all)", width=400)
-        self.submit_button = pn.widgets.Button(name="Submit", button_type="primary", width=120)
+        self.start = pn.widgets.DatePicker(label="First day", value=start, width=130)
+        self.end = pn.widgets.DatePicker(label="Last day", value=end, width=130)
+        self.version = pn.widgets.Select(label="Model version", options=[], width=260)
+        self.product_name = pn.widgets.TextInput(label="Product name (optional)", width=260)
+        self.constraint = pn.widgets.Checkbox(label="Energy-balance constraint (LE + H = Rn − G)", value=True)
+        self.features = pn.widgets.MultiChoice(
+            label="Features (empty: default set)", options=_feature_names()
+        )
+        self.sites = pn.widgets.TextInput(label="Sites (comma-separated ids, empty: all)", width=400)
+        self.submit_button = pn.widgets.Button(label="Submit", color="primary", width=120)
         self.submit_button.on_click(lambda _e: self.submit())
         self.message = pn.pane.Alert("", alert_type="light", visible=False, margin=(5, 5))
         self.jobs = pn.Column(sizing_mode="stretch_width", css_classes=["jobs-list"])

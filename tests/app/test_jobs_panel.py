@@ -1,0 +1,76 @@
+"""The Jobs tab against a real job database: the user's list, progress, cancel, login rule, box input."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.jobs_panel import JobsView, _parse_bbox, panel
+from app.state import AppState
+from catalog.errors import FluxLensError
+from models.job_limits import JobLimits
+from models.jobs import CANCELLED, RUNNING, JobService, JobStore
+
+REQUEST = {"version": "v1", "bbox": [-100.0, 35.0, -99.0, 36.0], "start": "2018-07-01", "end": "2018-07-05"}
+
+
+@pytest.fixture
+def store(tmp_path) -> JobStore:
+    return JobStore(tmp_path / "jobs.sqlite")
+
+
+def test_lists_own_jobs_and_follows_progress(store):
+    mine = store.insert("repredict", REQUEST, "ana", max_attempts=1)
+    store.insert("repredict", REQUEST, "bob", max_attempts=1)
+    view = JobsView(AppState(user="ana"), JobService(store, JobLimits(), require_login=True))
+    assert list(view.rows) == [mine.id]  # bob's job is not shown
+    row = view.rows[mine.id]
+    assert row.progress.value == 0 and "queued" in row.title.object and row.cancel.visible
+
+    store.claim("w")
+    store.set_progress(mine.id, "w", 5, 20)
+    view.refresh()
+    assert row.progress.value == 250 and "5/20 chunks (25%)" in row.detail.object
+    assert "left" in row.detail.object and RUNNING in row.title.object
+
+    row.show_log.value = True
+    assert "queued by ana" in row.log.object and "started by worker w" in row.log.object
+
+    row.cancel.clicks += 1  # the button's click handler
+    assert store.get(mine.id).cancel_requested
+    assert "cancel requested" in view.message.object
+
+
+def test_anonymous_refused_when_login_on(store):
+    view = JobsView(AppState(user="anonymous"), JobService(store, JobLimits(), require_login=True))
+    view.bbox.value = "-100,35,-99,36"
+    layout = view.layout()
+    assert view.submit_button.disabled
+    assert view.submit() is None
+    assert view.message.alert_type == "danger" and "log in" in view.message.object
+    assert store.jobs() == []
+    assert layout is not None
+
+
+def test_box_from_map_state(store):
+    state = AppState(user="anonymous")
+    view = JobsView(state, JobService(store, JobLimits()))
+    state.box = (-101.5, 33.25, -97.0, 38.0)
+    assert _parse_bbox(view.bbox.value) == (-101.5, 33.25, -97.0, 38.0)
+    state.x_range, state.y_range = (-110.0, -90.0), (30.0, 45.0)
+    view.use_view.clicks += 1
+    assert _parse_bbox(view.bbox.value) == (-110.0, 30.0, -90.0, 45.0)
+    with pytest.raises(FluxLensError, match="W,S,E,N"):
+        _parse_bbox("1,2,3")
+
+
+def test_finished_jobs_have_no_cancel(store):
+    job = store.insert("repredict", REQUEST, "anonymous", max_attempts=1)
+    store.request_cancel(job.id)
+    view = JobsView(AppState(), JobService(store, JobLimits()))
+    row = view.rows[job.id]
+    assert CANCELLED in row.title.object and not row.cancel.visible
+
+
+def test_panel_builds_without_a_server(store):
+    viewable = panel(AppState(), service=JobService(store, JobLimits()))
+    assert "jobs-panel" in viewable.css_classes
