@@ -30,7 +30,7 @@ STATUS_COLOURS = {
 def _model_versions() -> list[str]:
     from models import registry
 
-    return list(registry.list_versions())
+    return [v["version"] for v in registry.list_versions()]
 
 
 def _parse_bbox(text: str) -> tuple[float, float, float, float]:

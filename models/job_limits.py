@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 import os
 from dataclasses import dataclass
 
@@ -50,3 +52,191 @@ class JobLimits:
             heartbeat_s=float(_env_number("FLUXLENS_JOB_HEARTBEAT_S", cls.heartbeat_s, float)),
             stale_s=float(_env_number("FLUXLENS_JOB_STALE_S", cls.stale_s, float)),
         )
+
+
+def _date(value, what: str, where: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(str(value)[:10])
+    except ValueError:
+        raise InputError(f"{where}: {what} {value!r} is not a date (YYYY-MM-DD)") from None
+
+
+def _period(request: dict, where: str, *, required: bool) -> tuple[dt.date | None, dt.date | None]:
+    start, end = request.get("start"), request.get("end")
+    if required and (not start or not end):
+        raise InputError(f"{where}: a period (start and end) is required")
+    start = _date(start, "start", where) if start else None
+    end = _date(end, "end", where) if end else None
+    if start and end and start > end:
+        raise InputError(f"{where}: start {start} is after end {end}")
+    return start, end
+
+
+def _bbox(value, where: str) -> tuple[float, float, float, float]:
+    try:
+        w, s, e, n = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise InputError(f"{where}: box {value!r} must be four numbers W, S, E, N (degrees)") from None
+    if not all(math.isfinite(v) for v in (w, s, e, n)):
+        raise InputError(f"{where}: box {value!r} has a non-finite coordinate")
+    if not (-180 <= w < e <= 180 and -90 <= s < n <= 90):
+        raise InputError(
+            f"{where}: box W={w}, S={s}, E={e}, N={n} needs -180 ≤ W < E ≤ 180, -90 ≤ S < N ≤ 90"
+        )
+    return w, s, e, n
+
+
+def validate(kind: str, request: dict, limits: JobLimits) -> dict:
+    """Check a job request before it is queued; returns it normalised (InputError if refused)."""
+    if not isinstance(request, dict):
+        raise InputError(f"{kind} request must be a mapping, not {type(request).__name__}")
+    if kind == "repredict":
+        return _validate_repredict(request, limits)
+    if kind == "retrain":
+        return _validate_retrain(request)
+    raise InputError(f"unknown job kind {kind!r}; known: repredict, retrain")
+
+
+RETRAIN_TARGETS = ("corrected", "raw")
+MAX_BOOST_ROUNDS = 2000
+
+
+def default_sites_source() -> str:
+    """The training sites of a retrain when none is named: the catalog's FLUXNET-like network
+    (the demo world's ``fluxnet_demo``) if there is one, else the trainer's default."""
+    from catalog import api
+    from models.training import TrainSettings
+
+    networks = api.list_networks()
+    fluxnet = [n for n in networks if n.startswith("fluxnet")]
+    return fluxnet[0] if fluxnet else TrainSettings.sites_source
+
+
+def _validate_retrain(request: dict) -> dict:
+    from catalog import api
+    from models import features as F
+    from models import training_table as T
+
+    where = "retrain"
+    unknown = set(request) - {
+        "sites_source",
+        "targets",
+        "constraint",
+        "features",
+        "sites",
+        "start",
+        "end",
+        "num_boost_round",
+        "n_folds",
+    }
+    if unknown:
+        raise InputError(f"{where}: unknown settings {sorted(unknown)}")
+    source = request.get("sites_source") or default_sites_source()
+    kind, place = T.resolve_source(source)
+    targets = request.get("targets", "corrected")
+    if targets not in RETRAIN_TARGETS:
+        raise InputError(f"{where}: targets must be one of {RETRAIN_TARGETS}, not {targets!r}")
+    features = request.get("features") or None
+    if features is not None:
+        features = [str(f) for f in features]
+        bad = [f for f in features if f not in F.FEATURES]
+        if bad:
+            raise InputError(f"{where}: unknown features {bad}; declared: {sorted(F.FEATURES)}")
+    sites = request.get("sites") or None
+    if sites is not None:
+        sites = [str(s) for s in sites]
+        if kind == "network":
+            known = set(api.sites(place)["site_id"].astype(str))
+            bad = [s for s in sites if s not in known]
+            if bad:
+                raise InputError(f"{where}: sites {bad} are not in network {place!r}")
+    start, end = _period(request, where, required=False)
+    out = {
+        "sites_source": source,
+        "targets": targets,
+        "constraint": bool(request.get("constraint", True)),
+        "features": features,
+        "sites": sites,
+        "start": start.isoformat() if start else None,
+        "end": end.isoformat() if end else None,
+    }
+    rounds = request.get("num_boost_round")
+    if rounds is not None:
+        if not (isinstance(rounds, int) and 1 <= rounds <= MAX_BOOST_ROUNDS):
+            raise InputError(f"{where}: num_boost_round must be an integer in 1..{MAX_BOOST_ROUNDS}")
+        out["num_boost_round"] = rounds
+    folds = request.get("n_folds")
+    if folds is not None:
+        if not (isinstance(folds, int) and 2 <= folds <= 10):
+            raise InputError(f"{where}: n_folds must be an integer in 2..10")
+        out["n_folds"] = folds
+    return out
+
+
+def prediction_domain(version: str) -> dict:
+    """Where and when a model version can predict: the intersection of the bounding boxes and time
+    ranges of the catalog products it reads (``bbox``, ``start``, ``end``), and the grid step of
+    its forcing product (``resolution``, degrees)."""
+    from catalog import api
+    from models import registry
+    from models import training_table as T
+
+    meta = registry.read_meta(version)
+    products = (meta.get("training_data") or {}).get("cube_products") or T.DEMO_CUBE_PRODUCTS
+    infos = {role: api.product_info(name) for role, name in products.items()}
+    w = max(i.bbox[0] for i in infos.values())
+    s = max(i.bbox[1] for i in infos.values())
+    e = min(i.bbox[2] for i in infos.values())
+    n = min(i.bbox[3] for i in infos.values())
+    timed = [i for i in infos.values() if i.n_time > 1]
+    start = max(_date(i.time_start, "start", i.name) for i in timed)
+    end = min(_date(i.time_end, "end", i.name) for i in timed)
+    grid = infos.get("forcing") or next(iter(infos.values()))
+    return {"bbox": (w, s, e, n), "start": start, "end": end, "resolution": float(grid.resolution)}
+
+
+def _validate_repredict(request: dict, limits: JobLimits) -> dict:
+    from catalog import api
+    from catalog.store import NAME_RE
+
+    where = "re-prediction"
+    unknown = set(request) - {"version", "bbox", "start", "end", "product_name"}
+    if unknown:
+        raise InputError(f"{where}: unknown settings {sorted(unknown)}")
+    version = request.get("version")
+    if not version:
+        raise InputError(f"{where}: choose a model version")
+    domain = prediction_domain(str(version))  # InputError naming the known versions
+    w, s, e, n = _bbox(request.get("bbox"), where)
+    dw, ds, de, dn = domain["bbox"]
+    tol = 1e-9
+    if w < dw - tol or s < ds - tol or e > de + tol or n > dn + tol:
+        raise InputError(
+            f"{where}: box W={w}, S={s}, E={e}, N={n} is not inside the data of model {version} "
+            f"(W={dw}, S={ds}, E={de}, N={dn})"
+        )
+    start, end = _period(request, where, required=True)
+    if start < domain["start"] or end > domain["end"]:
+        raise InputError(
+            f"{where}: period {start}..{end} is not inside the data of model {version} "
+            f"({domain['start']}..{domain['end']})"
+        )
+    res = domain["resolution"]
+    n_lat = max(1, math.ceil((n - s) / res - 1e-9))
+    n_lon = max(1, math.ceil((e - w) / res - 1e-9))
+    n_days = (end - start).days + 1
+    pixel_days = n_lat * n_lon * n_days
+    if pixel_days > limits.max_pixel_days:
+        raise InputError(
+            f"{where}: {n_lat} × {n_lon} pixels × {n_days} days = {pixel_days:,} pixel-days exceeds the "
+            f"limit of {limits.max_pixel_days:,} ($FLUXLENS_JOB_MAX_PIXEL_DAYS); use a smaller box or period"
+        )
+    out = {"version": str(version), "bbox": [w, s, e, n], "start": start.isoformat(), "end": end.isoformat()}
+    name = (request.get("product_name") or "").strip()
+    if name:
+        if not NAME_RE.match(name):
+            raise InputError(f"{where}: product name {name!r} must be lower-case letters, digits, _ or -")
+        if name in {p.name for p in api.list_products()}:
+            raise InputError(f"{where}: a product named {name!r} already exists")
+        out["product_name"] = name
+    return out

@@ -92,15 +92,52 @@ def _run_repredict(ctx: JobContext) -> str:
 
 
 def _run_retrain(ctx: JobContext) -> str:
+    """Train a new version; a sites or period subset trains on that part of the training table.
+    Cancelling raises from the progress callback: ``models.registry`` writes a version only once
+    it is complete, so nothing is left behind."""
+    import pandas as pd
+
+    from models import features as F
     from models import predict, training
+    from models import training_table as T
+
+    req = ctx.job.request
 
     def progress(done: int, total: int) -> None:
         ctx.progress(done, total)
         if ctx.should_cancel():
             raise predict.Cancelled(f"job {ctx.job.id} cancelled")
 
-    settings = training.TrainSettings(**ctx.job.request["settings"])
-    return training.train(settings, progress=progress)
+    settings = training.TrainSettings(
+        sites_source=req["sites_source"],
+        targets=req["targets"],
+        constrained=req["constraint"],
+        features=tuple(req["features"]) if req.get("features") else None,
+    )
+    for option in ("num_boost_round", "n_folds"):
+        if option in req:
+            setattr(settings, option, req[option])
+    if not (req.get("sites") or req.get("start") or req.get("end")):
+        return training.train(settings, progress=progress)
+
+    kind, _ = T.resolve_source(settings.sites_source)
+    settings.features = settings.features or (F.FLUXNET_FEATURES if kind == "folder" else F.DEMO_FEATURES)
+    table = T.build(settings.sites_source, features=list(settings.features), qc_min=settings.qc_min)
+    keep = pd.Series(True, index=table.index)
+    subset = []
+    if req.get("sites"):
+        keep &= table["site_id"].astype(str).isin(req["sites"])
+        subset.append(f"sites {','.join(req['sites'])}")
+    if req.get("start"):
+        keep &= table["time"] >= pd.Timestamp(req["start"])
+    if req.get("end"):
+        keep &= table["time"] <= pd.Timestamp(req["end"])
+    if req.get("start") or req.get("end"):
+        subset.append(f"period {req.get('start') or '…'}..{req.get('end') or '…'}")
+    part = table.loc[keep].reset_index(drop=True)
+    part.attrs = {**table.attrs, "source": f"{table.attrs.get('source')} ({'; '.join(subset)})"}
+    ctx.store.log(ctx.job.id, f"training on {len(part)} of {len(table)} rows: {'; '.join(subset)}")
+    return training.train(settings, progress=progress, table=part)
 
 
 JOB_RUNNERS: dict[str, Callable[[JobContext], str]] = {
