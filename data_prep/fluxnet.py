@@ -310,8 +310,11 @@ def _fluxnet_time(path: Path, raw: pd.DataFrame) -> tuple[pd.Series, str]:
     return _parse_stamp(path, stamps, "TIMESTAMP", fmt), resolution
 
 
-def _parse_stamp(path: Path, values: pd.Series, column: str, fmt: str = "%Y%m%d%H%M") -> pd.Series:
-    parsed = pd.to_datetime(values.str.strip(), format=fmt, errors="coerce")
+def _parse_stamp(path: Path, values: pd.Series, column: str, fmt: str | None = None) -> pd.Series:
+    values = values.str.strip()
+    if fmt is None:  # TIMESTAMP_START/END: YYYYMMDDHHMM, or YYYYMMDD in weekly files
+        fmt = "%Y%m%d" if values.str.len().max() == 8 else "%Y%m%d%H%M"
+    parsed = pd.to_datetime(values, format=fmt, errors="coerce")
     if parsed.isna().any():
         bad = values[parsed.isna()].iloc[0]
         raise InputError(f"{path}: {column} value {bad!r} is not a {fmt} time stamp")
@@ -488,7 +491,8 @@ def to_daily(df: pd.DataFrame, *, min_coverage: float = 0.5) -> pd.DataFrame:
     A day's value is NaN unless at least ``min_coverage`` (fraction) of its steps are valid. ``P`` is
     a total: the mean of the valid steps times the number of steps per day (mm d-1). ``<NAME>_QC``
     becomes the mean of the step QC over the day's steps, i.e. the fraction of good data (the FLUXNET
-    daily definition); days are labelled by their start, 00:00 local standard time.
+    daily definition); ``<NAME>_N`` counts the valid steps. Days are labelled by their start, 00:00
+    local standard time (FLUXNET time stamps are local standard time).
     """
     resolution = df.attrs.get("resolution")
     if resolution in ("DD",):
@@ -677,12 +681,18 @@ def write_fluxnet(path, df: pd.DataFrame, *, decimals: int = 4) -> Path:
     """Write one site's daily table as a FLUXNET2015 SUBSET DD CSV (``TIMESTAMP`` YYYYMMDD).
 
     ``df`` holds ``time`` (daily) and any canonical columns (units as read: SWC m3 m-3, written as %)
-    and ``<NAME>_QC`` fractions; absent columns and NaN are written as -9999. The file is written to a
-    temporary name and renamed, so a failed write leaves nothing behind.
+    and ``<NAME>_QC`` fractions; absent columns and NaN are written as -9999. If ``path`` is a folder,
+    the FLUXNET file name (:func:`fluxnet_file_name`, needs ``site_id``) is used inside it. The file is
+    written to a temporary name and renamed, so a failed write leaves nothing behind.
     """
     path = Path(path)
-    if "time" not in df:
-        raise InputError(f"{path}: the table to write has no 'time' column")
+    if "time" not in df or df.empty:
+        raise InputError(f"{path}: the table to write has no rows or no 'time' column")
+    if path.is_dir():
+        if "site_id" not in df:
+            raise InputError(f"{path}: a folder was given but the table has no 'site_id' for the file name")
+        years = pd.to_datetime(df["time"]).dt.year
+        path = path / fluxnet_file_name(str(df["site_id"].iloc[0]), int(years.min()), int(years.max()))
     if "site_id" in df and df["site_id"].nunique() > 1:
         raise InputError(f"{path}: one FLUXNET file holds one site, got {df['site_id'].nunique()}")
     time = pd.to_datetime(df["time"])

@@ -180,7 +180,7 @@ def _finish(table: pd.DataFrame, name: str) -> pd.DataFrame:
     if bad.any():
         i = int(np.flatnonzero(bad.to_numpy())[0])
         raise InputError(f"{name}: data line {i + 1} is not 'date time value flag': {table.iloc[i].tolist()}")
-    flag = table["flag"].replace("", "M")
+    flag = table["flag"].fillna("U").replace("", "U")  # a line without ISMN flag: unchecked
     return pd.DataFrame(
         {
             "time": time.astype("datetime64[ns]"),
@@ -245,8 +245,12 @@ def _parse_ceop(lines: list[str], name: str) -> tuple[dict, pd.DataFrame]:
 
 
 def _static_file(path: Path) -> Path | None:
-    found = sorted(path.parent.glob("*_static_variables.csv"))
-    return found[0] if found else None
+    """The station's ``<CSE>_<network>_<station>_static_variables.csv`` beside ``path``, if any."""
+    m = _FILE_NAME.match(path.name)
+    if not m:
+        return None
+    static = path.with_name(f"{m['cse']}_{m['network']}_{m['station']}_static_variables.csv")
+    return static if static.is_file() else None
 
 
 def parse_static_variables(data: bytes, name: str) -> list[dict]:

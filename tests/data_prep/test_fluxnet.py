@@ -372,3 +372,45 @@ def test_write_roundtrip(shared_data, tmp_path):
             tmp_path / "x.csv", read_fluxnet(shared_data / "bigleaf_halfhourly" / "AT_Neu_Jul_2010.csv")
         )
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_fluxnet_halfhourly_flags_and_weekly_stamps(tmp_path):
+    # No real FLUXNET2015 HH/WW file is in the sample data: two tiny files in the published layout.
+    hh = tmp_path / "FLX_US-Xyz_FLUXNET2015_SUBSET_HH_2010-2010_1-4.csv"
+    hh.write_text(
+        "TIMESTAMP_START,TIMESTAMP_END,TA_F,TA_F_QC,LE_F_MDS,LE_F_MDS_QC,SWC_F_MDS_1,SWC_F_MDS_1_QC\n"
+        "201001010000,201001010030,1.5,0,100,0,20,0\n"
+        "201001010030,201001010100,1.4,1,110,1,21,1\n"
+        "201001010100,201001010130,1.3,2,120,2,-9999,2\n"
+        "201001010130,201001010200,1.2,3,130,3,23,3\n"
+    )
+    table = read_fluxnet(hh, qc_min=0.5)
+    assert table.attrs["resolution"] == "HH" and table.attrs["period"] == "30min"
+    assert table["time"].iloc[1] == pd.Timestamp("2010-01-01 00:30")  # TIMESTAMP_START
+    assert table["LE_QC_FLAG"].tolist() == [0, 1, 2, 3]
+    assert table["LE_QC"].tolist() == [1.0, 1.0, 0.0, 0.0]
+    assert table["LE"].tolist()[:2] == [100, 110] and table["LE"].iloc[2:].isna().all()
+    assert table["LE_RAW"].tolist() == [100, 110, 120, 130]
+    assert table.attrs["qc_rejected"]["LE"] == 2
+    assert table.attrs["qc_rejected"]["SWC"] == 1  # the -9999 row is missing, not rejected
+    assert table["SWC_RAW"].iloc[3] == pytest.approx(0.23)
+
+    ww = tmp_path / "FLX_US-Xyz_FLUXNET2015_SUBSET_WW_2010-2010_1-4.csv"
+    ww.write_text(
+        "TIMESTAMP_START,TIMESTAMP_END,TA_F,TA_F_QC,LE_F_MDS,LE_F_MDS_QC\n"
+        "20100101,20100107,1.5,1,100,0.9\n"
+        "20100108,20100114,1.4,1,-9999,0.1\n"
+    )
+    weekly = read_fluxnet(ww, qc_min=0.5)
+    assert weekly.attrs["resolution"] == "WW"
+    assert weekly["time"].tolist() == [pd.Timestamp("2010-01-01"), pd.Timestamp("2010-01-08")]
+    assert weekly["LE_QC"].tolist() == [0.9, 0.1] and math.isnan(weekly["LE"].iloc[1])
+
+
+def test_write_into_folder_uses_fluxnet_name(shared_data, tmp_path):
+    table = read_fluxnet(shared_data / US_AR1)
+    path = write_fluxnet(tmp_path, table.iloc[:400])
+    assert path.parent == tmp_path
+    assert path.name == "FLX_US-AR1_FLUXNET2015_SUBSET_DD_2009-2010_1-4.csv"
+    back = read_fluxnet(path)
+    assert back["site_id"].eq("US-AR1").all() and len(back) == 400
