@@ -284,7 +284,8 @@ def read_ismn_folder(path, *, flags: tuple[str, ...] | None = ("G",)) -> tuple[p
     """Read every soil-moisture ``.stm`` file of an ISMN download (a folder, a zip, or zips in a folder).
 
     Returns ``(sites, observations)``: sites one row per station (``site_id, name, lat, lon, igbp,
-    network, station, elevation, start, end, n_sensors, depths``; ``igbp`` is NaN, ISMN gives none),
+    network_ismn, station, elevation, start, end, n_sensors, depths``; ``igbp`` is NaN, ISMN gives
+    none; the store's ``network`` column names the FluxLens network, so the ISMN one is ``network_ismn``),
     observations ``site_id, time, soil_moisture, depth_from, depth_to, sensor, flag, flag_provider``.
     ``start``/``end`` span the values kept by ``flags`` (NaT when none is kept). Files of other ISMN
     variables (soil temperature, precipitation ...) are skipped, and so is a sensor met a second time
@@ -355,7 +356,7 @@ def _site_rows(metas: list[dict], observations: pd.DataFrame) -> pd.DataFrame:
                 "lat": meta["lat"],
                 "lon": meta["lon"],
                 "igbp": np.nan,
-                "network": meta["network"],
+                "network_ismn": meta["network"],
                 "station": meta["station"],
                 "elevation": meta["elevation"],
                 "depths": set(),

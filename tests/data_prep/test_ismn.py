@@ -117,7 +117,7 @@ def test_zip_archive_multinetwork(shared_data):
         assert len(sites) == len(members) == 8
         name = next(n for n in members if "Abrams" in n)
         header, *data = plain_lines(z.read(name))
-    assert set(sites["network"]) == {"MAQU", "SCAN", "SOILSCAPE"}
+    assert set(sites["network_ismn"]) == {"MAQU", "SCAN", "SOILSCAPE"}
     abrams = sites.set_index("site_id").loc["SCAN.Abrams"]
     assert abrams["lat"] == float(header[3]) and abrams["lon"] == float(header[4])
     series = obs[obs["site_id"] == "SCAN.Abrams"].reset_index(drop=True)
