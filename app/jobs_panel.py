@@ -95,7 +95,7 @@ class JobRow:
         if job.status == "running":
             parts.append(f"about {format_duration(job.remaining_s())} left")
         if job.attempts > 1:
-            parts.append(f"attempt {job.attempts}/{job.max_attempts}")
+            parts.append(f"attempt {job.attempts}")
         if job.output:
             where = "product picker" if job.kind == "repredict" else "model versions"
             parts.append(f"result `{job.output}` (in the {where})")

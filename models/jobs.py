@@ -7,8 +7,8 @@ Storage is SQLite (stdlib ``sqlite3``) in WAL mode, by default ``<data_dir>/jobs
 file named by ``$FLUXLENS_JOBS_DB`` (a path or ``sqlite:///<path>``). Three tables:
 
 * ``jobs``: one row per job: kind, request JSON, user, status, timestamps (epoch seconds UTC:
-  created, started, finished, heartbeat), progress (chunks done / total), attempts and the
-  maximum, the claiming worker, the output (catalog product or model version), the error text and
+  created, started, finished, heartbeat), progress (chunks done / total), the number of
+  attempts, the claiming worker, the output (catalog product or model version), the error text and
   a cancel flag;
 * ``job_log``: log lines of a job (time, level, message);
 * ``job_runs``: one row per execution attempt (worker, pid, start, end, outcome), the record that
@@ -62,7 +62,6 @@ CREATE TABLE IF NOT EXISTS jobs (
     progress_done INTEGER NOT NULL DEFAULT 0,
     progress_total INTEGER NOT NULL DEFAULT 0,
     attempts INTEGER NOT NULL DEFAULT 0,
-    max_attempts INTEGER NOT NULL,
     worker TEXT,
     output TEXT,
     error TEXT,
@@ -113,7 +112,6 @@ class Job:
     progress_done: int
     progress_total: int
     attempts: int
-    max_attempts: int
     worker: str | None
     output: str | None
     error: str | None
@@ -236,9 +234,7 @@ class JobStore:
 
     # -- web side ---------------------------------------------------------------------------------
 
-    def insert(
-        self, kind: str, request: dict, user: str, *, max_attempts: int, max_active: int | None = None
-    ) -> Job:
+    def insert(self, kind: str, request: dict, user: str, *, max_active: int | None = None) -> Job:
         """Queue a job. With ``max_active``, refuse (InputError) when ``user`` already has that many
         queued or running jobs; the count and the insert are one transaction."""
         if kind not in JOB_KINDS:
@@ -254,9 +250,9 @@ class JobStore:
                         "wait for one to finish or cancel one"
                     )
             row = con.execute(
-                "INSERT INTO jobs (kind, request, user, status, created_at, max_attempts) "
-                "VALUES (?, ?, ?, 'queued', ?, ?) RETURNING *",
-                (kind, json.dumps(request, sort_keys=True), user, time.time(), max_attempts),
+                "INSERT INTO jobs (kind, request, user, status, created_at) "
+                "VALUES (?, ?, ?, 'queued', ?) RETURNING *",
+                (kind, json.dumps(request, sort_keys=True), user, time.time()),
             ).fetchone()
             job = Job.from_row(row)
             self._log(con, job.id, f"queued by {user}")
@@ -340,7 +336,7 @@ class JobStore:
                 "INSERT INTO job_runs (job_id, attempt, worker, pid, started_at) VALUES (?, ?, ?, ?, ?)",
                 (job.id, job.attempts, worker, os.getpid() if pid is None else pid, now),
             )
-            self._log(con, job.id, f"attempt {job.attempts}/{job.max_attempts} started by worker {worker}")
+            self._log(con, job.id, f"attempt {job.attempts} started by worker {worker}")
         return job
 
     def heartbeat(self, job_id: int, worker: str) -> bool:
@@ -399,9 +395,10 @@ class JobStore:
             self._log(con, job_id, f"{status}{detail}", "ERROR" if status == FAILED else "INFO")
         return True
 
-    def recover_stale(self, stale_s: float, *, now: float | None = None) -> list[Job]:
+    def recover_stale(self, stale_s: float, max_attempts: int, *, now: float | None = None) -> list[Job]:
         """Jobs left ``running`` by a worker whose heartbeat is older than ``stale_s``: cancelled if a
-        cancel was requested, re-queued while attempts remain, else failed. Returns them updated."""
+        cancel was requested, re-queued while they have run fewer than ``max_attempts`` times, else
+        failed. Returns them updated."""
         now = time.time() if now is None else now
         recovered = []
         with self._write() as con:
@@ -414,7 +411,7 @@ class JobStore:
                 lost = f"worker {job.worker} stopped responding (last heartbeat {age:.0f} s ago)"
                 if job.cancel_requested:
                     status, error = CANCELLED, None
-                elif job.attempts < job.max_attempts:
+                elif job.attempts < max_attempts:
                     status, error = QUEUED, None
                 else:
                     status, error = FAILED, f"{lost}; gave up after {job.attempts} attempts"
@@ -476,7 +473,6 @@ class JobService:
             kind,
             normalised,
             user,
-            max_attempts=self.limits.max_attempts,
             max_active=self.limits.max_active_per_user,
         )
 

@@ -174,7 +174,7 @@ class Worker:
 
     def recover(self) -> list[Job]:
         self._last_recovery = time.monotonic()
-        recovered = self.store.recover_stale(self.limits.stale_s)
+        recovered = self.store.recover_stale(self.limits.stale_s, self.limits.max_attempts)
         for job in recovered:
             log.warning("job %s of a dead worker is now %s", job.id, job.status)
         return recovered

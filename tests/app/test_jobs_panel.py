@@ -19,8 +19,8 @@ def store(tmp_path) -> JobStore:
 
 
 def test_lists_own_jobs_and_follows_progress(store):
-    mine = store.insert("repredict", REQUEST, "ana", max_attempts=1)
-    store.insert("repredict", REQUEST, "bob", max_attempts=1)
+    mine = store.insert("repredict", REQUEST, "ana")
+    store.insert("repredict", REQUEST, "bob")
     view = JobsView(AppState(user="ana"), JobService(store, JobLimits(), require_login=True))
     assert list(view.rows) == [mine.id]  # bob's job is not shown
     row = view.rows[mine.id]
@@ -64,7 +64,7 @@ def test_box_from_map_state(store):
 
 
 def test_finished_jobs_have_no_cancel(store):
-    job = store.insert("repredict", REQUEST, "anonymous", max_attempts=1)
+    job = store.insert("repredict", REQUEST, "anonymous")
     store.request_cancel(job.id)
     view = JobsView(AppState(), JobService(store, JobLimits()))
     row = view.rows[job.id]

@@ -49,7 +49,7 @@ def test_url_forms(tmp_path, monkeypatch):
 
 
 def test_lifecycle_queued_running_succeeded(store):
-    job = store.insert("repredict", REQUEST, "ana", max_attempts=2)
+    job = store.insert("repredict", REQUEST, "ana")
     assert (job.status, job.attempts, job.request) == (QUEUED, 0, REQUEST)
     assert job.started_at is None and job.created_at > 0
 
@@ -79,13 +79,13 @@ def test_lifecycle_queued_running_succeeded(store):
 
 
 def test_claims_oldest_first(store):
-    ids = [store.insert("repredict", REQUEST, "ana", max_attempts=1).id for _ in range(3)]
+    ids = [store.insert("repredict", REQUEST, "ana").id for _ in range(3)]
     assert [store.claim("w").id for _ in range(3)] == ids
 
 
 def test_cancel_queued_and_running(store):
-    queued = store.insert("repredict", REQUEST, "ana", max_attempts=1)
-    running = store.insert("repredict", REQUEST, "ana", max_attempts=1)
+    queued = store.insert("repredict", REQUEST, "ana")
+    running = store.insert("repredict", REQUEST, "ana")
     store.request_cancel(queued.id)
     assert store.get(queued.id).status == CANCELLED
     assert store.claim("w").id == running.id  # a cancelled job is never claimed
@@ -101,30 +101,30 @@ def test_cancel_queued_and_running(store):
 
 def test_max_active_per_user(store):
     for _ in range(2):
-        store.insert("repredict", REQUEST, "ana", max_attempts=1, max_active=2)
+        store.insert("repredict", REQUEST, "ana", max_active=2)
     with pytest.raises(InputError, match="already has 2 active jobs"):
-        store.insert("repredict", REQUEST, "ana", max_attempts=1, max_active=2)
-    store.insert("repredict", REQUEST, "bob", max_attempts=1, max_active=2)  # per user
+        store.insert("repredict", REQUEST, "ana", max_active=2)
+    store.insert("repredict", REQUEST, "bob", max_active=2)  # per user
     store.request_cancel(store.jobs("ana")[0].id)
-    store.insert("repredict", REQUEST, "ana", max_attempts=1, max_active=2)  # a slot freed
+    store.insert("repredict", REQUEST, "ana", max_active=2)  # a slot freed
 
 
 def test_unknown_kind_refused(store):
     with pytest.raises(InputError, match="unknown job kind 'train'"):
-        store.insert("train", {}, "ana", max_attempts=1)
+        store.insert("train", {}, "ana")
 
 
 def test_recover_stale_requeues_then_fails(store):
-    job = store.insert("repredict", REQUEST, "ana", max_attempts=2)
+    job = store.insert("repredict", REQUEST, "ana")
     first = store.claim("dead-1")
-    assert store.recover_stale(60, now=first.heartbeat_at + 30) == []  # still fresh
-    [requeued] = store.recover_stale(60, now=first.heartbeat_at + 61)
+    assert store.recover_stale(60, 2, now=first.heartbeat_at + 30) == []  # still fresh
+    [requeued] = store.recover_stale(60, 2, now=first.heartbeat_at + 61)
     assert (requeued.status, requeued.worker, requeued.attempts) == (QUEUED, None, 1)
     second = store.claim("dead-2")
     assert second.attempts == 2
     assert not store.heartbeat(job.id, "dead-1")  # the first worker lost the job
     assert store.heartbeat(job.id, "dead-2")
-    [failed] = store.recover_stale(60, now=store.get(job.id).heartbeat_at + 61)
+    [failed] = store.recover_stale(60, 2, now=store.get(job.id).heartbeat_at + 61)
     assert failed.status == FAILED and "gave up after 2 attempts" in failed.error
     assert [(r.worker, r.outcome) for r in store.runs(job.id)] == [("dead-1", "lost"), ("dead-2", "lost")]
     # the dead worker coming back cannot overwrite the recorded outcome
@@ -133,10 +133,10 @@ def test_recover_stale_requeues_then_fails(store):
 
 
 def test_recover_stale_honours_cancel(store):
-    job = store.insert("repredict", REQUEST, "ana", max_attempts=3)
+    job = store.insert("repredict", REQUEST, "ana")
     claimed = store.claim("dead")
     store.request_cancel(job.id)
-    [recovered] = store.recover_stale(10, now=claimed.heartbeat_at + 11)
+    [recovered] = store.recover_stale(10, 3, now=claimed.heartbeat_at + 11)
     assert recovered.status == CANCELLED
 
 
@@ -152,7 +152,7 @@ def _claim_all(path, worker, out):
 def test_concurrent_claims_processes_never_share_a_job(tmp_path):
     path = tmp_path / "jobs.sqlite"
     store = JobStore(path)
-    ids = [store.insert("repredict", REQUEST, "ana", max_attempts=1).id for _ in range(60)]
+    ids = [store.insert("repredict", REQUEST, "ana").id for _ in range(60)]
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     procs = [ctx.Process(target=_claim_all, args=(path, f"w{i}", out)) for i in range(3)]
@@ -168,7 +168,7 @@ def test_concurrent_claims_processes_never_share_a_job(tmp_path):
 
 
 def test_concurrent_claims_threads(store):
-    ids = [store.insert("repredict", REQUEST, "ana", max_attempts=1).id for _ in range(40)]
+    ids = [store.insert("repredict", REQUEST, "ana").id for _ in range(40)]
     got: list[int] = []
     lock = threading.Lock()
 
@@ -187,7 +187,7 @@ def test_concurrent_claims_threads(store):
 
 def test_service_ownership_and_login(store):
     service = JobService(store, JobLimits(), require_login=True)
-    ana_job = store.insert("repredict", REQUEST, "ana", max_attempts=1)
+    ana_job = store.insert("repredict", REQUEST, "ana")
     with pytest.raises(AccessDenied, match="log in"):
         service.submit("repredict", REQUEST, None)
     with pytest.raises(AccessDenied, match="log in"):
@@ -205,13 +205,13 @@ def test_service_ownership_and_login(store):
 
 def test_service_demo_mode_is_anonymous(store):
     service = JobService(store, JobLimits(), require_login=False)
-    job = store.insert("repredict", REQUEST, "anonymous", max_attempts=1)
+    job = store.insert("repredict", REQUEST, "anonymous")
     assert [j.id for j in service.list_jobs(None)] == [job.id]
     assert service.cancel(job.id, "").status == CANCELLED
 
 
 def test_history_survives_reopening(tmp_path):
     path = tmp_path / "jobs.sqlite"
-    job = JobStore(path).insert("repredict", REQUEST, "ana", max_attempts=1)
+    job = JobStore(path).insert("repredict", REQUEST, "ana")
     reopened = JobStore(path)
     assert reopened.get(job.id).request == REQUEST
