@@ -196,7 +196,7 @@ def _head(path: Path, nbytes: int = 65536) -> str:
         data = fh.read(nbytes)
     if b"\x00" in data:
         raise InputError(f"{path}: binary file, not a tower text table")
-    return data.decode("utf-8", errors="replace")
+    return data.decode("utf-8-sig", errors="replace")
 
 
 def _lines(text: str) -> list[str]:
@@ -226,7 +226,7 @@ def _detect_format(path: Path, head: str) -> str:
 def _text_source(path: Path, head: str):
     """A path for pandas, or the normalised text when the file uses CR-only line endings."""
     if "\r" in head and "\n" not in head:
-        return io.StringIO(path.read_bytes().decode("utf-8", errors="replace").replace("\r", "\n"))
+        return io.StringIO(path.read_bytes().decode("utf-8-sig", errors="replace").replace("\r", "\n"))
     return path
 
 
@@ -265,7 +265,7 @@ def _read_fluxnet_csv(path: Path, head: str):
 def _field_problem(path: Path, n_fields: int) -> str | None:
     """Describe the first line whose field count differs from the header's, if any."""
     lines = [
-        ln for ln in _lines(path.read_bytes().decode("utf-8", errors="replace")) if not ln.startswith("#")
+        ln for ln in _lines(path.read_bytes().decode("utf-8-sig", errors="replace")) if not ln.startswith("#")
     ]
     for number, line in enumerate(lines[1:], start=2):
         fields = line.split(",")

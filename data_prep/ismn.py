@@ -61,7 +61,7 @@ def read_ismn(path, *, flags: tuple[str, ...] | None = ("G",)) -> tuple[dict, pd
 
 def parse_stm(data: bytes, name: str, *, flags: tuple[str, ...] | None = ("G",)) -> tuple[dict, pd.DataFrame]:
     """Parse the bytes of one ``.stm`` file (``name`` is used for messages and the variable)."""
-    text = data.decode("utf-8", errors="replace")
+    text = data.decode("utf-8-sig", errors="replace")
     lines = [ln for ln in _LINE_SPLIT.split(text) if ln.strip()]
     if not lines:
         raise InputError(f"{name}: empty file, expected ISMN station data")
@@ -255,7 +255,7 @@ def _static_file(path: Path) -> Path | None:
 
 def parse_static_variables(data: bytes, name: str) -> list[dict]:
     """Rows of an ISMN ``*_static_variables.csv`` (``quantity_name;unit;depth_from[m];...``)."""
-    text = data.decode("utf-8", errors="replace")
+    text = data.decode("utf-8-sig", errors="replace")
     try:
         table = pd.read_csv(io.StringIO(text.replace("\r", "")), sep=";", dtype=str, keep_default_na=False)
     except (ValueError, pd.errors.ParserError) as exc:

