@@ -159,6 +159,7 @@ def read_fluxnet(path, *, qc_min: float | None = None, site_id: str | None = Non
             "resolution": resolution,
             "period": PERIODS[resolution],
             "time_reference": "start of period",
+            "time_zone": "local standard time" if fmt in ("fluxnet", "ameriflux") else "as in the file",
             "sign_convention": SIGN_CONVENTION,
             "qc_semantics": (
                 "flag 0 measured, 1 good gap-fill, 2 medium, 3 poor -> QC 1,1,0,0 (flag in <NAME>_QC_FLAG)"
@@ -216,7 +217,9 @@ def _detect_format(path: Path, head: str) -> str:
     if {"year", "doy", "hour"} <= set(cols):
         return "bigleaf"
     if "TIMESTAMP_START" in cols or "TIMESTAMP" in cols:
-        return "ameriflux" if lines[0].startswith("#") else "fluxnet"
+        # FLUXNET products hold gap-filled (_F, _F_MDS) columns; AmeriFlux BASE only measured ones
+        processed = any(re.search(r"_F(_MDS)?(_\d+)?$", c) for c in cols)
+        return "fluxnet" if processed and not lines[0].startswith("#") else "ameriflux"
     raise InputError(
         f"{path}: not a FLUXNET/AmeriFlux table (no TIMESTAMP or TIMESTAMP_START column in the header "
         f"{header[:80]!r})"
@@ -231,17 +234,14 @@ def _text_source(path: Path, head: str):
 
 
 def _read_fluxnet_csv(path: Path, head: str):
-    lines = _lines(head)
-    skip = 0
-    while skip < len(lines) and lines[skip].startswith("#"):
-        skip += 1
-    header = [c.strip() for c in lines[skip].split(",")]
+    lines = [ln for ln in _lines(head) if not ln.startswith("#")]
+    header = [c.strip() for c in lines[0].split(",")]
     wanted = _wanted_columns(header, _FLUXNET_CANDIDATES)
     time_cols = [c for c in ("TIMESTAMP", "TIMESTAMP_START", "TIMESTAMP_END") if c in header]
     try:
         raw = pd.read_csv(
             _text_source(path, head),
-            skiprows=skip,
+            comment="#",  # AmeriFlux BASE metadata lines; no FLUXNET field holds a '#'
             usecols=time_cols + wanted,
             dtype={c: str for c in time_cols} | dict.fromkeys(wanted, "float64"),
             na_values=[],

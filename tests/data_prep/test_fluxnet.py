@@ -295,6 +295,19 @@ def test_ameriflux_base(tmp_path):
     assert table.attrs["source_columns"]["SWC"] == "SWC_1_1_1"
     assert table["SWC"].tolist() == [0.25, 0.26]
     assert table["LE_QC"].isna().all()
+    # without the '#' metadata lines, and with a blank line among them
+    bare = tmp_path / "US-Xyz_hourly.csv"  # no resolution in the name: taken from START/END
+    bare.write_text(
+        "TIMESTAMP_START,TIMESTAMP_END,LE,SWC_1_1_1\n"
+        "201801010000,201801010100,10.5,25.0\n"
+        "201801010100,201801010200,11.5,26.0\n"
+    )
+    hourly = read_fluxnet(bare)
+    assert hourly.attrs["format"] == "ameriflux" and hourly.attrs["resolution"] == "HR"
+    assert hourly["site_id"].eq("US-Xyz").all() and hourly["SWC"].tolist() == [0.25, 0.26]
+    blank = tmp_path / "AMF_US-Xyz_BASE_HH_1-6.csv"
+    blank.write_text("# Site: US-Xyz\n\n# Version: 1-6\n" + text.split("\n", 2)[2])
+    assert read_fluxnet(blank)["LE"].iloc[0] == 10.5
 
 
 def test_wrong_files_raise(shared_data, tmp_path):
