@@ -1,0 +1,38 @@
+"""``fluxlens serve``: the dashboard server."""
+
+from __future__ import annotations
+
+import os
+
+
+def add_commands(subparsers) -> None:
+    p = subparsers.add_parser(
+        "serve", help="serve the dashboard (builds the demo world when there is no catalog)"
+    )
+    p.add_argument(
+        "--port", type=int, default=int(os.environ.get("PORT", 5006)), help="port (default $PORT or 5006)"
+    )
+    p.add_argument("--address", default=None, help="address to listen on (e.g. 0.0.0.0)")
+    p.add_argument(
+        "--allow-websocket-origin",
+        action="append",
+        default=None,
+        metavar="HOST[:PORT]",
+        help="allowed websocket origin, repeatable (default: $FLUXLENS_WEBSOCKET_ORIGIN or localhost)",
+    )
+    p.add_argument("--small-demo", action="store_true", help="build the small demo world if one is needed")
+    p.add_argument("--show", action="store_true", help="open a browser")
+    p.set_defaults(func=_serve)
+
+
+def _serve(args) -> int:
+    from app.server import serve
+
+    serve(
+        port=args.port,
+        address=args.address,
+        websocket_origin=args.allow_websocket_origin,
+        small_demo=args.small_demo,
+        show=args.show,
+    )
+    return 0

@@ -1,0 +1,194 @@
+"""Sidebar controls bound to an :class:`~app.state.AppState`: product, variable, date (slider,
+calendar, step and play), time aggregation and period, colormap and colour limits."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+import panel as pn
+
+from app import data, styles
+from app.ui import guarded
+
+PLAY_INTERVAL_MS = 1200
+
+
+def _two_way(widget, state, name: str, to_state=lambda v: v, to_widget=lambda v: v) -> None:
+    """Keep ``widget.value`` and ``state.<name>`` equal."""
+
+    def w2s(event):
+        value = to_state(event.new)
+        if getattr(state, name) != value:
+            setattr(state, name, value)
+
+    def s2w(event):
+        value = to_widget(event.new)
+        if widget.value != value:
+            widget.value = value
+
+    widget.param.watch(w2s, "value")
+    state.param.watch(s2w, name)
+
+
+class Controls:
+    """Widgets of the sidebar for one session."""
+
+    def __init__(self, state):
+        self.state = state
+        products = data.list_products()
+        self.product = pn.widgets.Select(
+            name="Product", options={f"{p.title or p.name} ({p.name})": p.name for p in products}, width=260
+        )
+        self.variable = pn.widgets.Select(name="Variable", options=[], width=260)
+        self.date_slider = pn.widgets.DateSlider(
+            name="Date",
+            start=dt.date(2018, 1, 1),
+            end=dt.date(2018, 12, 31),
+            value=dt.date(2018, 7, 1),
+            width=260,
+        )
+        self.date_picker = pn.widgets.DatePicker(name="Calendar", value=dt.date(2018, 7, 1), width=260)
+        self.prev_btn = pn.widgets.Button(name="◀ step", width=80, description="previous time step")
+        self.next_btn = pn.widgets.Button(name="step ▶", width=80, description="next time step")
+        self.play = pn.widgets.Toggle(name="▶ play", width=80)
+        self.aggregation = pn.widgets.RadioButtonGroup(
+            name="Time aggregation",
+            options={"day": "day", "month mean": "month", "year mean": "year", "period mean": "period"},
+            value="day",
+            width=260,
+        )
+        self.period = pn.widgets.DateRangePicker(name="Period (mean over)", width=260, visible=False)
+        self.cmap = pn.widgets.Select(
+            name="Colormap", options=["(variable default)", *styles.COLORMAPS], width=260
+        )
+        self.clim_mode = pn.widgets.RadioButtonGroup(
+            name="Colour limits", options=["fixed", "auto", "typed"], value="fixed", width=260
+        )
+        self.clim_low = pn.widgets.FloatInput(name="low", width=120, disabled=True)
+        self.clim_high = pn.widgets.FloatInput(name="high", width=120, disabled=True)
+        self._play_cb = None
+        self._bind()
+        if products:
+            state.product = state.product or products[0].name
+        self._on_product()
+
+    # -- wiring -------------------------------------------------------------------------------
+    def _bind(self) -> None:
+        s = self.state
+        _two_way(self.product, s, "product")
+        _two_way(self.variable, s, "variable")
+        _two_way(self.date_slider, s, "date", to_state=_as_date, to_widget=_as_date)
+        _two_way(self.date_picker, s, "date", to_state=_as_date, to_widget=_as_date)
+        _two_way(self.aggregation, s, "aggregation")
+        _two_way(
+            self.period,
+            s,
+            "period",
+            to_state=lambda v: tuple(_as_date(d) for d in v) if v else None,
+            to_widget=lambda v: tuple(v) if v else None,
+        )
+        _two_way(
+            self.cmap,
+            s,
+            "cmap",
+            to_state=lambda v: "" if v.startswith("(") else v,
+            to_widget=lambda v: v or "(variable default)",
+        )
+        _two_way(self.clim_mode, s, "clim_mode")
+        self.clim_low.param.watch(self._typed_clim, "value")
+        self.clim_high.param.watch(self._typed_clim, "value")
+        s.param.watch(self._show_clim, ["clim", "clim_mode"])
+        s.param.watch(lambda e: self._on_product(), "product")
+        s.param.watch(self._on_aggregation, "aggregation")
+        self.prev_btn.on_click(lambda e: self.step(-1))
+        self.next_btn.on_click(lambda e: self.step(+1))
+        self.play.param.watch(self._on_play, "value")
+
+    def _on_product(self) -> None:
+        @guarded(self.state, "product")
+        def run():
+            s = self.state
+            if not s.product:
+                return
+            info = data.info(s.product)
+            variables = data.gridded_variables(info)
+            self.variable.options = {f"{info.variables[v].get('long_name', v)} ({v})": v for v in variables}
+            if s.variable not in variables and variables:
+                s.variable = variables[0]
+            start, end = pd.Timestamp(info.time_start).date(), pd.Timestamp(info.time_end).date()
+            for w in (self.date_slider, self.date_picker):
+                w.param.update(start=start, end=end)
+            self.period.param.update(start=start, end=end)
+            if s.date is None or not start <= s.date <= end:
+                s.date = start
+            if s.period is None:
+                s.period = (start, min(end, start + dt.timedelta(days=9)))
+
+        run()
+
+    def _on_aggregation(self, event) -> None:
+        self.period.visible = event.new == "period"
+
+    def _typed_clim(self, event) -> None:
+        lo, hi = self.clim_low.value, self.clim_high.value
+        if self.state.clim_mode == "typed" and lo is not None and hi is not None and lo < hi:
+            self.state.clim = (float(lo), float(hi))
+
+    def _show_clim(self, event=None) -> None:
+        typed = self.state.clim_mode == "typed"
+        self.clim_low.disabled = self.clim_high.disabled = not typed
+        if self.state.clim:
+            lo, hi = self.state.clim
+            self.clim_low.value, self.clim_high.value = round(lo, 6), round(hi, 6)
+
+    def step(self, direction: int) -> None:
+        """Move the date to the product's previous/next time step."""
+        s = self.state
+        times = data.time_axis(s.product)
+        if times.size == 0:
+            return
+        current = pd.Timestamp(s.date)
+        later, earlier = times[times > current], times[times < current]
+        if direction > 0:
+            target = later[0] if later.size else times[0]  # wraps around while playing
+        else:
+            target = earlier[-1] if earlier.size else times[-1]
+        s.date = target.date()
+
+    def _on_play(self, event) -> None:
+        if event.new:
+            self.play.name = "■ stop"
+            self._play_cb = pn.state.add_periodic_callback(lambda: self.step(+1), period=PLAY_INTERVAL_MS)
+        else:
+            self.play.name = "▶ play"
+            if self._play_cb is not None:
+                self._play_cb.stop()
+                self._play_cb = None
+
+    def panel(self) -> pn.viewable.Viewable:
+        return pn.Column(
+            self.product,
+            self.variable,
+            pn.pane.Markdown("**Date**", margin=(5, 10, 0, 10)),
+            self.date_slider,
+            self.date_picker,
+            pn.Row(self.prev_btn, self.next_btn, self.play),
+            pn.pane.Markdown("**Time aggregation**", margin=(5, 10, 0, 10)),
+            self.aggregation,
+            self.period,
+            self.cmap,
+            pn.pane.Markdown("**Colour limits**", margin=(5, 10, 0, 10)),
+            self.clim_mode,
+            pn.Row(self.clim_low, self.clim_high),
+        )
+
+
+def _as_date(value):
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    return pd.Timestamp(value).date()

@@ -1,0 +1,214 @@
+"""The map tab: the selected product drawn from the pyramid level matching the view, pixel and
+box selection, time series below, PNG and netCDF export."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import panel as pn
+
+from app import compute, data, export, styles
+from app.map_view import MapFigure, fit_view
+from app.series_panel import SeriesPanel
+from app.ui import guarded
+
+MAP_WIDTH, MAP_HEIGHT = 860, 430
+REDRAW_ON = (
+    "product",
+    "variable",
+    "date",
+    "aggregation",
+    "period",
+    "cmap",
+    "clim_mode",
+    "clim",
+    "x_range",
+    "y_range",
+)
+
+
+def _overlap(a, b) -> float:
+    """Fraction of bbox ``a`` (W, S, E, N) covered by ``b``."""
+    w, s = max(a[0], b[0]), max(a[1], b[1])
+    e, n = min(a[2], b[2]), min(a[3], b[3])
+    area = (a[2] - a[0]) * (a[3] - a[1])
+    return max(e - w, 0) * max(n - s, 0) / area if area > 0 else 0.0
+
+
+class MapTab:
+    def __init__(self, state):
+        self.state = state
+        self.map = MapFigure(
+            width=MAP_WIDTH,
+            height=MAP_HEIGHT,
+            on_view=self._on_view,
+            on_tap=self._on_tap,
+            on_box=self._on_box,
+            name="main_map",
+        )
+        self.map_pane = pn.pane.Bokeh(self.map.fig, name="map")
+        self.status = pn.pane.Markdown("", css_classes=["map-status"], margin=(0, 10))
+        self.series = SeriesPanel(state)
+        self._auto_clim = None
+        self._last = None
+        self.png = pn.widgets.FileDownload(
+            callback=self._png, filename="map.png", label="Map as PNG", button_type="primary", width=160
+        )
+        self.netcdf = pn.widgets.FileDownload(
+            callback=self._netcdf, filename="region.nc", label="Region + period as netCDF", width=220
+        )
+        self.box_from_view = pn.widgets.Button(name="Box = visible region", width=170)
+        self.box_from_view.on_click(
+            lambda e: self._on_box(*self.state.view_bbox()) if self.state.view_bbox() else None
+        )
+        self.clear_sel = pn.widgets.Button(name="Clear selection", width=130)
+        self.clear_sel.on_click(lambda e: self.state.param.update(pixel=None, box=None))
+        state.param.watch(self._on_state, list(REDRAW_ON))
+        state.param.watch(self._reset_auto, ["product", "variable", "aggregation"])
+        state.param.watch(self._on_product_view, "product")
+        state.param.watch(lambda e: self.map.mark_pixel(*(e.new or (None, None))), "pixel")
+        state.param.watch(lambda e: self.map.mark_box(e.new), "box")
+        if state.x_range is None:
+            self._fit_product()
+        else:
+            self.map.set_view(state.x_range, state.y_range)
+        self.map.mark_pixel(*(state.pixel or (None, None)))
+        self.map.mark_box(state.box)
+        self.redraw()
+
+    # -- events -------------------------------------------------------------------------------
+    def _on_view(self, x_range, y_range) -> None:
+        self.state.param.update(x_range=tuple(map(float, x_range)), y_range=tuple(map(float, y_range)))
+
+    def _on_tap(self, lon, lat) -> None:
+        self.state.pixel = (round(lon, 5), round(lat, 5))
+
+    def _on_box(self, w, s, e, n) -> None:
+        self.state.box = (round(w, 5), round(s, 5), round(e, 5), round(n, 5))
+
+    def _reset_auto(self, event) -> None:
+        self._auto_clim = None
+
+    def _fit_product(self) -> None:
+        if not self.state.product:
+            return
+        info = data.info(self.state.product)
+        x_range, y_range = fit_view(info.bbox, MAP_WIDTH, MAP_HEIGHT)
+        self.map.set_view(x_range, y_range)
+        self.state.param.update(x_range=x_range, y_range=y_range)
+
+    def _on_product_view(self, event) -> None:
+        """Keep the view when it shows the new product; else show the whole product."""
+        view = self.state.view_bbox()
+        if not event.new:
+            return
+        info = data.info(event.new)
+        if view is None or _overlap(view, info.bbox) < 0.2:
+            self._fit_product()
+
+    def _on_state(self, *events) -> None:
+        names = {e.name for e in events}
+        if names & {"x_range", "y_range"} and self.state.x_range is not None:
+            (x0, x1), (y0, y1) = self.map.view()
+            if (x0, x1) != tuple(self.state.x_range) or (y0, y1) != tuple(self.state.y_range):
+                self.map.set_view(self.state.x_range, self.state.y_range)
+        self.redraw()
+
+    # -- drawing ------------------------------------------------------------------------------
+    def redraw(self) -> None:
+        @guarded(self.state, "map")
+        def run():
+            s = self.state
+            if not (s.product and s.variable and s.x_range and s.y_range):
+                return
+            info = data.info(s.product)
+            image, level = data.map_image(
+                s.product,
+                s.variable,
+                s.aggregation,
+                s.date,
+                s.period,
+                s.x_range,
+                s.y_range,
+                MAP_WIDTH,
+                MAP_HEIGHT,
+            )
+            if s.clim_mode == "auto":
+                if self._auto_clim is None:
+                    self._auto_clim = styles.auto_clim(image.values)
+                clim = self._auto_clim
+            else:
+                clim = styles.clim_for(s.variable, s.clim_mode, s.clim, image.values)
+            if s.clim_mode != "typed" and s.clim != clim:
+                s.param.update(clim=clim)  # shows the limits in the typed inputs
+            cmap = s.cmap or styles.default_cmap(s.variable)
+            label = styles.label(s.variable, info)
+            units = styles.units(s.variable, info)
+            self.map.show(image, clim=clim, cmap=cmap, label=label, units=units)
+            start, end = compute.period_bounds(s.aggregation, s.date, s.period)
+            when = (
+                f"{data.nearest_time(s.product, s.date):%Y-%m-%d}"
+                if s.aggregation == "day"
+                else f"mean {start:%Y-%m-%d} … {end:%Y-%m-%d}"
+            )
+            res = info.levels[level]["resolution"]
+            self.status.object = (
+                f"**{info.title or info.name}** · {label} · {when} · pyramid level {level} ({res:g}°)"
+                + (" · *synthetic*" if info.synthetic else "")
+            )
+            self._last = dict(image=image, clim=clim, cmap=cmap, label=label, title=f"{info.name} · {when}")
+            s.message = ""
+
+        run()
+
+    # -- export -------------------------------------------------------------------------------
+    def _png(self):
+        @guarded(self.state, "PNG export")
+        def run():
+            if self._last is None:
+                return io.BytesIO(b"")
+            last = self._last
+            self.png.filename = f"{self.state.product}_{self.state.variable}_{self.state.date:%Y%m%d}.png"
+            return io.BytesIO(
+                export.map_png(
+                    last["image"],
+                    clim=last["clim"],
+                    cmap=last["cmap"],
+                    title=last["title"],
+                    label=last["label"],
+                )
+            )
+
+        return run() or io.BytesIO(b"")
+
+    def _netcdf(self):
+        @guarded(self.state, "netCDF export", loading=self.netcdf)
+        def run():
+            s = self.state
+            bbox = s.view_bbox()
+            level = data.level_for_view(s.product, s.x_range, s.y_range, MAP_WIDTH)
+            start, end = compute.period_bounds(s.aggregation, s.date, s.period)
+            ds = data.export_region(s.product, [s.variable], bbox, start, end, level)
+            ds.attrs.update(
+                product=s.product,
+                pyramid_level=int(level),
+                bbox_wsen=list(np.round(bbox, 5)),
+                period=f"{start:%Y-%m-%d}/{end:%Y-%m-%d}",
+            )
+            self.netcdf.filename = f"{s.product}_{s.variable}_{start:%Y%m%d}_{end:%Y%m%d}.nc"
+            return io.BytesIO(export.netcdf_bytes(ds))
+
+        return run() or io.BytesIO(b"")
+
+    def panel(self) -> pn.viewable.Viewable:
+        return pn.Column(
+            self.status,
+            self.map_pane,
+            pn.Row(self.png, self.netcdf, self.box_from_view, self.clear_sel),
+            self.series.panel(),
+        )
+
+
+def panel(state) -> pn.viewable.Viewable:
+    return MapTab(state).panel()

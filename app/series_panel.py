@@ -1,0 +1,184 @@
+"""Time series under the map: every product at the selected pixel, the area-weighted mean of
+every product over the selected box, and a histogram of the box on the current map."""
+
+from __future__ import annotations
+
+import io
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+
+from app import compute, data, export, styles
+from app.ui import guarded
+
+PLOT_OPTS = dict(width=860, height=260, show_grid=True, legend_position="right", tools=["hover"])
+
+
+class SeriesPanel:
+    def __init__(self, state):
+        self.state = state
+        self.pixel_info = pn.pane.Markdown(
+            "Click the map to see the time series of every product at a pixel."
+        )
+        self.pixel_plot = pn.pane.HoloViews(None, name="pixel_series", sizing_mode="fixed")
+        self.pixel_table = pn.widgets.Tabulator(
+            pd.DataFrame(), show_index=False, disabled=True, height=140, width=860, name="pixel_table"
+        )
+        self.box_info = pn.pane.Markdown("Draw a box (box-select tool) for the area-weighted mean series.")
+        self.box_plot = pn.pane.HoloViews(None, name="box_series", sizing_mode="fixed")
+        self.hist_plot = pn.pane.HoloViews(None, name="box_histogram", sizing_mode="fixed")
+        self.csv = pn.widgets.FileDownload(
+            callback=self._csv,
+            filename="pixel_series.csv",
+            label="Pixel series as CSV",
+            width=180,
+            disabled=True,
+        )
+        self.box_csv = pn.widgets.FileDownload(
+            callback=self._box_csv,
+            filename="box_series.csv",
+            label="Box series as CSV",
+            width=180,
+            disabled=True,
+        )
+        self._pixel_table = None
+        self._box_table = None
+        state.param.watch(lambda e: self.update_pixel(), ["pixel", "variable"])
+        state.param.watch(lambda e: self.update_box(), ["box", "variable"])
+        state.param.watch(
+            lambda e: self.update_histogram(), ["box", "product", "variable", "date", "aggregation"]
+        )
+        self.update_pixel()
+        self.update_box()
+        self.update_histogram()
+
+    def _units(self) -> dict[str, str]:
+        return {
+            n: styles.units(self.state.variable, data.info(n))
+            for n in data.products_with(self.state.variable)
+        }
+
+    def update_pixel(self) -> None:
+        @guarded(self.state, "pixel time series", loading=lambda: [self.pixel_plot])
+        def run():
+            s = self.state
+            if s.pixel is None or not s.variable:
+                self.pixel_plot.object = None
+                self.csv.disabled = True
+                return
+            lon, lat = s.pixel
+            series, rows = {}, []
+            for name in data.products_with(s.variable):
+                info = data.info(name)
+                if not data.contains(info, lon, lat):
+                    continue
+                ds = data.point_series(name, lon, lat, variables=[s.variable])
+                da = ds[s.variable]
+                da.attrs.update(pixel_lon=ds.attrs["pixel_lon"], pixel_lat=ds.attrs["pixel_lat"])
+                series[name] = da
+                rows.append(
+                    {
+                        "product": name,
+                        "pixel lon": round(ds.attrs["pixel_lon"], 5),
+                        "pixel lat": round(ds.attrs["pixel_lat"], 5),
+                        "distance (km)": round(ds.attrs["distance_km"], 3),
+                        "valid days": int(np.isfinite(da.values).sum()),
+                    }
+                )
+            units = self._units()
+            self._pixel_table = compute.series_table(series, units, lon, lat)
+            self.pixel_table.value = pd.DataFrame(rows)
+            self.csv.disabled = not series
+            self.csv.filename = f"pixel_{s.variable}_{lon:.4f}_{lat:.4f}.csv"
+            self.pixel_info.object = (
+                f"**Pixel** lon {lon:.4f}, lat {lat:.4f}: {len(series)} product(s) with `{s.variable}` here"
+                if series
+                else f"**Pixel** lon {lon:.4f}, lat {lat:.4f}: no product with `{s.variable}` covers this point"
+            )
+            self.pixel_plot.object = self._curves(series, f"{s.variable} at ({lon:.3f}, {lat:.3f})")
+
+        run()
+
+    def update_box(self) -> None:
+        @guarded(self.state, "box time series", loading=lambda: [self.box_plot])
+        def run():
+            s = self.state
+            if s.box is None or not s.variable:
+                self.box_plot.object = None
+                self.box_csv.disabled = True
+                return
+            w, so, e, n = s.box
+            series = {}
+            for name in data.products_with(s.variable):
+                bw, bs, be, bn = data.info(name).bbox
+                if e < bw or w > be or n < bs or so > bn:
+                    continue
+                series[name] = data.region_series(name, s.box, variables=[s.variable])[s.variable]
+            cx, cy = (w + e) / 2, (so + n) / 2
+            self._box_table = compute.series_table(series, self._units(), cx, cy)
+            self._box_table["bbox_wsen"] = f"{w:.4f},{so:.4f},{e:.4f},{n:.4f}"
+            self.box_csv.disabled = not series
+            self.box_info.object = (
+                f"**Box** W {w:.3f} S {so:.3f} E {e:.3f} N {n:.3f}: cos(lat)-weighted mean of valid pixels"
+            )
+            self.box_plot.object = self._curves(series, f"{s.variable}, box mean")
+
+        run()
+
+    def update_histogram(self) -> None:
+        @guarded(self.state, "box histogram", loading=lambda: [self.hist_plot])
+        def run():
+            s = self.state
+            if s.box is None or not (s.product and s.variable):
+                self.hist_plot.object = None
+                return
+            w, so, e, n = s.box
+            level = data.level_for_view(s.product, (w, e), (so, n), 400)
+            field = data.field(s.product, s.variable, level, s.aggregation, s.date, s.period, (w, e), (so, n))
+            field = field.sel(lon=slice(w, e), lat=slice(n, so))
+            counts, edges = compute.histogram(field, bins=30)
+            info = data.info(s.product)
+            label = styles.label(s.variable, info)
+            self.hist_plot.object = hv.Histogram((edges, counts), kdims=[label], vdims=["pixels"]).opts(
+                width=420,
+                height=240,
+                title=f"{s.product}: pixels in the box (level {level})",
+                tools=["hover"],
+            )
+
+        run()
+
+    def _curves(self, series: dict, title: str):
+        if not series:
+            return None
+        s = self.state
+        label = styles.label(s.variable, data.info(next(iter(series))))
+        curves = [
+            hv.Curve((pd.to_datetime(da["time"].values), da.values), "time", label, label=name).opts(
+                tools=["hover"]
+            )
+            for name, da in series.items()
+        ]
+        marker = hv.VLine(pd.Timestamp(s.date)).opts(color="grey", line_dash="dashed")
+        return hv.Overlay([*curves, marker]).opts(title=title, **PLOT_OPTS)
+
+    def _csv(self):
+        table = self._pixel_table if self._pixel_table is not None else pd.DataFrame()
+        return io.BytesIO(export.csv_bytes(table))
+
+    def _box_csv(self):
+        table = self._box_table if self._box_table is not None else pd.DataFrame()
+        return io.BytesIO(export.csv_bytes(table))
+
+    def panel(self) -> pn.viewable.Viewable:
+        return pn.Column(
+            self.pixel_info,
+            self.pixel_plot,
+            pn.Row(self.pixel_table),
+            self.csv,
+            self.box_info,
+            pn.Row(self.box_plot),
+            pn.Row(self.hist_plot, self.box_csv),
+        )

@@ -1,0 +1,83 @@
+"""Start the dashboard server: build the demo world when the data directory is empty, warm
+datashader, serve :func:`app.dashboard.create_dashboard`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import numpy as np
+import xarray as xr
+
+from catalog import settings
+
+log = logging.getLogger("app")
+
+ENV_WEBSOCKET_ORIGIN = "FLUXLENS_WEBSOCKET_ORIGIN"
+
+
+def has_catalog(data_dir) -> bool:
+    return (settings.data_dir(data_dir) / "catalog.yaml").is_file()
+
+
+def ensure_demo(data_dir=None, *, small: bool = False) -> bool:
+    """Build the demo world when ``data_dir`` has no catalog; True when it was built."""
+    d = settings.data_dir(data_dir)
+    if has_catalog(d):
+        return False
+    from data_prep.demo import build_demo  # the one place the app reaches data_prep
+
+    log.warning("no catalog in %s: building the demo world (small=%s)", d, small)
+    d.mkdir(parents=True, exist_ok=True)
+    build_demo(d, small=small)
+    return True
+
+
+def warm_up() -> float:
+    """Compile datashader's raster kernels (first call takes seconds) on a small synthetic grid;
+    returns the time spent."""
+    from app import compute
+
+    t0 = time.perf_counter()
+    lat = np.arange(89.5, -90, -1.0)
+    lon = np.arange(-179.5, 180, 1.0)
+    values = np.cos(np.deg2rad(lat))[:, None] * np.ones(lon.size, dtype="float32")
+    da = xr.DataArray(values.astype("float32"), coords={"lat": lat, "lon": lon}, dims=("lat", "lon"))
+    compute.rasterize_to_screen(da, (-180, 180), (-90, 90), 200, 100)  # downsample path
+    compute.rasterize_to_screen(da, (-10, 10), (-5, 5), 200, 100)  # upsample path
+    return time.perf_counter() - t0
+
+
+def websocket_origins(option: list[str] | None, port: int) -> list[str]:
+    """Allowed websocket origins: the option, else ``$FLUXLENS_WEBSOCKET_ORIGIN`` (comma separated),
+    else localhost on the port."""
+    values = list(option or [])
+    if not values and os.environ.get(ENV_WEBSOCKET_ORIGIN):
+        values = [v.strip() for v in os.environ[ENV_WEBSOCKET_ORIGIN].split(",") if v.strip()]
+    return values or [f"localhost:{port}", f"127.0.0.1:{port}"]
+
+
+def serve(
+    *, port: int = 5006, address: str | None = None, websocket_origin=None, small_demo=False, show=False
+):
+    """Serve the dashboard until interrupted."""
+    import panel as pn
+
+    from app import auth, dashboard
+
+    ensure_demo(small=small_demo)
+    log.warning("datashader warm-up: %.2f s", warm_up())
+    auth.apply_to_config()
+    dashboard._load_extensions()
+    origins = websocket_origins(websocket_origin, port)
+    pn.serve(
+        {"app": dashboard.create_dashboard},
+        port=port,
+        address=address,
+        websocket_origin=origins,
+        show=show,
+        title=dashboard.TITLE,
+        index="app",
+        **auth.serve_kwargs(),
+    )

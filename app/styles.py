@@ -1,0 +1,101 @@
+"""How variables are drawn: default colour limits, colormaps, labels."""
+
+from __future__ import annotations
+
+import matplotlib
+import numpy as np
+from matplotlib import colors as mcolors
+
+# Fixed colour limits (in the variable's units) used unless the user asks for auto or typed limits.
+DEFAULT_CLIM: dict[str, tuple[float, float]] = {
+    "ssm": (0.0, 0.5),
+    "ssm_uncertainty": (0.0, 0.1),
+    "le": (-50.0, 300.0),
+    "h": (-100.0, 300.0),
+    "rn": (-100.0, 400.0),
+    "g": (-50.0, 50.0),
+    "ef": (0.0, 1.0),
+    "sw_in": (0.0, 400.0),
+    "lw_in": (150.0, 500.0),
+    "ta": (-30.0, 40.0),
+    "vpd": (0.0, 40.0),
+    "precip": (0.0, 20.0),
+    "ws": (0.0, 15.0),
+    "lai": (0.0, 7.0),
+    "ndvi": (-0.2, 1.0),
+    "elevation": (0.0, 5000.0),
+    "igbp": (1.0, 17.0),
+}
+
+DEFAULT_CMAP: dict[str, str] = {
+    "ssm": "YlGnBu",
+    "le": "viridis",
+    "h": "magma",
+    "rn": "inferno",
+    "g": "RdBu_r",
+    "ta": "RdYlBu_r",
+    "precip": "Blues",
+    "elevation": "terrain",
+    "igbp": "tab20",
+}
+
+COLORMAPS = (
+    "viridis",
+    "cividis",
+    "YlGnBu",
+    "Blues",
+    "magma",
+    "inferno",
+    "RdYlBu_r",
+    "RdBu_r",
+    "BrBG",
+    "terrain",
+)
+DIFF_CMAP = "RdBu_r"
+
+
+def palette(name: str, n: int = 256) -> list[str]:
+    """``n`` hex colours of a matplotlib colormap."""
+    cmap = matplotlib.colormaps[name].resampled(n)
+    return [mcolors.to_hex(cmap(i)) for i in range(n)]
+
+
+def default_cmap(variable: str) -> str:
+    return DEFAULT_CMAP.get(variable, "viridis")
+
+
+def auto_clim(values: np.ndarray, symmetric: bool = False) -> tuple[float, float]:
+    """2nd–98th percentile of the valid values (±98th of |x| when ``symmetric``)."""
+    v = np.asarray(values, dtype="float64").ravel()
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return (0.0, 1.0)
+    if symmetric:
+        m = float(np.percentile(np.abs(v), 98)) or 1.0
+        return (-m, m)
+    lo, hi = (float(x) for x in np.percentile(v, [2, 98]))
+    if hi <= lo:
+        hi = lo + (abs(lo) or 1.0) * 0.01
+    return (lo, hi)
+
+
+def clim_for(variable: str, mode: str, typed, values) -> tuple[float, float]:
+    """Colour limits for ``mode`` fixed (per-variable default) / auto (from the data) / typed."""
+    if mode == "typed" and typed and typed[0] < typed[1]:
+        return (float(typed[0]), float(typed[1]))
+    if mode == "fixed" and variable in DEFAULT_CLIM:
+        return DEFAULT_CLIM[variable]
+    return auto_clim(values)
+
+
+def label(variable: str, info) -> str:
+    """'<long name> (<units>)' for a colorbar or an axis."""
+    meta = (info.variables or {}).get(variable, {}) if info is not None else {}
+    name = meta.get("long_name") or variable
+    units = meta.get("units") or ""
+    return f"{name} [{variable}] ({units})" if units else f"{name} [{variable}]"
+
+
+def units(variable: str, info) -> str:
+    meta = (info.variables or {}).get(variable, {}) if info is not None else {}
+    return meta.get("units") or ""
