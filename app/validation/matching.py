@@ -37,6 +37,37 @@ def nearest_location(lons, lats, lon: float, lat: float) -> tuple[int, float]:
     return i, float(d[i])
 
 
+def grid_pixels_nearest(ds: xr.Dataset, lons, lats) -> pd.DataFrame:
+    """Nearest pixel of a ``(time, lat, lon)`` grid for many stations at once.
+
+    Columns ``ilat``, ``ilon`` (indices), ``pixel_lon``, ``pixel_lat``, ``distance_km`` and ``inside``
+    (False where the station lies outside the grid's outer cell edges).
+    """
+    glat, glon = ds["lat"].values, ds["lon"].values
+    lons, lats = np.asarray(lons, dtype="float64"), np.asarray(lats, dtype="float64")
+    ilat = np.abs(glat[None, :] - lats[:, None]).argmin(axis=1)
+    ilon = np.abs(glon[None, :] - lons[:, None]).argmin(axis=1)
+    half_lat = abs(float(glat[1] - glat[0])) / 2 if glat.size > 1 else 0.5
+    half_lon = abs(float(glon[1] - glon[0])) / 2 if glon.size > 1 else 0.5
+    inside = (
+        (lats >= glat.min() - half_lat)
+        & (lats <= glat.max() + half_lat)
+        & (lons >= glon.min() - half_lon)
+        & (lons <= glon.max() + half_lon)
+    )
+    plon, plat = glon[ilon], glat[ilat]
+    return pd.DataFrame(
+        {
+            "ilat": ilat,
+            "ilon": ilon,
+            "pixel_lon": plon,
+            "pixel_lat": plat,
+            "distance_km": haversine_km(plon, plat, lons, lats),
+            "inside": inside,
+        }
+    )
+
+
 def grid_series(ds: xr.Dataset, lon: float, lat: float, method: str = "nearest") -> xr.Dataset:
     """The product's time series at a station from a ``(time, lat, lon)`` dataset.
 
@@ -62,7 +93,9 @@ def grid_series(ds: xr.Dataset, lon: float, lat: float, method: str = "nearest")
         # clamp inside the outer pixel centres so edge stations fall back to the edge values
         ilat = float(np.clip(lat, glat.min(), glat.max()))
         ilon = float(np.clip(lon, glon.min(), glon.max()))
-        out = ds.interp(lat=ilat, lon=ilon, method="linear")
+        # read only the 2 x 2 surrounding pixels, then interpolate in memory
+        box = ds.isel(lat=_bracket(glat, ilat), lon=_bracket(glon, ilon)).load()
+        out = box.interp(lat=ilat, lon=ilon, method="linear")
     out = out.drop_vars([c for c in ("lat", "lon") if c in out.coords])
     out.attrs.update(
         method=method,
@@ -71,6 +104,13 @@ def grid_series(ds: xr.Dataset, lon: float, lat: float, method: str = "nearest")
         distance_km=float(haversine_km(plon, plat, lon, lat)),
     )
     return out
+
+
+def _bracket(centres: np.ndarray, x: float) -> list[int]:
+    """Indices of the (up to) two pixel centres on either side of ``x`` (any sort order)."""
+    order = np.argsort(centres)
+    k = int(np.clip(np.searchsorted(centres[order], x), 1, max(centres.size - 1, 1)))
+    return sorted({int(order[max(k - 1, 0)]), int(order[min(k, centres.size - 1)])})
 
 
 def _median_step_days(index: pd.DatetimeIndex) -> float:

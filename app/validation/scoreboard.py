@@ -22,7 +22,7 @@ import pandas as pd
 from app.validation import analyses as analyses_mod
 from app.validation import matching
 from app.validation.config import ValidationOptions
-from app.validation.sources import match_site
+from app.validation.sources import match_site, products_at_sites
 from catalog import api, settings
 from catalog.errors import FluxLensError, InputError
 from models import metrics
@@ -119,11 +119,17 @@ def compute_scoreboard(
         return Scoreboard(pd.read_parquet(path), pooled, product, variable, network, cached=True)
     metric_columns = [c for a in chosen for c in a.columns()]
 
+    at_sites = products_at_sites(product, variable, sites, options)
+
     def one(site: pd.Series) -> tuple[dict, pd.DataFrame | None]:
         row = {c: site.get(c) for c in SITE_COLUMNS}
         row.update(dict.fromkeys(metric_columns, np.nan))
+        product_ds = at_sites[str(site["site_id"])]
+        if isinstance(product_ds, InputError):
+            row["error"] = str(product_ds)
+            return row, None
         try:
-            match = match_site(network, site, product, variable, options)
+            match = match_site(network, site, product, variable, options, product_ds=product_ds)
         except FluxLensError as exc:
             row["error"] = str(exc)
             return row, None
@@ -149,6 +155,8 @@ def compute_scoreboard(
     columns = SITE_COLUMNS + PIXEL_COLUMNS + metric_columns
     table = pd.DataFrame(rows).reindex(columns=columns)
     table = table.sort_values("site_id").reset_index(drop=True)
+    for c in ("start", "end"):
+        table[c] = pd.to_datetime(table[c], errors="coerce").dt.strftime("%Y-%m-%d")
     pooled_pairs = pd.concat(all_pairs) if all_pairs else pd.DataFrame({"obs": [], "pred": []})
     pooled = metrics.all_metrics(pooled_pairs["obs"], pooled_pairs["pred"], min_n=options.min_pairs)
     pooled["sites"] = len(all_pairs)
@@ -167,11 +175,7 @@ def _write_atomic(table: pd.DataFrame, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
     os.close(fd)
     try:
-        frame = table.copy()
-        for c in ("start", "end"):
-            if c in frame:
-                frame[c] = frame[c].astype(str)
-        frame.to_parquet(tmp, index=False)
+        table.to_parquet(tmp, index=False)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
