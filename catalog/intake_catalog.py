@@ -106,7 +106,7 @@ def _save(cat: intake.Catalog, data_dir: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".catalog-", suffix=".yaml.tmp", dir=data_dir)
     try:
         with os.fdopen(fd, "w") as fh:
-            yaml.safe_dump(d, fh, sort_keys=True)
+            yaml.safe_dump(d, fh, sort_keys=False)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, catalog_path(data_dir))

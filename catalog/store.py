@@ -368,16 +368,19 @@ def _swap_in(tmp: Path, final: Path, register) -> None:
 # ---------------------------------------------------------------- product.json and catalog entries
 
 
-def _read_product_json(product_dir: Path) -> dict | None:
-    p = product_dir / "product.json"
-    if not p.exists():
+def _read_json(path: Path) -> dict | None:
+    if not path.exists():
         return None
-    return json.loads(p.read_text())
+    return json.loads(path.read_text())
+
+
+def _read_product_json(product_dir: Path) -> dict | None:
+    return _read_json(product_dir / "product.json")
 
 
 def _write_json(path: Path, obj: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(_jsonable(obj), indent=2, sort_keys=True))
+    tmp.write_text(json.dumps(_jsonable(obj), indent=2))
     os.replace(tmp, path)
 
 
@@ -521,6 +524,11 @@ def write_product(
 ) -> ProductInfo:
     """Write ``ds`` as product ``name`` (pyramid + product.json) and register it in catalog.yaml.
 
+    ``provenance``: free-form dict, by convention ``{"sources": [{"path", "size", "sha256"}],
+    "reader", "reader_version", "options"}`` (see :func:`source_provenance`); an append adds its
+    provenance to ``provenance["appended"]``. ``title``/``kind`` default to ``ds.attrs`` or are
+    derived from the variables.
+
     ``mode``: ``create`` (the name must be new, unless the same input is re-ingested), ``replace``
     (swap the whole product) or ``append`` (add later time steps on the same grid; overlapping
     dates → :class:`StoreConflictError`, another grid or variables → :class:`InputError`).
@@ -623,13 +631,14 @@ def _append(ds, name, final, existing, *, provenance, synthetic, digest) -> Prod
             f"cannot append to product {name!r}: new dates start {new_times[0].date()}, "
             f"before the product's last date {old.time_end}; only later dates can be appended"
         )
-    ds = ds[list(level0.data_vars)]
+    ds = ds[[v for v in old.variables if v in ds.data_vars]]
     for v in ds.data_vars:
         ds[v].attrs = dict(level0[v].attrs)
     products = final.parent
+    appended = {**old.provenance, "appended": [*old.provenance.get("appended", []), _jsonable(provenance)]}
     info = _build_info(
-        xr.concat([level0, ds], dim="time"),
-        name, title=old.title, kind=old.kind, synthetic=old.synthetic, provenance=old.provenance,
+        xr.concat([level0[list(ds.data_vars)], ds], dim="time"),
+        name, title=old.title, kind=old.kind, synthetic=old.synthetic, provenance=appended,
         chunking=_chunking(len(old_times) + len(new_times), ds.sizes["lat"], ds.sizes["lon"]),
         store_id=uuid.uuid4().hex,
     )  # fmt: skip
@@ -702,13 +711,21 @@ SITE_COLUMNS = ("site_id", "name", "lat", "lon", "igbp", "start", "end", "networ
 
 
 def write_stations(
-    network: str, sites: pd.DataFrame, observations: pd.DataFrame, *, provenance: dict, synthetic: bool
+    network: str,
+    sites: pd.DataFrame,
+    observations: pd.DataFrame,
+    *,
+    provenance: dict,
+    synthetic: bool,
+    mode: str = "replace",
 ) -> dict:
     """Write a station network (site table + observations) as Parquet and register it; atomic.
 
     ``sites`` needs ``site_id``, ``lat``, ``lon`` (``name``, ``igbp``, ``start``, ``end`` are filled
-    when absent); ``observations`` needs ``site_id`` and ``time``. Replaces an existing network of the
-    same name. Returns the catalog metadata of the network.
+    when absent); ``observations`` needs ``site_id`` and ``time``. ``mode="replace"`` (default)
+    replaces a network of the same name, ``"create"`` refuses to (:class:`StoreConflictError`);
+    re-writing the same input (same provenance digest) changes nothing. Returns the catalog
+    metadata of the network.
     """
     _check_name(network, "network")
     for col in ("site_id", "lat", "lon"):
@@ -747,11 +764,24 @@ def write_stations(
     st["synthetic"] = bool(synthetic)
     st = st[list(SITE_COLUMNS) + [c for c in st.columns if c not in SITE_COLUMNS]]
 
+    if mode not in ("create", "replace"):
+        raise InputError(f"bad write mode {mode!r} for network {network!r}; use create or replace")
     data_dir = settings.data_dir()
     parent = data_dir / "stations"
     parent.mkdir(parents=True, exist_ok=True)
     _clean_stale(parent)
     final = parent / network
+    digest = input_digest(provenance, synthetic)
+    existing = _read_json(final / "network.json")
+    if existing is not None:
+        if digest is not None and existing.get("input_digest") == digest:
+            log.info("network %s: input already ingested (digest %s), nothing to do", network, digest[:12])
+            return existing
+        if mode == "create":
+            raise StoreConflictError(
+                f"station network {network!r} already exists at {final} with different content; "
+                "use replace (--replace)"
+            )
     store_id = uuid.uuid4().hex
     times = obs["time"]
     meta = _jsonable(
@@ -766,6 +796,7 @@ def write_stations(
             "time_end": str(times.max().date()) if len(times) else None,
             "bbox": [float(st.lon.min()), float(st.lat.min()), float(st.lon.max()), float(st.lat.max())],
             "provenance": provenance,
+            "input_digest": digest,
         }
     )
     tmp = _temp_dir(parent, network)

@@ -1,0 +1,126 @@
+"""``fluxlens ingest``, ``fluxlens demo`` and ``fluxlens catalog``."""
+
+from __future__ import annotations
+
+import argparse
+
+from catalog import settings
+from catalog.errors import InputError
+
+
+def add_commands(subparsers) -> None:
+    p = subparsers.add_parser(
+        "ingest",
+        help="read real files and write them to the catalog",
+        description="Read files of one kind and write them as a catalog product (gridded kinds) "
+        "or station network (fluxnet, ismn). Folders are searched for files of the kind.",
+    )
+    p.add_argument("kind", choices=("gssm", "esacci", "smap", "fluxnet", "ismn"), help="input kind")
+    p.add_argument("paths", nargs="+", help="files or folders")
+    p.add_argument("--name", required=True, help="product or network name (lower case, digits, _ -)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--replace", action="store_true", help="replace an existing product or network")
+    mode.add_argument("--append", action="store_true", help="add later dates to an existing product")
+    p.add_argument("--synthetic", action="store_true", help="mark the data as synthetic (not observations)")
+    g = p.add_argument_group("gssm options")
+    g.add_argument("--nodata", type=float, help="override the GeoTIFF nodata value")
+    g.add_argument("--keep-zero", action="store_true", help="keep 0 as a value (default: 0 is missing)")
+    g = p.add_argument_group("esacci options")
+    g.add_argument(
+        "--keep-flags",
+        default="0",
+        help="comma-separated flag values whose soil moisture is kept, or 'all' (default 0)",
+    )
+    g = p.add_argument_group("smap options")
+    g.add_argument("--passes", default="AM,PM", help="overpasses to use: AM, PM or AM,PM (default)")
+    g.add_argument("--all-quality", action="store_true", help="keep retrievals not of recommended quality")
+    g = p.add_argument_group("fluxnet options")
+    g.add_argument("--sites", help="site table (site list, inventory or folder); default: beside the files")
+    g.add_argument("--qc-min", type=float, help="drop values whose QC fraction is below this (0-1)")
+    g = p.add_argument_group("ismn options")
+    g.add_argument(
+        "--ismn-flags", default="G", help="comma-separated ISMN flag codes kept, or 'all' (default G)"
+    )
+    p.set_defaults(func=run_ingest)
+
+    p = subparsers.add_parser("demo", help="build the synthetic demo world into the data directory")
+    p.add_argument("--small", action="store_true", help="a small, fast demo world")
+    p.set_defaults(func=run_demo)
+
+    p = subparsers.add_parser("catalog", help="list the products and station networks")
+    p.set_defaults(func=run_catalog)
+
+
+def _flag_list(text: str, what: str, cast=str):
+    if text.strip().lower() == "all":
+        return None
+    try:
+        return tuple(cast(v.strip()) for v in text.split(",") if v.strip())
+    except ValueError as exc:
+        raise InputError(f"bad {what} {text!r}: {exc}") from exc
+
+
+def reader_options(args: argparse.Namespace) -> dict:
+    """Reader keyword arguments of ``args.kind`` from the command-line options."""
+    if args.kind == "gssm":
+        return {"nodata": args.nodata, "zero_is_missing": not args.keep_zero}
+    if args.kind == "esacci":
+        return {"keep_flags": _flag_list(args.keep_flags, "--keep-flags", int)}
+    if args.kind == "smap":
+        passes = tuple(p.strip().upper() for p in args.passes.split(",") if p.strip())
+        if not passes or set(passes) - {"AM", "PM"}:
+            raise InputError(f"bad --passes {args.passes!r}: use AM, PM or AM,PM")
+        return {"passes": passes, "recommended_only": not args.all_quality}
+    if args.kind == "fluxnet":
+        return {"sites_path": args.sites, "qc_min": args.qc_min}
+    return {"flags": _flag_list(args.ismn_flags, "--ismn-flags")}
+
+
+def run_ingest(args: argparse.Namespace) -> int:
+    from data_prep import ingest
+
+    mode = "replace" if args.replace else "append" if args.append else "create"
+    result = ingest.ingest(
+        args.kind, args.paths, name=args.name, mode=mode, synthetic=args.synthetic, **reader_options(args)
+    )
+    if isinstance(result, dict):
+        print(f"network {args.name}: {result['n_sites']} sites, {result['n_observations']} observations")
+    else:
+        print(
+            f"product {result.name}: {', '.join(result.variables)}, {result.n_time} time steps "
+            f"{result.time_start}..{result.time_end}, {len(result.levels)} levels"
+        )
+    return 0
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from data_prep import demo
+
+    demo.build_demo(settings.data_dir(), small=args.small)
+    return run_catalog(args)
+
+
+def run_catalog(args: argparse.Namespace) -> int:
+    from catalog import api
+
+    print(f"catalog: {settings.data_dir() / 'catalog.yaml'}")
+    products = api.list_products()
+    print(f"products ({len(products)}):")
+    for p in products:
+        variables = ", ".join(f"{v} [{m.get('units', '?')}]" for v, m in p.variables.items())
+        w, s, e, n = p.bbox
+        print(
+            f"  {p.name}{'  (synthetic)' if p.synthetic else ''}: {variables}; {p.resolution:g} deg, "
+            f"{p.levels[0]['n_lat']} x {p.levels[0]['n_lon']} px, {len(p.levels)} levels; "
+            f"{p.time_start}..{p.time_end} ({p.n_time} {p.time_step}s); bbox W{w:g} S{s:g} E{e:g} N{n:g}"
+        )
+    networks = api.list_networks()
+    print(f"station networks ({len(networks)}):")
+    for name in networks:
+        m = api.network_info(name)
+        print(
+            f"  {name}{'  (synthetic)' if m.get('synthetic') else ''}: {m['n_sites']} sites, "
+            f"{m['n_observations']} observations, {m.get('time_start')}..{m.get('time_end')}; "
+            f"variables {', '.join(m.get('variables', []))}"
+        )
+    return 0

@@ -1,0 +1,235 @@
+"""Ingest: real files → reader → ``catalog.store`` (analysis-ready Zarr or Parquet, registered).
+
+One function per kind of input. Each expands folders into the files of its kind, records the
+sources with their sha256 checksums, the reader, its version and options as provenance, and hands the
+reader's output to the store, which writes atomically. Readers are imported when used.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from catalog import store
+from catalog.api import ProductInfo
+from catalog.errors import InputError
+
+log = logging.getLogger(__name__)
+
+GRID_KINDS = ("gssm", "esacci", "smap")
+STATION_KINDS = ("fluxnet", "ismn")
+KINDS = GRID_KINDS + STATION_KINDS
+
+# File name patterns of each kind when a folder is given.
+PATTERNS = {
+    "gssm": ("*.tif", "*.tiff", "*.TIF", "*.TIFF"),
+    "esacci": ("*.nc",),
+    "smap": ("*.h5", "*.he5", "*.H5"),
+    "fluxnet": ("*.csv", "*.txt"),
+}
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("fluxlens")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def expand_paths(paths, kind: str) -> list[Path]:
+    """Files of ``kind`` named by ``paths`` (files kept as given, folders searched recursively)."""
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(
+                {f for pattern in PATTERNS.get(kind, ("*",)) for f in p.rglob(pattern) if f.is_file()}
+            )
+            if not found:
+                raise InputError(f"{p}: no {kind} files ({', '.join(PATTERNS.get(kind, ()))}) in this folder")
+            out.extend(found)
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise InputError(f"{p}: no such file or folder")
+    if not out:
+        raise InputError(f"no input files given for {kind}")
+    return out
+
+
+def _provenance(files, reader: str, options: dict) -> dict:
+    return store.source_provenance(files, reader=reader, reader_version=_version(), options=options)
+
+
+def ingest_gssm(paths, *, name: str, mode: str = "create", synthetic: bool = False, nodata=None,
+                zero_is_missing: bool = True) -> ProductInfo:  # fmt: skip
+    """GSSM1km GeoTIFFs (``data_prep.gssm.read_gssm_geotiff``) → product ``name``."""
+    from data_prep import gssm
+
+    files = expand_paths(paths, "gssm")
+    options = {"nodata": nodata, "zero_is_missing": zero_is_missing}
+    provenance = _provenance(files, "data_prep.gssm.read_gssm_geotiff", options)
+    ds = gssm.read_gssm_geotiff([str(f) for f in files], nodata=nodata, zero_is_missing=zero_is_missing)
+    return store.write_product(
+        ds, name, provenance=provenance, synthetic=synthetic, mode=mode, kind="soil_moisture"
+    )
+
+
+def ingest_esacci(paths, *, name: str, mode: str = "create", synthetic: bool = False,
+                  keep_flags=(0,)) -> ProductInfo:  # fmt: skip
+    """ESA CCI SM / C3S netCDF images (``data_prep.esacci.read_esacci``) → product ``name``."""
+    from data_prep import esacci
+
+    files = expand_paths(paths, "esacci")
+    options = {"keep_flags": None if keep_flags is None else sorted(int(f) for f in keep_flags)}
+    provenance = _provenance(files, "data_prep.esacci.read_esacci", options)
+    ds = esacci.read_esacci([str(f) for f in files], keep_flags=keep_flags)
+    return store.write_product(
+        ds, name, provenance=provenance, synthetic=synthetic, mode=mode, kind="soil_moisture"
+    )
+
+
+def ingest_smap(paths, *, name: str, mode: str = "create", synthetic: bool = False, passes=("AM", "PM"),
+                recommended_only: bool = True) -> ProductInfo:  # fmt: skip
+    """SMAP L3 HDF5 granules (``data_prep.smap.read_smap_l3``) → product ``name``."""
+    from data_prep import smap
+
+    files = expand_paths(paths, "smap")
+    options = {"passes": list(passes), "recommended_only": recommended_only}
+    provenance = _provenance(files, "data_prep.smap.read_smap_l3", options)
+    ds = smap.read_smap_l3([str(f) for f in files], passes=tuple(passes), recommended_only=recommended_only)
+    return store.write_product(
+        ds, name, provenance=provenance, synthetic=synthetic, mode=mode, kind="soil_moisture"
+    )
+
+
+def _concat_tables(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    for t in tables:
+        t.attrs = {}
+    return pd.concat(tables, ignore_index=True)
+
+
+def ingest_fluxnet(paths, *, name: str, mode: str = "create", sites_path=None, synthetic: bool = False,
+                   qc_min: float | None = None) -> dict:  # fmt: skip
+    """FLUXNET-style tower files (``data_prep.fluxnet.read_fluxnet``, one per site) → network ``name``.
+
+    Site coordinates come from ``sites_path`` (``read_site_table``: site list, inventory or a folder
+    holding them), by default from the folder of the first file. All files must share one time step.
+    ``mode``: ``create`` or ``replace``.
+    """
+    from data_prep import fluxnet
+
+    files = [f for f in expand_paths(paths, "fluxnet") if not _is_site_table(f)]
+    if not files:
+        raise InputError(f"no tower files among {list(map(str, paths))}")
+    sites_path = Path(sites_path) if sites_path else files[0].parent
+    site_table = fluxnet.read_site_table(sites_path)
+    tables, resolutions, units = [], set(), {}
+    for f in files:
+        df = fluxnet.read_fluxnet(f, qc_min=qc_min)
+        resolutions.add(df.attrs.get("resolution"))
+        units.update(df.attrs.get("units") or {})
+        tables.append(df)
+    if len(resolutions) > 1:
+        raise InputError(
+            f"tower files have different time steps {sorted(map(str, resolutions))}: ingest them separately"
+        )
+    obs = _concat_tables(tables)
+    dup = obs.duplicated(["site_id", "time"])
+    if dup.any():
+        first = obs.loc[dup, ["site_id", "time"]].iloc[0]
+        raise InputError(
+            f"site {first.site_id} has time {first.time} in more than one file; give each site once"
+        )
+    known = set(site_table["site_id"])
+    missing = sorted(set(obs["site_id"]) - known)
+    if missing:
+        raise InputError(f"sites {missing[:10]} are not in the site table {sites_path}; pass --sites")
+    sites = site_table[site_table["site_id"].isin(set(obs["site_id"]))].reset_index(drop=True)
+    site_files = [sites_path] if sites_path.is_file() else [p for p in _site_table_files(sites_path)]
+    options = {"qc_min": qc_min, "resolution": resolutions.pop(), "units": units}
+    provenance = _provenance(files + site_files, "data_prep.fluxnet.read_fluxnet", options)
+    return store.write_stations(name, sites, obs, provenance=provenance, synthetic=synthetic, mode=mode)
+
+
+_SITE_TABLE_NAMES = ("FluxNET_sites.csv", "FluxNET_sites_info.csv")
+
+
+def _is_site_table(path: Path) -> bool:
+    return path.name in _SITE_TABLE_NAMES
+
+
+def _site_table_files(folder: Path) -> list[Path]:
+    return [folder / n for n in _SITE_TABLE_NAMES if (folder / n).is_file()]
+
+
+def ingest_ismn(paths, *, name: str, mode: str = "create", synthetic: bool = False, flags=("G",)) -> dict:
+    """ISMN ``.stm`` files, station folders or zip downloads (``data_prep.ismn``) → network ``name``."""
+    from data_prep import ismn
+
+    sites, tables, sources = [], [], []
+    for p in map(Path, [paths] if isinstance(paths, (str, Path)) else paths):
+        if not p.exists():
+            raise InputError(f"{p}: no such file or folder")
+        if p.is_dir() or p.suffix.lower() == ".zip":
+            s, o = ismn.read_ismn_folder(p, flags=flags)
+            sites.append(s)
+            tables.append(o)
+        else:
+            meta, table = ismn.read_ismn(p, flags=flags)
+            table = table.copy()
+            table.insert(0, "site_id", meta["site_id"])
+            tables.append(table)
+            sites.append(_ismn_site_row(meta, table))
+        sources.append(p)
+    site_table = _concat_tables(sites)
+    site_table = _merge_site_rows(site_table)
+    obs = _concat_tables(tables)
+    options = {"flags": None if flags is None else list(flags)}
+    provenance = _provenance(sources, "data_prep.ismn.read_ismn", options)
+    return store.write_stations(name, site_table, obs, provenance=provenance, synthetic=synthetic, mode=mode)
+
+
+def _ismn_site_row(meta: dict, table: pd.DataFrame) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "site_id": meta["site_id"],
+                "name": meta.get("station", meta["site_id"]),
+                "lat": meta["lat"],
+                "lon": meta["lon"],
+                "igbp": None,
+                "network_ismn": meta.get("network"),
+                "elevation": meta.get("elevation"),
+                "start": table["time"].min(),
+                "end": table["time"].max(),
+            }
+        ]
+    )
+
+
+def _merge_site_rows(sites: pd.DataFrame) -> pd.DataFrame:
+    """One row per site (several sensors or files of one station give several rows)."""
+    agg = {c: "first" for c in sites.columns if c not in ("site_id", "start", "end")}
+    if "start" in sites:
+        agg["start"] = "min"
+    if "end" in sites:
+        agg["end"] = "max"
+    return sites.groupby("site_id", as_index=False, sort=True).agg(agg)
+
+
+def ingest(kind: str, paths, *, name: str, mode: str = "create", synthetic: bool = False, **options):
+    """Dispatch to the ingest of ``kind`` (one of :data:`KINDS`)."""
+    if kind not in KINDS:
+        raise InputError(f"unknown input kind {kind!r}; use one of {', '.join(KINDS)}")
+    if kind in STATION_KINDS:
+        if mode == "append":
+            raise InputError(f"{kind}: station networks are replaced as a whole, --append does not apply")
+        func = ingest_fluxnet if kind == "fluxnet" else ingest_ismn
+        return func(paths, name=name, mode=mode, synthetic=synthetic, **options)
+    func = {"gssm": ingest_gssm, "esacci": ingest_esacci, "smap": ingest_smap}[kind]
+    return func(paths, name=name, mode=mode, synthetic=synthetic, **options)
