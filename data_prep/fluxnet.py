@@ -16,8 +16,10 @@ sub-daily resolution, mm d-1 at DD/WW/MM, mm y-1 at YY (the FLUXNET2015 definiti
 
 Quality: ``<NAME>_QC`` is the fraction (0-1) of measured or good-quality gap-filled data. At daily and
 coarser steps FLUXNET writes exactly that. At half-hourly/hourly steps FLUXNET (and bigleaf) write a
-flag — 0 measured, 1 good gap-fill, 2 medium, 3 poor — which is converted to 1.0 for flags 0-1 and
-0.0 for 2-3; the flag itself is kept in ``<NAME>_QC_FLAG``. ``LE_CORR`` and ``H_CORR`` carry no QC of
+flag — 0 measured, 1 good gap-fill, 2 medium, 3 poor (for the meteorological ``*_F`` columns 2 means
+downscaled from ERA-Interim) — which is converted to 1.0 for flags 0-1 and 0.0 for 2-3, the same
+"measured or good gap-fill" notion the coarser fractions count; the flag itself is kept in
+``<NAME>_QC_FLAG``. ``LE_CORR`` and ``H_CORR`` carry no QC of
 their own in FLUXNET2015: they inherit the QC of ``LE_F_MDS`` / ``H_F_MDS`` they are derived from.
 A few FLUXNET2015 daily-or-coarser files hold a flag (2 or 3) where a fraction belongs (G_F_MDS_QC = 3
 at BE-Bra, CH-Dav ...): such values are read as 0 (no good data), counted in
