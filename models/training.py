@@ -1,0 +1,197 @@
+"""Train a model version: training table → three-split CV → final fit → SHAP cache → registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from catalog.errors import InputError
+from models import evaluation, explain, registry
+from models import features as F
+from models import training_table as T
+from models.emulator import A_MIN, DEFAULT_PARAMS, DEFAULT_ROUNDS, TARGET_COLUMNS, fit_emulator
+
+EF_OBJECTIVE = (
+    "LightGBM cross_entropy on EF = LE/(LE+H) clipped to [0,1]; predictions sigmoid(raw) in (0,1); "
+    "rows with A or LE+H below a_min excluded; rows weighted by A"
+)
+
+
+@dataclass
+class TrainSettings:
+    """What to train on and how. ``features=None``: FLUXNET set for files, demo set for networks."""
+
+    sites_source: str = "fluxnet2015_monthly"
+    targets: str = "corrected"  # "corrected" (LE_CORR/H_CORR) or "raw" (LE_F_MDS/H_F_MDS)
+    constrained: bool = True
+    features: tuple[str, ...] | None = None
+    cube_products: dict[str, str] | None = None
+    qc_min: float = T.QC_MIN
+    n_folds: int = 5
+    num_boost_round: int = DEFAULT_ROUNDS
+    params: dict = field(default_factory=dict)
+    monotone: dict[str, int] = field(default_factory=dict)
+    a_min: float = A_MIN
+    shap_sample: int = explain.SAMPLE_SIZE
+    splits: tuple[str, ...] = evaluation.SPLITS
+
+
+def _check(settings: TrainSettings) -> None:
+    if settings.targets not in TARGET_COLUMNS:
+        raise InputError(f"targets must be one of {sorted(TARGET_COLUMNS)}, not {settings.targets!r}")
+    for name in settings.features or ():
+        if name not in F.FEATURES:
+            raise InputError(f"unknown feature {name!r}; declared features: {sorted(F.FEATURES)}")
+
+
+def cv_summary(scores: pd.DataFrame) -> list[dict]:
+    """Compact CV rows for ``meta.json`` / ``fluxlens models``."""
+    cols = [
+        "split",
+        "model",
+        "targets",
+        "variable",
+        "r2",
+        "rmse",
+        "bias",
+        "n",
+        "eb_residual_mean",
+        "eb_residual_max_abs",
+    ]
+    return [
+        {k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}
+        for row in scores[cols].to_dict("records")
+    ]
+
+
+def train(
+    settings: TrainSettings,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    table: pd.DataFrame | None = None,
+) -> str:
+    """Train, cross-validate, explain and register a model; returns the new version.
+
+    ``table``: a ready training table (skips reading ``settings.sites_source``).
+    """
+    _check(settings)
+    if table is None:
+        kind, _ = T.resolve_source(settings.sites_source)
+        default = F.FLUXNET_FEATURES if kind == "folder" else F.DEMO_FEATURES
+        features = list(settings.features or default)
+        table = T.build(
+            settings.sites_source,
+            features=features,
+            cube_products=settings.cube_products,
+            qc_min=settings.qc_min,
+        )
+    else:
+        features = list(settings.features or F.FLUXNET_FEATURES)
+    le_col, h_col = TARGET_COLUMNS[settings.targets]
+    if table[[le_col, h_col]].notna().all(axis=1).sum() < 50:
+        raise InputError(
+            f"{table.attrs.get('source', 'training table')}: fewer than 50 rows with {settings.targets} "
+            f"targets ({le_col}, {h_col}); try --targets raw"
+        )
+    missing = [f for f in features if f not in table.columns]
+    if missing:
+        raise InputError(f"{table.attrs.get('source')}: the training table lacks features {missing}")
+
+    n_cv = len(settings.splits) * settings.n_folds
+    total = n_cv + 2
+
+    def cv_progress(done, _total):
+        if progress:
+            progress(done, total)
+
+    fit_kwargs = dict(
+        params=settings.params,
+        num_boost_round=settings.num_boost_round,
+        monotone=settings.monotone or None,
+        a_min=settings.a_min,
+    )
+    oof = evaluation.out_of_fold_predictions(
+        table,
+        features,
+        targets=settings.targets,
+        splits=settings.splits,
+        n_folds=settings.n_folds,
+        fit_kwargs=fit_kwargs,
+        progress=cv_progress,
+    )
+    scores = evaluation.score_table(oof, table)
+    scores_igbp = evaluation.score_table(oof, table, by_igbp=True)
+    a_scores = evaluation.a_model_scores(oof)
+
+    emulator = fit_emulator(
+        table, features, targets=settings.targets, constrained=settings.constrained, **fit_kwargs
+    )
+    if progress:
+        progress(n_cv + 1, total)
+    shap_tables = explain.compute(emulator, table, n=settings.shap_sample)
+
+    fp = T.fingerprint(table)
+    version = registry.new_version(fp)
+    oof_out = oof.assign(
+        **{
+            f"obs_{c}": table[c].to_numpy(dtype=float)[oof["row"].to_numpy()]
+            for cols in TARGET_COLUMNS.values()
+            for c in cols
+            if c in table.columns
+        }
+    )
+    meta = {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "constrained": settings.constrained,
+        "primary_model": "constrained" if settings.constrained else "direct",
+        "features": [F.spec(f).to_dict() for f in features],
+        "a_features": F.available_energy_features(features),
+        "targets": {
+            "set": settings.targets,
+            "le": le_col,
+            "h": h_col,
+            "source_columns": {
+                "le_raw": "LE_F_MDS",
+                "h_raw": "H_F_MDS",
+                "le_corr": "LE_CORR",
+                "h_corr": "H_CORR",
+                "a": "NETRAD - G_F_MDS",
+            },
+        },
+        "a_min": settings.a_min,
+        "ef_objective": EF_OBJECTIVE,
+        "params": {**DEFAULT_PARAMS, **settings.params},
+        "num_boost_round": settings.num_boost_round,
+        "monotone": settings.monotone,
+        "settings": {k: v for k, v in asdict(settings).items()},
+        "training_data": {
+            "source": table.attrs.get("source", settings.sites_source),
+            "fingerprint_sha256": fp,
+            "n_rows": len(table),
+            "n_sites": int(table["site_id"].nunique()),
+            "years": [int(table["year"].min()), int(table["year"].max())],
+            "time_step": table.attrs.get("time_step"),
+            "qc_min": settings.qc_min,
+            "synthetic": bool(table.attrs.get("synthetic", False)),
+            "cube_products": table.attrs.get("cube_products"),
+            "observed_closure_median": evaluation.observed_closure(table),
+            "igbp_classes": sorted(int(c) for c in table["igbp"].dropna().unique()),
+        },
+        "cv_summary": cv_summary(scores),
+        "a_model_cv": a_scores.to_dict("records"),
+        "cv_settings": {
+            "splits": list(settings.splits),
+            "n_folds": settings.n_folds,
+            "tuning": "none (fixed parameters)",
+        },
+        "shap": {"sample_size": int(len(next(iter(shap_tables.values())))), "units": explain.SHAP_UNITS},
+        "libraries": registry.library_versions(),
+    }
+    tables = {"cv_scores": scores, "cv_scores_igbp": scores_igbp, "cv_predictions": oof_out, **shap_tables}
+    registry.save(emulator, meta, tables, version=version)
+    if progress:
+        progress(total, total)
+    return version
