@@ -392,7 +392,8 @@ def write_ismn(path, metadata: dict, df: pd.DataFrame) -> Path:
 
     ``metadata`` needs ``network, station, lat, lon, elevation, depth_from, depth_to`` (``cse`` defaults
     to the network, ``sensor`` to ``unknown``); ``df`` holds ``time`` and ``soil_moisture`` (m3 m-3),
-    optionally ``flag`` (default ``G``, ``M`` where the value is missing) and ``flag_provider``. If
+    optionally ``flag`` (default ``G``, ``M`` where the value is missing) and ``flag_provider``; a
+    table read with flag filtering is written with its unfiltered ``soil_moisture_raw``. If
     ``path`` is a folder, the ISMN file name is used inside it. Written to a temporary name and renamed.
     """
     path = Path(path)
@@ -407,7 +408,10 @@ def write_ismn(path, metadata: dict, df: pd.DataFrame) -> Path:
     time = pd.to_datetime(df["time"])
     if path.is_dir():
         path = path / ismn_file_name(metadata, time.min(), time.max())
-    value = df["soil_moisture"].to_numpy(dtype="float64")
+    # an ISMN file holds every value with its flag; flag filtering is a read-time choice
+    value = df["soil_moisture_raw" if "soil_moisture_raw" in df else "soil_moisture"].to_numpy(
+        dtype="float64"
+    )
     if np.nanmax(value, initial=0) > 1.0:
         raise InputError(f"{path}: soil_moisture above 1: expected m3 m-3, not %")
     flag = (

@@ -192,6 +192,11 @@ def test_write_roundtrip(shared_data, tmp_path):
     pd.testing.assert_frame_equal(
         back[["time", "soil_moisture", "flag"]], table[["time", "soil_moisture", "flag"]]
     )
+    # a flag-filtered table writes all values with their flags, and reads back filtered the same way
+    filtered_meta, filtered = read_ismn(shared_data / ISMN / HEADER_ARM1)
+    again = write_ismn(tmp_path / "filtered.stm", filtered_meta, filtered)
+    _, filtered_back = read_ismn(again)
+    pd.testing.assert_frame_equal(filtered_back, filtered)
     # a synthetic series with gaps: NaN written with flag M, read back as NaN
     demo = pd.DataFrame(
         {"time": pd.date_range("2018-01-01", periods=4, freq="D"), "soil_moisture": [0.2, np.nan, 0.31, 0.05]}
