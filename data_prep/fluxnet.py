@@ -324,12 +324,12 @@ def _parse_stamp(path: Path, values: pd.Series, column: str, fmt: str | None = N
 
 
 def _wanted_columns(header: list[str], candidates: dict[str, list[tuple[str, str | None]]]) -> list[str]:
-    """The value and QC columns of ``header`` that :func:`_pick` may select."""
+    """The value and QC columns of ``header`` that :func:`_canonical_table` may select."""
     present = set(header)
     out = []
-    for name, options in candidates.items():
+    for options in candidates.values():
         for value_col, qc_col in options:
-            col = _match_column(header, value_col, allow_qualifiers=name in _AMERIFLUX_QUALIFIED)
+            col = _match_column(header, value_col, allow_qualifiers=True)
             if col:
                 out.append(col)
                 if qc_col and qc_col in present:
@@ -337,11 +337,9 @@ def _wanted_columns(header: list[str], candidates: dict[str, list[tuple[str, str
     return list(dict.fromkeys(out))
 
 
-# AmeriFlux BASE names carry position qualifiers (SWC_1_1_1, TA_1_2_1); the lowest index is chosen.
-_AMERIFLUX_QUALIFIED = {"LE", "H", "G", "SWC", "TA", "VPD", "P", "SW_IN", "LW_IN", "WS", "NETRAD"}
-
-
 def _match_column(header: list[str], name: str, *, allow_qualifiers: bool) -> str | None:
+    """``name`` itself, or (AmeriFlux BASE) its position-qualified form such as SWC_1_1_1 / TA_1_2_1 with
+    the lowest indices (gap-filled ``_F`` and ``_CORR`` names are never qualified)."""
     if name in header:
         return name
     if not allow_qualifiers or "_F" in name or name.endswith("CORR"):
