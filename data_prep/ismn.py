@@ -66,7 +66,7 @@ def parse_stm(data: bytes, name: str, *, flags: tuple[str, ...] | None = ("G",))
     if not lines:
         raise InputError(f"{name}: empty file, expected ISMN station data")
     first = lines[0].split()
-    if len(first) >= 2 and _STAMP.match(first[0]) and len(first) > 2 and _STAMP.match(first[2]):
+    if len(first) > 2 and _STAMP.match(first[0]) and _STAMP.match(first[2]):
         metadata, table = _parse_ceop(lines, name)
         metadata["format"] = "separate_files"
     elif first and not _STAMP.match(first[0]):
