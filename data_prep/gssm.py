@@ -36,7 +36,7 @@ SSM_ATTRS = {
 WRITE_BLOCK = 512
 # Above this uncompressed size the classic 4 GiB TIFF offsets may overflow: write BigTIFF.
 BIGTIFF_THRESHOLD = 3_500_000_000
-# Memory for one block of rows x days while writing (float64 while encoding).
+# Memory for one block of rows x days while writing (about 12 bytes per pixel while encoding).
 WRITE_MEMORY = 256 * 2**20
 
 
@@ -213,8 +213,9 @@ def read_gssm_geotiff(paths, *, nodata=None, zero_is_missing=True, chunks=None) 
     ``paths``: one file or several. Files with identical dates are tiles and are mosaicked; groups of
     different dates are concatenated in time (their mosaics must share one grid). ``nodata`` overrides
     the files' nodata value; 0 is missing as well when ``zero_is_missing`` (Earth Engine writes masked
-    pixels as 0). ``chunks``: optional ``{"time", "lat", "lon"}`` sizes; by default one day per chunk
-    for band-interleaved files (a day is then read alone) and 2048 x 2048 pixels.
+    pixels as 0). ``chunks``: optional ``{"time", "lat", "lon"}`` sizes; by default one day and
+    2048 x 2048 pixels per chunk for band-interleaved files (a day is then read alone), 16 days and
+    1024 x 1024 pixels for pixel-interleaved ones.
     """
     infos = [_inspect(p) for p in _as_paths(paths)]
     crs = infos[0].crs
@@ -251,11 +252,14 @@ def read_gssm_geotiff(paths, *, nodata=None, zero_is_missing=True, chunks=None) 
         zero_missing=zero_is_missing,
     )
     chunks = chunks or {}
-    default_t = 1 if all(i.band_interleaved for i in infos) else min(len(steps), 16)
+    band_interleaved = all(i.band_interleaved for i in infos)
+    # One day per chunk where days are stored apart; otherwise a block holds every day, so read
+    # 16 days at once over a smaller window (16 x 1024 x 1024 float32 = 64 MiB).
+    default_t, default_px = (1, 2048) if band_interleaved else (min(len(steps), 16), 1024)
     dask_chunks = (
         chunks.get("time", default_t),
-        min(chunks.get("lat", 2048), height),
-        min(chunks.get("lon", 2048), width),
+        min(chunks.get("lat", default_px), height),
+        min(chunks.get("lon", default_px), width),
     )
     data = da.from_array(
         stack, chunks=dask_chunks, lock=False, asarray=False, meta=np.empty((0, 0, 0), np.float32)
@@ -297,10 +301,11 @@ def _grid_transform(ssm: xr.DataArray) -> tuple[rasterio.Affine, bool]:
 
 def _encode(values: np.ndarray) -> np.ndarray:
     """SSM (m3 m-3) → UInt16 round(SSM*1000); NaN → 0 (nodata); valid values clipped to 1…65535."""
-    scaled = np.rint(values.astype(np.float64) * SCALE)
-    out = np.clip(scaled, 1, np.iinfo(np.uint16).max)
-    out[~np.isfinite(scaled)] = 0
-    return out.astype(np.uint16)
+    scaled = np.rint(np.asarray(values, dtype=np.float32) * np.float32(SCALE))
+    valid = np.isfinite(scaled)
+    np.clip(scaled, 1, np.iinfo(np.uint16).max, out=scaled)
+    scaled[~valid] = 0
+    return scaled.astype(np.uint16)
 
 
 def write_gssm_geotiff(path, ssm: xr.DataArray) -> Path:
@@ -344,7 +349,7 @@ def write_gssm_geotiff(path, ssm: xr.DataArray) -> Path:
         with rasterio.open(tmp, "w", **profile) as dst:
             for band, date in enumerate(dates, start=1):
                 dst.set_band_description(band, f"band_{date:%Y_%m_%d}_classification")
-            days_per_block = max(1, WRITE_MEMORY // (WRITE_BLOCK * width * 8))
+            days_per_block = max(1, WRITE_MEMORY // (WRITE_BLOCK * width * 12))
             for row in range(0, height, WRITE_BLOCK):
                 rows = slice(row, min(row + WRITE_BLOCK, height))
                 window = Window(0, row, width, rows.stop - row)
