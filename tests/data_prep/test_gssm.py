@@ -11,6 +11,7 @@ import rasterio
 import xarray as xr
 
 from catalog.errors import InputError
+from data_prep import gssm
 from data_prep.gssm import read_gssm_geotiff, write_gssm_geotiff
 
 
@@ -34,7 +35,10 @@ def test_round_trip_band_names_scale_nodata(tmp_path):
         assert src.crs.to_epsg() == 4326
         assert src.descriptions[0] == "band_2018_07_01_classification"
         assert src.descriptions[3] == "band_2018_07_04_classification"
+        assert src.profile["tiled"] and src.block_shapes[0] == (512, 512)
+        assert src.compression.name == "deflate"
         raw = src.read()
+    assert path.read_bytes()[:4] == b"II*\x00"  # classic TIFF while small
     assert raw[0, 0, 0] == 0  # NaN stored as nodata
     assert raw[1, 7, 3] == round(float(ssm[1, 7, 3]) * 1000)
 
@@ -50,6 +54,13 @@ def test_round_trip_band_names_scale_nodata(tmp_path):
     assert np.array_equal(np.isnan(got), np.isnan(ssm.values))
     assert np.nanmax(np.abs(got - ssm.values)) <= 0.0005 + 1e-6
     assert got[1, 7, 3] == pytest.approx(raw[1, 7, 3] / 1000, abs=1e-7)
+
+
+def test_bigtiff_when_large(tmp_path, monkeypatch):
+    monkeypatch.setattr(gssm, "BIGTIFF_THRESHOLD", 1000)
+    path = write_gssm_geotiff(tmp_path / "big.tif", _ssm(n_days=2))
+    assert path.read_bytes()[:4] == b"II+\x00"  # BigTIFF magic number 43
+    assert read_gssm_geotiff(path).sizes == {"time": 2, "lat": 60, "lon": 80}
 
 
 def test_ascending_latitudes_are_flipped(tmp_path):
