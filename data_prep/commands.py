@@ -34,6 +34,7 @@ def add_commands(subparsers) -> None:
     g = p.add_argument_group("smap options")
     g.add_argument("--passes", default="AM,PM", help="overpasses to use: AM, PM or AM,PM (default)")
     g.add_argument("--all-quality", action="store_true", help="keep retrievals not of recommended quality")
+    g.add_argument("--resolution", type=float, help="regular grid step in degrees (default: by product)")
     g = p.add_argument_group("fluxnet options")
     g.add_argument("--sites", help="site table (site list, inventory or folder); default: beside the files")
     g.add_argument("--qc-min", type=float, help="drop values whose QC fraction is below this (0-1)")
@@ -70,7 +71,7 @@ def reader_options(args: argparse.Namespace) -> dict:
         passes = tuple(p.strip().upper() for p in args.passes.split(",") if p.strip())
         if not passes or set(passes) - {"AM", "PM"}:
             raise InputError(f"bad --passes {args.passes!r}: use AM, PM or AM,PM")
-        return {"passes": passes, "recommended_only": not args.all_quality}
+        return {"passes": passes, "recommended_only": not args.all_quality, "resolution": args.resolution}
     if args.kind == "fluxnet":
         return {"sites_path": args.sites, "qc_min": args.qc_min}
     return {"flags": _flag_list(args.ismn_flags, "--ismn-flags")}

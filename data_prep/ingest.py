@@ -94,14 +94,19 @@ def ingest_esacci(paths, *, name: str, mode: str = "create", synthetic: bool = F
 
 
 def ingest_smap(paths, *, name: str, mode: str = "create", synthetic: bool = False, passes=("AM", "PM"),
-                recommended_only: bool = True) -> ProductInfo:  # fmt: skip
-    """SMAP L3 HDF5 granules (``data_prep.smap.read_smap_l3``) → product ``name``."""
+                recommended_only: bool = True, resolution: float | None = None) -> ProductInfo:  # fmt: skip
+    """SMAP L3 HDF5 granules (``data_prep.smap.read_smap_l3``, regridded to ``resolution``°) → ``name``."""
     from data_prep import smap
 
     files = expand_paths(paths, "smap")
-    options = {"passes": list(passes), "recommended_only": recommended_only}
+    options = {"passes": list(passes), "recommended_only": recommended_only, "resolution": resolution}
     provenance = _provenance(files, "data_prep.smap.read_smap_l3", options)
-    ds = smap.read_smap_l3([str(f) for f in files], passes=tuple(passes), recommended_only=recommended_only)
+    ds = smap.read_smap_l3(
+        [str(f) for f in files],
+        passes=tuple(passes),
+        recommended_only=recommended_only,
+        resolution=resolution,
+    )
     return store.write_product(
         ds, name, provenance=provenance, synthetic=synthetic, mode=mode, kind="soil_moisture"
     )

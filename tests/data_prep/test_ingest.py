@@ -1,0 +1,166 @@
+"""Ingest of real files into the catalog, checked against independent parses of the same files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+
+import netCDF4
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+import xarray as xr
+
+from catalog import api
+from catalog.errors import InputError, StoreConflictError
+from data_prep import ingest
+from data_prep.gssm import write_gssm_geotiff
+
+
+def ssm_cube(n_time, start, seed, n_lat=20, n_lon=30):
+    rng = np.random.default_rng(seed)
+    v = np.round(rng.uniform(0.02, 0.5, (n_time, n_lat, n_lon)), 3).astype(np.float32)
+    v[rng.random(v.shape) < 0.15] = np.nan
+    return xr.DataArray(
+        v,
+        dims=("time", "lat", "lon"),
+        coords={
+            "time": pd.date_range(start, periods=n_time, freq="D"),
+            "lat": 40.0 - (np.arange(n_lat) + 0.5) * 0.01,
+            "lon": -100.0 + (np.arange(n_lon) + 0.5) * 0.01,
+        },
+    )
+
+
+@pytest.fixture
+def geotiffs(tmp_path):
+    a = write_gssm_geotiff(tmp_path / "gssm_a.tif", ssm_cube(3, "2018-07-01", 1))
+    b = write_gssm_geotiff(tmp_path / "gssm_b.tif", ssm_cube(2, "2018-07-04", 2))
+    return a, b
+
+
+def rasterio_ssm(path):
+    """(days, rows, cols) m3 m-3 straight from the file: UInt16 / 1000, 0 → NaN."""
+    with rasterio.open(path) as src:
+        raw = src.read().astype(np.float64)
+    out = raw / 1000.0
+    out[raw == 0] = np.nan
+    return out
+
+
+def test_gssm_ingest_then_append(data_dir, geotiffs):
+    a, b = geotiffs
+    info = ingest.ingest("gssm", [a], name="gssm_t")
+    assert (info.n_time, info.levels[0]["n_lat"], info.levels[0]["n_lon"]) == (3, 20, 30)
+    assert info.provenance["reader"] == "data_prep.gssm.read_gssm_geotiff"
+    (src,) = info.provenance["sources"]
+    assert src["path"] == str(a.resolve()) and len(src["sha256"]) == 64
+    info = ingest.ingest("gssm", [b], name="gssm_t", mode="append")
+    assert (info.n_time, info.time_end) == (5, "2018-07-05")
+    stored = api.open_product("gssm_t").ssm.values
+    expected = np.concatenate([rasterio_ssm(a), rasterio_ssm(b)])
+    np.testing.assert_allclose(stored, expected, rtol=1e-6)
+    assert np.isnan(stored).sum() == np.isnan(expected).sum() > 0
+    with pytest.raises(StoreConflictError, match="already stored"):
+        ingest.ingest("gssm", [a, b], name="gssm_t", mode="append")
+
+
+def test_reingest_is_idempotent(data_dir, geotiffs):
+    a, _ = geotiffs
+    ingest.ingest("gssm", [a], name="g")
+    product_json = (data_dir / "products" / "g" / "product.json").read_bytes()
+    catalog = (data_dir / "catalog.yaml").read_bytes()
+    ingest.ingest("gssm", [a], name="g")
+    ingest.ingest("gssm", [a], name="g", mode="replace")
+    assert (data_dir / "products" / "g" / "product.json").read_bytes() == product_json
+    assert (data_dir / "catalog.yaml").read_bytes() == catalog
+
+
+def test_append_on_another_grid_is_input_error(data_dir, geotiffs, tmp_path):
+    a, _ = geotiffs
+    ingest.ingest("gssm", [a], name="g")
+    other = write_gssm_geotiff(tmp_path / "other.tif", ssm_cube(1, "2018-08-01", 3, n_lat=10))
+    with pytest.raises(InputError, match="differs from the stored"):
+        ingest.ingest("gssm", [other], name="g", mode="append")
+
+
+def test_missing_paths_and_unknown_kind(data_dir, tmp_path):
+    with pytest.raises(InputError, match="no such file or folder"):
+        ingest.ingest("gssm", [tmp_path / "nope.tif"], name="g")
+    with pytest.raises(InputError, match="no gssm files"):
+        ingest.ingest("gssm", [tmp_path], name="g")
+    with pytest.raises(InputError, match="unknown input kind"):
+        ingest.ingest("modis", [tmp_path], name="g")
+    assert not (data_dir / "catalog.yaml").exists()
+
+
+def test_esacci_real_images(data_dir, shared_data):
+    folder = shared_data / "c3s_esacci_global_images" / "c3s_daily_monthly"
+    files = sorted(folder.glob("*DAILY-2014*.nc"))
+    info = ingest.ingest("esacci", files, name="c3s")
+    assert (info.n_time, info.time_start, info.time_end) == (2, "2014-01-01", "2014-01-02")
+    assert info.bbox == pytest.approx((-180, -90, 180, 90))
+    assert [(lv["n_lat"], lv["n_lon"]) for lv in info.levels] == [(720, 1440), (360, 720)]
+    with netCDF4.Dataset(files[0]) as nc:
+        nc.set_auto_mask(False)
+        sm, flag = nc["sm"][0], nc["flag"][0]
+        lat, lon = nc["lat"][:], nc["lon"][:]
+    ds = api.open_product("c3s")
+    valid = np.argwhere((sm >= 0) & (flag == 0))
+    for i, j in valid[:: max(1, len(valid) // 25)]:
+        assert float(ds.ssm.sel(time="2014-01-01", lat=lat[i], lon=lon[j])) == pytest.approx(
+            float(sm[i, j]), rel=1e-6
+        )
+    i, j = np.argwhere(sm == -9999)[0]
+    assert math.isnan(float(ds.ssm.sel(time="2014-01-01", lat=lat[i], lon=lon[j])))
+    # level 1 block mean at a coastal block, computed here from the file
+    i0, j0 = (valid[len(valid) // 2] // 2) * 2
+    block = [
+        float(sm[i0 + a, j0 + b])
+        for a in (0, 1)
+        for b in (0, 1)
+        if sm[i0 + a, j0 + b] >= 0 and flag[i0 + a, j0 + b] == 0
+    ]
+    l1 = api.open_product("c3s", 1).ssm.isel(time=0, lat=i0 // 2, lon=j0 // 2)
+    assert float(l1) == pytest.approx(sum(block) / len(block), rel=1e-5)
+
+
+def test_fluxnet_monthly_real_files(data_dir, shared_data):
+    folder = shared_data / "fluxnet2015_monthly"
+    files = sorted(folder.glob("FLX_AT-Neu_*.csv")) + sorted(folder.glob("FLX_US-ARM_*.csv"))
+    assert len(files) == 2
+    meta = ingest.ingest("fluxnet", files, name="fx", sites_path=folder / "FluxNET_sites.csv")
+    assert meta["n_sites"] == 2
+    with open(files[0], newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    sites = api.sites("fx")
+    assert set(sites["site_id"]) == {"AT-Neu", "US-ARM"}
+    obs = api.site_observations("fx", "AT-Neu")
+    assert len(obs) == len(rows)
+    for k in (0, 6, len(rows) - 1):
+        row = rows[k]
+        t = pd.Timestamp(row["TIMESTAMP"][:4] + "-" + row["TIMESTAMP"][4:6] + "-01")
+        got = obs.set_index("time").loc[t]
+        le = float(row["LE_F_MDS"])
+        assert (math.isnan(got["LE"]) and le == -9999) or got["LE"] == pytest.approx(le, rel=1e-9)
+        swc = float(row.get("SWC_F_MDS_1", -9999))
+        assert (math.isnan(got["SWC"]) and swc == -9999) or got["SWC"] == pytest.approx(swc / 100, rel=1e-9)
+    prov = api.network_info("fx")["provenance"]
+    assert {s["path"].rsplit("/", 1)[-1] for s in prov["sources"]} >= {f.name for f in files}
+    assert meta == ingest.ingest("fluxnet", files, name="fx", sites_path=folder / "FluxNET_sites.csv")
+
+
+def test_ismn_folder(data_dir, shared_data):
+    folder = shared_data / "ismn_tuw_testdata" / "Data_seperate_files_header_20170810_20180809"
+    ingest.ingest("ismn", [folder], name="ismn_t")
+    sites = api.sites("ismn_t").set_index("site_id")
+    stm = next(folder.glob("COSMOS/ARM-1/*_sm_*.stm"))
+    lines = [ln.split() for ln in stm.read_text().splitlines() if ln.strip()]
+    header, first = lines[0], lines[1]
+    assert sites.loc["COSMOS.ARM-1", "lat"] == pytest.approx(float(header[3]))
+    obs = api.site_observations("ismn_t", "COSMOS.ARM-1")
+    assert obs["time"].iloc[0] == pd.Timestamp(first[0].replace("/", "-") + " " + first[1])
+    assert obs["soil_moisture"].iloc[0] == pytest.approx(float(first[2]))
+    assert json.dumps(api.network_info("ismn_t")["provenance"]["options"]) == '{"flags": ["G"]}'
