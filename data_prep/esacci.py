@@ -46,6 +46,7 @@ UNCERTAINTY_ATTRS = {
 }
 FLAG_ATTRS = {"units": "1", "long_name": f"product quality flag bits ({FLAG_BITS}); 0 = no inconsistency"}
 UNCERTAINTY_DESCRIPTION = "Uncertainty is the estimated standard deviation of the observation"
+VALID_SM = np.array([0, 1], np.float32)
 TIME_UNITS = "days since 1970-01-01 00:00:00 UTC"
 
 
@@ -145,13 +146,13 @@ def read_esacci(paths, *, keep_flags: Collection[int] | None = (0,)) -> xr.Datas
     return result
 
 
-def _nc_var(nc, name, dtype, fill, attrs, data, zlib=True):
+def _nc_var(nc, name, dtype, fill, attrs, data):
     var = nc.createVariable(
         name,
         dtype,
         ("time", "lat", "lon"),
         fill_value=fill,
-        zlib=zlib,
+        zlib=True,
         complevel=6,
         chunksizes=(1, data.shape[1], data.shape[2]),
     )
@@ -202,25 +203,15 @@ def write_esacci(path, ds: xr.Dataset) -> Path:
             v.setncatts({"units": TIME_UNITS, "standard_name": "time", "calendar": "standard"})
             v[:] = netCDF4.date2num(times.to_pydatetime(), TIME_UNITS, "standard")
             sm = filled("ssm", FILL, np.float32)
-            _nc_var(
-                nc,
-                "sm",
-                "f4",
-                FILL,
-                {
-                    "long_name": "Volumetric Soil Moisture",
-                    "units": "m3 m-3",
-                    "valid_range": np.array([0, 1], "f4"),
-                },
-                sm,
-            )
+            attrs = {"long_name": "Volumetric Soil Moisture", "units": "m3 m-3", "valid_range": VALID_SM}
+            _nc_var(nc, "sm", "f4", FILL, attrs, sm)
             if not monthly:
                 if "ssm_uncertainty" in ds:
                     unc = filled("ssm_uncertainty", FILL, np.float32)
                     attrs = {
                         "long_name": "Volumetric Soil Moisture Uncertainty",
                         "units": "m3 m-3",
-                        "valid_range": np.array([0, 1], "f4"),
+                        "valid_range": VALID_SM,
                         "description": UNCERTAINTY_DESCRIPTION,
                     }
                     _nc_var(nc, "sm_uncertainty", "f4", FILL, attrs, unc)
