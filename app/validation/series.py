@@ -65,12 +65,14 @@ def _ismn_series(table: pd.DataFrame, column: str, options: ValidationOptions) -
     t = table[(table["depth_from"] >= lo - 1e-9) & (table["depth_to"] <= hi + 1e-9)]
     if t.empty:
         raise InputError(f"validation: no ISMN sensor between {lo} and {hi} m depth")
+    # readers blank rejected values but may keep them as ``<column>_raw`` for display
+    raw = f"{column}_raw" if f"{column}_raw" in t.columns else column
     flags = t["flag"].astype(str)
     good = flags.map(lambda f: all(part.strip() in options.ismn_flags for part in f.split(",")))
     frame = pd.DataFrame(
         {
             "time": pd.DatetimeIndex(t["time"]),
-            "all": t[column].astype("float64").to_numpy(),
+            "all": t[raw].astype("float64").to_numpy(),
             "good": t[column].astype("float64").where(good.to_numpy()).to_numpy(),
         }
     )
@@ -92,16 +94,18 @@ def product_series(
 ) -> pd.Series:
     """One variable of a product point series (dim ``time``) as a pandas Series.
 
-    Values whose ``flag`` fails the product family's quality rule (``validation.yaml``) become NaN;
+    Values whose flag (the rule's ``variable``, else ``flag``) fails the product family's quality
+    rule (``validation.yaml``) become NaN;
     several values on one day (e.g. SMAP AM and PM) are averaged per day when the product is daily.
     """
     if variable not in ds:
         have = list(ds.data_vars)
         raise InputError(f"validation: product {product_name!r} has no variable {variable!r} (has {have})")
     values = np.asarray(ds[variable].values, dtype="float64")
-    if "flag" in ds and values.shape == ds["flag"].shape:
-        keep = config.flag_keep_mask(ds["flag"].values, config.quality_rule(product_name))
-        values = np.where(keep, values, np.nan)
+    rule = config.quality_rule(product_name)
+    flag_name = next((f for f in ((rule or {}).get("variable"), "flag") if f and f in ds), None)
+    if rule is not None and flag_name is not None and values.shape == ds[flag_name].shape:
+        values = np.where(config.flag_keep_mask(ds[flag_name].values, rule), values, np.nan)
     s = pd.Series(values, index=pd.DatetimeIndex(ds["time"].values), name=variable).sort_index()
     if ds.attrs.get("time_step", "day") == "day" and not (s.index == s.index.normalize()).all():
         s = s.groupby(s.index.normalize()).mean()
