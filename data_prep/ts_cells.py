@@ -105,7 +105,8 @@ def _read_cell(path: Path, variables, location_ids) -> xr.Dataset:
             time = _times(nc["time"], path)
             values = {n: _values(nc[n]) for n in data_vars}
             attrs = {
-                n: {k: nc[n].getncattr(k) for k in nc[n].ncattrs() if k != "_FillValue"} for n in data_vars
+                n: {k: nc[n].getncattr(k) for k in nc[n].ncattrs() if k not in DROPPED_ATTRS}
+                for n in data_vars
             }
             where = np.asarray(nc["locationIndex"][:]).astype(np.int64) if ragged else None
         except (OSError, RuntimeError, IndexError) as err:
