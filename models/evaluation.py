@@ -1,7 +1,8 @@
 """Honest cross-validation of the emulator: random, temporal and spatial splits side by side.
 
 - ``random``: shuffled K-fold over rows (flatters: neighbouring months of a site sit on both sides);
-- ``temporal``: calendar years held out (GroupKFold on year), no year in both train and test;
+- ``temporal``: calendar years held out (GroupKFold on year), no year in both train and test; a
+  table spanning a single year (the demo world) holds out calendar months instead;
 - ``spatial``: sites held out (GroupKFold on site), no site in both train and test.
 
 Every fold trains with the same fixed parameters (nothing is tuned on a test fold). Both the
@@ -17,12 +18,24 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import GroupKFold, KFold
 
+from catalog.errors import InputError
 from models import metrics
 from models.emulator import TARGET_COLUMNS, fit_emulator
 
 SPLITS = ("random", "temporal", "spatial")
 MODELS = ("constrained", "direct")
 CV_METRICS = ("r2", "rmse", "bias", "n")
+
+
+def temporal_unit(table: pd.DataFrame) -> str:
+    """ "year" when the table spans several calendar years, else "month"."""
+    return "year" if table["time"].dt.year.nunique() > 1 else "month"
+
+
+def temporal_groups(table: pd.DataFrame) -> np.ndarray:
+    """Group labels of the temporal split: the year, or the year-month for single-year tables."""
+    t = table["time"].dt
+    return (t.year if temporal_unit(table) == "year" else t.year * 100 + t.month).to_numpy()
 
 
 def split_folds(table: pd.DataFrame, split: str, *, n_folds: int = 5, seed: int = 0):
@@ -32,14 +45,14 @@ def split_folds(table: pd.DataFrame, split: str, *, n_folds: int = 5, seed: int 
     if split == "random":
         return list(KFold(n_splits=n_folds, shuffle=True, random_state=seed).split(idx))
     if split == "temporal":
-        groups = table["time"].dt.year.to_numpy()
+        groups = temporal_groups(table)
     elif split == "spatial":
         groups = table["site_id"].to_numpy()
     else:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
     k = min(n_folds, len(np.unique(groups)))
     if k < 2:
-        raise ValueError(f"{split} split needs at least 2 distinct groups, the table has {k}")
+        raise InputError(f"{split} split needs at least 2 distinct groups, the table has {k}")
     return list(GroupKFold(n_splits=k).split(idx, groups=groups))
 
 
