@@ -1,0 +1,366 @@
+"""Build the FluxLens demo world into a data directory (``fluxlens demo``): files, then ingest.
+
+The synthetic world (``data_prep.demo_world``) and its sensors (``data_prep.demo_sensors``) are
+written the way real data arrive and go through the real readers:
+
+* ``gssm1km_demo`` — GSSM1km GeoTIFF (``write_gssm_geotiff`` → ``read_gssm_geotiff``);
+* ``esacci_demo`` — one ESA CCI SM netCDF image per day (``write_esacci`` → ``read_esacci``);
+* ``smap_demo`` — one SMAP L3 HDF5 granule per day (``write_smap_l3`` → ``read_smap_l3``);
+* networks ``fluxnet_demo`` (FLUXNET2015 DD CSV + site list) and ``ismn_demo`` (ISMN files);
+* ``ssm_global_demo``, ``fluxes_demo``, ``forcing_demo``, ``static_demo`` — the precomputed cubes,
+  written with ``catalog.store.write_product`` directly.
+
+The raw files stay under ``<data_dir>/raw/demo/`` so they can be inspected or re-ingested. Every
+entry is ``synthetic: true`` and its provenance says "FluxLens demo world, synthetic".
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+import dask
+import dask.array as da
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from catalog import settings, store
+from data_prep import demo_sensors as sensors
+from data_prep import demo_world as w
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = "FluxLens demo world, synthetic"
+PRODUCTS = (
+    "gssm1km_demo",
+    "ssm_global_demo",
+    "fluxes_demo",
+    "forcing_demo",
+    "static_demo",
+    "esacci_demo",
+    "smap_demo",
+)
+NETWORKS = ("fluxnet_demo", "ismn_demo")
+ISMN_NETWORK = "FLUXLENS-DEMO"
+RAW_DIR = Path("raw") / "demo"
+
+_ATTRS = {
+    "ssm": ("m3 m-3", "surface soil moisture (0-5 cm)"),
+    "le": ("W m-2", "latent heat flux (positive upward)"),
+    "h": ("W m-2", "sensible heat flux (positive upward)"),
+    "rn": ("W m-2", "net radiation"),
+    "g": ("W m-2", "ground heat flux (positive into the soil)"),
+    "sw_in": ("W m-2", "incoming shortwave radiation"),
+    "lw_in": ("W m-2", "incoming longwave radiation"),
+    "ta": ("degC", "air temperature"),
+    "vpd": ("hPa", "vapour pressure deficit"),
+    "precip": ("mm d-1", "precipitation"),
+    "ws": ("m s-1", "wind speed"),
+    "lai": ("m2 m-2", "leaf area index"),
+    "ndvi": ("1", "normalized difference vegetation index"),
+    "elevation": ("m", "elevation above sea level"),
+    "igbp": ("1", "IGBP land cover class (1-17)"),
+}
+
+
+@contextlib.contextmanager
+def _data_dir_env(data_dir: Path):
+    """The store writes to ``$FLUXLENS_DATA_DIR``: point it at ``data_dir`` while building."""
+    old = os.environ.get(settings.ENV_DATA_DIR)
+    os.environ[settings.ENV_DATA_DIR] = str(data_dir)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(settings.ENV_DATA_DIR, None)
+        else:
+            os.environ[settings.ENV_DATA_DIR] = old
+
+
+def _provenance(spec: w.DemoSpec, what: str, files=(), reader: str | None = None) -> dict:
+    base = {
+        "description": DESCRIPTION,
+        "synthetic": True,
+        "generator": "data_prep.demo",
+        "world": spec.label,
+        "seed": w.SEED,
+        "contents": what,
+    }
+    if files:
+        base.update(store.source_provenance(files, reader=reader or "", options={}))
+    return base
+
+
+def _var_attrs(name: str) -> dict:
+    units, long_name = _ATTRS[name]
+    return {"units": units, "long_name": long_name}
+
+
+def _lazy_grid(world: w.GridWorld, values: np.ndarray, block: int = 31) -> da.Array:
+    """(time, point) → lazy (time, lat, lon) float32 with NaN over the ocean, built per time block."""
+    n_time = values.shape[0]
+    shape = world.land.shape
+
+    def one(t0: int, t1: int) -> np.ndarray:
+        return world.grid(values[t0:t1].astype(np.float32))
+
+    blocks = [
+        da.from_delayed(
+            dask.delayed(one)(t0, min(t0 + block, n_time)), (min(block, n_time - t0), *shape), np.float32
+        )
+        for t0 in range(0, n_time, block)
+    ]
+    return da.concatenate(blocks, axis=0)
+
+
+def _cube(world: w.GridWorld, spec: w.DemoSpec, names) -> xr.Dataset:
+    pts = world.points.period(*spec.period)
+    coords = {"time": pts.time, "lat": world.lat, "lon": world.lon}
+    data = {n: (("time", "lat", "lon"), _lazy_grid(world, pts.series[n]), _var_attrs(n)) for n in names}
+    return xr.Dataset(data, coords=coords)
+
+
+def _write_cubes(world: w.GridWorld, spec: w.DemoSpec) -> None:
+    res = f"{spec.global_res:g} degree"
+    cubes = {
+        "ssm_global_demo": (("ssm",), f"Demo global surface soil moisture ({res}, synthetic truth)"),
+        "fluxes_demo": (w.FLUX_VARS, f"Demo land fluxes LE, H, Rn, G ({res}, synthetic, Rn - G = LE + H)"),
+        "forcing_demo": (w.FORCING_VARS, f"Demo meteorological and vegetation forcing ({res}, synthetic)"),
+    }
+    for name, (names, title) in cubes.items():
+        store.write_product(
+            _cube(world, spec, names),
+            name,
+            provenance=_provenance(spec, title),
+            synthetic=True,
+            mode="replace",
+            title=title,
+        )
+    static = world.points.static
+    ds = xr.Dataset(
+        {
+            n: (("time", "lat", "lon"), world.grid(static[n].astype(np.float32)[None]), _var_attrs(n))
+            for n in ("elevation", "igbp")
+        },
+        coords={"time": pd.DatetimeIndex([spec.period[0]]).as_unit("ns"), "lat": world.lat, "lon": world.lon},
+    )
+    title = f"Demo elevation and IGBP land cover ({res}, synthetic)"
+    provenance = _provenance(spec, title)
+    store.write_product(
+        ds, "static_demo", provenance=provenance, synthetic=True, mode="replace", title=title, kind="static"
+    )
+
+
+def _write_gssm(world: w.GridWorld, spec: w.DemoSpec, raw: Path) -> None:
+    from data_prep import gssm
+
+    folder = raw / "gssm"
+    folder.mkdir(parents=True, exist_ok=True)
+    ssm = w.gssm_region(world, spec)
+    start = pd.Timestamp(spec.gssm_period[0])
+    path = gssm.write_gssm_geotiff(folder / f"GSSM1km_demo_{start:%Y_%m}.tif", ssm)
+    del ssm
+    ds = gssm.read_gssm_geotiff([path])
+    title = "Demo GSSM1km-like surface soil moisture (0.01 degree, synthetic)"
+    store.write_product(
+        ds,
+        "gssm1km_demo",
+        provenance=_provenance(spec, title, [path], "data_prep.gssm.read_gssm_geotiff"),
+        synthetic=True,
+        mode="replace",
+        title=title,
+        kind="soil_moisture",
+    )
+
+
+def _product_grid(spec: w.DemoSpec):
+    lat, lon = w.grid_centres(spec.cci_res)
+    return lat, lon, w.land_mask(lat, lon)
+
+
+def _write_esacci(world: w.GridWorld, spec: w.DemoSpec, raw: Path, grid) -> None:
+    from data_prep import esacci
+
+    lat, lon, land = grid
+    folder = raw / "esacci"
+    folder.mkdir(parents=True, exist_ok=True)
+    product = sensors.esacci_like(world, spec.comparison_period, lat, lon, land)
+    paths = []
+    for i, day in enumerate(product["time"]):
+        ds = xr.Dataset(
+            {
+                "ssm": (("time", "lat", "lon"), product["ssm"][i : i + 1]),
+                "ssm_uncertainty": (("time", "lat", "lon"), product["ssm_uncertainty"][i : i + 1]),
+                "flag": (
+                    ("time", "lat", "lon"),
+                    np.where(product["flag"][i : i + 1] < 0, np.nan, product["flag"][i : i + 1]),
+                ),
+            },
+            coords={"time": [day], "lat": lat, "lon": lon},
+        )
+        name = f"ESACCI-SOILMOISTURE-L3S-SSMV-COMBINED-{day:%Y%m%d}000000-fv08.1.nc"
+        paths.append(esacci.write_esacci(folder / name, ds))
+    del product
+    ds = esacci.read_esacci(paths, keep_flags=(0,))
+    title = "Demo ESA CCI SM-like combined soil moisture (synthetic; flagged retrievals masked)"
+    store.write_product(
+        ds,
+        "esacci_demo",
+        provenance=_provenance(spec, title, paths, "data_prep.esacci.read_esacci"),
+        synthetic=True,
+        mode="replace",
+        title=title,
+        kind="soil_moisture",
+    )
+
+
+def _write_smap(world: w.GridWorld, spec: w.DemoSpec, raw: Path, grid) -> None:
+    from data_prep import smap
+
+    lat, lon, land = grid
+    folder = raw / "smap"
+    folder.mkdir(parents=True, exist_ok=True)
+    product = sensors.smap_like(world, spec.comparison_period, lat, lon, land)
+    paths = []
+
+    def field(key, i):
+        return xr.DataArray(product[key][i], dims=("lat", "lon"), coords={"lat": lat, "lon": lon})
+
+    for i, day in enumerate(product["time"]):
+        path = folder / smap.smap_l3_file_name(day)
+        paths.append(
+            smap.write_smap_l3(
+                path,
+                field("ssm_am", i),
+                field("ssm_pm", i),
+                qual_am=field("qual_am", i),
+                qual_pm=field("qual_pm", i),
+            )
+        )
+    ds = smap.read_smap_l3(paths, resolution=spec.cci_res)
+    title = "Demo SMAP L3-like radiometer soil moisture (synthetic; AM/PM, recommended quality)"
+    store.write_product(
+        ds,
+        "smap_demo",
+        provenance=_provenance(spec, title, paths, "data_prep.smap.read_smap_l3"),
+        synthetic=True,
+        mode="replace",
+        title=title,
+        kind="soil_moisture",
+    )
+
+
+def _write_towers(world: w.GridWorld, spec: w.DemoSpec, raw: Path) -> None:
+    from data_prep import fluxnet
+
+    folder = raw / "fluxnet"
+    folder.mkdir(parents=True, exist_ok=True)
+    sites = sensors.tower_sites(world, spec)
+    site_list = pd.DataFrame(
+        {
+            "SITE_ID": sites["site_id"],
+            "SITE_NAME": sites["name"],
+            "LOCATION_LAT": sites["lat"],
+            "LOCATION_LONG": sites["lon"],
+            "LOCATION_ELEV": sites["elevation"].round(0),
+            "IGBP": sites["igbp"],
+        }
+    )
+    site_list.to_csv(folder / "FluxNET_sites.csv", index=False, lineterminator="\n")
+    paths = [
+        fluxnet.write_fluxnet(folder, sensors.tower_table(world, site, spec.period, i))
+        for i, site in sites.iterrows()
+    ]
+    table = fluxnet.read_site_table(folder)
+    observations = []
+    for path in paths:
+        df = fluxnet.read_fluxnet(path)
+        df.attrs = {}
+        observations.append(df)
+    obs = pd.concat(observations, ignore_index=True)
+    title = "Demo flux towers (FLUXNET2015 DD format, synthetic)"
+    sources = [*paths, folder / "FluxNET_sites.csv"]
+    provenance = _provenance(spec, title, sources, "data_prep.fluxnet.read_fluxnet")
+    store.write_stations("fluxnet_demo", table, obs, synthetic=True, mode="replace", provenance=provenance)
+
+
+def _write_ismn(world: w.GridWorld, spec: w.DemoSpec, raw: Path) -> None:
+    from data_prep import ismn
+
+    folder = raw / "ismn" / ISMN_NETWORK
+    folder.mkdir(parents=True, exist_ok=True)
+    stations = sensors.ismn_stations(world, spec)
+    paths = []
+    for i, st in stations.iterrows():
+        meta = {
+            "network": ISMN_NETWORK,
+            "station": st["station"],
+            "lat": float(st["lat"]),
+            "lon": float(st["lon"]),
+            "elevation": float(st["elevation"]),
+            "depth_from": 0.0,
+            "depth_to": 0.05,
+            "sensor": "DemoProbe",
+        }
+        station_dir = folder / st["station"]
+        station_dir.mkdir(exist_ok=True)
+        paths.append(ismn.write_ismn(station_dir, meta, sensors.ismn_table(world, st, spec.period, i)))
+    sites, obs = ismn.read_ismn_folder(folder)
+    sites["igbp"] = sites["station"].map(
+        dict(zip(stations["station"], stations["igbp"].map(w.IGBP_CODES), strict=True))
+    )
+    obs.attrs = {}
+    title = "Demo in-situ soil moisture stations (ISMN format, synthetic)"
+    store.write_stations(
+        "ismn_demo",
+        sites,
+        obs,
+        synthetic=True,
+        mode="replace",
+        provenance=_provenance(spec, title, paths, "data_prep.ismn.read_ismn"),
+    )
+
+
+def build_demo(data_dir, *, small: bool = False) -> dict[str, float]:
+    """Build the demo world into ``data_dir`` (products, networks, raw files); returns step timings (s).
+
+    Deterministic: the same call gives the same values and raw files. ``small`` builds the same
+    world on a coarser grid, a smaller 1 km region and a shorter period (for tests).
+    """
+    spec = w.SMALL if small else w.FULL
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    raw = data_dir / RAW_DIR
+    shutil.rmtree(raw, ignore_errors=True)
+    timings: dict[str, float] = {}
+    clock = time.perf_counter()
+
+    def lap(step: str) -> None:
+        nonlocal clock
+        now = time.perf_counter()
+        timings[step] = round(now - clock, 2)
+        log.info("demo %s: %s %.1f s", spec.label, step, now - clock)
+        clock = now
+
+    with _data_dir_env(data_dir):
+        static = w.reference_static()
+        world = w.simulate_grid(static, spec.global_res, spec.year)
+        lap("world")
+        _write_cubes(world, spec)
+        lap("cubes")
+        _write_gssm(world, spec, raw)
+        lap("gssm")
+        grid = _product_grid(spec)
+        _write_esacci(world, spec, raw, grid)
+        lap("esacci")
+        _write_smap(world, spec, raw, grid)
+        lap("smap")
+        _write_towers(world, spec, raw)
+        _write_ismn(world, spec, raw)
+        lap("stations")
+    return timings
