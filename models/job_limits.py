@@ -8,6 +8,7 @@
 | ``FLUXLENS_JOB_MAX_ATTEMPTS`` | 2 | runs of a job before a dead worker's job is failed |
 | ``FLUXLENS_JOB_HEARTBEAT_S`` | 5 | seconds between a worker's heartbeats |
 | ``FLUXLENS_JOB_STALE_S`` | 60 | heartbeat age after which a running job's worker is dead |
+| ``FLUXLENS_JOB_BLOCK`` | predict's | re-prediction block ``time,lat,lon`` (step of progress, cancel) |
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import os
+import secrets
 from dataclasses import dataclass
 
 from catalog.errors import InputError
@@ -33,6 +35,19 @@ def _env_number(name: str, default: float, kind: type = int) -> float:
     return value
 
 
+def _env_block(name: str) -> tuple[int, int, int] | None:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        block = tuple(int(v) for v in raw.split(","))
+    except ValueError:
+        block = ()
+    if len(block) != 3 or min(block) <= 0:
+        raise InputError(f"${name}={raw!r}: expected three positive integers time,lat,lon")
+    return block
+
+
 @dataclass(frozen=True)
 class JobLimits:
     """What one job and one user may ask for, and how workers detect each other's death."""
@@ -42,6 +57,7 @@ class JobLimits:
     max_attempts: int = 2
     heartbeat_s: float = 5.0
     stale_s: float = 60.0
+    block: tuple[int, int, int] | None = None
 
     @classmethod
     def from_env(cls) -> JobLimits:
@@ -51,6 +67,7 @@ class JobLimits:
             max_attempts=int(_env_number("FLUXLENS_JOB_MAX_ATTEMPTS", cls.max_attempts)),
             heartbeat_s=float(_env_number("FLUXLENS_JOB_HEARTBEAT_S", cls.heartbeat_s, float)),
             stale_s=float(_env_number("FLUXLENS_JOB_STALE_S", cls.stale_s, float)),
+            block=_env_block("FLUXLENS_JOB_BLOCK"),
         )
 
 
@@ -174,25 +191,40 @@ def _validate_retrain(request: dict) -> dict:
 
 
 def prediction_domain(version: str) -> dict:
-    """Where and when a model version can predict: the intersection of the bounding boxes and time
-    ranges of the catalog products it reads (``bbox``, ``start``, ``end``), and the grid step of
-    its forcing product (``resolution``, degrees)."""
+    """Where and when a model version can predict with ``models.predict``'s default inputs: the
+    intersection of the bounding boxes (outer edges) and time ranges of the products it reads
+    (``bbox``, ``start``, ``end``) and the forcing product, whose grid the prediction uses
+    (``grid``: its ProductInfo). InputError for an unknown version."""
     from catalog import api
-    from models import registry
-    from models import training_table as T
+    from models import features as F
+    from models import predict, registry
 
     meta = registry.read_meta(version)
-    products = (meta.get("training_data") or {}).get("cube_products") or T.DEMO_CUBE_PRODUCTS
-    infos = {role: api.product_info(name) for role, name in products.items()}
-    w = max(i.bbox[0] for i in infos.values())
-    s = max(i.bbox[1] for i in infos.values())
-    e = min(i.bbox[2] for i in infos.values())
-    n = min(i.bbox[3] for i in infos.values())
-    timed = [i for i in infos.values() if i.n_time > 1]
-    start = max(_date(i.time_start, "start", i.name) for i in timed)
-    end = min(_date(i.time_end, "end", i.name) for i in timed)
-    grid = infos.get("forcing") or next(iter(infos.values()))
-    return {"bbox": (w, s, e, n), "start": start, "end": end, "resolution": float(grid.resolution)}
+    roles = {"forcing"}
+    for feature in meta["features"]:
+        spec = F.spec(feature["name"])
+        if spec.source != "derived" and spec.name != "a":
+            roles.add(spec.cube_role)
+    infos = [api.product_info(predict.DEFAULT_INPUTS[role]) for role in sorted(roles)]
+    timed = [i for i in infos if i.n_time > 1]
+    return {
+        "bbox": (
+            max(i.bbox[0] for i in infos),
+            max(i.bbox[1] for i in infos),
+            min(i.bbox[2] for i in infos),
+            min(i.bbox[3] for i in infos),
+        ),
+        "start": max(_date(i.time_start, "start", i.name) for i in timed),
+        "end": min(_date(i.time_end, "end", i.name) for i in timed),
+        "grid": api.product_info(predict.DEFAULT_INPUTS["forcing"]),
+    }
+
+
+def _centres_inside(lo: float, hi: float, edge0: float, res: float, n: int) -> int:
+    """How many of the ``n`` cell centres ``edge0 + (k + ½)·res`` lie in [lo, hi]."""
+    first = max(0, math.ceil((lo - edge0) / res - 0.5 - 1e-9))
+    last = min(n - 1, math.floor((hi - edge0) / res - 0.5 + 1e-9))
+    return max(0, last - first + 1)
 
 
 def _validate_repredict(request: dict, limits: JobLimits) -> dict:
@@ -200,7 +232,7 @@ def _validate_repredict(request: dict, limits: JobLimits) -> dict:
     from catalog.store import NAME_RE
 
     where = "re-prediction"
-    unknown = set(request) - {"version", "bbox", "start", "end", "product_name"}
+    unknown = set(request) - {"version", "bbox", "start", "end", "product_name", "pixels"}
     if unknown:
         raise InputError(f"{where}: unknown settings {sorted(unknown)}")
     version = request.get("version")
@@ -221,9 +253,13 @@ def _validate_repredict(request: dict, limits: JobLimits) -> dict:
             f"{where}: period {start}..{end} is not inside the data of model {version} "
             f"({domain['start']}..{domain['end']})"
         )
-    res = domain["resolution"]
-    n_lat = max(1, math.ceil((n - s) / res - 1e-9))
-    n_lon = max(1, math.ceil((e - w) / res - 1e-9))
+    grid = domain["grid"]
+    level0 = grid.levels[0]
+    res = float(grid.resolution)
+    n_lon = _centres_inside(w, e, grid.bbox[0], res, int(level0["n_lon"]))
+    n_lat = _centres_inside(s, n, grid.bbox[1], res, int(level0["n_lat"]))
+    if not n_lat or not n_lon:
+        raise InputError(f"{where}: box W={w}, S={s}, E={e}, N={n} holds no pixel of the {res}° grid")
     n_days = (end - start).days + 1
     pixel_days = n_lat * n_lon * n_days
     if pixel_days > limits.max_pixel_days:
@@ -232,11 +268,14 @@ def _validate_repredict(request: dict, limits: JobLimits) -> dict:
             f"limit of {limits.max_pixel_days:,} ($FLUXLENS_JOB_MAX_PIXEL_DAYS); use a smaller box or period"
         )
     out = {"version": str(version), "bbox": [w, s, e, n], "start": start.isoformat(), "end": end.isoformat()}
-    name = (request.get("product_name") or "").strip()
-    if name:
-        if not NAME_RE.match(name):
-            raise InputError(f"{where}: product name {name!r} must be lower-case letters, digits, _ or -")
-        if name in {p.name for p in api.list_products()}:
-            raise InputError(f"{where}: a product named {name!r} already exists")
-        out["product_name"] = name
+    # A name fixed now (unique, random suffix) lets a retried job recognise its own finished product.
+    name = (
+        request.get("product_name") or ""
+    ).strip() or f"emulator-{out['version'][:15].lower()}-{secrets.token_hex(4)}"
+    if not NAME_RE.match(name):
+        raise InputError(f"{where}: product name {name!r} must be lower-case letters, digits, _ or -")
+    if name in {p.name for p in api.list_products()}:
+        raise InputError(f"{where}: a product named {name!r} already exists")
+    out["product_name"] = name
+    out["pixels"] = [n_lat, n_lon, n_days]
     return out

@@ -59,6 +59,7 @@ class JobContext:
     store: JobStore
     job: Job
     worker_id: str
+    limits: JobLimits
     lost: threading.Event = field(default_factory=threading.Event)
 
     def progress(self, done: int, total: int) -> None:
@@ -75,11 +76,13 @@ def _run_repredict(ctx: JobContext) -> str:
     from models import predict
 
     req = ctx.job.request
-    name = req.get("product_name") or f"emulated_job{ctx.job.id}"
-    if name in {p.name for p in api.list_products()}:
-        # An earlier attempt registered the product and died before recording success.
-        ctx.store.log(ctx.job.id, f"product {name} already complete in the catalog")
+    name = req["product_name"]
+    existing = {p.name: p for p in api.list_products()}.get(name)
+    if existing is not None and existing.provenance.get("model_version") == req["version"]:
+        # An earlier attempt of this job registered the product, then its worker died.
+        ctx.store.log(ctx.job.id, f"product {name} was completed by an earlier attempt")
         return name
+    extra = {"block": ctx.limits.block} if ctx.limits.block else {}
     return predict.predict_region(
         req["version"],
         tuple(req["bbox"]),
@@ -88,6 +91,7 @@ def _run_repredict(ctx: JobContext) -> str:
         product_name=name,
         progress=ctx.progress,
         should_cancel=ctx.should_cancel,
+        **extra,
     )
 
 
@@ -192,7 +196,7 @@ class Worker:
         """Run a claimed job to a final state; returns the state recorded (or 'lost')."""
         from models.predict import Cancelled
 
-        ctx = JobContext(self.store, job, self.worker_id)
+        ctx = JobContext(self.store, job, self.worker_id, self.limits)
         done = threading.Event()
         beat = threading.Thread(target=self._heartbeat, args=(ctx, done), name=f"heartbeat-{job.id}")
         handler = _JobLogHandler(self.store, job.id)
