@@ -2,7 +2,7 @@
 
 The cache key hashes the product (name and ``store_id``, which changes on every rewrite), the
 network (``store_id``), the variable, the options, the site list and the analyses; a hit is read
-from ``<data_dir>/cache/validation/<key>.parquet``.
+from ``<cache_dir>/<key>.parquet`` (see :func:`cache_dir`).
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from models import metrics
 log = logging.getLogger(__name__)
 
 CACHE_VERSION = 1
+CACHE_ENV = "FLUXLENS_VALIDATION_CACHE"
 SITE_COLUMNS = ["site_id", "name", "network", "lat", "lon", "igbp", "start", "end"]
 PIXEL_COLUMNS = ["method", "pixel_lon", "pixel_lat", "distance_km", "obs_column", "error"]
 SUMMARY_METRICS = ("n", "bias", "rmse", "ubrmse", "r", "rho", "kge", "nse", "r2")
@@ -86,7 +87,9 @@ def cache_key(
 
 
 def cache_dir() -> Path:
-    return settings.data_dir() / "cache" / "validation"
+    """``$FLUXLENS_VALIDATION_CACHE`` if set, else ``<data_dir>/cache/validation``."""
+    override = os.environ.get(CACHE_ENV)
+    return Path(override) if override else settings.data_dir() / "cache" / "validation"
 
 
 def compute_scoreboard(

@@ -1,0 +1,77 @@
+"""``fluxlens validate``: the dashboard's scoreboard for one product variable, written as CSV."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from app.validation import export, scoreboard
+from app.validation.config import ValidationOptions
+
+
+def add_validate_command(subparsers) -> None:
+    """Register ``validate`` on the ``fluxlens`` subparsers."""
+    p = subparsers.add_parser(
+        "validate",
+        help="validate a product variable against a station network (per-site metrics CSV)",
+        description=__doc__,
+    )
+    p.add_argument("--product", required=True, help="catalog product name")
+    p.add_argument("--variable", required=True, help="product variable (le, h, rn, g, ssm)")
+    p.add_argument("--network", required=True, help="station network in the catalog")
+    p.add_argument("--sites", help="comma-separated site ids (default: every site)")
+    p.add_argument("--out", required=True, type=Path, help="metrics CSV to write")
+    p.add_argument("--spatial", choices=["nearest", "bilinear"], help="pixel matching")
+    p.add_argument("--anomaly", action="store_true", default=None, help="metrics on seasonal anomalies")
+    p.add_argument("--use-corrected", action="store_true", default=None, help="compare with LE_CORR/H_CORR")
+    p.add_argument("--qc-min", type=float, help="minimum FLUXNET _QC fraction of a used day")
+    p.add_argument("--min-coverage", type=float, help="fraction of a day/month needed for a mean")
+    p.add_argument("--min-pairs", type=int, help="fewer pairs: metrics are NaN")
+    p.add_argument("--period", nargs=2, metavar=("START", "END"), help="ISO dates")
+    p.add_argument("--depth", nargs=2, type=float, metavar=("FROM", "TO"), help="ISMN depth range in m")
+    p.add_argument("--no-cache", action="store_true", help="recompute even when cached")
+    p.set_defaults(func=run_validate)
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    options = ValidationOptions.from_config(
+        spatial=args.spatial,
+        anomaly=args.anomaly,
+        use_corrected=args.use_corrected,
+        qc_min=args.qc_min,
+        min_coverage=args.min_coverage,
+        min_pairs=args.min_pairs,
+        period=args.period,
+        depth=args.depth,
+    )
+    site_ids = [s.strip() for s in args.sites.split(",") if s.strip()] if args.sites else None
+    board = scoreboard.compute_scoreboard(
+        args.product,
+        args.variable,
+        args.network,
+        site_ids=site_ids,
+        options=options,
+        use_cache=not args.no_cache,
+    )
+    _write_atomic(args.out, export.metrics_csv(board, options))
+    ok = board.table[board.table["error"].fillna("") == ""]
+    print(
+        f"{args.product} {args.variable} vs {args.network}: {len(ok)} of {len(board.table)} sites matched"
+        f"{' (cached)' if board.cached else ''}; written {args.out}"
+    )
+    for name in ("n", "bias", "rmse", "ubrmse", "r", "kge"):
+        med = ok[name].median() if len(ok) else math.nan
+        print(f"  {name:7s} median per site {med:10.4g}   pooled {board.pooled.get(name, math.nan):10.4g}")
+    return 0
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, path)
