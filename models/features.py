@@ -188,11 +188,11 @@ def sw_in_pot(lat_deg, time, *, time_step: str = "day") -> np.ndarray:
     lat = np.asarray(lat_deg, dtype=float)
     t = pd.DatetimeIndex(np.asarray(time, dtype="datetime64[ns]").ravel())
     if time_step == "day":
-        return daily_sw_in_pot(lat, t.dayofyear.to_numpy())
+        return daily_sw_in_pot(lat, t.day_of_year.to_numpy())
     if time_step != "month":
         raise ValueError(f"time_step must be 'day' or 'month', not {time_step!r}")
     start = t.to_period("M").to_timestamp()
-    doy0 = start.dayofyear.to_numpy()
+    doy0 = start.day_of_year.to_numpy()
     ndays = start.days_in_month.to_numpy()
     total = np.zeros(np.broadcast_shapes(lat.shape, doy0.shape))
     for k in range(31):

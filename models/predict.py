@@ -164,11 +164,10 @@ def _block_matrix(block: dict[str, np.ndarray], features: list[str], times, lats
         elif name == "month":
             col = np.broadcast_to(tt.month.to_numpy(dtype=float)[:, None, None], shape)
         elif name == "sw_in_pot":
-            pot = (
-                F.sw_in_pot(lats[None, :], np.asarray(times)[:, None], time_step=time_step)
-                if time_step == "month"
-                else F.daily_sw_in_pot(lats[None, :], tt.dayofyear.to_numpy()[:, None])
-            )
+            if time_step == "month":
+                pot = np.stack([F.sw_in_pot(lats, [t] * len(lats), time_step="month") for t in tt])
+            else:
+                pot = F.daily_sw_in_pot(lats[None, :], tt.day_of_year.to_numpy()[:, None])
             col = np.broadcast_to(pot[:, :, None], shape)
         else:
             arr = block["a" if name == "a" else spec.cube_variable]

@@ -1,0 +1,59 @@
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from models import compiled, registry
+from models import emulator as E
+from models import features as F
+from models import training_table as T
+from tests.models.emulator_tables import synthetic_table
+
+
+@pytest.fixture
+def version(data_dir):
+    table = synthetic_table()
+    emu = E.fit_emulator(table, list(F.FLUXNET_FEATURES), num_boost_round=60, params={"min_data_in_leaf": 5})
+    meta = {"features": [F.spec(f).to_dict() for f in emu.features], "constrained": True, "a_min": emu.a_min}
+    v = registry.new_version(T.fingerprint(table))
+    registry.save(emu, meta, {}, version=v)
+    return v
+
+
+def _random_inputs(features, n, seed):
+    rng = np.random.default_rng(seed)
+    cols = []
+    for f in features:
+        if f == "igbp":
+            cols.append(rng.choice([1.0, 4.0, 10.0, 12.0, 17.0, np.nan], n))
+        else:
+            cols.append(rng.normal(0, 1, n) * rng.choice([1, 10, 300], n))
+    x = np.column_stack(cols)
+    x[rng.uniform(size=x.shape) < 0.05] = np.nan
+    return x
+
+
+@pytest.mark.parametrize("model", ["ef", "a", "le_direct", "h_direct"])
+def test_compiled_equals_booster(version, model):
+    emu = registry.load(version)
+    feats = emu.a_features if model == "a" else emu.features
+    x = _random_inputs(feats, 20000, seed=3)
+    ref = emu.boosters[model].predict(x)
+    fast = compiled.predict(version, model, x)
+    assert np.all(np.abs(fast - ref) <= 1e-6 * np.maximum(np.abs(ref), 1e-12))
+    if model == "ef":
+        assert np.all((fast > 0) & (fast < 1))
+
+
+def test_compiled_cache_reused(version):
+    so = compiled.cache_path(version, "ef")
+    compiled.compiled_model(version, "ef")
+    assert so.is_file()
+    stamp = os.stat(so).st_mtime_ns
+    compiled._loaded.clear()
+    x = _random_inputs(registry.load(version).features, 100, seed=4)
+    out = compiled.predict(version, "ef", x)
+    assert os.stat(so).st_mtime_ns == stamp
+    assert np.allclose(out, registry.load(version).boosters["ef"].predict(x), rtol=1e-6)
+    assert isinstance(pd.Series(out).sum(), float)
