@@ -182,3 +182,24 @@ def test_product_series_flag_mask_and_match_pairs():
     assert list(pairs.index) == [pd.Timestamp("2018-01-01"), pd.Timestamp("2018-01-03")]
     assert pairs["obs"].tolist() == pytest.approx([0.25, 0.25])
     assert pairs["pred"].tolist() == pytest.approx([0.3, 0.1])
+
+
+def test_taylor_geometry_distance_is_centred_rmsd():
+    from app.validation import taylor
+    from models import metrics
+
+    rng = np.random.default_rng(2)
+    o = rng.normal(size=200)
+    p = 0.7 * o + rng.normal(scale=0.5, size=200)
+    ts = metrics.taylor_stats(o, p)
+    x, y = taylor.xy(ts.sigma_norm, ts.r)
+    # distance from the reference point (1, 0) equals E' / sigma_o (law of cosines, Taylor 2001)
+    assert math.hypot(x - 1.0, y) == pytest.approx(ts.crmsd_norm, rel=1e-9)
+    g = taylor.grid(taylor.radius_limit([ts.sigma_norm, 2.2]))
+    assert g["std_arcs"][-1][0, 0] == pytest.approx(1.1 * 2.2)
+    for ray, (_lx, ly, text) in zip(g["r_rays"], g["r_labels"], strict=True):
+        assert ray[1, 0] / np.hypot(*ray[1]) == pytest.approx(float(text))
+        assert ly >= 0
+    for arc in g["crmsd_arcs"]:
+        assert (np.hypot(*arc.T) <= 1.1 * 2.2 + 1e-9).all() and (arc[:, 0] >= 0).all()
+    assert min(lbl[0] for lbl in taylor.grid(1.5, negative=True)["r_labels"]) < 0
