@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 import re
 import shutil
@@ -51,12 +50,9 @@ MODES = ("create", "replace", "append")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 
 # Chunking (see module docstring): map-chunked levels and a time-chunked series copy of level 0.
-MAP_CHUNK_BYTES = 16 * 2**20  # target uncompressed bytes of a map chunk
-MAP_TIME = 1
-MAP_SPACE_MAX = 2048
-SERIES_SPACE = 64
-SERIES_TIME_MAX = 4096
-SERIES_MIN_PIXELS = 1_000_000  # levels with fewer pixels serve series well enough from map chunks
+MAP_CHUNK = (1, 1024, 1024)  # (time, lat, lon) of every pyramid level
+SERIES_CHUNK = (512, 64, 64)  # (time, lat, lon) of the series copy; time fixed so appends stay cheap
+SERIES_MIN_PIXELS = 256 * 256  # smaller grids serve pixel series well enough from map chunks
 
 # CF metadata of the canonical variables: units, long_name, standard_name (None where CF has none).
 CF_VARIABLES: dict[str, tuple[str, str, str | None]] = {
@@ -255,17 +251,18 @@ def _kind(ds: xr.Dataset) -> str:
 
 
 def map_chunks(n_time: int, n_lat: int, n_lon: int) -> tuple[int, int, int]:
-    """(time, lat, lon) chunk of the map-oriented levels."""
-    side = int(min(MAP_SPACE_MAX, max(256, 2 ** round(math.log2(math.sqrt(MAP_CHUNK_BYTES / 4 / MAP_TIME))))))
-    return (min(MAP_TIME, n_time), min(side, n_lat), min(side, n_lon))
+    """(time, lat, lon) chunk of the map-oriented pyramid levels."""
+    return (min(MAP_CHUNK[0], n_time), min(MAP_CHUNK[1], n_lat), min(MAP_CHUNK[2], n_lon))
 
 
 def series_chunks(n_time: int, n_lat: int, n_lon: int) -> tuple[int, int, int]:
-    """(time, lat, lon) chunk of the time-oriented copy of level 0."""
-    return (min(SERIES_TIME_MAX, n_time), min(SERIES_SPACE, n_lat), min(SERIES_SPACE, n_lon))
+    """(time, lat, lon) chunk of the time-oriented copy of level 0 (time chunk independent of
+    ``n_time``, so later appends fill the last chunk instead of adding tiny ones)."""
+    return (SERIES_CHUNK[0], min(SERIES_CHUNK[1], n_lat), min(SERIES_CHUNK[2], n_lon))
 
 
 def needs_series(n_lat: int, n_lon: int, n_time: int) -> bool:
+    """Whether a product gets a series copy: more than one time step and a large enough grid."""
     return n_time > 1 and n_lat * n_lon >= SERIES_MIN_PIXELS
 
 
@@ -276,13 +273,22 @@ def _encoding(ds: xr.Dataset, chunks: tuple[int, int, int]) -> dict:
 
 
 def _write_zarr(ds: xr.Dataset, path: Path, chunks: tuple[int, int, int]) -> None:
+    """Write ``ds`` as a new zarr 3 store with the given chunk shape (time chunk may exceed n_time)."""
     ds = ds.chunk(dict(zip(("time", "lat", "lon"), chunks, strict=True)))
     with dask.config.set(scheduler="threads"):
         ds.to_zarr(path, mode="w-", zarr_format=3, consolidated=False, encoding=_encoding(ds, chunks))
 
 
-def _append_zarr(ds: xr.Dataset, path: Path, n_old: int, chunks: tuple[int, int, int]) -> None:
-    """Append ``ds`` along time to the store at ``path`` whose time length is ``n_old``."""
+def _stored_chunks(path: Path) -> tuple[int, int, int]:
+    """Chunk shape of the (first) data variable of an existing store."""
+    ds = xr.open_zarr(path, consolidated=False)
+    return tuple(ds[next(iter(ds.data_vars))].encoding["chunks"])
+
+
+def _append_zarr(ds: xr.Dataset, path: Path, n_old: int) -> None:
+    """Append ``ds`` along time to the store at ``path`` (time length ``n_old``), aligning the dask
+    chunks with the stored ones (the first one fills the stored last, partial chunk)."""
+    chunks = _stored_chunks(path)
     t = chunks[0]
     first = t - n_old % t if n_old % t else t
     n = ds.sizes["time"]
@@ -647,29 +653,20 @@ def _append(ds, name, final, existing, *, provenance, synthetic, digest) -> Prod
     try:
         _hardlink_clone(final, tmp)
         n_old = len(old_times)
-        _append_zarr(
-            _with_grid_attrs(ds, _dataset_attrs(info, 0)),
-            tmp / "levels" / "0.zarr",
-            n_old,
-            tuple(old.chunking["map"]),
-        )
+        _append_zarr(_with_grid_attrs(ds, _dataset_attrs(info, 0)), tmp / "levels" / "0.zarr", n_old)
         for k in range(1, len(info.levels)):
             prev = _open_level(tmp / "levels" / f"{k - 1}.zarr").isel(time=slice(n_old, None))
             coarse = _with_grid_attrs(pyramid.coarsen_2x2(prev), _dataset_attrs(info, k))
-            lev = old.levels[k]
-            _append_zarr(
-                coarse,
-                tmp / "levels" / f"{k}.zarr",
-                n_old,
-                map_chunks(old.n_time, lev["n_lat"], lev["n_lon"]),
-            )
+            _append_zarr(coarse, tmp / "levels" / f"{k}.zarr", n_old)
         if info.has_series:
-            # The series copy is chunked over the whole record: rebuild it from the new level 0.
-            shutil.rmtree(tmp / "series.zarr", ignore_errors=True)
-            _write_zarr(
-                _open_level(tmp / "levels" / "0.zarr"), tmp / "series.zarr", tuple(info.chunking["series"])
-            )
+            level0 = _open_level(tmp / "levels" / "0.zarr")
+            if old.has_series:
+                _append_zarr(level0.isel(time=slice(n_old, None)), tmp / "series.zarr", n_old)
+            else:  # the product has just grown past one time step
+                _write_zarr(level0, tmp / "series.zarr", tuple(info.chunking["series"]))
         info.chunking["map"] = old.chunking["map"]
+        if old.has_series:
+            info.chunking["series"] = old.chunking["series"]
         history = existing.get("history", []) + [_history_item("append", provenance, digest, ds)]
         _write_json(
             tmp / "product.json",

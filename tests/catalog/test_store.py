@@ -204,14 +204,35 @@ def test_append_overlap_and_grid_errors(data_dir):
     assert snapshot(data_dir) == before
 
 
-def test_series_copy_for_large_levels(data_dir, monkeypatch):
+def test_series_copy_for_large_levels_follows_appends(data_dir, monkeypatch):
     monkeypatch.setattr(store, "SERIES_MIN_PIXELS", 50)
-    ds = grid_dataset(n_time=5, n_lat=8, n_lon=12)
-    info = store.write_product(ds, "sm", provenance=PROV, synthetic=True)
+    first, later = (
+        grid_dataset(n_time=5, n_lat=8, n_lon=12),
+        grid_dataset(n_time=3, n_lat=8, n_lon=12, start="2018-07-06", seed=8),
+    )
+    info = store.write_product(first, "sm", provenance=PROV, synthetic=True)
     assert info.has_series
+    path = data_dir / "products" / "sm" / "series.zarr"
+    series = xr.open_zarr(path, consolidated=False)
+    assert series.ssm.encoding["chunks"] == (store.SERIES_CHUNK[0], 8, 12)
+    np.testing.assert_array_equal(series.ssm.values, first.ssm.values)
+    store.write_product(later, "sm", provenance={"r": 2}, synthetic=True, mode="append")
+    series = xr.open_zarr(path, consolidated=False)
+    expected = np.concatenate([first.ssm.values, later.ssm.values])
+    np.testing.assert_array_equal(series.ssm.values, expected)
+    assert list(series.time.values) == list(np.concatenate([first.time.values, later.time.values]))
+
+
+def test_single_day_product_gets_series_copy_when_it_grows(data_dir, monkeypatch):
+    monkeypatch.setattr(store, "SERIES_MIN_PIXELS", 50)
+    first, later = (
+        grid_dataset(n_time=1, n_lat=8, n_lon=12),
+        grid_dataset(n_time=2, n_lat=8, n_lon=12, start="2018-07-02", seed=8),
+    )
+    assert not store.write_product(first, "sm", provenance=PROV, synthetic=True).has_series
+    assert store.write_product(later, "sm", provenance={"r": 2}, synthetic=True, mode="append").has_series
     series = xr.open_zarr(data_dir / "products" / "sm" / "series.zarr", consolidated=False)
-    assert series.ssm.encoding["chunks"] == (5, 8, 12)
-    np.testing.assert_array_equal(series.ssm.values, ds.ssm.values)
+    np.testing.assert_array_equal(series.ssm.values, np.concatenate([first.ssm.values, later.ssm.values]))
 
 
 def test_stale_temporary_dirs_of_dead_processes_are_removed(data_dir):
