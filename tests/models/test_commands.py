@@ -1,0 +1,37 @@
+from fluxlens.cli import main
+from models import training
+from tests.models.emulator_tables import synthetic_table
+
+
+def test_models_command_lists_versions(data_dir, capsys):
+    assert main(["models"]) == 0
+    assert "no trained models" in capsys.readouterr().out
+    version = training.train(
+        training.TrainSettings(num_boost_round=5, n_folds=2, params={"min_data_in_leaf": 5}, shap_sample=50),
+        table=synthetic_table(n_sites=6),
+    )
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert version in out and "spatial" in out and "constrained" in out and "direct" in out
+
+
+def test_predict_command_rejects_unknown_model(data_dir, capsys):
+    rc = main(
+        [
+            "predict",
+            "--model",
+            "20200101T000000Z-deadbeef",
+            "--bbox",
+            "0,0,1,1",
+            "--start",
+            "2018-01-01",
+            "--end",
+            "2018-01-02",
+        ]
+    )
+    assert rc == 2 and "unknown model version" in capsys.readouterr().err
+
+
+def test_train_command_rejects_unknown_source(data_dir, capsys):
+    assert main(["train", "--sites-source", "nowhere"]) == 2
+    assert "nowhere" in capsys.readouterr().err

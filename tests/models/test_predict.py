@@ -1,0 +1,158 @@
+import shutil
+
+import numpy as np
+import pytest
+import xarray as xr
+
+from catalog.errors import InputError
+from models import predict, registry, training
+from models import features as F
+
+BBOX = (-110.0, 20.0, -80.0, 50.0)
+
+
+@pytest.fixture(scope="module")
+def world(demo_world, tmp_path_factory):
+    """A writable copy of the small demo world with a tiny model trained on its towers."""
+    d = tmp_path_factory.mktemp("predict") / "data"
+    shutil.copytree(demo_world, d)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FLUXLENS_DATA_DIR", str(d))
+    version = training.train(
+        training.TrainSettings(
+            sites_source="fluxnet_demo",
+            num_boost_round=15,
+            n_folds=2,
+            params={"min_data_in_leaf": 5},
+            shap_sample=100,
+        )
+    )
+    yield d, version
+    mp.undo()
+
+
+def _products(d):
+    from catalog import api
+
+    return {p.name for p in api.list_products()}, sorted(p.name for p in (d / "products").iterdir())
+
+
+def test_predict_region_writes_closed_product_with_provenance(world):
+    from catalog import api
+
+    d, version = world
+    calls = []
+    name = predict.predict_region(
+        version,
+        BBOX,
+        "2018-06-03",
+        "2018-06-12",
+        product_name="emu-test",
+        inputs={"radiation": "fluxes_demo"},
+        block=(4, 8, 8),
+        progress=lambda done, total: calls.append((done, total)),
+    )
+    assert name == "emu-test"
+    assert calls == [(i + 1, calls[0][1]) for i in range(calls[0][1])] and calls[0][1] > 1
+    info = api.product_info(name)
+    assert info.synthetic is True
+    prov = info.provenance
+    assert prov["model_version"] == version and prov["bbox"] == list(BBOX)
+    assert prov["period"] == ["2018-06-03", "2018-06-12"]
+    assert prov["inputs"]["forcing"] == "forcing_demo" and prov["inputs"]["radiation"] == "fluxes_demo"
+    assert set(info.variables) == {"le", "h", "ef"} and info.variables["le"]["units"] == "W m-2"
+
+    out = xr.open_zarr(d / "products" / name / "levels" / "0.zarr", consolidated=False).load()
+    flux = xr.open_zarr(d / "products" / "fluxes_demo" / "levels" / "0.zarr", consolidated=False)
+    flux = flux.sel(time=out.time, lat=out.lat, lon=out.lon).load()
+    a = (flux.rn - flux.g).values
+    ok = np.isfinite(out.le.values)
+    assert ok.sum() > 100 and out.sizes["time"] == 10
+    # energy balance closed on the radiation product's A, to float32 precision
+    assert np.allclose((out.le + out.h).values[ok], a[ok], rtol=1e-5, atol=1e-3)
+    assert np.all((out.ef.values[ok] >= 0) & (out.ef.values[ok] <= 1))
+
+    # one pixel-day against the Booster fed with features read independently from the Zarr stores
+    ti, yi, xi = np.argwhere(ok)[len(np.argwhere(ok)) // 2]
+    t, lat, lon = out.time.values[ti], float(out.lat[yi]), float(out.lon[xi])
+    forcing = xr.open_zarr(d / "products" / "forcing_demo" / "levels" / "0.zarr", consolidated=False)
+    static = xr.open_zarr(d / "products" / "static_demo" / "levels" / "0.zarr", consolidated=False)
+    ssm = xr.open_zarr(d / "products" / "ssm_global_demo" / "levels" / "0.zarr", consolidated=False)
+    emu = registry.load(version)
+    row = {}
+    for f in emu.features:
+        spec = F.spec(f)
+        if f == "a":
+            row[f] = a[ti, yi, xi]
+        elif f == "lat":
+            row[f] = lat
+        elif f == "month":
+            row[f] = float(np.datetime64(t, "M").astype(int) % 12 + 1)
+        elif f == "sw_in_pot":
+            row[f] = F.sw_in_pot([lat], [t])[0]
+        else:
+            src = {"forcing": forcing, "static": static, "ssm": ssm}[spec.cube_role][spec.cube_variable]
+            v = src.sel(lat=lat, lon=lon)
+            row[f] = float(v.isel(time=0) if src.sizes["time"] == 1 else v.sel(time=t))
+    ef = emu.boosters["ef"].predict(np.array([[row[f] for f in emu.features]]))[0]
+    assert out.ef.values[ti, yi, xi] == pytest.approx(ef, rel=1e-5)
+    assert out.le.values[ti, yi, xi] == pytest.approx(ef * a[ti, yi, xi], rel=1e-5, abs=1e-3)
+
+
+def test_predict_with_a_model_closes_on_its_own_a(world):
+    d, version = world
+    name = predict.predict_region(version, BBOX, "2018-06-01", "2018-06-02", product_name="emu-amodel")
+    out = xr.open_zarr(d / "products" / name / "levels" / "0.zarr", consolidated=False).load()
+    assert np.isfinite(out.le).sum() > 50
+    from catalog import api
+
+    assert api.product_info(name).provenance["a_source"] == "emulator A model"
+
+
+def test_cancel_registers_nothing(world):
+    d, version = world
+    before = _products(d)
+    polls = []
+
+    def cancel_on_third_poll():
+        polls.append(1)
+        return len(polls) >= 3
+
+    with pytest.raises(predict.Cancelled):
+        predict.predict_region(
+            version,
+            BBOX,
+            "2018-06-01",
+            "2018-06-20",
+            product_name="emu-cancel",
+            block=(4, 8, 8),
+            should_cancel=cancel_on_third_poll,
+        )
+    assert len(polls) == 3
+    assert _products(d) == before
+    assert not list((d / "tmp").glob("predict-*"))
+
+
+@pytest.mark.parametrize(
+    "bbox,start,end,match",
+    [
+        ((200.0, 0.0, 210.0, 10.0), "2018-06-01", "2018-06-02", "outside the forcing product"),
+        (BBOX, "2019-01-01", "2019-01-05", "outside the forcing product"),
+        ((10.0, 0.0, 5.0, 10.0), "2018-06-01", "2018-06-02", "west < east"),
+        (BBOX, "2018-06-05", "2018-06-01", "end before start"),
+    ],
+)
+def test_bad_requests_fail_before_any_work(world, bbox, start, end, match):
+    _, version = world
+    calls = []
+    with pytest.raises(InputError, match=match):
+        predict.predict_region(version, bbox, start, end, progress=lambda *a: calls.append(a))
+    assert calls == []
+
+
+def test_unknown_version_and_duplicate_name(world):
+    _, version = world
+    with pytest.raises(InputError, match="unknown model version"):
+        predict.predict_region("20200101T000000Z-deadbeef", BBOX, "2018-06-01", "2018-06-02")
+    with pytest.raises(InputError, match="already exists"):
+        predict.predict_region(version, BBOX, "2018-06-01", "2018-06-02", product_name="fluxes_demo")

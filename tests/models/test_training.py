@@ -1,0 +1,33 @@
+import json
+
+import numpy as np
+
+from models import registry, training
+from models import training_table as T
+from tests.models.emulator_tables import synthetic_table
+
+
+def test_train_registers_version_with_cv_for_both_models(data_dir):
+    table = synthetic_table()
+    calls = []
+    settings = training.TrainSettings(
+        num_boost_round=15, n_folds=3, params={"min_data_in_leaf": 5}, shap_sample=120
+    )
+    version = training.train(settings, table=table, progress=lambda d, n: calls.append((d, n)))
+    assert calls[-1][0] == calls[-1][1] and [c[0] for c in calls] == sorted(c[0] for c in calls)
+    meta = json.loads((data_dir / "models" / version / "meta.json").read_text())
+    assert meta["training_data"]["fingerprint_sha256"] == T.fingerprint(table)
+    assert meta["targets"]["set"] == "corrected" and meta["targets"]["le"] == "le_corr"
+    assert {"lightgbm", "numpy", "pandas", "shap", "lleaves"} <= set(meta["libraries"])
+    assert [f["name"] for f in meta["features"]][:3] == ["ta", "sw_in", "lw_in"]
+    assert all(f["units"] for f in meta["features"])
+    cv = meta["cv_summary"]
+    assert {(r["split"], r["model"]) for r in cv} == {
+        (s, m) for s in ("random", "temporal", "spatial") for m in ("constrained", "direct")
+    }
+    closed = [r for r in cv if r["model"] == "constrained"]
+    assert max(r["eb_residual_max_abs"] for r in closed) < 1e-9
+    for name in ("cv_scores", "cv_scores_igbp", "cv_predictions", "shap_ef", "shap_a"):
+        assert len(registry.read_table(version, name)) > 0
+    oof = registry.read_table(version, "cv_predictions")
+    assert np.allclose(oof["obs_le_corr"], table["le_corr"].to_numpy()[oof["row"]])
