@@ -5,8 +5,8 @@ import pytest
 import xarray as xr
 
 from catalog.errors import InputError
-from models import predict, registry, training
 from models import features as F
+from models import predict, registry, training
 
 BBOX = (-110.0, 20.0, -80.0, 50.0)
 
