@@ -65,6 +65,7 @@ class ProductInfo:
 _lock = threading.RLock()
 _catalog_cache: dict[Path, tuple[tuple[int, int], object]] = {}
 _dataset_cache: dict[tuple[str, str, str], xr.Dataset] = {}
+_table_cache: dict[tuple[str, str, str], pd.DataFrame] = {}
 
 
 def _data_dir() -> Path:
@@ -121,11 +122,14 @@ def _read_entry(entry: str, store_id: str) -> xr.Dataset:
 
 
 def open_product(name: str, level: int = 0) -> xr.Dataset:
-    """Product ``name`` at pyramid ``level`` as a lazy (dask) dataset with dims (time, lat, lon)."""
+    """Product ``name`` at pyramid ``level`` as a lazy (dask) dataset with dims (time, lat, lon).
+
+    The store is opened once per process; each call returns a shallow copy sharing its dask arrays.
+    """
     info = product_info(name)
     if not 0 <= int(level) < len(info.levels):
         raise InputError(f"product {name!r} has levels 0..{len(info.levels) - 1}, not {level}")
-    return _read_entry(intake_catalog.level_entry(name, int(level)), info.store_id)
+    return _read_entry(intake_catalog.level_entry(name, int(level)), info.store_id).copy(deep=False)
 
 
 def _open_series(info: ProductInfo) -> xr.Dataset:
@@ -251,7 +255,7 @@ def network_info(network: str) -> dict:
     return dict(meta)
 
 
-def _read_table(network: str, table: str, store_id: str, **kwargs) -> pd.DataFrame:
+def _read_table(network: str, table: str, **kwargs) -> pd.DataFrame:
     return _catalog()[intake_catalog.station_entry(network, table)].read(**kwargs)
 
 
@@ -262,13 +266,10 @@ def sites(network: str) -> pd.DataFrame:
     with _lock:
         df = _table_cache.get(key)
     if df is None:
-        df = _read_table(network, "sites", meta.get("store_id", ""))
+        df = _read_table(network, "sites")
         with _lock:
             _table_cache[key] = df
     return df.copy()
-
-
-_table_cache: dict[tuple[str, str, str], pd.DataFrame] = {}
 
 
 def site_observations(network: str, site_id: str) -> pd.DataFrame:
@@ -276,5 +277,5 @@ def site_observations(network: str, site_id: str) -> pd.DataFrame:
     known = sites(network)
     if site_id not in set(known["site_id"]):
         raise InputError(f"network {network!r} has no site {site_id!r}")
-    df = _read_table(network, "observations", "", filters=[("site_id", "==", site_id)])
+    df = _read_table(network, "observations", filters=[("site_id", "==", site_id)])
     return df.sort_values("time").reset_index(drop=True)
