@@ -1,0 +1,682 @@
+"""The Validation tab: station sites on a map, one site against every product, and a scoreboard
+of one product against every site of a network.
+
+Reading and matching run in background threads (:mod:`app.validation.site_view`,
+:mod:`app.validation.scoreboard`); a periodic callback of the session picks up finished work.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import io
+import threading
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+
+from app.map_view import coastlines
+from app.ui import guarded
+from app.validation import config, export, matching, scoreboard, site_view, taylor
+from app.validation.config import ValidationOptions
+from catalog import api
+from catalog.errors import FluxLensError
+from models import metrics
+
+TAB = "Validation"
+POLL_MS = 300
+DENSE_POINTS = 5000  # scatter plots with more pairs are rasterised (datashader)
+REGIONS = {
+    "World": (-180.0, -90.0, 180.0, 90.0),
+    "North America": (-170.0, 10.0, -50.0, 75.0),
+    "South America": (-85.0, -60.0, -30.0, 15.0),
+    "Europe": (-25.0, 34.0, 45.0, 72.0),
+    "Africa": (-20.0, -36.0, 55.0, 37.0),
+    "Asia": (45.0, 0.0, 180.0, 80.0),
+    "Oceania": (110.0, -50.0, 180.0, 0.0),
+}
+MAP_METRICS = ("r", "rmse", "ubrmse", "bias", "kge", "nse", "r2", "rho", "n")
+PRODUCT_COLOURS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
+
+_SITE_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="site-view")
+
+
+def site_table(network: str) -> pd.DataFrame:
+    """Sites of a network with a ``years`` label, ``first_year``/``last_year`` and a search label."""
+    sites = api.sites(network).copy()
+    start = pd.to_datetime(sites["start"], errors="coerce")
+    end = pd.to_datetime(sites["end"], errors="coerce")
+    sites["first_year"] = start.dt.year.fillna(0).astype(int)
+    sites["last_year"] = end.dt.year.fillna(0).astype(int)
+    sites["years"] = [
+        f"{a}–{b}" if a else "?" for a, b in zip(sites["first_year"], sites["last_year"], strict=True)
+    ]
+    sites["igbp"] = sites["igbp"].fillna("?").astype(str)
+    sites["label"] = sites["site_id"].astype(str) + " — " + sites["name"].fillna("").astype(str)
+    return sites
+
+
+def filter_sites(sites: pd.DataFrame, igbp=(), region: str = "World", years=None) -> pd.DataFrame:
+    """Sites in the IGBP classes (all when empty), the region and with data in the years range."""
+    keep = np.ones(len(sites), dtype=bool)
+    if igbp:
+        keep &= sites["igbp"].isin(list(igbp)).to_numpy()
+    w, s, e, n = REGIONS[region]
+    keep &= sites["lon"].between(w, e).to_numpy() & sites["lat"].between(s, n).to_numpy()
+    if years is not None:
+        keep &= (sites["last_year"] >= years[0]).to_numpy() & (sites["first_year"] <= years[1]).to_numpy()
+    return sites[keep].reset_index(drop=True)
+
+
+def _coast() -> hv.Path:
+    xs, ys = coastlines()
+    return hv.Path([np.column_stack([x, y]) for x, y in zip(xs, ys, strict=True)]).opts(
+        color="#888888", line_width=0.6
+    )
+
+
+def taylor_diagram(table: pd.DataFrame, title: str) -> hv.Overlay:
+    """Normalised Taylor diagram of the sites in ``table`` (columns sigma_norm, r, crmsd_norm)."""
+    ok = table[np.isfinite(table["sigma_norm"]) & np.isfinite(table["r"])]
+    rmax = taylor.radius_limit(ok["sigma_norm"])
+    negative = bool((ok["r"] < 0).any())
+    g = taylor.grid(rmax, negative=negative)
+    layers = [
+        hv.Path(g["std_arcs"]).opts(color="#bbbbbb", line_width=1),
+        hv.Path([g["ref_arc"]]).opts(color="#444444", line_width=1.2, line_dash="dashed"),
+        hv.Path(g["r_rays"]).opts(color="#cccccc", line_width=1),
+        hv.Path(g["crmsd_arcs"]).opts(color="#2ca02c", line_width=1, line_dash="dotted", alpha=0.7),
+        hv.Labels(pd.DataFrame(g["r_labels"], columns=["x", "y", "text"]), ["x", "y"], "text").opts(
+            text_font_size="9pt", text_color="#555555"
+        ),
+        hv.Text(0.0, -0.08 * rmax, "normalised standard deviation").opts(text_font_size="9pt"),
+        hv.Text(0.75 * rmax, 0.78 * rmax, "correlation").opts(text_font_size="9pt", angle=-45),
+    ]
+    x, y = taylor.xy(ok["sigma_norm"], ok["r"])
+    pts = pd.DataFrame(
+        {
+            "x": x,
+            "y": y,
+            "site_id": ok["site_id"].astype(str),
+            "igbp": ok["igbp"].astype(str),
+            "r": ok["r"],
+            "sigma_norm": ok["sigma_norm"],
+            "crmsd_norm": ok["crmsd_norm"],
+        }
+    )
+    layers.append(
+        hv.Points(pts, ["x", "y"], ["site_id", "igbp", "r", "sigma_norm", "crmsd_norm"], label="sites").opts(
+            color="igbp", cmap="Category20", size=8, tools=["hover"], line_color="black", show_legend=False
+        )
+    )
+    layers.append(hv.Points([(1.0, 0.0)], label="observation").opts(color="black", marker="star", size=16))
+    xmin = -rmax * 1.12 if negative else -0.08 * rmax
+    return hv.Overlay(layers).opts(
+        title=title,
+        width=520,
+        height=int(520 * (1.2 if not negative else 0.62)),
+        xlim=(xmin, rmax * 1.15),
+        ylim=(-0.12 * rmax, rmax * 1.12),
+        data_aspect=1,
+        xaxis=None,
+        yaxis=None,
+        show_grid=False,
+        show_legend=True,
+        legend_position="top_right",
+    )
+
+
+class ValidationTab:
+    """Widgets and views of the Validation tab of one session."""
+
+    def __init__(self, state):
+        self.state = state
+        networks = api.list_networks()
+        self.network = pn.widgets.Select(
+            label="Network", options=networks, value=networks[0] if networks else None
+        )
+        self.variable = pn.widgets.Select(label="Variable", options=list(config.variables()), width=110)
+        self.search = pn.widgets.AutocompleteInput(
+            label="Find a site (id or name)",
+            options=[],
+            case_sensitive=False,
+            search_strategy="includes",
+            min_characters=1,
+            placeholder="type a site id or name",
+            width=300,
+            css_classes=["site-search"],
+        )
+        self.igbp = pn.widgets.MultiChoice(label="IGBP class", options=[], width=220)
+        self.region = pn.widgets.Select(label="Region", options=list(REGIONS), value="World", width=150)
+        self.years = pn.widgets.IntRangeSlider(
+            label="Years with data", start=2000, end=2030, value=(2000, 2030)
+        )
+        self.colour_by = pn.widgets.RadioButtonGroup(options=["IGBP", "network"], value="IGBP")
+        self.anomaly = pn.widgets.Checkbox(label="Anomalies (mean seasonal cycle removed)")
+        self.corrected = pn.widgets.Checkbox(label="Compare LE/H with LE_CORR/H_CORR")
+        self.spatial = pn.widgets.RadioButtonGroup(options=["nearest", "bilinear"], value="nearest")
+        self.site_map = pn.pane.HoloViews(None, name="site_map", sizing_mode="fixed")
+        self.site_info = pn.pane.Markdown("Pick a site on the map or by name.", css_classes=["site-info"])
+        self.series_plot = pn.pane.HoloViews(None, name="site_series", sizing_mode="fixed")
+        self.scatter_product = pn.widgets.Select(label="Scatter: product", options=[], width=200)
+        self.scatter_plot = pn.pane.HoloViews(None, name="site_scatter", sizing_mode="fixed")
+        self.closure_plot = pn.pane.HoloViews(None, name="site_closure", sizing_mode="fixed")
+        self.site_metrics = pn.widgets.Tabulator(
+            pd.DataFrame(),
+            show_index=False,
+            disabled=True,
+            width=900,
+            css_classes=["site-metrics"],
+        )
+        self.series_csv = pn.widgets.FileDownload(
+            callback=self._series_csv,
+            filename="site_series.csv",
+            label="Site series as CSV",
+            width=180,
+            disabled=True,
+        )
+        # scoreboard
+        self.sb_product = pn.widgets.Select(label="Product", options=[], width=200)
+        self.sb_run = pn.widgets.Button(label="Compute scoreboard", color="primary", width=180)
+        self.sb_status = pn.pane.Markdown("", css_classes=["scoreboard-status"])
+        self.sb_table = pn.widgets.Tabulator(
+            pd.DataFrame(),
+            show_index=False,
+            disabled=True,
+            pagination="local",
+            page_size=15,
+            width=1000,
+            css_classes=["scoreboard-table"],
+        )
+        self.sb_metric = pn.widgets.Select(
+            label="Metric on the map", options=list(MAP_METRICS), value="r", width=150
+        )
+        self.sb_map = pn.pane.HoloViews(None, name="scoreboard_map", sizing_mode="fixed")
+        self.sb_taylor = pn.pane.HoloViews(None, name="taylor", sizing_mode="fixed")
+        self.sb_igbp = pn.widgets.Tabulator(pd.DataFrame(), show_index=False, disabled=True, width=700)
+        self.sb_pooled = pn.pane.Markdown("")
+        self.sb_csv = pn.widgets.FileDownload(
+            callback=self._metrics_csv,
+            filename="metrics.csv",
+            label="Metrics as CSV",
+            width=160,
+            disabled=True,
+        )
+
+        self._sites = pd.DataFrame()
+        self._shown = pd.DataFrame()
+        self._view: site_view.SiteView | None = None
+        self._board: scoreboard.Scoreboard | None = None
+        self._board_options: ValidationOptions | None = None
+        self._site_future: concurrent.futures.Future | None = None
+        self._board_future: concurrent.futures.Future | None = None
+        self._progress = [0, 0]
+        self._lock = threading.Lock()
+        self._poller = None
+        self._selection = hv.streams.Selection1D()
+        self._selection.add_subscriber(self._on_tap)
+
+        self.network.param.watch(lambda e: self._load_network(), "value")
+        for w in (self.igbp, self.region, self.years, self.colour_by):
+            w.param.watch(lambda e: self._draw_sites(), "value")
+        self.search.param.watch(self._on_search, "value")
+        for w in (self.variable, self.anomaly, self.corrected, self.spatial):
+            w.param.watch(lambda e: self._options_changed(), "value")
+        self.scatter_product.param.watch(lambda e: self._draw_scatter(), "value")
+        self.sb_run.on_click(lambda e: self.run_scoreboard())
+        self.sb_metric.param.watch(lambda e: self._draw_board(), "value")
+        state.param.watch(lambda e: self._site_from_state(), "site")
+        if state.variable in config.variables():
+            self.variable.value = state.variable
+        self._load_network()
+
+    # ----- options and sites -------------------------------------------------------------------
+    def options(self) -> ValidationOptions:
+        return ValidationOptions.from_config(
+            anomaly=self.anomaly.value, use_corrected=self.corrected.value, spatial=self.spatial.value
+        )
+
+    def _load_network(self) -> None:
+        @guarded(self.state, "validation sites")
+        def run():
+            if not self.network.value:
+                return
+            self._sites = site_table(self.network.value)
+            self.search.options = self._sites["label"].tolist()
+            self.igbp.options = sorted(self._sites["igbp"].unique())
+            years = self._sites[["first_year", "last_year"]].replace(0, np.nan)
+            lo, hi = int(np.nanmin(years.to_numpy())), int(np.nanmax(years.to_numpy()))
+            self.years.param.update(start=lo, end=max(hi, lo + 1), value=(lo, max(hi, lo + 1)))
+            variables = self._variables_of_network()
+            self.variable.options = variables
+            if self.variable.value not in variables and variables:
+                self.variable.value = variables[0]
+            self._refresh_products()
+            self._draw_sites()
+
+        run()
+
+    def _variables_of_network(self) -> list[str]:
+        if self._sites.empty:
+            return list(config.variables())
+        info = api.network_info(self.network.value)
+        columns = set(info.get("variables", []) or [])
+        out = []
+        for var, spec in config.variables().items():
+            names = {spec.get("obs"), spec.get("ismn_obs")}
+            if not columns or names & columns:
+                out.append(var)
+        return out or list(config.variables())
+
+    def _refresh_products(self) -> None:
+        products = site_view.products_for(self.variable.value) if self.variable.value else []
+        self.sb_product.options = products
+        if self.sb_product.value not in products:
+            self.sb_product.value = products[0] if products else None
+
+    def _draw_sites(self) -> None:
+        if self._sites.empty:
+            self.site_map.object = None
+            return
+        shown = filter_sites(self._sites, self.igbp.value, self.region.value, tuple(self.years.value))
+        self._shown = shown
+        colour = "igbp" if self.colour_by.value == "IGBP" else "network"
+        points = hv.Points(
+            shown, ["lon", "lat"], ["site_id", "name", "igbp", "network", "years"], label="sites"
+        ).opts(
+            color=colour,
+            cmap="Category20",
+            size=9,
+            line_color="black",
+            tools=["hover", "tap"],
+            nonselection_alpha=0.5,
+            show_legend=True,
+            legend_position="right",
+        )
+        self._selection.source = points
+        w, s, e, n = REGIONS[self.region.value]
+        if self.region.value == "World" and len(shown):
+            pad = 3.0
+            w, e = max(shown["lon"].min() - pad, -180), min(shown["lon"].max() + pad, 180)
+            s, n = max(shown["lat"].min() - pad, -90), min(shown["lat"].max() + pad, 90)
+        self.site_map.object = (_coast() * points).opts(
+            width=700,
+            height=380,
+            xlim=(w, e),
+            ylim=(s, n),
+            title=f"{len(shown)} of {len(self._sites)} sites of {self.network.value} (click one)",
+            xlabel="longitude (°E)",
+            ylabel="latitude (°N)",
+        )
+
+    def _on_tap(self, index=None, **_kw) -> None:
+        if not index or self._shown.empty:
+            return
+        row = self._shown.iloc[int(index[0])]
+        self.state.site = (self.network.value, str(row["site_id"]))
+
+    def _on_search(self, event) -> None:
+        if not event.new or self._sites.empty:
+            return
+        hit = self._sites[self._sites["label"] == event.new]
+        if hit.empty:
+            text = str(event.new).lower()
+            hit = self._sites[
+                self._sites["site_id"].astype(str).str.lower().eq(text)
+                | self._sites["name"].astype(str).str.lower().str.contains(text, regex=False)
+            ]
+        if hit.empty:
+            self.state.message = f"no site of {self.network.value} matches {event.new!r}"
+            return
+        self.state.site = (self.network.value, str(hit.iloc[0]["site_id"]))
+
+    def _site_from_state(self) -> None:
+        site = self.state.site
+        if not site:
+            return
+        network, _ = site
+        if network != self.network.value and network in self.network.options:
+            self.network.value = network
+        self.load_site()
+
+    def _options_changed(self) -> None:
+        self._refresh_products()
+        if self.state.site:
+            self.load_site()
+
+    # ----- background work ---------------------------------------------------------------------
+    def load_site(self) -> None:
+        """Start reading the selected site (background); the poller draws it when ready."""
+        if not self.state.site or not self.variable.value:
+            return
+        network, site_id = self.state.site
+        try:
+            options = self.options()
+        except FluxLensError as exc:
+            self.state.message = f"validation: {exc}"
+            return
+        self.site_info.object = f"**{site_id}** ({network}): reading observations and products …"
+        self._site_future = _SITE_POOL.submit(
+            site_view.load_site_view, network, site_id, self.variable.value, options
+        )
+        self._ensure_poller()
+
+    def run_scoreboard(self) -> None:
+        """Start the scoreboard of the chosen product (background, cached on disk)."""
+        if not self.sb_product.value or not self.network.value:
+            self.sb_status.object = "Choose a product holding this variable."
+            return
+        try:
+            options = self.options()
+        except FluxLensError as exc:
+            self.state.message = f"validation: {exc}"
+            return
+        self._progress = [0, len(self._sites)]
+
+        def progress(done, total):
+            with self._lock:
+                self._progress = [done, total]
+
+        self._board_options = options
+        self.sb_status.object = f"Computing the scoreboard of {self.sb_product.value} …"
+        self.sb_run.disabled = True
+        self._board_future = scoreboard.submit_scoreboard(
+            self.sb_product.value, self.variable.value, self.network.value, options=options, progress=progress
+        )
+        self._ensure_poller()
+
+    def _ensure_poller(self) -> None:
+        if (
+            self._poller is None
+            and pn.state.curdoc is not None
+            and pn.state.curdoc.session_context is not None
+        ):
+            self._poller = pn.state.add_periodic_callback(self.poll, period=POLL_MS)
+
+    def poll(self) -> None:
+        """Draw finished background work (called periodically in a session, directly in tests)."""
+        if self._site_future is not None and self._site_future.done():
+            future, self._site_future = self._site_future, None
+            self._site_done(future)
+        if self._board_future is not None:
+            if self._board_future.done():
+                future, self._board_future = self._board_future, None
+                self._board_done(future)
+            else:
+                with self._lock:
+                    done, total = self._progress
+                self.sb_status.object = (
+                    f"Computing the scoreboard of {self.sb_product.value}: {done} of {total} sites"
+                )
+        if self._site_future is None and self._board_future is None and self._poller is not None:
+            self._poller.stop()
+            self._poller = None
+
+    def wait(self, timeout: float = 300) -> None:
+        """Block until the background work has finished and is drawn (tests, scripts)."""
+        for f in (self._site_future, self._board_future):
+            if f is not None:
+                concurrent.futures.wait([f], timeout=timeout)
+        self.poll()
+
+    # ----- site view ---------------------------------------------------------------------------
+    def _site_done(self, future) -> None:
+        @guarded(self.state, "site validation")
+        def run():
+            try:
+                view = future.result()
+            except FluxLensError as exc:
+                self.site_info.object = f"Cannot validate this site: {exc}"
+                raise
+            self._view = view
+            self._draw_site()
+
+        run()
+
+    def _draw_site(self) -> None:
+        view = self._view
+        spec = config.variable_spec(view.variable)
+        units = spec["units"]
+        s = view.site
+        pixels = "; ".join(
+            f"{name}: {p['method']} pixel ({p['pixel_lon']:.3f}, {p['pixel_lat']:.3f}), "
+            f"{p['distance_km']:.1f} km"
+            for name, p in view.pixels.items()
+        )
+        self.site_info.object = (
+            f"### {s['site_id']} — {s.get('name', '')}\n"
+            f"{view.network}, IGBP {s.get('igbp', '?')}, "
+            f"lon {float(s['lon']):.4f}, lat {float(s['lat']):.4f}; "
+            f"observed `{view.obs_column}` ({units}). Products: {pixels or 'none covers this site'}."
+            + (" Values are anomalies from the mean seasonal cycle." if view.options.anomaly else "")
+        )
+        self.series_plot.object = self._series_overlay(view, spec)
+        self.scatter_product.options = list(view.pairs)
+        if self.scatter_product.value not in view.pairs:
+            self.scatter_product.value = next(iter(view.pairs), None)
+        self._draw_scatter()
+        self._draw_closure()
+        table = view.metrics.copy()
+        for c in table.columns:
+            if c != "product" and c != "n":
+                table[c] = table[c].astype(float).round(4)
+        self.site_metrics.value = table
+        self.series_csv.disabled = False
+        self.series_csv.filename = f"{s['site_id']}_{view.variable}_series.csv"
+
+    def _series_overlay(self, view: site_view.SiteView, spec: dict):
+        label = f"{spec['long_name']} ({spec['units']})"
+        obs = view.obs
+        if len(obs) and matching.samples_per_day(obs.index) > 1.0:  # sub-daily: show daily means
+            daily_all = matching.to_daily(obs["value"], min_coverage=view.options.min_coverage)
+            daily_ok = matching.to_daily(
+                obs["value"].where(obs["qc_pass"]), min_coverage=view.options.min_coverage
+            )
+            obs = pd.DataFrame({"value": daily_all, "qc_pass": daily_ok.notna()})
+        values = obs["value"]
+        preds = dict(view.preds)
+        if view.options.anomaly:
+            values = matching.anomalies(values, window_days=view.options.anomaly_window_days)
+            preds = {
+                k: matching.anomalies(v, window_days=view.options.anomaly_window_days)
+                for k, v in preds.items()
+            }
+        ok = obs["qc_pass"].to_numpy(dtype=bool)
+        layers = [
+            hv.Scatter(
+                (obs.index[ok], values.to_numpy()[ok]), "time", label, label="observed (QC passed)"
+            ).opts(color="black", size=4),
+            hv.Scatter(
+                (obs.index[~ok], values.to_numpy()[~ok]),
+                "time",
+                label,
+                label="observed (gap-filled / rejected)",
+            ).opts(color="#aaaaaa", marker="x", size=5),
+        ]
+        for i, (name, s) in enumerate(preds.items()):
+            layers.append(
+                hv.Curve((s.index, s.to_numpy()), "time", label, label=name).opts(
+                    color=PRODUCT_COLOURS[i % len(PRODUCT_COLOURS)], line_width=1.5
+                )
+            )
+        return hv.Overlay(layers).opts(
+            width=900,
+            height=300,
+            show_grid=True,
+            legend_position="right",
+            tools=["hover"],
+            title=f"{view.site['site_id']}: observed vs products",
+        )
+
+    def _draw_scatter(self) -> None:
+        view = self._view
+        name = self.scatter_product.value
+        if view is None or name not in view.pairs:
+            self.scatter_plot.object = None
+            return
+        spec = config.variable_spec(view.variable)
+        pairs = view.pairs[name]
+        o, p = pairs["obs"].to_numpy(), pairs["pred"].to_numpy()
+        lo = float(np.nanmin(np.r_[o, p])) if len(o) else 0.0
+        hi = float(np.nanmax(np.r_[o, p])) if len(o) else 1.0
+        xlabel, ylabel = f"observed ({spec['units']})", f"{name} ({spec['units']})"
+        points = hv.Points((o, p), [xlabel, ylabel], label="pairs")
+        if len(o) > DENSE_POINTS:
+            from holoviews.operation.datashader import dynspread, rasterize
+
+            points = dynspread(rasterize(points).opts(cmap="Blues", cnorm="log"))
+        else:
+            points = points.opts(color="#1f77b4", size=4, alpha=0.6)
+        slope, intercept = metrics.ols_fit(o, p, min_n=view.options.min_pairs)
+        layers = [
+            points,
+            hv.Curve([(lo, lo), (hi, hi)], xlabel, ylabel, label="1:1").opts(
+                color="black", line_dash="dashed"
+            ),
+        ]
+        if np.isfinite(slope):
+            layers.append(
+                hv.Curve(
+                    [(lo, intercept + slope * lo), (hi, intercept + slope * hi)], xlabel, ylabel,
+                    label=f"fit y = {slope:.2f} x + {intercept:.3g}",
+                ).opts(color="#d62728")
+            )  # fmt: skip
+        m = view.metrics.set_index("product").loc[name]
+        title = f"{name}: n {int(m['n'])}, R {m['r']:.2f}, RMSE {m['rmse']:.3g}, bias {m['bias']:.3g}"
+        self.scatter_plot.object = hv.Overlay(layers).opts(
+            width=440, height=400, show_grid=True, legend_position="top_left", title=title
+        )
+
+    def _draw_closure(self) -> None:
+        view = self._view
+        if view is None or view.closure_points is None or view.closure_points.empty:
+            self.closure_plot.object = None
+            return
+        pts, c = view.closure_points, view.closure
+        x, y = pts["available"].to_numpy(), pts["turbulent"].to_numpy()
+        lo, hi = float(min(x.min(), y.min(), 0)), float(max(x.max(), y.max()))
+        xl, yl = "Rn − G (W m-2)", "LE + H (W m-2)"
+        layers = [
+            hv.Points((x, y), [xl, yl], label="days").opts(color="#ff7f0e", size=4, alpha=0.6),
+            hv.Curve([(lo, lo), (hi, hi)], xl, yl, label="1:1").opts(color="black", line_dash="dashed"),
+        ]
+        if np.isfinite(c["slope_origin"]):
+            layers.append(
+                hv.Curve([(lo, c["slope_origin"] * lo), (hi, c["slope_origin"] * hi)], xl, yl,
+                         label=f"through origin: {c['slope_origin']:.2f}").opts(color="#d62728")
+            )  # fmt: skip
+        title = f"Energy balance closure: ratio {c['ratio']:.2f}, OLS slope {c['ols_slope']:.2f}, n {c['n']}"
+        self.closure_plot.object = hv.Overlay(layers).opts(
+            width=440, height=400, show_grid=True, legend_position="top_left", title=title
+        )
+
+    def _series_csv(self):
+        view = self._view
+        if view is None:
+            return io.StringIO("")
+        text = export.site_series_csv(
+            view.site, view.network, view.variable, view.obs, view.preds, view.pixels
+        )
+        return io.StringIO(text)
+
+    # ----- scoreboard --------------------------------------------------------------------------
+    def _board_done(self, future) -> None:
+        self.sb_run.disabled = False
+
+        @guarded(self.state, "scoreboard")
+        def run():
+            try:
+                board = future.result()
+            except FluxLensError as exc:
+                self.sb_status.object = f"Scoreboard failed: {exc}"
+                raise
+            self._board = board
+            ok = board.table[board.table["error"].fillna("") == ""]
+            self.sb_status.object = (
+                f"**{board.product}** `{board.variable}` vs **{board.network}**: {len(ok)} of "
+                f"{len(board.table)} sites matched{' (from cache)' if board.cached else ''}."
+            )
+            self._draw_board()
+
+        run()
+
+    def _draw_board(self) -> None:
+        board = self._board
+        if board is None:
+            return
+        table = board.table
+        shown = ["site_id", "name", "igbp", "n", "bias", "rmse", "ubrmse", "r", "rho", "kge", "nse", "r2",
+                 "distance_km", "error"]  # fmt: skip
+        view = table[[c for c in shown if c in table]].copy()
+        for c in view.columns:
+            if view[c].dtype.kind == "f":
+                view[c] = view[c].round(4)
+        self.sb_table.value = view
+        metric = self.sb_metric.value
+        ok = table[np.isfinite(table[metric].astype(float))]
+        pts = hv.Points(ok, ["lon", "lat"], [metric, "site_id", "name", "igbp", "n"], label=metric).opts(
+            color=metric, cmap="RdYlBu" if metric in ("r", "kge", "nse", "r2", "rho") else "viridis",
+            colorbar=True, size=10, line_color="black", tools=["hover"],
+            clabel=metric,
+        )  # fmt: skip
+        lon, lat = table["lon"].astype(float), table["lat"].astype(float)
+        self.sb_map.object = (_coast() * pts).opts(
+            width=620,
+            height=380,
+            xlim=(max(lon.min() - 3, -180), min(lon.max() + 3, 180)),
+            ylim=(max(lat.min() - 3, -90), min(lat.max() + 3, 90)),
+            title=f"{metric} per site: {board.product} {board.variable}",
+            xlabel="longitude (°E)",
+            ylabel="latitude (°N)",
+        )
+        self.sb_taylor.object = taylor_diagram(table, f"Taylor diagram: {board.product} {board.variable}")
+        self.sb_igbp.value = scoreboard.igbp_summary(table).round(4)
+        p = board.pooled
+        matched = table[table["error"].fillna("") == ""]
+        med_r = float(np.nanmedian(matched["r"])) if len(matched) else np.nan
+        med_rmse = float(np.nanmedian(matched["rmse"])) if len(matched) else np.nan
+        self.sb_pooled.object = (
+            f"Pooled over {p.get('sites', 0)} sites and {int(p.get('n', 0))} pairs: "
+            f"R {p.get('r', np.nan):.3f}, RMSE {p.get('rmse', np.nan):.4g}, "
+            f"ubRMSE {p.get('ubrmse', np.nan):.4g}, bias {p.get('bias', np.nan):.4g}. "
+            f"Median per site: R {med_r:.3f}, RMSE {med_rmse:.4g}. "
+            "Pooled R mixes between-site differences and is usually higher than per-site R."
+        )
+        self.sb_csv.disabled = False
+        self.sb_csv.filename = f"metrics_{board.product}_{board.variable}_{board.network}.csv"
+
+    def _metrics_csv(self):
+        if self._board is None:
+            return io.StringIO("")
+        return io.StringIO(export.metrics_csv(self._board, self._board_options or self.options()))
+
+    # ----- layout ------------------------------------------------------------------------------
+    def panel(self) -> pn.viewable.Viewable:
+        site_tab = pn.Column(
+            pn.Row(self.network, self.variable, self.search),
+            pn.Row(self.igbp, self.region, self.years, self.colour_by),
+            pn.Row(self.anomaly, self.corrected, pn.pane.Markdown("Pixel:"), self.spatial),
+            self.site_map,
+            self.site_info,
+            self.series_plot,
+            pn.Row(pn.Column(self.scatter_product, self.scatter_plot), self.closure_plot),
+            self.site_metrics,
+            self.series_csv,
+            name="Site",
+        )
+        board_tab = pn.Column(
+            pn.Row(self.sb_product, self.sb_run, self.sb_metric, self.sb_csv),
+            self.sb_status,
+            self.sb_pooled,
+            self.sb_table,
+            pn.Row(self.sb_map, self.sb_taylor),
+            pn.pane.Markdown("Median of each metric per IGBP class:"),
+            self.sb_igbp,
+            name="Scoreboard",
+        )
+        return pn.Tabs(("Site", site_tab), ("Scoreboard", board_tab), name="validation_tabs", dynamic=False)
+
+
+def panel(state) -> pn.viewable.Viewable:
+    return ValidationTab(state).panel()

@@ -1,0 +1,101 @@
+"""The Validation tab built on the small demo world, driven without a browser."""
+
+from __future__ import annotations
+
+import io
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import pytest
+import xarray as xr
+
+
+@pytest.fixture
+def tab(demo_world, tmp_path, monkeypatch):
+    monkeypatch.setenv("FLUXLENS_DATA_DIR", str(demo_world))
+    monkeypatch.setenv("FLUXLENS_VALIDATION_CACHE", str(tmp_path / "cache"))
+    hv.extension("bokeh", logo=False)
+    from app.state import AppState
+    from app.validation_panel import ValidationTab
+
+    t = ValidationTab(AppState())
+    t.network.value = "fluxnet_demo"
+    t.variable.value = "le"
+    return t
+
+
+def test_sites_map_filters_and_search(tab):
+    from catalog import api
+
+    sites = api.sites("fluxnet_demo")
+    assert len(tab._shown) == len(sites)
+    assert isinstance(tab.site_map.object, hv.Overlay)
+    one_class = sites["igbp"].astype(str).iloc[0]
+    tab.igbp.value = [one_class]
+    assert len(tab._shown) == int((sites["igbp"].astype(str) == one_class).sum())
+    tab.igbp.value = []
+    tab.region.value = "Europe"
+    expected = sites["lon"].between(-25, 45) & sites["lat"].between(34, 72)
+    assert len(tab._shown) == int(expected.sum())
+    tab.region.value = "World"
+    target = sites.iloc[3]
+    label = [o for o in tab.search.options if o.startswith(str(target["site_id"]))][0]
+    tab.search.value = label
+    assert tab.state.site == ("fluxnet_demo", target["site_id"])
+
+
+def test_site_view_metrics_and_csv(tab, demo_world):
+    from catalog import api
+
+    site = api.sites("fluxnet_demo").iloc[0]
+    tab.state.site = ("fluxnet_demo", site["site_id"])
+    tab.wait()
+    table = tab.site_metrics.value.set_index("product")
+    assert "fluxes_demo" in table.index
+    # independent: tower LE with QC >= 0.8 against the nearest level-0 pixel read with xarray
+    cube = xr.open_zarr(demo_world / "products" / "fluxes_demo" / "levels" / "0.zarr", consolidated=False)
+    i = int(np.abs(cube["lat"].values - site["lat"]).argmin())
+    j = int(np.abs(cube["lon"].values - site["lon"]).argmin())
+    pred = pd.Series(cube["le"][:, i, j].values.astype(float), index=pd.DatetimeIndex(cube["time"].values))
+    obs = api.site_observations("fluxnet_demo", site["site_id"])
+    o = pd.Series(obs["LE"].where(~(obs["LE_QC"] < 0.8)).to_numpy(), index=pd.DatetimeIndex(obs["time"]))
+    both = pd.concat({"o": o, "p": pred}, axis=1, join="inner").dropna()
+    row = table.loc["fluxes_demo"]
+    assert row["n"] == len(both) >= 10
+    assert row["rmse"] == pytest.approx(np.sqrt(((both["p"] - both["o"]) ** 2).mean()), abs=1e-4)
+    assert row["r"] == pytest.approx(np.corrcoef(both["o"], both["p"])[0, 1], abs=1e-4)
+    assert isinstance(tab.series_plot.object, hv.Overlay)
+    assert isinstance(tab.scatter_plot.object, hv.Overlay)
+    assert isinstance(tab.closure_plot.object, hv.Overlay)  # towers have LE, H, NETRAD, G
+    text = tab._series_csv().getvalue()
+    assert f"# site_id: {site['site_id']}" in text and "# units: W m-2" in text
+    frame = pd.read_csv(io.StringIO(text), comment="#", parse_dates=["time"]).set_index("time")
+    assert frame["fluxes_demo"].dropna().size == pred.dropna().size
+    # anomaly toggle recomputes with anomalies: R of anomalies differs
+    tab.anomaly.value = True
+    tab.wait()
+    assert tab.site_metrics.value.set_index("product").loc["fluxes_demo", "r"] != pytest.approx(row["r"])
+
+
+def test_scoreboard_in_background_with_taylor_and_csv(tab):
+    from catalog import api
+
+    tab.sb_product.value = "fluxes_demo"
+    tab.run_scoreboard()
+    assert tab._board_future is not None  # submitted, not computed in this call
+    tab.wait()
+    board = tab._board
+    assert board is not None and not board.cached
+    assert len(tab.sb_table.value) == len(api.sites("fluxnet_demo"))
+    assert isinstance(tab.sb_taylor.object, hv.Overlay)
+    assert isinstance(tab.sb_map.object, hv.Overlay)
+    assert set(tab.sb_igbp.value["igbp"]) <= set(api.sites("fluxnet_demo")["igbp"].astype(str))
+    csv_text = tab._metrics_csv().getvalue()
+    assert "# product: fluxes_demo" in csv_text
+    table = pd.read_csv(io.StringIO(csv_text), comment="#")
+    assert table["rmse"].notna().sum() >= 5
+    tab.run_scoreboard()
+    tab.wait()
+    assert tab._board.cached
+    assert "from cache" in tab.sb_status.object
