@@ -1,0 +1,225 @@
+"""The Models tab: cross-validation and SHAP explanations of the registered LE/H emulator versions.
+
+Read-only: everything shown comes from the registry folder of the chosen version (``meta.json``,
+``cv_*.parquet``, ``shap_*.parquet``); nothing is trained or explained in a request.
+"""
+
+from __future__ import annotations
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+
+from catalog.errors import FluxLensError
+from models import explain, registry
+from models.features import IGBP_NAMES
+
+SPLITS = ("random", "temporal", "spatial")
+SHAP_MODELS = {
+    "EF (constrained)": "ef",
+    "A = Rn − G": "a",
+    "LE (direct)": "le_direct",
+    "H (direct)": "h_direct",
+}
+SCATTER_MAX_POINTS = 4000
+TARGET_LABELS = {"corrected": "LE_CORR/H_CORR", "raw": "LE_F_MDS/H_F_MDS"}
+
+
+def cv_table(scores: pd.DataFrame, targets: str) -> pd.DataFrame:
+    """One row per split and model; R², RMSE, bias for LE and H and the energy-balance residual."""
+    sel = scores[scores["targets"] == targets]
+    wide = sel.pivot_table(index=["split", "model"], columns="variable", values=["r2", "rmse", "bias"])
+    label = {"r2": "R²", "rmse": "RMSE", "bias": "bias"}
+    wide.columns = [f"{var.upper()} {label[m]}" for m, var in wide.columns]
+    order = [f"{v} {m}" for v in ("LE", "H") for m in ("R²", "RMSE", "bias") if f"{v} {m}" in wide.columns]
+    eb = sel.groupby(["split", "model"])["eb_residual_max_abs"].first().rename("max |LE+H−A|")
+    out = wide[order].join(eb).reset_index()
+    out["split"] = pd.Categorical(out["split"], SPLITS, ordered=True)
+    return out.sort_values(["split", "model"]).reset_index(drop=True)
+
+
+def _scatter(oof: pd.DataFrame, split: str, var: str, obs_col: str) -> hv.Overlay:
+    part = oof[oof["split"] == split]
+    lim = (0.0, 1.0)
+    layers = []
+    for model, colour in (("constrained", "#1f77b4"), ("direct", "#ff7f0e")):
+        p = part[part["model"] == model][[obs_col, var]].dropna()
+        if len(p) > SCATTER_MAX_POINTS:
+            p = p.sample(SCATTER_MAX_POINTS, random_state=0)
+        if len(p):
+            lim = (min(lim[0], p.min().min()), max(lim[1], p.max().max()))
+        layers.append(hv.Scatter(p, obs_col, var, label=model).opts(color=colour, alpha=0.3, size=3))
+    line = hv.Curve([(lim[0], lim[0]), (lim[1], lim[1])]).opts(color="black", line_dash="dashed")
+    return hv.Overlay([*layers, line]).opts(
+        title=f"{var.upper()} — {split} split",
+        xlabel=f"observed {obs_col} (W m-2)",
+        ylabel=f"predicted {var.upper()} (W m-2)",
+        width=330,
+        height=300,
+        legend_position="top_left",
+    )
+
+
+def _importance_plot(frame: pd.DataFrame, units: str) -> hv.Bars:
+    imp = explain.global_importance(frame)
+    return hv.Bars(imp.iloc[::-1], "feature", "mean_abs_shap").opts(
+        invert_axes=True,
+        width=380,
+        height=320,
+        title="global importance (mean |SHAP|)",
+        ylabel=f"mean |SHAP| ({units})",
+        xlabel="",
+    )
+
+
+def _beeswarm_plot(frame: pd.DataFrame, units: str) -> hv.Points:
+    bee = explain.beeswarm_data(frame, top=10)
+    order = list(explain.global_importance(frame)["feature"].head(10))
+    rng = np.random.default_rng(0)
+    bee["row"] = [len(order) - 1 - order.index(f) for f in bee["feature"]]
+    bee["y"] = bee["row"] + rng.uniform(-0.3, 0.3, len(bee))
+    ticks = [(len(order) - 1 - i, f) for i, f in enumerate(order)]
+    return hv.Points(bee, ["shap", "y"], ["value_rank", "feature", "value"]).opts(
+        color="value_rank",
+        cmap="coolwarm",
+        size=3,
+        alpha=0.6,
+        colorbar=True,
+        width=460,
+        height=320,
+        yticks=ticks,
+        ylabel="",
+        xlabel=f"SHAP value ({units})",
+        title="beeswarm (colour: feature value rank)",
+        tools=["hover"],
+        clabel="value rank",
+    )
+
+
+def _dependence_plot(frame: pd.DataFrame, feature: str, units: str) -> hv.Points:
+    dep = explain.dependence_data(frame, feature)
+    dep["igbp_class"] = [IGBP_NAMES.get(int(c), "?") if np.isfinite(c) else "?" for c in dep["igbp"]]
+    return hv.Points(dep, ["value", "shap"], ["igbp_class", "site_id"]).opts(
+        color="igbp_class",
+        cmap="Category20",
+        size=4,
+        alpha=0.6,
+        width=460,
+        height=320,
+        xlabel=feature,
+        ylabel=f"SHAP of {feature} ({units})",
+        title=f"dependence: {feature}",
+        tools=["hover"],
+        legend_position="right",
+    )
+
+
+def _site_plot(frame: pd.DataFrame, site, units: str):
+    if not site:
+        return pn.pane.Markdown("Select a tower on the map to see its explanation.")
+    site_id = site[1] if isinstance(site, (tuple, list)) else str(site)
+    expl = explain.site_explanation(frame, site_id)
+    if expl is None:
+        return pn.pane.Markdown(f"Site `{site_id}` is not in this model's training set.")
+    return hv.Bars(expl.iloc[::-1], "feature", "mean_shap").opts(
+        invert_axes=True,
+        width=380,
+        height=320,
+        color="mean_shap",
+        cmap="RdBu_r",
+        title=f"{site_id}: mean SHAP over {expl.attrs['n']} samples",
+        ylabel=f"mean SHAP ({units})",
+        xlabel="",
+    )
+
+
+def _version_header(meta: dict) -> str:
+    td = meta.get("training_data", {})
+    t = meta.get("targets", {})
+    return (
+        f"**{meta['version']}** — primary model: {meta.get('primary_model')}; trained on "
+        f"{td.get('n_rows')} rows from {td.get('n_sites')} sites ({td.get('source')}, "
+        f"{td.get('time_step')}, years {td.get('years')}, synthetic: {td.get('synthetic')}); "
+        f"targets `{t.get('le')}`/`{t.get('h')}`; EF objective: {meta.get('ef_objective', '')}. "
+        f"Fixed parameters, no tuning on test folds. Temporal split unit: "
+        f"{meta.get('cv_settings', {}).get('temporal_unit', 'year')}."
+    )
+
+
+def version_view(version: str, site=None) -> pn.viewable.Viewable:
+    """Everything shown for one version (reads the registry only)."""
+    try:
+        meta = registry.read_meta(version)
+        scores = registry.read_table(version, "cv_scores")
+        oof = registry.read_table(version, "cv_predictions")
+    except FluxLensError as exc:
+        return pn.pane.Alert(str(exc), alert_type="danger")
+    trained_on = meta["targets"]["set"]
+    targets = pn.widgets.RadioButtonGroup(options=sorted(scores["targets"].unique()), value=trained_on)
+
+    def table_for(t):
+        note = (
+            f"Scores against **{t}** targets ({TARGET_LABELS[t]});"
+            f" both models were trained on **{trained_on}** targets. RMSE and bias in W m-2."
+        )
+        return pn.Column(
+            pn.pane.Markdown(note),
+            pn.pane.DataFrame(cv_table(scores, t).round(3), index=False, sizing_mode="stretch_width"),
+        )
+
+    def scatters_for(t):
+        le_col, h_col = ("le_corr", "h_corr") if t == "corrected" else ("le_raw", "h_raw")
+        plots = [
+            _scatter(oof, s, v, f"obs_{c}")
+            for v, c in (("le", le_col), ("h", h_col))
+            for s in SPLITS
+            if f"obs_{c}" in oof
+        ]
+        return pn.pane.HoloViews(hv.Layout(plots).cols(3), linked_axes=False)
+
+    shap_model = pn.widgets.Select(label="explained model", options=SHAP_MODELS, value="ef")
+    features = [f["name"] for f in meta["features"]]
+    dep_feature = pn.widgets.Select(label="dependence feature", options=features, value=features[0])
+
+    def shap_for(model, feature):
+        try:
+            frame = registry.read_table(version, f"shap_{model}")
+        except FluxLensError as exc:
+            return pn.pane.Alert(str(exc), alert_type="warning")
+        units = explain.SHAP_UNITS.get(model, "")
+        if f"shap_{feature}" not in frame:
+            feature = explain.feature_names(frame)[0]
+        return pn.Column(
+            pn.Row(
+                pn.pane.HoloViews(_importance_plot(frame, units)),
+                pn.pane.HoloViews(_beeswarm_plot(frame, units)),
+            ),
+            pn.Row(
+                pn.pane.HoloViews(_dependence_plot(frame, feature, units)),
+                pn.panel(_site_plot(frame, site, units)),
+            ),
+        )
+
+    return pn.Column(
+        pn.pane.Markdown(_version_header(meta)),
+        pn.Row(pn.pane.Markdown("**Cross-validation**"), targets),
+        pn.bind(table_for, targets),
+        pn.bind(scatters_for, targets),
+        pn.pane.Markdown("**SHAP (TreeSHAP on a site-stratified sample of the training table)**"),
+        pn.Row(shap_model, dep_feature),
+        pn.bind(shap_for, shap_model, dep_feature),
+        sizing_mode="stretch_width",
+    )
+
+
+def panel(state) -> pn.viewable.Viewable:
+    """The Models tab for one session (reads ``state.site`` only)."""
+    hv.extension("bokeh", logo=False)
+    versions = [v["version"] for v in registry.list_versions()]
+    if not versions:
+        return pn.Column(pn.pane.Markdown("No trained emulator yet: run `fluxlens train`."), name="Models")
+    picker = pn.widgets.Select(label="model version", options=versions, value=versions[0])
+    site = state.param.site if hasattr(state, "param") and "site" in state.param else None
+    view = pn.bind(version_view, picker, site) if site is not None else pn.bind(version_view, picker)
+    return pn.Column(picker, view, name="Models", sizing_mode="stretch_width")

@@ -1,0 +1,71 @@
+import shutil
+
+import panel as pn
+import pytest
+
+from app import model_panel
+from app.state import AppState
+from models import registry, training
+
+
+@pytest.fixture(scope="module")
+def demo_registry(demo_world, tmp_path_factory):
+    """A copy of the small demo world holding one model trained on its towers."""
+    d = tmp_path_factory.mktemp("model-panel") / "data"
+    shutil.copytree(demo_world, d)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FLUXLENS_DATA_DIR", str(d))
+    version = training.train(
+        training.TrainSettings(
+            sites_source="fluxnet_demo",
+            num_boost_round=10,
+            n_folds=2,
+            params={"min_data_in_leaf": 5},
+            shap_sample=100,
+        )
+    )
+    yield version
+    mp.undo()
+
+
+def _texts(root) -> str:
+    out = []
+    for model in root.select({"type": object}) if hasattr(root, "select") else []:
+        for attr in ("text", "title"):
+            v = getattr(model, attr, None)
+            if isinstance(v, str):
+                out.append(v)
+    return "\n".join(out)
+
+
+def test_panel_renders_from_registry(demo_registry):
+    state = AppState()
+    from catalog import api
+
+    site = api.sites("fluxnet_demo")["site_id"].iloc[0]
+    state.site = ("fluxnet_demo", site)
+    view = model_panel.panel(state)
+    assert isinstance(view, pn.viewable.Viewable)
+    root = view.get_root()
+    text = _texts(root)
+    assert demo_registry in text and "spatial" in text
+    assert f"{site}: mean SHAP" in text  # the per-site explanation of the selected tower
+
+
+def test_cv_table_matches_registry(demo_registry):
+    scores = registry.read_table(demo_registry, "cv_scores")
+    table = model_panel.cv_table(scores, "corrected")
+    assert list(table["split"]) == ["random", "random", "temporal", "temporal", "spatial", "spatial"]
+    row = table[(table["split"] == "spatial") & (table["model"] == "direct")].iloc[0]
+    ref = scores.query(
+        "split == 'spatial' and model == 'direct' and targets == 'corrected' and variable == 'h'"
+    )
+    assert row["H R²"] == pytest.approx(ref["r2"].item()) and row["H RMSE"] == pytest.approx(
+        ref["rmse"].item()
+    )
+    assert table[table["model"] == "constrained"]["max |LE+H−A|"].max() < 1e-9
+
+
+def test_panel_without_models(data_dir):
+    view = model_panel.panel(AppState())
+    assert "fluxlens train" in _texts(view.get_root())
