@@ -9,8 +9,14 @@ import sys
 
 from catalog.errors import FluxLensError
 
-# Each module exposes ``add_commands(subparsers)``; a subcommand sets ``func(args) -> int``.
-COMMAND_MODULES = ("data_prep.commands", "models.commands", "app.commands")
+# (module, function): each function adds its subcommands; a subcommand sets ``func(args) -> int``.
+COMMANDS = (
+    ("data_prep.commands", "add_commands"),
+    ("models.commands", "add_commands"),
+    ("models.job_commands", "add_job_commands"),
+    ("app.commands", "add_commands"),
+    ("app.validation_cli", "add_validate_command"),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,14 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", help="data directory (default: $FLUXLENS_DATA_DIR or ./fluxlens-data)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:  # a layer not built yet
-            if exc.name != name:
-                raise
-            continue
-        module.add_commands(sub)
+    for module_name, function in COMMANDS:
+        getattr(importlib.import_module(module_name), function)(sub)
     return parser
 
 
