@@ -174,6 +174,7 @@ class Worker:
         self.limits = limits or JobLimits.from_env()
         self.worker_id = worker_id or new_worker_id()
         self.stop = threading.Event()
+        self.scheduler = "dask local threaded scheduler"
         self._last_recovery = 0.0
 
     def recover(self) -> list[Job]:
@@ -205,6 +206,7 @@ class Worker:
         root.addHandler(handler)
         beat.start()
         started = time.monotonic()
+        self.store.log(job.id, f"running on the {self.scheduler}")
         output = error = None
         try:
             output = JOB_RUNNERS[job.kind](ctx)
@@ -232,8 +234,8 @@ class Worker:
     def run(self, *, once: bool = False, poll_s: float = 1.0, max_jobs: int | None = None) -> int:
         """Claim and run jobs until stopped; ``once``: until the queue is empty. Returns jobs run."""
         n = 0
-        with dask_scheduler() as where:
-            log.info("worker %s on %s, database %s", self.worker_id, where, self.store.path)
+        with dask_scheduler() as self.scheduler:
+            log.info("worker %s on %s, database %s", self.worker_id, self.scheduler, self.store.path)
             self.recover()
             while not self.stop.is_set() and (max_jobs is None or n < max_jobs):
                 if time.monotonic() - self._last_recovery > self.limits.stale_s:
