@@ -39,7 +39,7 @@ DEFAULT_INPUTS = {
     "ssm": "ssm_global_demo",
     "radiation": None,
 }
-BLOCK = (32, 256, 256)  # time, lat, lon of one prediction block (≈ 2.1 M pixel-days)
+BLOCK_PIXEL_DAYS = 2_000_000  # target size of one prediction block (≈ 0.5 GB of float64 features)
 MAX_PIXEL_DAYS = 2_000_000_000
 OUTPUT_ATTRS = {
     "le": {
@@ -176,6 +176,18 @@ def _block_matrix(block: dict[str, np.ndarray], features: list[str], times, lats
     return np.column_stack(cols)
 
 
+def default_block(grid: xr.Dataset) -> tuple[int, int, int]:
+    """Blocks aligned with the forcing's spatial chunks, as many days as fit in BLOCK_PIXEL_DAYS."""
+    ct, cy, cx = (1, grid.sizes["lat"], grid.sizes["lon"])
+    for v in grid.data_vars:
+        if grid[v].chunks is not None and grid[v].ndim == 3:
+            ct, cy, cx = (c[0] for c in grid[v].chunks)
+            break
+    cy, cx = min(cy, grid.sizes["lat"]), min(cx, grid.sizes["lon"])
+    bt = max(ct, (BLOCK_PIXEL_DAYS // (cy * cx)) // ct * ct, 1)
+    return min(bt, grid.sizes["time"]), cy, cx
+
+
 def _request_name(version: str, bbox, t0, t1, used: dict) -> str:
     key = json.dumps([version, list(bbox), str(t0.date()), str(t1.date()), used], sort_keys=True)
     return f"emulator-{version[:15].lower()}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
@@ -191,7 +203,7 @@ def predict_region(
     progress: Callable[[int, int], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
     inputs: dict | None = None,
-    block: tuple[int, int, int] = BLOCK,
+    block: tuple[int, int, int] | None = None,
     n_jobs: int = 2,
 ) -> str:
     """Predict LE, H, EF over ``bbox`` (W, S, E, N) and [start, end]; returns the product name.
@@ -199,7 +211,8 @@ def predict_region(
     ``inputs``: products per role (``forcing``, ``static``, ``ssm``, ``radiation``), default
     :data:`DEFAULT_INPUTS` (no radiation product: A from the emulator's A model). Unknown version,
     bbox/period outside the inputs, or too large a request → :class:`InputError` before any work;
-    ``should_cancel()`` true between blocks → :class:`Cancelled`, nothing registered.
+    ``should_cancel()`` true between blocks → :class:`Cancelled`, nothing registered. ``block``:
+    (time, lat, lon) size of a prediction block; default :func:`default_block`.
     """
     meta = registry.read_meta(version)
     bbox, t0, t1 = _check_request(bbox, start, end)
@@ -223,7 +236,8 @@ def predict_region(
     # every variable whose absence makes a pixel unpredictable (ssm may be missing)
     required = [v for role, vs in _roles(features).items() if role != "ssm" for v in vs]
 
-    bt, by, bx = block
+    bt, by, bx = block or default_block(grid)
+    block = (bt, by, bx)
     plan = list(cartesian(range(0, nt, bt), range(0, ny, by), range(0, nx, bx)))
     tmp = settings.data_dir() / "tmp" / f"predict-{uuid.uuid4().hex}.zarr"
     tmp.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,308 @@
+"""Prediction speed of the LE/H emulator: compiled (lleaves) vs ``Booster.predict``, and a regional run.
+
+1. Throughput (pixel-days/s, 2 threads) of the EF model — one prediction per pixel-day when A comes
+   from a radiation product — and of EF + A model (A predicted too), for the compiled path and
+   ``Booster.predict`` in the same run, medians of repeats, and their ratio. The model has 400 trees
+   (31 leaves) trained on the FLUXNET2015 monthly set when ``--fluxnet`` is given, else on a
+   synthetic table; inputs are bootstrap rows of its training table.
+2. End to end: :func:`models.predict.predict_region` over a ``--size`` × ``--size`` pixel ×
+   ``--days``-day region (default 1000 × 1000 × 365) of generated feature cubes (written once
+   through ``catalog.store``), in a child process whose peak RSS is reported.
+
+Usage: ``python bench/bench_predict.py --data-dir /tmp/bench-predict [--fluxnet DIR] [--size 1000]
+[--days 365] [--repeats 3] [--skip-region]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _timed(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def train_model(data_dir: Path, fluxnet: str | None, trees: int) -> tuple[str, object]:
+    os.environ["FLUXLENS_DATA_DIR"] = str(data_dir)
+    from models import emulator as E
+    from models import features as F
+    from models import registry
+    from models import training_table as T
+
+    if fluxnet:
+        table = T.from_fluxnet_folder(fluxnet)
+    else:
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+        from tests.models.emulator_tables import synthetic_table
+
+        table = synthetic_table(n_sites=60)
+    feats = list(F.FLUXNET_FEATURES)
+    t0 = time.perf_counter()
+    emu = E.fit_emulator(table, feats, num_boost_round=trees)
+    print(f"trained 4 boosters x {trees} trees on {len(table)} rows in {time.perf_counter() - t0:.1f} s")
+    meta = {
+        "features": [F.spec(f).to_dict() for f in feats],
+        "a_features": F.available_energy_features(feats),
+        "constrained": True,
+        "a_min": emu.a_min,
+        "targets": {"set": "corrected"},
+        "training_data": {
+            "fingerprint_sha256": T.fingerprint(table),
+            "synthetic": not fluxnet,
+            "source": table.attrs.get("source"),
+        },
+    }
+    version = registry.new_version(T.fingerprint(table))
+    registry.save(emu, meta, {}, version=version)
+    return version, table
+
+
+def throughput(version: str, table, repeats: int, n_fast: int, n_slow: int) -> None:
+    from models import compiled, registry
+    from models import features as F
+
+    emu = registry.load(version)
+    rng = np.random.default_rng(0)
+    rows = table.iloc[rng.integers(0, len(table), n_fast)]
+    x = F.feature_matrix(rows, emu.features)
+    xa = F.feature_matrix(rows, emu.a_features)
+    x += rng.normal(0, 0.01, x.shape) * np.isfinite(x)
+    for m in ("ef", "a"):
+        t0 = time.perf_counter()
+        compiled.compiled_model(version, m)
+        print(f"compile/load {m}: {time.perf_counter() - t0:.1f} s")
+    print(f"trees per model: {emu.boosters['ef'].num_trees()} (EF), {emu.boosters['a'].num_trees()} (A)")
+    fast_ef = _timed(lambda: compiled.predict(version, "ef", x, n_jobs=2), repeats)
+    fast_both = _timed(
+        lambda: (compiled.predict(version, "ef", x, n_jobs=2), compiled.predict(version, "a", xa, n_jobs=2)),
+        repeats,
+    )
+    xs, xas = x[:n_slow], xa[:n_slow]
+    slow_ef = _timed(lambda: emu.boosters["ef"].predict(xs, num_threads=2), repeats)
+    slow_both = _timed(
+        lambda: (
+            emu.boosters["ef"].predict(xs, num_threads=2),
+            emu.boosters["a"].predict(xas, num_threads=2),
+        ),
+        repeats,
+    )
+    same = np.allclose(compiled.predict(version, "ef", xs), emu.boosters["ef"].predict(xs), rtol=1e-6)
+    r = {
+        "compiled_ef": n_fast / fast_ef,
+        "booster_ef": n_slow / slow_ef,
+        "compiled_ef_plus_a": n_fast / fast_both,
+        "booster_ef_plus_a": n_slow / slow_both,
+    }
+    print(
+        f"pixel-days/s (2 threads, median of {repeats}; compiled on {n_fast:,} rows, Booster on {n_slow:,}):"
+    )
+    print(
+        f"  EF only  : compiled {r['compiled_ef']:,.0f}  Booster.predict {r['booster_ef']:,.0f}  "
+        f"ratio {r['compiled_ef'] / r['booster_ef']:.1f}x"
+    )
+    print(
+        f"  EF + A   : compiled {r['compiled_ef_plus_a']:,.0f}  "
+        f"Booster.predict {r['booster_ef_plus_a']:,.0f}  "
+        f"ratio {r['compiled_ef_plus_a'] / r['booster_ef_plus_a']:.1f}x"
+    )
+    print(f"  compiled == Booster within 1e-6: {same}")
+
+
+def _cube(size: int, days: int):
+    """Lazy synthetic forcing/static/radiation cubes on a size × size 0.01° grid from 2018-01-01."""
+    import dask.array as da
+    import pandas as pd
+    import xarray as xr
+
+    from models import features as F
+
+    time_ = pd.date_range("2018-01-01", periods=days, freq="D")
+    lat = 45.0 - 0.01 * (np.arange(size) + 0.5)
+    lon = -105.0 + 0.01 * (np.arange(size) + 0.5)
+    chunks = (1, size, size)
+    doy = da.from_array(time_.day_of_year.to_numpy().astype(float), chunks=1)[:, None, None]
+    la = da.from_array(lat, chunks=size)[None, :, None]
+    lo = da.from_array(lon, chunks=size)[None, None, :]
+    shape = (days, size, size)
+
+    def q(x):  # quantise to 1/16 for compact, exact storage
+        return (da.round(da.broadcast_to(x, shape, chunks=chunks) * 16) / 16).astype(np.float32)
+
+    pot = da.map_blocks(lambda d, y: F.daily_sw_in_pot(y, d), doy, la, dtype=float)
+    cloud = 0.5 + 0.3 * da.sin(doy / 7.0 + lo / 3.0) * da.cos(la / 2.0)
+    sw = pot * (0.76 - 0.52 * cloud)
+    season = -da.cos(2 * np.pi * (doy - 15) / 365.0)
+    ta = 12 + 14 * season - 0.6 * (la - 40) + 3 * da.sin(doy / 5.0 + lo)
+    forcing = xr.Dataset(
+        {
+            "sw_in": (("time", "lat", "lon"), q(sw)),
+            "lw_in": (("time", "lat", "lon"), q(300 + 2.5 * ta + 40 * cloud)),
+            "ta": (("time", "lat", "lon"), q(ta)),
+            "vpd": (("time", "lat", "lon"), q(da.maximum(0.2, 6 + 0.6 * ta - 8 * cloud))),
+            "precip": (
+                ("time", "lat", "lon"),
+                q(da.maximum(0.0, 6 * (cloud - 0.55)) * (1 + (lo + 105) / 10)),
+            ),
+            "ws": (("time", "lat", "lon"), q(3 + da.sin(doy / 3.0 + la))),
+        },
+        coords={"time": time_, "lat": lat, "lon": lon},
+    )
+    rn = 0.62 * sw - 28 + 0.3 * ta
+    radiation = xr.Dataset(
+        {"rn": (("time", "lat", "lon"), q(rn)), "g": (("time", "lat", "lon"), q(0.08 * rn))},
+        coords={"time": time_, "lat": lat, "lon": lon},
+    )
+    codes = np.array([1.0, 4.0, 10.0, 12.0, 7.0])
+    lon2, lat2 = np.meshgrid(lon, lat)
+    igbp = codes[((lon2 + 105) * 2 + (lat2 - 35)).astype(int) % len(codes)]
+    static = xr.Dataset(
+        {
+            "igbp": (("time", "lat", "lon"), igbp[None].astype(np.float32)),
+            "elevation": (("time", "lat", "lon"), (1500 - 50 * (lon2 + 105))[None].astype(np.float32)),
+        },
+        coords={"time": time_[:1], "lat": lat, "lon": lon},
+    )
+    for ds, units in (
+        (
+            forcing,
+            {
+                "sw_in": "W m-2",
+                "lw_in": "W m-2",
+                "ta": "degC",
+                "vpd": "hPa",
+                "precip": "mm d-1",
+                "ws": "m s-1",
+            },
+        ),
+        (radiation, {"rn": "W m-2", "g": "W m-2"}),
+        (static, {"igbp": "1", "elevation": "m"}),
+    ):
+        for v, u in units.items():
+            ds[v].attrs.update(units=u, long_name=v)
+    return forcing, static, radiation
+
+
+def write_cubes(data_dir: Path, size: int, days: int) -> None:
+    os.environ["FLUXLENS_DATA_DIR"] = str(data_dir)
+    from catalog import api, store
+
+    have = {p.name for p in api.list_products()} if (data_dir / "catalog.yaml").exists() else set()
+    forcing, static, radiation = _cube(size, days)
+    prov = {"generator": "bench/bench_predict.py", "size": size, "days": days}
+    for name, ds in (("bench_forcing", forcing), ("bench_static", static), ("bench_radiation", radiation)):
+        if (
+            name in have
+            and api.product_info(name).n_time == ds.sizes["time"]
+            and api.product_info(name).levels[0]["n_lat"] == size
+        ):
+            continue
+        t0 = time.perf_counter()
+        store.write_product(ds, name, provenance=prov, synthetic=True, mode="replace")
+        print(f"wrote {name} in {time.perf_counter() - t0:.0f} s")
+
+
+def region_child(data_dir: Path, version: str, size: int, days: int) -> None:
+    os.environ["FLUXLENS_DATA_DIR"] = str(data_dir)
+    import pandas as pd
+
+    from models import predict
+
+    bbox = (-105.0, 45.0 - 0.01 * size, -105.0 + 0.01 * size, 45.0)
+    end = (pd.Timestamp("2018-01-01") + pd.Timedelta(days=days - 1)).date()
+    t0 = time.perf_counter()
+    blocks = []
+    name = predict.predict_region(
+        version,
+        bbox,
+        "2018-01-01",
+        str(end),
+        product_name=f"bench-out-{int(time.time())}",
+        inputs={
+            "forcing": "bench_forcing",
+            "static": "bench_static",
+            "radiation": "bench_radiation",
+            "ssm": None,
+        },
+        progress=lambda d, n: blocks.append((time.perf_counter() - t0, d, n)),
+    )
+    total = time.perf_counter() - t0
+    predict_s = blocks[-1][0]
+    print(
+        json.dumps(
+            {
+                "product": name,
+                "seconds": total,
+                "blocks_seconds": predict_s,
+                "n_blocks": blocks[-1][2],
+                "pixel_days": size * size * days,
+            }
+        )
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data-dir", required=True)
+    ap.add_argument("--fluxnet", help="FLUXNET2015 monthly folder (default: synthetic training table)")
+    ap.add_argument("--trees", type=int, default=400)
+    ap.add_argument("--size", type=int, default=1000)
+    ap.add_argument("--days", type=int, default=365)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--n-fast", type=int, default=2_000_000)
+    ap.add_argument("--n-slow", type=int, default=200_000)
+    ap.add_argument("--skip-region", action="store_true")
+    ap.add_argument("--phase", choices=("all", "region-child"), default="all")
+    ap.add_argument("--version")
+    args = ap.parse_args()
+    data_dir = Path(args.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if args.phase == "region-child":
+        region_child(data_dir, args.version, args.size, args.days)
+        return
+    version, table = train_model(data_dir, args.fluxnet, args.trees)
+    throughput(version, table, args.repeats, args.n_fast, args.n_slow)
+    if args.skip_region:
+        return
+    write_cubes(data_dir, args.size, args.days)
+    cmd = [
+        sys.executable,
+        __file__,
+        "--phase",
+        "region-child",
+        "--data-dir",
+        str(data_dir),
+        "--version",
+        version,
+        "--size",
+        str(args.size),
+        "--days",
+        str(args.days),
+    ]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    res = json.loads(out.strip().splitlines()[-1])
+    peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 2**20  # KiB → GiB
+    print(
+        f"region {args.size} x {args.size} px x {args.days} d = {res['pixel_days']:,} pixel-days: "
+        f"{res['seconds']:.0f} s end to end ({res['n_blocks']} blocks predicted and written in "
+        f"{res['blocks_seconds']:.0f} s, {res['pixel_days'] / res['blocks_seconds']:,.0f} pixel-days/s; "
+        f"then pyramid + registration); peak RSS {peak_gb:.2f} GiB"
+    )
+
+
+if __name__ == "__main__":
+    main()
