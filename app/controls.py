@@ -12,6 +12,7 @@ from app import data, styles
 from app.ui import guarded
 
 PLAY_INTERVAL_MS = 1200
+PREFERRED_PRODUCTS = ("gssm1km_demo", "ssm_global_demo")  # shown first when present
 
 
 def _two_way(widget, state, name: str, to_state=lambda v: v, to_widget=lambda v: v) -> None:
@@ -54,7 +55,7 @@ class Controls:
         self.play = pn.widgets.Toggle(name="▶ play", width=80)
         self.aggregation = pn.widgets.RadioButtonGroup(
             name="Time aggregation",
-            options={"day": "day", "month mean": "month", "year mean": "year", "period mean": "period"},
+            options={"day": "day", "month": "month", "year": "year", "period": "period"},
             value="day",
             width=260,
         )
@@ -69,9 +70,24 @@ class Controls:
         self.clim_high = pn.widgets.FloatInput(name="high", width=120, disabled=True)
         self._play_cb = None
         self._bind()
-        if products:
-            state.product = state.product or products[0].name
+        names = [p.name for p in products]
+        if names and state.product not in names:
+            state.product = next((n for n in PREFERRED_PRODUCTS if n in names), names[0])
         self._on_product()
+        self._push()
+
+    def _push(self) -> None:
+        """Show the state's current selections (e.g. restored from a permalink) in the widgets."""
+        s = self.state
+        self.product.value = s.product
+        self.variable.value = s.variable
+        self.date_slider.value = self.date_picker.value = s.date
+        self.aggregation.value = s.aggregation
+        self.period.value = tuple(s.period) if s.period else None
+        self.period.visible = s.aggregation == "period"
+        self.cmap.value = s.cmap or "(variable default)"
+        self.clim_mode.value = s.clim_mode
+        self._show_clim()
 
     # -- wiring -------------------------------------------------------------------------------
     def _bind(self) -> None:
@@ -135,7 +151,7 @@ class Controls:
         if self.state.clim_mode == "typed" and lo is not None and hi is not None and lo < hi:
             self.state.clim = (float(lo), float(hi))
 
-    def _show_clim(self, event=None) -> None:
+    def _show_clim(self, *events) -> None:
         typed = self.state.clim_mode == "typed"
         self.clim_low.disabled = self.clim_high.disabled = not typed
         if self.state.clim:

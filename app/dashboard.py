@@ -85,6 +85,7 @@ def create_dashboard() -> pn.template.base.BasePage:
         if tab is not None:
             tabs.append(tab)
 
+    tabs.param.watch(lambda e: setattr(state, "tab", tabs._names[e.new]), "active")
     link = pn.widgets.TextInput(name="Permalink", value="", width=260, disabled=False)
 
     def sync_url(*events):
@@ -95,13 +96,13 @@ def create_dashboard() -> pn.template.base.BasePage:
             host = f"{loc.hostname}:{loc.port}" if loc.port else loc.hostname
             link.value = f"{loc.protocol}//{host}{loc.pathname}{loc.search}"
 
-    state.param.watch(sync_url, [p for p in AppState.param if p not in ("name", "message", "user")])
+    state.param.watch(sync_url, [p for p in AppState.param if p not in ("name", "message", "user", "tab")])
     pn.state.onload(sync_url)
 
     template = pn.template.FastListTemplate(
         title=TITLE,
         sidebar=[controls.panel(), pn.layout.Divider(), link, pn.pane.Markdown(f"User: `{state.user}`")],
-        main=[message, tabs],
+        main=[pn.Column(message, tabs, sizing_mode="stretch_width")],
         sidebar_width=300,
         theme_toggle=True,
         design=Fast,

@@ -13,7 +13,8 @@ from app.map_view import MapFigure, fit_view
 from app.series_panel import SeriesPanel
 from app.ui import guarded
 
-MAP_WIDTH, MAP_HEIGHT = 860, 430
+TAB = "Map"
+MAP_WIDTH, MAP_HEIGHT = 760, 380
 REDRAW_ON = (
     "product",
     "variable",
@@ -66,16 +67,19 @@ class MapTab:
         self.clear_sel.on_click(lambda e: self.state.param.update(pixel=None, box=None))
         state.param.watch(self._on_state, list(REDRAW_ON))
         state.param.watch(self._reset_auto, ["product", "variable", "aggregation"])
-        state.param.watch(self._on_product_view, "product")
         state.param.watch(lambda e: self.map.mark_pixel(*(e.new or (None, None))), "pixel")
         state.param.watch(lambda e: self.map.mark_box(e.new), "box")
-        if state.x_range is None:
-            self._fit_product()
-        else:
-            self.map.set_view(state.x_range, state.y_range)
+        state.param.watch(lambda e: self.redraw() if e.new == TAB and self._stale else None, "tab")
+        self._stale = False
+        self._drawing = False
         self.map.mark_pixel(*(state.pixel or (None, None)))
         self.map.mark_box(state.box)
-        self.redraw()
+        if state.x_range is None and state.product:
+            self._fit_product()  # the view change draws the map
+        else:
+            if state.x_range is not None:
+                self.map.set_view(state.x_range, state.y_range)
+            self.redraw()
 
     # -- events -------------------------------------------------------------------------------
     def _on_view(self, x_range, y_range) -> None:
@@ -87,7 +91,7 @@ class MapTab:
     def _on_box(self, w, s, e, n) -> None:
         self.state.box = (round(w, 5), round(s, 5), round(e, 5), round(n, 5))
 
-    def _reset_auto(self, event) -> None:
+    def _reset_auto(self, *events) -> None:
         self._auto_clim = None
 
     def _fit_product(self) -> None:
@@ -98,17 +102,17 @@ class MapTab:
         self.map.set_view(x_range, y_range)
         self.state.param.update(x_range=x_range, y_range=y_range)
 
-    def _on_product_view(self, event) -> None:
-        """Keep the view when it shows the new product; else show the whole product."""
+    def _view_shows_product(self) -> bool:
         view = self.state.view_bbox()
-        if not event.new:
-            return
-        info = data.info(event.new)
-        if view is None or _overlap(view, info.bbox) < 0.2:
-            self._fit_product()
+        return view is not None and _overlap(view, data.info(self.state.product).bbox) >= 0.2
 
     def _on_state(self, *events) -> None:
+        if self._drawing:
+            return
         names = {e.name for e in events}
+        if "product" in names and self.state.product and not self._view_shows_product():
+            self._fit_product()  # keep the view when it shows the new product, else show all of it
+            return
         if names & {"x_range", "y_range"} and self.state.x_range is not None:
             (x0, x1), (y0, y1) = self.map.view()
             if (x0, x1) != tuple(self.state.x_range) or (y0, y1) != tuple(self.state.y_range):
@@ -117,6 +121,17 @@ class MapTab:
 
     # -- drawing ------------------------------------------------------------------------------
     def redraw(self) -> None:
+        if self.state.tab != TAB:
+            self._stale = True
+            return
+        self._stale = False
+        self._drawing = True
+        try:
+            self._draw()
+        finally:
+            self._drawing = False
+
+    def _draw(self) -> None:
         @guarded(self.state, "map")
         def run():
             s = self.state

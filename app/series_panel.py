@@ -13,7 +13,7 @@ import panel as pn
 from app import compute, data, export, styles
 from app.ui import guarded
 
-PLOT_OPTS = dict(width=860, height=260, show_grid=True, legend_position="right", tools=["hover"])
+PLOT_OPTS = dict(width=800, height=260, show_grid=True, legend_position="right", tools=["hover"])
 
 
 class SeriesPanel:
@@ -24,7 +24,13 @@ class SeriesPanel:
         )
         self.pixel_plot = pn.pane.HoloViews(None, name="pixel_series", sizing_mode="fixed")
         self.pixel_table = pn.widgets.Tabulator(
-            pd.DataFrame(), show_index=False, disabled=True, height=140, width=860, name="pixel_table"
+            pd.DataFrame(),
+            show_index=False,
+            disabled=True,
+            height=140,
+            width=800,
+            name="pixel_table",
+            visible=False,
         )
         self.box_info = pn.pane.Markdown("Draw a box (box-select tool) for the area-weighted mean series.")
         self.box_plot = pn.pane.HoloViews(None, name="box_series", sizing_mode="fixed")
@@ -45,10 +51,10 @@ class SeriesPanel:
         )
         self._pixel_table = None
         self._box_table = None
-        state.param.watch(lambda e: self.update_pixel(), ["pixel", "variable"])
-        state.param.watch(lambda e: self.update_box(), ["box", "variable"])
+        state.param.watch(lambda *e: self.update_pixel(), ["pixel", "variable"])
+        state.param.watch(lambda *e: self.update_box(), ["box", "variable"])
         state.param.watch(
-            lambda e: self.update_histogram(), ["box", "product", "variable", "date", "aggregation"]
+            lambda *e: self.update_histogram(), ["box", "product", "variable", "date", "aggregation"]
         )
         self.update_pixel()
         self.update_box()
@@ -90,12 +96,13 @@ class SeriesPanel:
             units = self._units()
             self._pixel_table = compute.series_table(series, units, lon, lat)
             self.pixel_table.value = pd.DataFrame(rows)
+            self.pixel_table.visible = bool(rows)
             self.csv.disabled = not series
             self.csv.filename = f"pixel_{s.variable}_{lon:.4f}_{lat:.4f}.csv"
             self.pixel_info.object = (
                 f"**Pixel** lon {lon:.4f}, lat {lat:.4f}: {len(series)} product(s) with `{s.variable}` here"
                 if series
-                else f"**Pixel** lon {lon:.4f}, lat {lat:.4f}: no product with `{s.variable}` covers this point"
+                else f"**Pixel** lon {lon:.4f}, lat {lat:.4f}: no product with `{s.variable}` here"
             )
             self.pixel_plot.object = self._curves(series, f"{s.variable} at ({lon:.3f}, {lat:.3f})")
 

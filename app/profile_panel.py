@@ -1,0 +1,139 @@
+"""The latitudinal-profile tab: zonal mean per latitude band of each selected product (current
+date or aggregate), whole globe or visible region, with or without the common mask; and the
+cos(lat)-weighted mean of each product in a table."""
+
+from __future__ import annotations
+
+import holoviews as hv
+import numpy as np
+import pandas as pd
+import panel as pn
+
+from app import compute, data, styles
+from app.ui import guarded
+
+TAB = "Profile"
+PROFILE_WIDTH_PX = 720  # pyramid level: at least this many pixels across the region
+
+
+class ProfileTab:
+    def __init__(self, state):
+        self.state = state
+        self.products = pn.widgets.MultiChoice(name="Products", width=420)
+        self.region = pn.widgets.RadioButtonGroup(
+            options=["whole globe", "visible region"], value="whole globe"
+        )
+        self.band = pn.widgets.Select(
+            name="Band (°)", options=[0.25, 0.5, 1.0, 2.0, 5.0], value=1.0, width=90
+        )
+        self.mask = pn.widgets.Checkbox(name="Common mask", value=state.common_mask)
+        self.plot = pn.pane.HoloViews(None, name="profile_plot", sizing_mode="fixed")
+        self.table = pn.widgets.Tabulator(
+            pd.DataFrame(), show_index=False, disabled=True, width=560, name="means"
+        )
+        self.note = pn.pane.Markdown("")
+        self._stale = True
+        self.mask.param.watch(lambda e: setattr(state, "common_mask", e.new), "value")
+        state.param.watch(lambda e: setattr(self.mask, "value", e.new), "common_mask")
+        state.param.watch(lambda e: self._options(), ["variable"])
+        for w in (self.products, self.region, self.band):
+            w.param.watch(lambda e: self.redraw(), "value")
+        state.param.watch(
+            lambda *e: self.redraw(), ["common_mask", "date", "aggregation", "period", "variable"]
+        )
+        state.param.watch(lambda e: self.redraw() if e.new == TAB and self._stale else None, "tab")
+        self._options()
+
+    def _options(self) -> None:
+        names = data.products_with(self.state.variable)
+        self.products.options = names
+        self.products.value = [p for p in names if data.info(p).bbox == (-180.0, -90.0, 180.0, 90.0)][
+            :4
+        ] or names[:2]
+
+    def _bounds(self):
+        if self.region.value == "visible region" and self.state.x_range is not None:
+            return tuple(self.state.x_range), tuple(self.state.y_range)
+        return (-180.0, 180.0), (-90.0, 90.0)
+
+    def redraw(self) -> None:
+        if self.state.tab != TAB:
+            self._stale = True
+            return
+        self._stale = False
+        self._draw()
+
+    def _draw(self) -> None:
+        @guarded(self.state, "latitudinal profile", loading=lambda: [self.plot])
+        def run():
+            s = self.state
+            names = list(self.products.value)
+            if not names:
+                self.plot.object = None
+                return
+            (x0, x1), (y0, y1) = self._bounds()
+            fields = {}
+            for name in names:
+                w, so, e, n = data.info(name).bbox
+                xr_ = (max(x0, w), min(x1, e))
+                yr_ = (max(y0, so), min(y1, n))
+                if xr_[0] >= xr_[1] or yr_[0] >= yr_[1]:
+                    continue
+                level = data.level_for_view(name, xr_, yr_, PROFILE_WIDTH_PX)
+                fields[name] = data.field(name, s.variable, level, s.aggregation, s.date, s.period, xr_, yr_)
+            if not fields:
+                self.note.object = "No selected product covers this region."
+                self.plot.object = None
+                return
+            masked = None
+            if len(fields) > 1:
+                common = compute.to_common_grid(fields)
+                mask = compute.common_mask(common.values())
+                masked = {k: v.where(mask) for k, v in common.items()}
+            use = masked if (s.common_mask and masked is not None) else fields
+            label = styles.label(s.variable, data.info(names[0]))
+            curves = []
+            for name, f in use.items():
+                zm = compute.zonal_mean(f, band_deg=float(self.band.value))
+                curves.append(
+                    hv.Curve((zm.index.values, zm.values), "latitude (°N)", label, label=name).opts(
+                        invert_axes=True, tools=["hover"]
+                    )
+                )
+            start, end = compute.period_bounds(s.aggregation, s.date, s.period)
+            when = f"{start:%Y-%m-%d}" if s.aggregation == "day" else f"{start:%Y-%m-%d} … {end:%Y-%m-%d}"
+            title = f"Zonal mean of {s.variable}, {when}" + (" (common mask)" if use is masked else "")
+            self.plot.object = hv.Overlay(curves).opts(
+                title=title, width=560, height=520, show_grid=True, legend_position="bottom_right"
+            )
+            rows = []
+            for name, f in fields.items():
+                rows.append(
+                    {
+                        "product": name,
+                        "mean, all valid pixels": round(compute.weighted_mean(f), 5),
+                        "mean, common mask": round(compute.weighted_mean(masked[name]), 5)
+                        if masked
+                        else np.nan,
+                        "units": styles.units(s.variable, data.info(name)),
+                        "grid (°)": compute.resolution(f["lon"]),
+                    }
+                )
+            self.table.value = pd.DataFrame(rows)
+            self.note.object = (
+                "Means weighted by cos(latitude) over valid pixels; the common mask puts all products on "
+                "the coarsest grid (block mean) and keeps cells valid in every product."
+            )
+
+        run()
+
+    def panel(self) -> pn.viewable.Viewable:
+        return pn.Column(
+            pn.Row(self.products, self.band),
+            pn.Row(self.region, self.mask),
+            pn.Row(self.plot, pn.Column(self.table, self.note, width=580)),
+        )
+
+
+def panel(state) -> pn.viewable.Viewable:
+    return ProfileTab(state).panel()
