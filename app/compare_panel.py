@@ -11,7 +11,7 @@ from app.map_view import MapFigure
 from app.ui import guarded
 
 TAB = "Compare"
-W, H = 420, 250
+W, H = 300, 200
 METHOD = (
     "Difference A − B on the grid of the coarser product: each coarse cell gets the mean of the valid "
     "finer-grid cells whose centres fall inside it (block mean). Maps use the pyramid level that matches "
@@ -42,10 +42,13 @@ class CompareTab:
             on_view=self._on_view,
             name="compare_diff",
         )
-        self.stats = pn.pane.Markdown("", name="compare_stats")
+        self.stats = pn.pane.Markdown("", name="compare_stats", width=420)
         self.body = pn.Column(
-            pn.Row(pn.pane.Bokeh(self.left.fig), pn.pane.Bokeh(self.right.fig)),
-            pn.Row(pn.pane.Bokeh(self.diff.fig), self.stats),
+            pn.Row(
+                pn.pane.Bokeh(self.left.fig, sizing_mode="fixed"),
+                pn.pane.Bokeh(self.right.fig, sizing_mode="fixed"),
+            ),
+            pn.Row(pn.pane.Bokeh(self.diff.fig, sizing_mode="fixed"), self.stats),
         )
         self._stale = True
         self._drawing = False
@@ -121,11 +124,12 @@ class CompareTab:
             common = compute.to_common_grid(fields)
             if s.common_mask:
                 mask = compute.common_mask(common.values())
-                common = {k: v.where(mask) for k, v in common.items()}
+                common = {k: v.where(mask).assign_attrs(v.attrs) for k, v in common.items()}
                 shown = common
             else:
                 shown = fields
             diff = common[a] - common[b]
+            diff.attrs.update(common[a].attrs)  # keeps the grid spacing for one-cell views
             info = data.info(a)
             label, units = styles.label(s.variable, info), styles.units(s.variable, info)
             cmap = s.cmap or styles.default_cmap(s.variable)
@@ -151,6 +155,7 @@ class CompareTab:
                 f"| mean B | {compute.weighted_mean(common[b].where(ok)):.4g} {units} |\n\n"
                 f"{METHOD}"
             )
+            s.message = ""
 
         run()
 

@@ -32,8 +32,8 @@ def visible_window(da: xr.DataArray, x_range, y_range, pad: int = 1) -> xr.DataA
     x0, x1 = sorted(float(v) for v in x_range)
     y0, y1 = sorted(float(v) for v in y_range)
     half_x, half_y = resolution(da["lon"]) / 2, resolution(da["lat"]) / 2
-    ix = np.nonzero((lon + half_x >= x0) & (lon - half_x <= x1))[0]
-    iy = np.nonzero((lat + half_y >= y0) & (lat - half_y <= y1))[0]
+    ix = np.nonzero((lon + half_x > x0) & (lon - half_x < x1))[0]
+    iy = np.nonzero((lat + half_y > y0) & (lat - half_y < y1))[0]
     if ix.size == 0 or iy.size == 0:
         return da.isel(lon=slice(0, 0), lat=slice(0, 0))
     sx = slice(max(ix[0] - pad, 0), min(ix[-1] + pad + 1, lon.size))
@@ -97,6 +97,8 @@ def rasterize_to_screen(da: xr.DataArray, x_range, y_range, width: int, height: 
         return xr.DataArray(empty, coords={"lat": lat_c, "lon": lon_c}, dims=("lat", "lon")).isel(
             lat=slice(None, None, -1)
         )
+    if src.sizes["lat"] < 2 or src.sizes["lon"] < 2:
+        return _nearest_to_screen(src, (x0, x1), (y0, y1), int(width), int(height))
     out = canvas.raster(
         src, agg="mean", downsample_method="mean", upsample_method="nearest", nan_value=np.nan
     )
@@ -106,16 +108,42 @@ def rasterize_to_screen(da: xr.DataArray, x_range, y_range, width: int, height: 
     return out.astype("float32")
 
 
-def _edges(centres: np.ndarray) -> np.ndarray:
+def _nearest_to_screen(src: xr.DataArray, x_range, y_range, width: int, height: int) -> xr.DataArray:
+    """Screen raster of a field with a single row or column (datashader needs two): each screen
+    pixel takes the cell containing its centre. Cell sizes come from ``attrs`` ``res_lat``/``res_lon``
+    when a dimension has one cell."""
+    lon_c = x_range[0] + (np.arange(width) + 0.5) * (x_range[1] - x_range[0]) / width
+    lat_c = y_range[1] - (np.arange(height) + 0.5) * (y_range[1] - y_range[0]) / height
+    lat = np.asarray(src["lat"].values, dtype="float64")
+    lon = np.asarray(src["lon"].values, dtype="float64")
+    res_lat = resolution(src["lat"]) if lat.size > 1 else float(src.attrs.get("res_lat", 1.0))
+    res_lon = resolution(src["lon"]) if lon.size > 1 else float(src.attrs.get("res_lon", 1.0))
+    order_lat = np.argsort(lat)
+    rows = np.searchsorted(_edges(lat[order_lat], res_lat), lat_c, side="right") - 1
+    cols = np.searchsorted(_edges(lon, res_lon), lon_c, side="right") - 1
+    ok_r = (rows >= 0) & (rows < lat.size)
+    ok_c = (cols >= 0) & (cols < lon.size)
+    values = np.asarray(src.values, dtype="float32")
+    out = np.full((height, width), np.nan, dtype="float32")
+    rr = order_lat[np.clip(rows, 0, lat.size - 1)]
+    cc = np.clip(cols, 0, lon.size - 1)
+    picked = values[np.ix_(rr, cc)]
+    out[np.ix_(ok_r, ok_c)] = picked[np.ix_(ok_r, ok_c)]
+    return xr.DataArray(out, coords={"lat": lat_c, "lon": lon_c}, dims=("lat", "lon"), attrs=dict(src.attrs))
+
+
+def _edges(centres: np.ndarray, step: float | None = None) -> np.ndarray:
     """Cell edges (ascending) of a regular ascending centre coordinate."""
-    step = centres[1] - centres[0] if centres.size > 1 else 1.0
+    if step is None:
+        step = centres[1] - centres[0] if centres.size > 1 else 1.0
     return np.concatenate([centres - step / 2, [centres[-1] + step / 2]])
 
 
-def regrid_block_mean(da: xr.DataArray, target_lat, target_lon) -> xr.DataArray:
+def regrid_block_mean(da: xr.DataArray, target_lat, target_lon, res_lat=None, res_lon=None) -> xr.DataArray:
     """Regrid a 2-D field to a coarser target grid: each target cell gets the mean of the valid
     source cells whose centres fall inside it (NaN where none). Source cells outside the target
-    grid are dropped. Exact block mean when the resolutions are integer multiples."""
+    grid are dropped. Exact block mean when the resolutions are integer multiples. The target
+    spacing ``res_lat``/``res_lon`` is needed only when the target has a single row/column."""
     tlat = np.asarray(target_lat, dtype="float64")
     tlon = np.asarray(target_lon, dtype="float64")
     src = da.transpose("lat", "lon")
@@ -124,8 +152,8 @@ def regrid_block_mean(da: xr.DataArray, target_lat, target_lon) -> xr.DataArray:
     slon = np.asarray(src["lon"].values, dtype="float64")
     lat_asc = np.sort(tlat)
     lon_asc = np.sort(tlon)
-    row_asc = np.searchsorted(_edges(lat_asc), slat, side="right") - 1
-    col_asc = np.searchsorted(_edges(lon_asc), slon, side="right") - 1
+    row_asc = np.searchsorted(_edges(lat_asc, res_lat), slat, side="right") - 1
+    col_asc = np.searchsorted(_edges(lon_asc, res_lon), slon, side="right") - 1
     ok_r = (row_asc >= 0) & (row_asc < tlat.size)
     ok_c = (col_asc >= 0) & (col_asc < tlon.size)
     # Position of each ascending index in the target's own order.
@@ -167,15 +195,23 @@ def to_common_grid(fields: dict[str, xr.DataArray]) -> dict[str, xr.DataArray]:
     n = min(float(f["lat"].max()) + resolution(f["lat"]) / 2 for f in fields.values())
     if w >= e or s >= n:
         raise InputError(f"products {', '.join(fields)} do not overlap in the selected region")
-    target = coarse.sel(lon=slice(w, e), lat=slice(n, s))
+    target = visible_window(coarse, (w, e), (s, n), pad=0)
     if target.sizes["lat"] == 0 or target.sizes["lon"] == 0:
         raise InputError(f"products {', '.join(fields)} share less than one grid cell of {coarse_name}")
     out = {}
+    res = {"res_lat": resolution(coarse["lat"]), "res_lon": resolution(coarse["lon"])}
     for name, field in fields.items():
         if name == coarse_name:
             out[name] = target.astype("float32")
         else:
-            out[name] = regrid_block_mean(field, target["lat"].values, target["lon"].values)
+            out[name] = regrid_block_mean(
+                field,
+                target["lat"].values,
+                target["lon"].values,
+                res_lat=res["res_lat"],
+                res_lon=res["res_lon"],
+            )
+        out[name].attrs.update(res)
     return out
 
 

@@ -138,3 +138,25 @@ def test_series_table_columns():
     assert list(table.columns) == ["time", "product", "variable", "value", "units", "lon", "lat"]
     assert table["lon"].iloc[0] == 10.125 and table["units"].iloc[2] == "m3 m-3"
     assert np.isnan(table["value"].iloc[1])
+
+
+def test_common_grid_for_a_view_smaller_than_one_coarse_cell():
+    fine = grid(0.01, west=-98, east=-97.5, south=37.6, north=37.9, nan_frac=0.0)
+    coarse = grid(2.0, west=-100, east=-96, south=36, north=40)
+    common = compute.to_common_grid({"fine": fine, "coarse": coarse})
+    assert common["fine"].shape == (1, 1)
+    assert float(common["coarse"]["lon"][0]) == -97.0 and float(common["coarse"]["lat"][0]) == 37.0
+    assert float(common["fine"][0, 0]) == pytest.approx(float(fine.values.astype("float64").mean()), rel=1e-6)
+
+
+def test_rasterize_single_cell_field_fills_its_extent():
+    one = xr.DataArray(
+        np.array([[0.3]], dtype="float32"),
+        coords={"lat": [37.0], "lon": [-97.0]},
+        dims=("lat", "lon"),
+        attrs={"res_lat": 2.0, "res_lon": 2.0},
+    )
+    out = compute.rasterize_to_screen(one, (-99.0, -95.0), (36.5, 37.5), 40, 10)
+    inside = (out["lon"].values > -98) & (out["lon"].values < -96)
+    assert np.allclose(out.values[:, inside], 0.3)
+    assert np.isnan(out.values[:, ~inside]).all()
