@@ -9,7 +9,10 @@ Sources of a feature:
 - ``station``: a column of the FLUXNET station table (tower meteorology), or in the regional cubes
   the variable ``cube_variable`` of the product playing ``cube_role``;
 - ``cube``: only in gridded products (sampled at the tower pixel for training);
-- ``derived``: computed from coordinates (latitude, time) the same way for towers and pixels.
+- ``derived``: computed from coordinates (latitude, time) the same way for towers and pixels;
+- ``climatology``: the mean of a station/forcing variable over the whole record of the site (towers)
+  or of the forcing product at the pixel (cubes). They describe the site's climate (humid or dry),
+  which the monthly weather alone does not, and help most where sites are held out.
 
 LightGBM is invariant to monotone transforms of a predictor, so features enter untransformed in
 their physical units; the only transforms are the derivations listed in ``derivation``.
@@ -109,8 +112,51 @@ FEATURES: dict[str, FeatureSpec] = {
             derivation="FAO-56 eq. 21 extraterrestrial radiation from latitude and day of year "
             "(monthly steps: mean over the month's days)",
         ),
+        FeatureSpec(
+            "precip_clim",
+            "mm d-1",
+            "mean precipitation over the record",
+            "climatology",
+            derivation="mean of precip over the site's / forcing product's record",
+        ),
+        FeatureSpec(
+            "vpd_clim",
+            "hPa",
+            "mean vapour pressure deficit over the record",
+            "climatology",
+            derivation="mean of vpd over the record",
+        ),
+        FeatureSpec(
+            "ta_clim",
+            "degC",
+            "mean air temperature over the record",
+            "climatology",
+            derivation="mean of ta over the record",
+        ),
+        FeatureSpec(
+            "sw_in_clim",
+            "W m-2",
+            "mean incoming shortwave over the record",
+            "climatology",
+            derivation="mean of sw_in over the record",
+        ),
+        FeatureSpec(
+            "dryness",
+            "1",
+            "radiative dryness sw_in_clim / (L · precip_clim + 1 W m-2)",
+            "climatology",
+            derivation="sw_in_clim / (28.36 W m-2 per mm d-1 × precip_clim + 1)",
+        ),
     )
 }
+# Climatology features: name → the variable averaged (``dryness`` is derived from two of them).
+CLIMATOLOGY: dict[str, str] = {
+    "precip_clim": "precip",
+    "vpd_clim": "vpd",
+    "ta_clim": "ta",
+    "sw_in_clim": "sw_in",
+}
+LATENT_HEAT_MM_DAY = 28.36  # W m-2 carried away by evaporating 1 mm d-1 (lambda = 2.45 MJ kg-1)
 
 # Tower meteorology and coordinates only: what the FLUXNET files provide at every site.
 FLUXNET_FEATURES: tuple[str, ...] = (
@@ -125,6 +171,11 @@ FLUXNET_FEATURES: tuple[str, ...] = (
     "lat",
     "month",
     "sw_in_pot",
+    "precip_clim",
+    "vpd_clim",
+    "ta_clim",
+    "sw_in_clim",
+    "dryness",
 )
 # The demo world adds vegetation, soil moisture and elevation from its feature cubes.
 DEMO_FEATURES: tuple[str, ...] = FLUXNET_FEATURES + ("lai", "ndvi", "ssm", "elevation")
@@ -199,6 +250,20 @@ def sw_in_pot(lat_deg, time, *, time_step: str = "day") -> np.ndarray:
         inside = k < ndays
         total += np.where(inside, daily_sw_in_pot(lat, doy0 + k), 0.0)
     return total / ndays
+
+
+def add_climatology(table: pd.DataFrame, by: str = "site_id") -> pd.DataFrame:
+    """Add the climatology features: per-``by`` record means of precip, vpd, ta, sw_in, and dryness."""
+    groups = table.groupby(by, sort=False)
+    for name, var in CLIMATOLOGY.items():
+        table[name] = groups[var].transform("mean") if var in table else np.nan
+    table["dryness"] = dryness(table["sw_in_clim"], table["precip_clim"])
+    return table
+
+
+def dryness(sw_in_clim, precip_clim):
+    """Radiative dryness: mean shortwave over the energy that mean precipitation could evaporate."""
+    return sw_in_clim / (LATENT_HEAT_MM_DAY * precip_clim + 1.0)
 
 
 def feature_matrix(table: pd.DataFrame, features: list[str] | tuple[str, ...]) -> np.ndarray:

@@ -92,7 +92,7 @@ def _roles(features: list[str]) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
     for name in features:
         spec = F.spec(name)
-        if name == "a" or spec.source == "derived":
+        if name == "a" or spec.source in ("derived", "climatology"):
             continue
         out.setdefault(spec.cube_role, []).append(spec.cube_variable)
     return out
@@ -148,7 +148,31 @@ def open_inputs(meta: dict, bbox, t0, t1, inputs: dict) -> tuple[xr.Dataset, dic
         used[role] = name
     grid = xr.merge(parts, compat="override", join="override") if parts else forcing[[]]
     grid = grid.assign_coords(time=forcing.time, lat=forcing.lat, lon=forcing.lon)
+    clim = [f for f in features if F.spec(f).source == "climatology"]
+    if clim:
+        grid = grid.assign(record_climatology(fname, bbox, clim))
     return grid, used
+
+
+def record_climatology(forcing: str, bbox, names: list[str]) -> dict[str, xr.DataArray]:
+    """Climatology features on the bbox's pixels: means over the forcing product's whole record."""
+    w, s, e, n = bbox
+    ds = api.open_product(forcing).sel(lat=slice(n, s), lon=slice(w, e))
+    variables = sorted({F.CLIMATOLOGY[c] for c in F.CLIMATOLOGY if c in names or "dryness" in names})
+    missing = [v for v in variables if v not in ds.data_vars]
+    if missing:
+        raise InputError(f"forcing product {forcing!r} lacks {missing} for the climatology features")
+    means = dask.compute(*[ds[v].mean("time").data for v in variables], scheduler="threads")
+    by_var = {
+        v: xr.DataArray(
+            np.asarray(m, dtype=np.float64), dims=("lat", "lon"), coords={"lat": ds.lat, "lon": ds.lon}
+        )
+        for v, m in zip(variables, means, strict=True)
+    }
+    out = {c: by_var[v] for c, v in F.CLIMATOLOGY.items() if c in names}
+    if "dryness" in names:
+        out["dryness"] = F.dryness(by_var["sw_in"], by_var["precip"])
+    return out
 
 
 def _block_matrix(block: dict[str, np.ndarray], features: list[str], times, lats, time_step: str):
@@ -170,7 +194,7 @@ def _block_matrix(block: dict[str, np.ndarray], features: list[str], times, lats
                 pot = F.daily_sw_in_pot(lats[None, :], tt.day_of_year.to_numpy()[:, None])
             col = np.broadcast_to(pot[:, :, None], shape)
         else:
-            arr = block["a" if name == "a" else spec.cube_variable]
+            arr = block[name if name == "a" or spec.source == "climatology" else spec.cube_variable]
             col = np.broadcast_to(arr, shape)
         cols.append(np.asarray(col, dtype=np.float64).reshape(-1))
     return np.column_stack(cols)

@@ -9,7 +9,8 @@ Sources:
   elevation) sampled at each tower's pixel with :func:`catalog.api.point_series`.
 
 Columns: ``site_id, time, year, lat, lon, igbp`` (code 1-17), ``igbp_name``, the features of
-:mod:`models.features` that the source provides, and the energy terms (W m-2): ``rn`` (NETRAD),
+:mod:`models.features` that the source provides (climatology features: means over the site's rows
+that passed the QC filter), and the energy terms (W m-2): ``rn`` (NETRAD),
 ``g``, ``a = rn - g``, raw targets ``le_raw, h_raw`` (``LE_F_MDS``, ``H_F_MDS``) and corrected targets
 ``le_corr, h_corr`` (``LE_CORR``, ``H_CORR``, NaN where the source has none).
 
@@ -216,7 +217,7 @@ def _finish(parts: list[pd.DataFrame], *, source: str, time_step: str, synthetic
     if not parts:
         raise InputError(f"{source}: no rows with finite LE, H, NETRAD and G passing the QC filter")
     table = pd.concat(parts, ignore_index=True).sort_values(["site_id", "time"], kind="stable")
-    table = table.reset_index(drop=True)
+    table = F.add_climatology(table.reset_index(drop=True))
     table.attrs.update(source=source, time_step=time_step, synthetic=synthetic)
     return table
 

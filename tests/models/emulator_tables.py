@@ -59,7 +59,7 @@ def synthetic_table(n_sites: int = 12, years=(2010, 2011, 2012), seed: int = 0) 
                 }
             )
         )
-    table = pd.concat(rows, ignore_index=True)
+    table = F.add_climatology(pd.concat(rows, ignore_index=True))
     table.attrs.update(source="synthetic test table", time_step="month", synthetic=True)
     return table
 

@@ -90,6 +90,11 @@ def test_predict_region_writes_closed_product_with_provenance(world):
             row[f] = float(np.datetime64(t, "M").astype(int) % 12 + 1)
         elif f == "sw_in_pot":
             row[f] = F.sw_in_pot([lat], [t])[0]
+        elif f == "dryness":
+            sw = float(forcing["sw_in"].sel(lat=lat, lon=lon).mean("time"))
+            row[f] = sw / (28.36 * float(forcing["precip"].sel(lat=lat, lon=lon).mean("time")) + 1.0)
+        elif f.endswith("_clim"):  # mean over the forcing product's whole record at the pixel
+            row[f] = float(forcing[f.removesuffix("_clim")].sel(lat=lat, lon=lon).mean("time"))
         else:
             src = {"forcing": forcing, "static": static, "ssm": ssm}[spec.cube_role][spec.cube_variable]
             v = src.sel(lat=lat, lon=lon)

@@ -31,6 +31,9 @@ def test_monthly_rows_match_the_files(monthly, shared_data):
     assert row["ta"] == pytest.approx(float(raw["TA_F"])) and row["vpd"] == pytest.approx(float(raw["VPD_F"]))
     assert row["igbp"] == F.IGBP_CODES["GRA"] and row["month"] == 7
     assert monthly.attrs["time_step"] == "month" and monthly.attrs["synthetic"] is False
+    site = monthly[monthly["site_id"] == "AT-Neu"]
+    assert (site["precip_clim"] == site["precip"].mean()).all()
+    assert row["dryness"] == pytest.approx(site["sw_in"].mean() / (28.36 * site["precip"].mean() + 1.0))
 
 
 def test_qc_filter_and_required_energy_terms(monthly, shared_data):
