@@ -82,6 +82,7 @@ def taylor_diagram(table: pd.DataFrame, title: str) -> hv.Overlay:
     rmax = taylor.radius_limit(ok["sigma_norm"])
     negative = bool((ok["r"] < 0).any())
     g = taylor.grid(rmax, negative=negative)
+    radii = [float(arc[0, 0]) for arc in g["std_arcs"]]
     layers = [
         hv.Path(g["std_arcs"]).opts(color="#bbbbbb", line_width=1),
         hv.Path([g["ref_arc"]]).opts(color="#444444", line_width=1.2, line_dash="dashed"),
@@ -90,8 +91,15 @@ def taylor_diagram(table: pd.DataFrame, title: str) -> hv.Overlay:
         hv.Labels(pd.DataFrame(g["r_labels"], columns=["x", "y", "text"]), ["x", "y"], "text").opts(
             text_font_size="9pt", text_color="#555555"
         ),
-        hv.Text(0.0, -0.08 * rmax, "normalised standard deviation").opts(text_font_size="9pt"),
-        hv.Text(0.75 * rmax, 0.78 * rmax, "correlation").opts(text_font_size="9pt", angle=-45),
+        hv.Labels(
+            pd.DataFrame(
+                {"x": [r for r in radii], "y": [-0.04 * rmax] * len(radii), "text": [f"{r:g}" for r in radii]}
+            ),
+            ["x", "y"],
+            "text",
+        ).opts(text_font_size="8pt", text_color="#555555"),
+        hv.Text(rmax / 2, -0.1 * rmax, "normalised standard deviation").opts(text_font_size="9pt"),
+        hv.Text(0.82 * rmax, 0.82 * rmax, "correlation").opts(text_font_size="9pt", angle=-45),
     ]
     x, y = taylor.xy(ok["sigma_norm"], ok["r"])
     pts = pd.DataFrame(
@@ -117,7 +125,7 @@ def taylor_diagram(table: pd.DataFrame, title: str) -> hv.Overlay:
         width=520,
         height=int(520 * (1.2 if not negative else 0.62)),
         xlim=(xmin, rmax * 1.15),
-        ylim=(-0.12 * rmax, rmax * 1.12),
+        ylim=(-0.14 * rmax, rmax * 1.12),
         data_aspect=1,
         xaxis=None,
         yaxis=None,
@@ -300,7 +308,15 @@ class ValidationTab:
             pad = 3.0
             w, e = max(shown["lon"].min() - pad, -180), min(shown["lon"].max() + pad, 180)
             s, n = max(shown["lat"].min() - pad, -90), min(shown["lat"].max() + pad, 90)
-        self.site_map.object = (_coast() * points).opts(
+        overlay = _coast() * points
+        chosen = self.state.site
+        if chosen and chosen[0] == self.network.value:
+            hit = shown[shown["site_id"].astype(str) == chosen[1]]
+            if len(hit):
+                overlay = overlay * hv.Points(hit, ["lon", "lat"], label="selected").opts(
+                    marker="star", size=20, color="yellow", line_color="black"
+                )
+        self.site_map.object = overlay.opts(
             width=700,
             height=380,
             xlim=(w, e),
@@ -338,6 +354,7 @@ class ValidationTab:
         network, _ = site
         if network != self.network.value and network in self.network.options:
             self.network.value = network
+        self._draw_sites()
         self.load_site()
 
     def _options_changed(self) -> None:
@@ -543,7 +560,7 @@ class ValidationTab:
                 ).opts(color="#d62728")
             )  # fmt: skip
         m = view.metrics.set_index("product").loc[name]
-        title = f"{name}: n {int(m['n'])}, R {m['r']:.2f}, RMSE {m['rmse']:.3g}, bias {m['bias']:.3g}"
+        title = f"{name}: n {int(m['n'])}, R {m['r']:.2f}, RMSE {m['rmse']:.3g}"
         self.scatter_plot.object = hv.Overlay(layers).opts(
             width=440, height=400, show_grid=True, legend_position="top_left", title=title
         )
@@ -566,7 +583,7 @@ class ValidationTab:
                 hv.Curve([(lo, c["slope_origin"] * lo), (hi, c["slope_origin"] * hi)], xl, yl,
                          label=f"through origin: {c['slope_origin']:.2f}").opts(color="#d62728")
             )  # fmt: skip
-        title = f"Energy balance closure: ratio {c['ratio']:.2f}, OLS slope {c['ols_slope']:.2f}, n {c['n']}"
+        title = f"Closure: ratio {c['ratio']:.2f}, OLS slope {c['ols_slope']:.2f} (n {c['n']})"
         self.closure_plot.object = hv.Overlay(layers).opts(
             width=440, height=400, show_grid=True, legend_position="top_left", title=title
         )
@@ -618,7 +635,7 @@ class ValidationTab:
         pts = hv.Points(ok, ["lon", "lat"], [metric, "site_id", "name", "igbp", "n"], label=metric).opts(
             color=metric, cmap="RdYlBu" if metric in ("r", "kge", "nse", "r2", "rho") else "viridis",
             colorbar=True, size=10, line_color="black", tools=["hover"],
-            clabel=metric,
+            clabel=metric, show_legend=False,
         )  # fmt: skip
         lon, lat = table["lon"].astype(float), table["lat"].astype(float)
         self.sb_map.object = (_coast() * pts).opts(
