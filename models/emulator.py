@@ -14,8 +14,9 @@ Small available energy. EF is undefined when LE + H → 0 and meaningless when A
 polar winter, monthly means at high latitudes). Rows with A < ``a_min`` or target LE + H < ``a_min``
 (default 10 W m-2) are excluded from EF training; EF targets outside [0, 1] (H < 0 under advection,
 LE < 0 with dew) are clipped to [0, 1]. EF rows are weighted by A, so the loss approximates an error in
-W m-2 of LE rather than of a dimensionless fraction. At prediction time small or negative A needs no
-special case: |LE| and |H| are bounded by |A| and closure still holds exactly.
+W m-2 of LE rather than of a dimensionless fraction. At prediction time, where A < ``a_min`` the EF
+is undefined: LE comes from the direct LE model, H = A − LE (closure still exact) and the reported
+EF is NaN. (LE = EF · A would give LE < 0 in a winter month with A < 0 but LE > 0.)
 
 Baseline. Two unconstrained LightGBM L2 regressions predict LE and H directly from the same
 predictors; their sum is free to differ from Rn − G.
@@ -78,6 +79,18 @@ def close_energy_balance(ef, a) -> tuple[np.ndarray, np.ndarray]:
     a = np.asarray(a, dtype=float)
     le = ef * a
     return le, a - le
+
+
+def constrained_fluxes(ef, a, le_direct, *, a_min: float = A_MIN):
+    """LE, H, EF of the constrained model: EF-partitioned A where A ≥ ``a_min``, elsewhere LE from
+    the direct model; H = A − LE everywhere, so LE + H = A to float rounding. EF is NaN where
+    A < ``a_min`` (and where A is missing)."""
+    ef = np.asarray(ef, dtype=float)
+    a = np.asarray(a, dtype=float)
+    with np.errstate(invalid="ignore"):
+        partitioned = a >= a_min
+    le = np.where(partitioned, ef * a, np.asarray(le_direct, dtype=float))
+    return le, a - le, np.where(partitioned, ef, np.nan)
 
 
 def _monotone_vector(features: list[str], monotone: dict[str, int] | None) -> list[int] | None:
@@ -165,7 +178,12 @@ class Emulator:
         x = F.feature_matrix(frame, self.features)
         if model == "constrained":
             ef = self.boosters["ef"].predict(x)
-            le, h = close_energy_balance(ef, a)
+            le_direct = np.full(len(a), np.nan)
+            with np.errstate(invalid="ignore"):
+                small = ~(a >= self.a_min)
+            if small.any():
+                le_direct[small] = self.boosters["le_direct"].predict(x[small])
+            le, h, ef = constrained_fluxes(ef, a, le_direct, a_min=self.a_min)
         elif model == "direct":
             le = self.boosters["le_direct"].predict(x)
             h = self.boosters["h_direct"].predict(x)

@@ -9,8 +9,9 @@ is then handed to :func:`catalog.store.write_product` (pyramid, atomic registrat
 
 Outputs ``le``, ``h`` (W m-2, positive upward) and ``ef`` (1). With the constrained model
 ``le + h == a`` where ``a = rn − g`` comes from the radiation product if given, else from the
-emulator's A model. Pixels where a forcing or static input is missing (ocean, no data) are NaN;
-a missing ``ssm`` is routed by the trees as missing.
+emulator's A model; where ``a`` is below the model's ``a_min`` LE comes from the direct model,
+H = A − LE and ``ef`` is NaN (see :mod:`models.emulator`). Pixels where a forcing or static input
+is missing (ocean, no data) are NaN; a missing ``ssm`` is routed by the trees as missing.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from catalog import api, settings, store
 from catalog.errors import FluxLensError, InputError
 from models import compiled, registry
 from models import features as F
+from models.emulator import constrained_fluxes
 
 DEFAULT_INPUTS = {
     "forcing": "forcing_demo",
@@ -295,6 +297,7 @@ def predict_region(
                 features,
                 a_features,
                 constrained,
+                float(meta["a_min"]),
                 required,
                 sub.time.values,
                 lats[j : j + by],
@@ -315,7 +318,9 @@ def predict_region(
         result.attrs = {"title": f"LE/H emulator {version}", "time_step": time_step}
         provenance = {
             "model_version": version,
-            "model": "constrained (LE = EF·A, H = A − LE)" if constrained else "direct LE/H baseline",
+            "model": "constrained (LE = EF·A, H = A − LE; direct LE where A < a_min)"
+            if constrained
+            else "direct LE/H baseline",
             "model_targets": meta["targets"]["set"],
             "inputs": used,
             "a_source": f"rn - g of {used['radiation']}" if "radiation" in used else "emulator A model",
@@ -339,7 +344,7 @@ def predict_region(
 
 
 def _predict_block(
-    version, arrays, features, a_features, constrained, required, times, lats, shape, time_step, n_jobs
+    version, arrays, features, a_features, constrained, a_min, required, times, lats, shape, time_step, n_jobs
 ) -> dict[str, np.ndarray]:
     """le, h, ef float32 arrays of one block (NaN where a required input is missing)."""
     nt, ny, nx = shape
@@ -366,8 +371,11 @@ def _predict_block(
             x[:, features.index("a")] = a_flat
         if constrained:
             ef = compiled.predict(version, "ef", x, n_jobs=n_jobs)
-            le = ef * a_flat
-            h = a_flat - le
+            small = ~(a_flat >= a_min)
+            le_direct = np.full(len(a_flat), np.nan)
+            if small.any():
+                le_direct[small] = compiled.predict(version, "le_direct", x[small], n_jobs=n_jobs)
+            le, h, ef = constrained_fluxes(ef, a_flat, le_direct, a_min=a_min)
         else:
             le = compiled.predict(version, "le_direct", x, n_jobs=n_jobs)
             h = compiled.predict(version, "h_direct", x, n_jobs=n_jobs)

@@ -42,11 +42,24 @@ def test_closure_exact_including_zero_and_negative_available_energy():
 
 def test_constrained_predictions_close_and_ef_bounded(emu, table):
     pred = emu.predict(table, model="constrained")
-    assert np.all((pred["ef"] > 0) & (pred["ef"] < 1))
+    partitioned = table["a"] >= emu.a_min
+    assert 0 < (~partitioned).sum() and np.all((pred["ef"][partitioned] > 0) & (pred["ef"][partitioned] < 1))
+    assert pred["ef"][~partitioned].isna().all()  # EF undefined at small A
     resid = pred["le"] + pred["h"] - table["a"]
     assert np.abs(resid).max() <= 1e-12 * np.abs(table["a"]).max()
     direct = emu.predict(table, model="direct")
     assert np.abs(direct["le"] + direct["h"] - table["a"]).max() > 0.1  # the baseline does not close
+
+
+def test_small_a_takes_le_from_direct_model_and_stays_closed():
+    ef = np.array([0.5, 0.5, 0.5, 0.5])
+    a = np.array([100.0, 10.0, 5.0, -30.0])
+    le_direct = np.array([np.nan, np.nan, 4.0, 12.0])
+    le, h, ef_out = E.constrained_fluxes(ef, a, le_direct, a_min=10.0)
+    assert le.tolist() == [50.0, 5.0, 4.0, 12.0]
+    assert h.tolist() == [50.0, 5.0, 1.0, -42.0]
+    assert np.array_equal(le + h, a)
+    assert ef_out[:2].tolist() == [0.5, 0.5] and np.isnan(ef_out[2:]).all()
 
 
 def test_constrained_model_recovers_known_ef(emu, table):
