@@ -28,13 +28,15 @@ from pathlib import Path
 import numpy as np
 
 
-def _timed(fn, repeats: int) -> float:
-    times = []
+def _timed(fn, repeats: int) -> tuple[float, float]:
+    """Median wall time and median CPU time (all threads of the process) of ``fn()``."""
+    wall, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        wall.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    return statistics.median(wall), statistics.median(cpu)
 
 
 def train_model(data_dir: Path, fluxnet: str | None, trees: int) -> tuple[str, object]:
@@ -87,39 +89,43 @@ def throughput(version: str, table, repeats: int, n_fast: int, n_slow: int) -> N
         compiled.compiled_model(version, m)
         print(f"compile/load {m}: {time.perf_counter() - t0:.1f} s")
     print(f"trees per model: {emu.boosters['ef'].num_trees()} (EF), {emu.boosters['a'].num_trees()} (A)")
-    fast_ef = _timed(lambda: compiled.predict(version, "ef", x, n_jobs=2), repeats)
-    fast_both = _timed(
-        lambda: (compiled.predict(version, "ef", x, n_jobs=2), compiled.predict(version, "a", xa, n_jobs=2)),
-        repeats,
-    )
     xs, xas = x[:n_slow], xa[:n_slow]
-    slow_ef = _timed(lambda: emu.boosters["ef"].predict(xs, num_threads=2), repeats)
-    slow_both = _timed(
-        lambda: (
-            emu.boosters["ef"].predict(xs, num_threads=2),
-            emu.boosters["a"].predict(xas, num_threads=2),
+    runs = {
+        "compiled EF": (n_fast, lambda: compiled.predict(version, "ef", x, n_jobs=2)),
+        "Booster EF": (n_slow, lambda: emu.boosters["ef"].predict(xs, num_threads=2)),
+        "compiled EF+A": (
+            n_fast,
+            lambda: (
+                compiled.predict(version, "ef", x, n_jobs=2),
+                compiled.predict(version, "a", xa, n_jobs=2),
+            ),
         ),
-        repeats,
-    )
-    same = np.allclose(compiled.predict(version, "ef", xs), emu.boosters["ef"].predict(xs), rtol=1e-6)
-    r = {
-        "compiled_ef": n_fast / fast_ef,
-        "booster_ef": n_slow / slow_ef,
-        "compiled_ef_plus_a": n_fast / fast_both,
-        "booster_ef_plus_a": n_slow / slow_both,
+        "Booster EF+A": (
+            n_slow,
+            lambda: (
+                emu.boosters["ef"].predict(xs, num_threads=2),
+                emu.boosters["a"].predict(xas, num_threads=2),
+            ),
+        ),
     }
+    wall, cpu = {}, {}
+    for key, (n, fn) in runs.items():
+        w, c = _timed(fn, repeats)
+        wall[key], cpu[key] = n / w, 2 * n / c
+    same = np.allclose(compiled.predict(version, "ef", xs), emu.boosters["ef"].predict(xs), rtol=1e-6)
     print(
-        f"pixel-days/s (2 threads, median of {repeats}; compiled on {n_fast:,} rows, Booster on {n_slow:,}):"
+        f"pixel-days/s, 2 threads, median of {repeats} (compiled on {n_fast:,} rows, Booster on {n_slow:,}); "
+        f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores"
     )
+    print("  wall clock:          " + "  ".join(f"{k} {v:,.0f}" for k, v in wall.items()))
     print(
-        f"  EF only  : compiled {r['compiled_ef']:,.0f}  Booster.predict {r['booster_ef']:,.0f}  "
-        f"ratio {r['compiled_ef'] / r['booster_ef']:.1f}x"
+        "  2 x rows / CPU-second (two dedicated cores): " + "  ".join(f"{k} {v:,.0f}" for k, v in cpu.items())
     )
-    print(
-        f"  EF + A   : compiled {r['compiled_ef_plus_a']:,.0f}  "
-        f"Booster.predict {r['booster_ef_plus_a']:,.0f}  "
-        f"ratio {r['compiled_ef_plus_a'] / r['booster_ef_plus_a']:.1f}x"
-    )
+    for label, src in (("wall", wall), ("CPU", cpu)):
+        print(
+            f"  compiled / Booster ({label}): EF {src['compiled EF'] / src['Booster EF']:.1f}x, "
+            f"EF+A {src['compiled EF+A'] / src['Booster EF+A']:.1f}x"
+        )
     print(f"  compiled == Booster within 1e-6: {same}")
 
 

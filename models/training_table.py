@@ -37,6 +37,7 @@ ENERGY_QC = ("LE", "H", "NETRAD", "G")
 DEMO_CUBE_PRODUCTS = {"forcing": "forcing_demo", "static": "static_demo", "ssm": "ssm_global_demo"}
 FLUXNET_FILE_GLOB = "FLX_*_FLUXNET2015_*.csv"
 SHARED_DATA_ENV = "FLUXLENS_SHARED_DATA"
+DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # beside the checkout
 
 _ENERGY_COLUMNS = {
     "LE": "le_raw",
@@ -184,7 +185,8 @@ def resolve_source(source: str) -> tuple[str, str]:
     """("folder", path) or ("network", name) for a ``--sites-source`` value.
 
     A folder path; a catalog station network; or the name of a folder under
-    ``$FLUXLENS_SHARED_DATA`` (e.g. ``fluxnet2015_monthly``).
+    ``$FLUXLENS_SHARED_DATA`` (default ``../shared/data`` beside the checkout), e.g.
+    ``fluxnet2015_monthly``.
     """
     if Path(source).is_dir():
         return "folder", str(Path(source))
@@ -194,9 +196,9 @@ def resolve_source(source: str) -> tuple[str, str]:
         networks = []
     if source in networks:
         return "network", source
-    shared = os.environ.get(SHARED_DATA_ENV)
-    if shared and (Path(shared) / source).is_dir():
-        return "folder", str(Path(shared) / source)
+    shared = Path(os.environ.get(SHARED_DATA_ENV) or DEFAULT_SHARED_DATA)
+    if (shared / source).is_dir():
+        return "folder", str(shared / source)
     raise InputError(
         f"sites source {source!r} is neither a folder, a station network of the catalog "
         f"({', '.join(networks) or 'none'}) nor a folder under ${SHARED_DATA_ENV}"
