@@ -293,8 +293,8 @@ def esacci_like(world: w.GridWorld, period, lat, lon, land) -> dict[str, np.ndar
     ssm = np.where(land3 & observed, ssm, np.nan)
     return {
         "time": time,
-        "ssm": w.quantize(ssm, 12),
-        "ssm_uncertainty": np.where(np.isfinite(ssm), w.quantize(uncertainty, 12), np.nan).astype(np.float32),
+        "ssm": w.quantize(ssm, 10),
+        "ssm_uncertainty": np.where(np.isfinite(ssm), w.quantize(uncertainty, 10), np.nan).astype(np.float32),
         "flag": np.where(land3, flag, -1),
     }
 
@@ -322,6 +322,6 @@ def smap_like(world: w.GridWorld, period, lat, lon, land) -> dict[str, np.ndarra
         not_recommended = cold | (lai > 5.0) | (rng.random(ssm.shape) < 0.03)
         qual[not_recommended] = SMAP_NOT_RECOMMENDED
         seen = land3 & swath
-        out[f"ssm_{name}"] = np.where(seen, w.quantize(ssm, 12), np.nan).astype(np.float32)
+        out[f"ssm_{name}"] = np.where(seen, w.quantize(ssm, 10), np.nan).astype(np.float32)
         out[f"qual_{name}"] = np.where(seen, qual, np.nan).astype(np.float32)
     return out

@@ -22,16 +22,17 @@ are the same world):
   the wet-day frequency, amounts scaled to the seasonal climatology; ``vpd`` from saturation vapour
   pressure (Magnus) and a relative humidity of cloud and wetness; ``lw_in`` from Brutsaert's
   clear-sky emissivity with cloud cover; ``ws`` lognormal around a windiness climatology.
-* **Land surface** (daily loop over a spun-up year) — degree-day snowpack; a 0–5 cm bucket
-  (50 mm) for ``ssm`` filled by rain and melt (little infiltration into frozen soil), emptied by
-  evaporation, drainage above field capacity and exchange with a slower root-zone store;
+* **Land surface** (daily loop, state spun up over September–December first) — degree-day
+  snowpack; a 0–5 cm bucket (50 mm) for ``ssm`` filled by rain and melt (little infiltration into
+  frozen soil), emptied by evaporation, drainage above field capacity and exchange with a slower
+  root-zone store;
   LAI relaxing towards a target set by temperature and root-zone moisture; NDVI from LAI
   (Beer's-law form), lowered under snow.
   Energy: albedo from land cover and snow; surface temperature above air temperature for dry,
   sunny surfaces; ``rn = (1 − α) sw_in + 0.97 (lw_in − σ Ts⁴)``; ``g = (0.04 + 0.10 e^(−LAI/2)) rn``;
   available energy ``A = rn − g``; evaporative fraction ``EF`` from soil-moisture stress (surface
   for bare soil, root zone for vegetation), vegetation cover and temperature; ``le = EF·A``,
-  ``h = A − le``. Fluxes are quantised to 1/16 W m⁻² so that ``rn − g == le + h`` holds exactly
+  ``h = A − le``. Fluxes are quantised to 1/4 W m⁻² so that ``rn − g == le + h`` holds exactly
   in float32.
 
 Quantising every field to a power-of-two step keeps the values exact and the stores compact.
@@ -56,7 +57,7 @@ SIGMA = 5.670374419e-8  # Stefan–Boltzmann, W m-2 K-4
 SOLAR_CONSTANT = 1361.0  # W m-2
 LE_TO_MM = 86400.0 / 2.45e6  # W m-2 of LE → mm d-1 of evaporation
 SURFACE_LAYER_MM = 50.0  # 0–5 cm
-SPIN_UP_DAYS = 365
+SPIN_UP_FROM = 243  # day index (1 September) from which the spin-up run starts
 
 IGBP_NAMES = {
     1: "evergreen needleleaf forest",
@@ -171,7 +172,7 @@ FULL = DemoSpec(
     gssm_res=0.01,
     gssm_period=("2018-07-01", "2018-07-31"),
     comparison_period=("2018-06-01", "2018-08-31"),
-    cci_res=0.25,
+    cci_res=0.5,
     n_towers=56,
     n_towers_region=8,
     n_stations=24,
@@ -513,6 +514,11 @@ def reference_static() -> StaticFields:
 
 def toa_shortwave(lat, doy) -> np.ndarray:
     """Daily mean top-of-atmosphere insolation (W m-2), FAO-56 eqs. 21–25; shape (doy, lat)."""
+    unique, inverse = np.unique(np.asarray(lat, float), return_inverse=True)
+    return _toa_shortwave(unique, doy)[:, inverse]
+
+
+def _toa_shortwave(lat, doy) -> np.ndarray:
     phi = np.deg2rad(np.asarray(lat, float))[None, :]
     j = np.asarray(doy, float)[:, None]
     decl = 0.409 * np.sin(2 * np.pi * j / 365 - 1.39)
@@ -542,7 +548,10 @@ class PointWorld:
     series: dict[str, np.ndarray]
 
     def period(self, start, end) -> PointWorld:
-        keep = (self.time >= pd.Timestamp(start)) & (self.time <= pd.Timestamp(end))
+        """The days from ``start`` to ``end`` (inclusive); series are views, not copies."""
+        keep = slice(
+            self.time.searchsorted(pd.Timestamp(start)), self.time.searchsorted(pd.Timestamp(end), "right")
+        )
         return PointWorld(
             self.time[keep], self.lat, self.lon, self.static, {k: v[keep] for k, v in self.series.items()}
         )
@@ -550,7 +559,7 @@ class PointWorld:
 
 FORCING_VARS = ("sw_in", "lw_in", "ta", "vpd", "precip", "ws", "lai", "ndvi")
 FLUX_VARS = ("le", "h", "rn", "g")
-_QUANT = {"sw_in": 4, "lw_in": 4, "ta": 6, "vpd": 6, "precip": 6, "ws": 6, "lai": 8, "ndvi": 10, "ssm": 12}
+_QUANT = {"sw_in": 2, "lw_in": 2, "ta": 5, "vpd": 5, "precip": 5, "ws": 5, "lai": 7, "ndvi": 9, "ssm": 10}
 
 
 def weather(static: StaticFields, lat, lon, year: int) -> tuple[pd.DatetimeIndex, dict, dict]:
@@ -601,30 +610,37 @@ def weather(static: StaticFields, lat, lon, year: int) -> tuple[pd.DatetimeIndex
 
 
 def land_surface(at: dict, series: dict) -> dict:
-    """Run the snow, bucket, vegetation and energy-balance model over a spun-up year (in place)."""
+    """Run the snow, bucket, vegetation and energy-balance model over the year (float32).
+
+    The state starts from climatology on ``SPIN_UP_FROM`` (day of year) and runs to the end of the
+    year once; the kept run starts on 1 January from that end state.
+    """
+    f4 = np.float32
     igbp = at["igbp"]
-    lai_max, lai_min = _LAI_MAX[igbp], _LAI_MAX[igbp] * _EVERGREEN[igbp]
-    albedo_veg, tree = _ALBEDO[igbp], _TREE[igbp]
-    sat = at["theta_sat"].astype(np.float64)
+    lai_max = _LAI_MAX[igbp].astype(f4)
+    lai_min = lai_max * _EVERGREEN[igbp].astype(f4)
+    albedo_veg, tree = _ALBEDO[igbp].astype(f4), _TREE[igbp].astype(f4)
+    sat = at["theta_sat"].astype(f4)
     fc, wp = 0.72 * sat, 0.2 * sat
     ice = igbp == 15
     ta, sw, lw, precip, cloud = (series[k] for k in ("ta", "sw_in", "lw_in", "precip", "cloud"))
     n_days, n = ta.shape
 
-    wet0 = np.clip(at["aridity"], 0, 1)
+    wet0 = np.clip(at["aridity"], 0, 1).astype(f4)
     theta = wp + (fc - wp) * wet0
-    theta_rz, beta_root = theta.copy(), wet0.astype(np.float64)
-    swe = np.where(at["t_ann"] < 0, -20.0 * at["t_ann"], 0.0)
-    ta_mem = ta[0].astype(np.float64)
+    theta_rz, beta_root = theta.copy(), wet0.copy()
+    swe = np.where(at["t_ann"] < 0, -10.0 * at["t_ann"], 0.0).astype(f4)
+    ta_mem = ta[SPIN_UP_FROM].copy()
     lai = lai_min + (lai_max - lai_min) * 0.5
-    out = {k: np.empty((n_days, n), np.float32) for k in ("ssm", "le", "h", "rn", "g", "lai", "ndvi")}
+    kept = ("ssm", "ef", "rn", "g", "lai", "ndvi")
+    out = {k: np.empty((n_days, n), f4) for k in kept}
     out["frozen"] = np.empty((n_days, n), bool)
     out["snow"] = np.empty((n_days, n), bool)
 
-    for run in range(2):  # a spin-up year, then the kept year from its end state
-        for t in range(n_days):
-            ta_t = ta[t].astype(np.float64)
-            snowfall = np.where(ta_t < 0.5, precip[t], 0.0)
+    for days, keep in ((range(SPIN_UP_FROM, n_days), False), (range(n_days), True)):
+        for t in days:
+            ta_t = ta[t]
+            snowfall = np.where(ta_t < 0.5, precip[t], f4(0))
             melt = np.minimum(swe + snowfall, 3.0 * np.maximum(ta_t, 0))
             swe = swe + snowfall - melt
             snow_frac = np.minimum(1.0, swe / 10.0)
@@ -642,30 +658,29 @@ def land_surface(at: dict, series: dict) -> dict:
             beta = cover * np.minimum(1.0, 1.2 * beta_root) + (1 - cover) * beta_soil
             ef = 0.04 + 0.82 * beta * (0.45 + 0.55 * cover) * expit((ta_t - 3.0) / 3.0)
             ef = np.where(frozen | ice, 0.04 + 0.08 * snow_frac, ef)
-            ts = ta_t + 0.03 * (1 - albedo) * sw[t] * (1 - ef) - 3.0 * (1 - cloud[t])
-            rn = (1 - albedo) * sw[t] + 0.97 * (lw[t] - SIGMA * (ts + 273.15) ** 4)
+            ts_k = ta_t + (273.15 - 3.0) + 0.03 * (1 - albedo) * sw[t] * (1 - ef) + 3.0 * cloud[t]
+            rn = (1 - albedo) * sw[t] + 0.97 * (lw[t] - SIGMA * ts_k**4)
             g = (0.04 + 0.10 * np.exp(-0.5 * lai)) * rn
-            rn_q, g_q = quantize(rn, 4), quantize(g, 4)
-            le_q = quantize(ef * (rn_q - g_q), 4)
 
-            evap = np.maximum(le_q, 0) * LE_TO_MM * ((1 - cover) + 0.25 * cover)
-            liquid = precip[t] - snowfall + melt
-            infiltration = np.where(frozen, 0.15, 1.0) * liquid
-            theta = theta + (infiltration - evap) / SURFACE_LAYER_MM
-            theta = np.minimum(theta, sat)
+            evap = np.maximum(ef * (rn - g), 0) * LE_TO_MM * ((1 - cover) + 0.25 * cover)
+            infiltration = np.where(frozen, 0.15, 1.0) * (precip[t] - snowfall + melt)
+            theta = np.minimum(theta + (infiltration - evap) / SURFACE_LAYER_MM, sat)
             theta -= 0.4 * np.maximum(theta - fc, 0)
             theta += (theta_rz - theta) / 12.0
             theta = np.clip(theta, 0.02, sat)
             theta_rz += (theta - theta_rz) / 30.0
             beta_root += (beta_s - beta_root) / 20.0
 
-            if run == 1:
-                out["rn"][t], out["g"][t], out["le"][t] = rn_q, g_q, le_q
-                out["h"][t] = (rn_q.astype(np.float64) - g_q - le_q).astype(np.float32)
+            if keep:
+                out["rn"][t], out["g"][t], out["ef"][t] = rn, g, ef
                 out["ssm"][t] = np.where(ice, np.nan, theta)
                 out["lai"][t] = lai
                 out["ndvi"][t] = (0.08 + 0.8 * (1 - np.exp(-0.55 * lai))) * (1 - 0.85 * snow_frac) + 0.02
                 out["frozen"][t], out["snow"][t] = frozen, swe > 1.0
+    # Fluxes on a 1/4 W m-2 lattice: every sum below is exact in float32, so rn - g == le + h.
+    out["rn"], out["g"] = quantize(out["rn"], 2), quantize(out["g"], 2)
+    out["le"] = quantize(out.pop("ef") * (out["rn"] - out["g"]), 2)
+    out["h"] = out["rn"] - out["g"] - out["le"]
     return out
 
 
@@ -807,7 +822,7 @@ def gssm_region(world: GridWorld, spec: DemoSpec, land: np.ndarray | None = None
         value = coarse * (1 + 0.12 * texture) + (0.025 * wetness + imprint) * np.minimum(coarse / 0.25, 1.2)
         out[i] = np.where(land, np.clip(value, 0.01, 0.55), np.nan)
     return xr.DataArray(
-        quantize(out, 12),
+        quantize(out, 10),
         dims=("time", "lat", "lon"),
         coords={"time": times, "lat": lat, "lon": lon},
         name="ssm",
