@@ -305,7 +305,7 @@ class ValidationTab:
         self._selection.source = points
         w, s, e, n = REGIONS[self.region.value]
         if self.region.value == "World" and len(shown):
-            pad = 3.0
+            pad = 8.0
             w, e = max(shown["lon"].min() - pad, -180), min(shown["lon"].max() + pad, 180)
             s, n = max(shown["lat"].min() - pad, -90), min(shown["lat"].max() + pad, 90)
         overlay = _coast() * points

@@ -72,6 +72,9 @@ def us_ar1_world(shared_data, tmp_path_factory):
         coords={"time": days.values.astype("datetime64[ns]"), "lat": LATS, "lon": LONS},
     )
     store.write_product(ds, "lehtest", provenance={"test": "US-AR1 validation"}, synthetic=True)
+    monthly = ds.resample(time="MS").mean()
+    monthly.attrs["time_step"] = "month"
+    store.write_product(monthly, "lehtest_monthly", provenance={"test": "US-AR1 monthly"}, synthetic=True)
     obs = read_fluxnet(path)
     far = dict(US_AR1, site_id="XX-FAR", name="outside the product", lat=10.0, lon=10.0)
     sites = pd.DataFrame([dict(US_AR1, igbp="GRA"), dict(far, igbp="GRA")])
@@ -185,3 +188,28 @@ def test_us_ar1_bilinear_and_corrected(us_ar1_world):
     _, corr = _csv_columns(us_ar1_world["path"], ["LE_CORR"])
     obs = pd.Series(corr["LE_CORR"], index=us_ar1_world["days"]).reindex(match.pairs.index)
     np.testing.assert_allclose(match.pairs["obs"].to_numpy(), obs.to_numpy(), rtol=1e-6)
+
+
+def test_us_ar1_monthly_product_uses_monthly_means_with_coverage(us_ar1_world):
+    from app.validation import sources
+    from app.validation.config import ValidationOptions
+
+    opts = ValidationOptions.from_config(qc_min=0.8, min_coverage=0.5)
+    match = sources.match_site("fluxnet_test", US_AR1, "lehtest_monthly", "le", opts)
+    assert match.time_step == "month"
+    days = us_ar1_world["days"]
+    _, qc = _csv_columns(us_ar1_world["path"], ["LE_F_MDS_QC"])
+    obs = np.where(qc["LE_F_MDS_QC"] < 0.8, np.nan, us_ar1_world["cols"]["LE_F_MDS"])
+    cube = us_ar1_world["arrays"]["le"][:, 2, 2].astype("float64")
+    expected = {}
+    for month in sorted({(d.year, d.month) for d in days}):
+        in_month = np.array([(d.year, d.month) == month for d in days])
+        n_days = in_month.sum()
+        good = obs[in_month][np.isfinite(obs[in_month])]
+        pred = np.nanmean(cube[in_month])  # the product's own monthly mean
+        if len(good) >= 0.5 * n_days:
+            expected[pd.Timestamp(year=month[0], month=month[1], day=1)] = (good.mean(), pred)
+    assert 6 <= len(expected) < 48  # QC removes whole months at this tower
+    assert list(match.pairs.index) == sorted(expected)
+    np.testing.assert_allclose(match.pairs["obs"].to_numpy(), [v[0] for v in expected.values()], rtol=1e-6)
+    np.testing.assert_allclose(match.pairs["pred"].to_numpy(), [v[1] for v in expected.values()], rtol=1e-5)
