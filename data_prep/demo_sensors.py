@@ -11,7 +11,7 @@ Each sensor sees the demo world's truth (``data_prep.demo_world``) through its o
 * **In-situ probes** (ISMN, 0–5 cm): truth plus a station bias (±0.03), AR(1) noise (0.015); flags
   ``D02`` when the air is below 0 °C, ``C02`` above saturation, missing runs.
 * **ESA CCI-like** 0.25°: ``0.05 + 0.75·truth`` plus a smooth regional bias and AR(1) noise (0.035);
-  flag bits 1 snow/frozen, 2 dense vegetation (LAI > 4), 4/16 scattered retrieval failures; about
+  flag bits 1 snow/frozen, 2 dense vegetation (LAI > 4.8), 4/16 scattered retrieval failures; about
   15 % of land pixels per day without a retrieval.
 * **SMAP-like** (AM/PM): ``truth − 0.02`` plus noise (0.03), only inside the day's orbit swaths
   (1000 km wide, 14.6 orbits a day, shifted daily); retrieval_qual_flag bit 0 (not recommended) over
@@ -43,6 +43,9 @@ _ISO2 = {
     "CMR": "CM", "CAF": "CF", "AUS": "AU", "NZL": "NZ", "IDN": "ID", "THA": "TH", "MMR": "MM",
     "VNM": "VN", "JPN": "JP", "KOR": "KR", "AFG": "AF", "UZB": "UZ", "TKM": "TM", "IRQ": "IQ",
     "SWZ": "SZ", "GRL": "GL", "ISL": "IS", "ROU": "RO", "HUN": "HU", "AUT": "AT", "CHE": "CH",
+    "EST": "EE", "LVA": "LV", "LTU": "LT", "SSD": "SS", "MRT": "MR", "PNG": "PG", "ZWE": "ZW",
+    "SOM": "SO", "GAB": "GA", "COG": "CG", "CIV": "CI", "GHA": "GH", "SEN": "SN", "UGA": "UG",
+    "LAO": "LA", "KHM": "KH", "MYS": "MY", "PHL": "PH", "NPL": "NP", "SYR": "SY", "TUN": "TN",
 }  # fmt: skip
 
 
@@ -284,7 +287,7 @@ def esacci_like(world: w.GridWorld, period, lat, lon, land) -> dict[str, np.ndar
     ssm = np.clip(bias + 0.75 * truth + noise, 0.01, 0.6)
     flag = np.zeros(ssm.shape, np.int16)
     flag[cold] |= CCI_FLAG_FROZEN
-    flag[lai > 4.0] |= CCI_FLAG_DENSE_VEG
+    flag[lai > 4.8] |= CCI_FLAG_DENSE_VEG
     rng = w.rng_for("cci/flags")
     flag[rng.random(ssm.shape) < 0.02] |= CCI_FLAG_NO_CONVERGENCE
     flag[_ar1_fields("cci/weight", lat, lon, n, 3.0, 0.3) > 2.2] |= CCI_FLAG_LOW_WEIGHT

@@ -13,27 +13,29 @@ are the same world):
   annual mean temperature from a zonal table with a −6.5 K km⁻¹ lapse rate; seasonal amplitude
   growing with latitude and continentality (distance to the coast); annual precipitation from a
   zonal table, decaying inland, reduced in the rain shadow east of ridges in the westerlies, with
-  smooth noise; aridity index P / PET; IGBP land cover from temperature and aridity; soil water
-  limits (saturation, field capacity, wilting point) from a texture noise field.
+  regional monsoon / dry-interior factors and smooth noise; aridity index P / PET; IGBP land
+  cover from temperature and aridity; soil water limits from a texture noise field.
 * **Weather** — smooth space-time noise (cubic B-splines on coarse grids, AR(1) in time):
   cloud fraction around a climatology tied to precipitation; ``sw_in`` = top-of-atmosphere daily
   insolation (solar geometry, FAO-56 eq. 21) × (0.76 − 0.52 cloud); ``ta`` = seasonal temperature
   + anomaly; ``precip`` where a storm noise field (correlated with clouds) exceeds a quantile set by
   the wet-day frequency, amounts scaled to the seasonal climatology; ``vpd`` from saturation vapour
-  pressure (Magnus) and a relative humidity of cloud and wetness; ``lw_in`` from Brutsaert's
-  clear-sky emissivity with cloud cover; ``ws`` lognormal around a windiness climatology.
+  pressure (Magnus) and a relative humidity of cloud and wetness; ``lw_in`` such that the net
+  longwave at surface = air temperature is FAO-56's (eq. 39, cloud-corrected); ``ws`` lognormal
+  around a windiness climatology.
 * **Land surface** (daily loop, state spun up over September–December first) — degree-day
   snowpack; a 0–5 cm bucket (50 mm) for ``ssm`` filled by rain and melt (little infiltration into
   frozen soil), emptied by evaporation, drainage above field capacity and exchange with a slower
-  root-zone store;
-  LAI relaxing towards a target set by temperature and root-zone moisture; NDVI from LAI
-  (Beer's-law form), lowered under snow.
+  root-zone store; LAI relaxing towards a target set by temperature and root-zone moisture; NDVI
+  from LAI (Beer's-law form), lowered under snow.
   Energy: albedo from land cover and snow; surface temperature above air temperature for dry,
   sunny surfaces; ``rn = (1 − α) sw_in + 0.97 (lw_in − σ Ts⁴)``; ``g = (0.04 + 0.10 e^(−LAI/2)) rn``;
   available energy ``A = rn − g``; evaporative fraction ``EF`` from soil-moisture stress (surface
   for bare soil, root zone for vegetation), vegetation cover and temperature; ``le = EF·A``,
   ``h = A − le``. Fluxes are quantised to 1/4 W m⁻² so that ``rn − g == le + h`` holds exactly
   in float32.
+* **1 km region** — the coarse ``ssm`` interpolated bilinearly, with a static texture /
+  topographic-wetness pattern and rain-cell imprints that dry out in a few days.
 
 Quantising every field to a power-of-two step keeps the values exact and the stores compact.
 """
@@ -127,13 +129,23 @@ _ANTARCTIC_PLATEAU_M = 2800.0
 
 # Zonal climate tables (|latitude| in degrees).
 _ZONAL_LAT = [0, 10, 20, 30, 40, 50, 60, 70, 80, 90]
-_ZONAL_T = [26.5, 26.5, 25.0, 20.0, 13.0, 6.0, -2.0, -11.0, -19.0, -25.0]  # degC at sea level
+_ZONAL_T = [27.0, 27.0, 26.0, 22.5, 16.5, 9.5, 2.0, -6.5, -15.0, -22.0]  # degC at sea level
 _AMP_LAT = [0, 10, 20, 30, 40, 50, 60, 70, 90]
-_AMP_T = [1.0, 2.0, 5.0, 8.0, 11.0, 14.0, 17.0, 19.0, 20.0]  # K, half the seasonal range
+_AMP_T = [1.0, 2.0, 5.0, 8.5, 12.0, 15.0, 18.0, 19.5, 20.0]  # K, half the seasonal range
 _PRECIP_LAT = [0, 8, 15, 22, 30, 40, 50, 60, 70, 90]
 _PRECIP = [6.5, 5.5, 2.2, 0.4, 1.4, 3.0, 2.6, 1.6, 0.8, 0.3]  # mm d-1 at the coast
 _INLAND_KM_LAT = [0, 10, 18, 30, 45, 90]
 _INLAND_KM = [6000, 4000, 1300, 1300, 2600, 2600]
+# Regional precipitation factors (lon, lat, radius deg, factor): monsoons and dry interiors.
+_MOISTURE_ANOMALIES = [
+    (112, 28, 10, 3.0),
+    (80, 22, 9, 2.2),
+    (-84, 33, 8, 1.8),
+    (-2, 52, 7, 1.6),
+    (65, 45, 12, 0.35),
+    (45, 30, 10, 0.4),
+    (-115, 38, 7, 0.6),
+]
 _MONSOON_LAT = [0, 5, 12, 20, 30, 40, 90]
 _MONSOON = [0.0, 0.3, 0.8, 0.9, 0.4, 0.25, 0.1]
 
@@ -477,13 +489,16 @@ def reference_static() -> StaticFields:
 
     t_ann = np.interp(abslat, _ZONAL_LAT, _ZONAL_T) - 6.5e-3 * elevation
     t_ann += 1.5 * grid_noise("t_ann", lat, lon)
-    continentality = 0.45 + 0.75 * (1 - np.exp(-coast_km / 900))
+    continentality = 0.55 + 0.75 * (1 - np.exp(-coast_km / 900))
     t_amp = np.interp(abslat, _AMP_LAT, _AMP_T) * continentality
 
     inland = np.exp(-coast_km / np.interp(abslat, _INLAND_KM_LAT, _INLAND_KM))
     westerlies = np.clip((abslat - 22) / 10, 0, 1) * np.clip((65 - abslat) / 10, 0, 1)
     shadow = np.exp(-westerlies * _rain_shadow(elevation, res) / 1800)
     precip = np.interp(abslat, _PRECIP_LAT, _PRECIP) * (0.1 + 0.9 * inland) * shadow
+    for lon0, lat0, radius, factor in _MOISTURE_ANOMALIES:
+        d2 = ((lon2d - lon0) * np.cos(np.deg2rad(lat0))) ** 2 + (lat2d - lat0) ** 2
+        precip *= factor ** np.exp(-d2 / radius**2)
     precip *= np.exp(0.45 * grid_noise("precip", lat, lon))
     pet = 0.7 + 0.13 * np.clip(t_ann + 5, 0, None)
     aridity = precip / pet
@@ -594,8 +609,10 @@ def weather(static: StaticFields, lat, lon, year: int) -> tuple[pd.DatetimeIndex
     es = saturation_vapour_pressure(ta)
     vpd = (es * (1 - rh)).astype(np.float32)
     tk = ta + 273.15
-    eps_clear = 1.24 * (es * rh / tk) ** (1 / 7)
-    lw_in = (SIGMA * tk**4 * (eps_clear * (1 - 0.84 * cloud) + 0.84 * cloud)).astype(np.float32)
+    # FAO-56 eq. 39 net longwave at surface temperature = air temperature, with Rs/Rso from clouds
+    emission = SIGMA * tk**4
+    cloud_factor = np.clip(1.0 - 0.92 * cloud, 0.05, 1.0)
+    lw_in = (emission * (1 - (0.34 - 0.14 * np.sqrt(es * rh / 10)) * cloud_factor)).astype(np.float32)
     ws = at["windiness"][None, :] * np.exp(0.35 * daily_noise("wind", lat, lon, n, 8.0, 0.5) - 0.06)
     series = {
         "sw_in": sw_in,
@@ -658,7 +675,7 @@ def land_surface(at: dict, series: dict) -> dict:
             beta = cover * np.minimum(1.0, 1.2 * beta_root) + (1 - cover) * beta_soil
             ef = 0.04 + 0.82 * beta * (0.45 + 0.55 * cover) * expit((ta_t - 3.0) / 3.0)
             ef = np.where(frozen | ice, 0.04 + 0.08 * snow_frac, ef)
-            ts_k = ta_t + (273.15 - 3.0) + 0.03 * (1 - albedo) * sw[t] * (1 - ef) + 3.0 * cloud[t]
+            ts_k = ta_t + 273.15 + 0.03 * (1 - albedo) * sw[t] * (1 - ef)
             rn = (1 - albedo) * sw[t] + 0.97 * (lw[t] - SIGMA * ts_k**4)
             g = (0.04 + 0.10 * np.exp(-0.5 * lai)) * rn
 
