@@ -99,3 +99,42 @@ def test_scoreboard_in_background_with_taylor_and_csv(tab):
     tab.wait()
     assert tab._board.cached
     assert "from cache" in tab.sb_status.object
+
+
+def test_dense_scatter_is_rasterised(tab):
+    from app.validation.config import ValidationOptions
+    from app.validation.site_view import SiteView
+    from app.validation_panel import DENSE_POINTS
+    from models import metrics
+
+    rng = np.random.default_rng(0)
+    n = DENSE_POINTS + 1000
+    o = rng.normal(100, 30, n)
+    pairs = pd.DataFrame(
+        {"obs": o, "pred": o + rng.normal(0, 10, n)}, index=pd.date_range("2000-01-01", periods=n)
+    )
+    m = metrics.all_metrics(pairs["obs"], pairs["pred"])
+    tab._view = SiteView(
+        network="fluxnet_demo",
+        site={"site_id": "X", "lon": 0.0, "lat": 0.0},
+        variable="le",
+        options=ValidationOptions.from_config(),
+        obs_column="LE",
+        obs=pd.DataFrame({"value": o, "qc_pass": True}, index=pairs.index),
+        preds={"dense": pairs["pred"]},
+        pixels={},
+        pairs={"dense": pairs},
+        metrics=pd.DataFrame([{"product": "dense", **m}]),
+        closure=None,
+        closure_points=None,
+    )
+    tab.scatter_product.options = ["dense"]
+    tab.scatter_product.value = "dense"
+    tab._draw_scatter()
+    dense_layers = list(tab.scatter_plot.object)
+    assert any(isinstance(layer, hv.DynamicMap) for layer in dense_layers)  # rasterised points
+    tab._view.pairs["dense"] = pairs.iloc[:500]
+    tab._draw_scatter()
+    sparse_layers = list(tab.scatter_plot.object)
+    assert not any(isinstance(layer, hv.DynamicMap) for layer in sparse_layers)
+    assert any(isinstance(layer, hv.Points) for layer in sparse_layers)
