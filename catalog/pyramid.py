@@ -46,36 +46,66 @@ def grid_edges(ds: xr.Dataset) -> tuple[float, float, float, float]:
     return float(lon[0]) - dlon / 2, float(lat[0]) + dlat / 2, dlon, dlat
 
 
-def _pad_even(x: da.Array) -> da.Array:
+def _mean_kernel(block: np.ndarray) -> np.ndarray:
+    """NaN-aware mean of each 2 x 2 block of a (time, 2m, 2n) float32 numpy array.
+
+    At most four values are summed, so float32 sums stay within a few ulp of the exact mean.
+    """
+    parts = [block[:, i::2, j::2] for i in (0, 1) for j in (0, 1)]
+    total = np.zeros(parts[0].shape, np.float32)
+    count = np.zeros(parts[0].shape, np.float32)
+    for p in parts:
+        valid = ~np.isnan(p)
+        np.add(total, p, out=total, where=valid)
+        count += valid
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / count  # 0 / 0 → NaN where the block has no valid value
+
+
+def _first_valid_kernel(block: np.ndarray) -> np.ndarray:
+    """First non-NaN value of each 2 x 2 block (NW, NE, SW, SE) of a (time, 2m, 2n) numpy array."""
+    t, h, w = block.shape
+    r = block.reshape(t, h // 2, 2, w // 2, 2)
+    out = r[:, :, 0, :, 0].copy()
+    for di, dj in ((0, 1), (1, 0), (1, 1)):
+        out = np.where(np.isnan(out), r[:, :, di, :, dj], out)
+    return out.astype(np.float32)
+
+
+def _apply_2x2(x: da.Array, kernel) -> da.Array:
+    """Apply a 2 x 2 block kernel over a (time, lat, lon) dask array, padding odd edges with NaN."""
     pad = [(0, 0), (0, x.shape[1] % 2), (0, x.shape[2] % 2)]
     if any(p[1] for p in pad):
         x = da.pad(x, pad, mode="constant", constant_values=np.nan)
-    return x
+    # every block must hold whole 2 x 2 cells: make the spatial chunks even
+    even = [tuple(c + (c % 2) if i < len(cs) - 1 else c for i, c in enumerate(cs)) for cs in x.chunks[1:]]
+    even = [_fix_total(cs, n) for cs, n in zip(even, x.shape[1:], strict=True)]
+    x = x.rechunk((x.chunks[0], *even))
+    out_chunks = (x.chunks[0], tuple(c // 2 for c in x.chunks[1]), tuple(c // 2 for c in x.chunks[2]))
+    return da.map_blocks(kernel, x, chunks=out_chunks, dtype=np.float32)
 
 
-def _blocks(x: da.Array) -> list[da.Array]:
-    x = _pad_even(x)
-    return [x[:, 0::2, 0::2], x[:, 0::2, 1::2], x[:, 1::2, 0::2], x[:, 1::2, 1::2]]
+def _fix_total(chunks: tuple[int, ...], total: int) -> tuple[int, ...]:
+    """Even chunk sizes summing to ``total`` (even): trim the excess from the last chunks."""
+    out, acc = [], 0
+    for c in chunks:
+        c = min(c, total - acc)
+        if c > 0:
+            out.append(c)
+            acc += c
+    if acc < total:
+        out.append(total - acc)
+    return tuple(out)
 
 
 def nanmean_2x2(x: da.Array) -> da.Array:
-    """NaN-aware mean of each 2 × 2 block of a ``(time, lat, lon)`` array (float64 sums, float32 out)."""
-    total = None
-    count = None
-    for b in _blocks(x.astype(np.float64)):
-        valid = ~da.isnan(b)
-        v = da.where(valid, b, 0.0)
-        total = v if total is None else total + v
-        count = valid.astype(np.int8) if count is None else count + valid
-    return da.where(count > 0, total / da.maximum(count, 1), np.nan).astype(np.float32)
+    """NaN-aware mean of each 2 × 2 block of a ``(time, lat, lon)`` array (float32)."""
+    return _apply_2x2(x.astype(np.float32), _mean_kernel)
 
 
 def first_valid_2x2(x: da.Array) -> da.Array:
     """First non-NaN value of each 2 × 2 block (NW, NE, SW, SE) of a ``(time, lat, lon)`` array."""
-    out = None
-    for b in _blocks(x):
-        out = b if out is None else da.where(da.isnan(out), b, out)
-    return out.astype(np.float32)
+    return _apply_2x2(x, _first_valid_kernel)
 
 
 def coarsen_2x2(ds: xr.Dataset) -> xr.Dataset:

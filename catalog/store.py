@@ -27,7 +27,7 @@ copy is worth its disk space (about +100 %). Building it out of core: dask's rec
 group of 16 series chunks needs only 512 x 256 x 256 values. One-day reads of that cube: 0.05-0.06 s
 with (1, 256, 256) chunks, 0.04-0.08 s with (1, 1024, 1024); zarr 3 sharding (1024^2 shards of
 256^2 chunks) was slower to read (0.12-1.9 s) and is not used. Hence map chunks (1, 256, 256). The
-series time chunk is fixed at 512 whatever the record length, so appends fill the last chunk.
+series time chunk is min(n_time, 512) (see :func:`series_chunks`).
 
 Atomicity: a write goes to ``products/.tmp-<name>-<pid>-<uuid>/`` (same filesystem), then the old
 store (if any) is renamed aside, the new one renamed into place, ``catalog.yaml`` rewritten
@@ -51,6 +51,7 @@ import logging
 import os
 import re
 import shutil
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -276,9 +277,13 @@ def map_chunks(n_time: int, n_lat: int, n_lon: int) -> tuple[int, int, int]:
 
 
 def series_chunks(n_time: int, n_lat: int, n_lon: int) -> tuple[int, int, int]:
-    """(time, lat, lon) chunk of the time-oriented copy of level 0 (time chunk independent of
-    ``n_time``, so later appends fill the last chunk instead of adding tiny ones)."""
-    return (SERIES_CHUNK[0], min(SERIES_CHUNK[1], n_lat), min(SERIES_CHUNK[2], n_lon))
+    """(time, lat, lon) chunk of the time-oriented copy of level 0.
+
+    The time chunk is ``min(n_time, 512)``: a chunk longer than the record would be written padded
+    in full (costly). While it is below 512, an append rebuilds the copy with a longer chunk; from
+    512 on, appends fill the last chunk.
+    """
+    return (min(SERIES_CHUNK[0], n_time), min(SERIES_CHUNK[1], n_lat), min(SERIES_CHUNK[2], n_lon))
 
 
 def needs_series(n_lat: int, n_lon: int, n_time: int) -> bool:
@@ -320,8 +325,16 @@ def _append_zarr(ds: xr.Dataset, path: Path, n_old: int) -> None:
         ds.to_zarr(path, mode="a", append_dim="time", zarr_format=3, consolidated=False)
 
 
-def _open_level(path: Path) -> xr.Dataset:
-    return xr.open_zarr(path, consolidated=False, chunks={}).drop_encoding()
+def _open_level(path: Path, chunks: dict | None = None) -> xr.Dataset:
+    """A written level, lazily; ``chunks`` (multiples of the stored ones) makes fewer, larger tasks."""
+    return xr.open_zarr(path, consolidated=False, chunks=chunks or {}).drop_encoding()
+
+
+# Dask chunks for reading a written level: to coarsen it (whole stored chunks, 4 x 4 of them) and to
+# build the series copy (16 days of each stored chunk; a group of series chunks then needs at most
+# SERIES_CHUNK[0] x 256 x 256 values in memory).
+COARSEN_READ = {"time": 1, "lat": 1024, "lon": 1024}
+SERIES_READ = {"time": 16, "lat": MAP_CHUNK[1], "lon": MAP_CHUNK[2]}
 
 
 # ---------------------------------------------------------------- directories and swaps
@@ -491,7 +504,7 @@ def _dataset_attrs(info: ProductInfo, level: int) -> dict:
 def _write_pyramid_levels(store_dir: Path, info: ProductInfo, *, start_level: int = 1) -> None:
     """Write levels ``start_level``… each from the previous level as written on disk."""
     for k in range(start_level, len(info.levels)):
-        prev = _open_level(store_dir / "levels" / f"{k - 1}.zarr")
+        prev = _open_level(store_dir / "levels" / f"{k - 1}.zarr", COARSEN_READ)
         coarse = _with_grid_attrs(pyramid.coarsen_2x2(prev), _dataset_attrs(info, k))
         lev = info.levels[k]
         _write_zarr(
@@ -499,16 +512,32 @@ def _write_pyramid_levels(store_dir: Path, info: ProductInfo, *, start_level: in
         )
 
 
+class _Stage:
+    """Logs the wall and CPU time of a write stage."""
+
+    def __init__(self, product: str, what: str):
+        self.product, self.what = product, what
+
+    def __enter__(self):
+        self.t0, self.c0 = time.perf_counter(), time.process_time()
+
+    def __exit__(self, *exc):
+        wall, cpu = time.perf_counter() - self.t0, time.process_time() - self.c0
+        log.info("product %s: %s in %.1f s (CPU %.1f s)", self.product, self.what, wall, cpu)
+
+
 def _write_new_store(ds: xr.Dataset, store_dir: Path, info: ProductInfo) -> None:
     (store_dir / "levels").mkdir(parents=True)
     n = (info.n_time, info.levels[0]["n_lat"], info.levels[0]["n_lon"])
-    _write_zarr(
-        _with_grid_attrs(ds, _dataset_attrs(info, 0)), store_dir / "levels" / "0.zarr", map_chunks(*n)
-    )
-    _write_pyramid_levels(store_dir, info)
+    with _Stage(info.name, f"level 0 {n}"):
+        level0 = _with_grid_attrs(ds, _dataset_attrs(info, 0))
+        _write_zarr(level0, store_dir / "levels" / "0.zarr", map_chunks(*n))
+    with _Stage(info.name, f"{len(info.levels) - 1} coarser levels"):
+        _write_pyramid_levels(store_dir, info)
     if info.has_series:
-        level0 = _open_level(store_dir / "levels" / "0.zarr")
-        _write_zarr(level0, store_dir / "series.zarr", tuple(info.chunking["series"]))
+        with _Stage(info.name, "series copy"):
+            level0 = _open_level(store_dir / "levels" / "0.zarr", SERIES_READ)
+            _write_zarr(level0, store_dir / "series.zarr", tuple(info.chunking["series"]))
 
 
 def _chunking(n_time: int, n_lat: int, n_lon: int) -> dict:
@@ -676,17 +705,18 @@ def _append(ds, name, final, existing, *, provenance, synthetic, digest) -> Prod
         n_old = len(old_times)
         _append_zarr(_with_grid_attrs(ds, _dataset_attrs(info, 0)), tmp / "levels" / "0.zarr", n_old)
         for k in range(1, len(info.levels)):
-            prev = _open_level(tmp / "levels" / f"{k - 1}.zarr").isel(time=slice(n_old, None))
+            prev = _open_level(tmp / "levels" / f"{k - 1}.zarr", COARSEN_READ).isel(time=slice(n_old, None))
             coarse = _with_grid_attrs(pyramid.coarsen_2x2(prev), _dataset_attrs(info, k))
             _append_zarr(coarse, tmp / "levels" / f"{k}.zarr", n_old)
         if info.has_series:
-            level0 = _open_level(tmp / "levels" / "0.zarr")
-            if old.has_series:
+            level0 = _open_level(tmp / "levels" / "0.zarr", SERIES_READ)
+            if old.has_series and old.chunking["series"][0] == SERIES_CHUNK[0]:
                 _append_zarr(level0.isel(time=slice(n_old, None)), tmp / "series.zarr", n_old)
-            else:  # the product has just grown past one time step
+            else:  # short record so far: rebuild with the longer time chunk
+                shutil.rmtree(tmp / "series.zarr", ignore_errors=True)
                 _write_zarr(level0, tmp / "series.zarr", tuple(info.chunking["series"]))
         info.chunking["map"] = old.chunking["map"]
-        if old.has_series:
+        if old.has_series and old.chunking["series"][0] == SERIES_CHUNK[0]:
             info.chunking["series"] = old.chunking["series"]
         history = existing.get("history", []) + [_history_item("append", provenance, digest, ds)]
         _write_json(

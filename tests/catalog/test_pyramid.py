@@ -68,3 +68,11 @@ def test_categorical_takes_first_valid_value_of_the_block():
     ds["igbp"] = ds.ssm.copy(data=np.array([[[np.nan, 7, 3, 3], [5, 9, 4, 3]]], np.float32))
     out = pyramid.coarsen_2x2(ds).compute()
     np.testing.assert_array_equal(out.igbp.values, [[[7.0, 3.0]]])
+
+
+def test_coarsen_does_not_depend_on_dask_chunking():
+    ds = grid_dataset(n_time=2, n_lat=9, n_lon=13, nan_fraction=0.3, seed=4)
+    whole = pyramid.coarsen_2x2(ds.chunk({"time": 2, "lat": -1, "lon": -1})).compute()
+    odd = pyramid.coarsen_2x2(ds.chunk({"time": 1, "lat": 3, "lon": 5})).compute()
+    np.testing.assert_array_equal(whole.ssm.values, odd.ssm.values)
+    assert whole.ssm.shape == (2, 5, 7)

@@ -214,10 +214,11 @@ def test_series_copy_for_large_levels_follows_appends(data_dir, monkeypatch):
     assert info.has_series
     path = data_dir / "products" / "sm" / "series.zarr"
     series = xr.open_zarr(path, consolidated=False)
-    assert series.ssm.encoding["chunks"] == (store.SERIES_CHUNK[0], 8, 12)
+    assert series.ssm.encoding["chunks"] == (5, 8, 12)
     np.testing.assert_array_equal(series.ssm.values, first.ssm.values)
     store.write_product(later, "sm", provenance={"r": 2}, synthetic=True, mode="append")
     series = xr.open_zarr(path, consolidated=False)
+    assert series.ssm.encoding["chunks"] == (8, 8, 12)
     expected = np.concatenate([first.ssm.values, later.ssm.values])
     np.testing.assert_array_equal(series.ssm.values, expected)
     assert list(series.time.values) == list(np.concatenate([first.time.values, later.time.values]))
@@ -282,3 +283,19 @@ def test_write_stations_bad_input_and_create_conflict(data_dir):
     with pytest.raises(StoreConflictError, match="already exists"):
         store.write_stations("t", sites, obs.iloc[:2], provenance={"r": 2}, synthetic=True, mode="create")
     assert os.listdir(data_dir / "stations") == ["t"]
+
+
+def test_series_copy_appends_into_partial_last_chunk(data_dir, monkeypatch):
+    monkeypatch.setattr(store, "SERIES_MIN_PIXELS", 50)
+    monkeypatch.setattr(store, "SERIES_CHUNK", (4, 64, 64))
+    first = grid_dataset(n_time=5, n_lat=8, n_lon=12)
+    later = grid_dataset(n_time=6, n_lat=8, n_lon=12, start="2018-07-06", seed=8)
+    store.write_product(first, "sm", provenance=PROV, synthetic=True)
+    before = (data_dir / "products" / "sm" / "series.zarr" / "ssm" / "c" / "0" / "0" / "0").read_bytes()
+    info = store.write_product(later, "sm", provenance={"r": 2}, synthetic=True, mode="append")
+    assert info.chunking["series"] == [4, 8, 12]
+    path = data_dir / "products" / "sm" / "series.zarr"
+    series = xr.open_zarr(path, consolidated=False)
+    assert series.ssm.encoding["chunks"] == (4, 8, 12)
+    np.testing.assert_array_equal(series.ssm.values, np.concatenate([first.ssm.values, later.ssm.values]))
+    assert (path / "ssm" / "c" / "0" / "0" / "0").read_bytes() == before  # full chunks are not rewritten
