@@ -193,7 +193,8 @@ def ingest_bench(
     )
 
     exe = Path(sys.executable).with_name("fluxlens")
-    cmd = [str(exe), "--data-dir", str(data_dir), "ingest", "gssm", *map(str, paths), "--name", "bench_gssm"]
+    cmd = [str(exe), "-v", "--data-dir", str(data_dir), "ingest", "gssm", *map(str, paths)]
+    cmd += ["--name", "bench_gssm"]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd)
     with PeakRSS(proc.pid) as mon:

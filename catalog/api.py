@@ -63,7 +63,7 @@ class ProductInfo:
 
 
 _lock = threading.RLock()
-_catalog_cache: dict[Path, tuple[tuple[int, int], object]] = {}
+_catalog_cache: dict[Path, tuple[tuple[int, int, int], object]] = {}
 _dataset_cache: dict[tuple[str, str, str], xr.Dataset] = {}
 _table_cache: dict[tuple[str, str, str], pd.DataFrame] = {}
 
@@ -79,7 +79,7 @@ def _catalog():
         st = path.stat()
     except FileNotFoundError:
         return intake_catalog.load(path.parent)
-    stamp = (st.st_mtime_ns, st.st_size)
+    stamp = (st.st_ino, st.st_mtime_ns, st.st_size)  # os.replace gives every update a new inode
     with _lock:
         cached = _catalog_cache.get(path)
         if cached is None or cached[0] != stamp:

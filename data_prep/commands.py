@@ -113,7 +113,8 @@ def run_catalog(args: argparse.Namespace) -> int:
         print(
             f"  {p.name}{'  (synthetic)' if p.synthetic else ''}: {variables}; {p.resolution:g} deg, "
             f"{p.levels[0]['n_lat']} x {p.levels[0]['n_lon']} px, {len(p.levels)} levels; "
-            f"{p.time_start}..{p.time_end} ({p.n_time} {p.time_step}s); bbox W{w:g} S{s:g} E{e:g} N{n:g}"
+            f"{p.time_start}..{p.time_end} ({p.n_time} {p.time_step}{'s' if p.n_time != 1 else ''}); "
+            f"bbox W{w:g} S{s:g} E{e:g} N{n:g}"
         )
     networks = api.list_networks()
     print(f"station networks ({len(networks)}):")
