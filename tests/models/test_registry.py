@@ -29,7 +29,7 @@ def test_round_trip_same_predictions(data_dir):
     for model in ("constrained", "direct"):
         a = emu.predict(table, model=model)
         b = loaded.predict(table, model=model)
-        assert np.array_equal(a.to_numpy(), b.to_numpy())
+        assert np.array_equal(a.to_numpy(), b.to_numpy(), equal_nan=True)
     assert json.loads((path / "meta.json").read_text())["version"] == version
     assert registry.read_table(version, "cv_scores")["r2"].tolist() == [0.5]
     assert [v["version"] for v in registry.list_versions()] == [version]
