@@ -80,6 +80,7 @@ def save(emulator: Emulator, meta: dict, tables: dict[str, pd.DataFrame], *, ver
             table.to_parquet(tmp / f"{name}.parquet", index=False)
         meta = {**meta, "version": version, "model_files": {n: f"{n}.txt" for n in MODEL_NAMES}}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=_json_default))
+        tmp.chmod(0o755)  # mkdtemp creates 0700; versions are read by the web process too
         tmp.rename(final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
