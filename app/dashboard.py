@@ -50,19 +50,52 @@ def _load_extensions() -> None:
         _extensions_loaded = True
 
 
-def _tab(title: str, module_name: str, state: AppState):
-    """The tab of one panel module; a failure becomes a message inside the tab."""
+def _module(module_name: str):
+    """The panel module, or None when it is not part of this installation."""
     try:
-        module = importlib.import_module(module_name)
+        return importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name == module_name:
             return None
         raise
+
+
+def _build(title: str, module, state: AppState):
+    """The content of one tab; a failure becomes a message inside the tab."""
     try:
-        return (title, module.panel(state))
+        return module.panel(state)
     except Exception as exc:  # one broken tab must not take the dashboard down
         log.exception("tab %s failed", title)
-        return (title, pn.pane.Alert(f"The {title} tab could not be built: {exc}", alert_type="danger"))
+        return pn.pane.Alert(f"The {title} tab could not be built: {exc}", alert_type="danger")
+
+
+class LazyTabs:
+    """Tabs whose content is built the first time they are opened (the first one at once), so a
+    page shows its map without waiting for every tab."""
+
+    def __init__(self, state: AppState, panels: list[tuple[str, str]]):
+        self.state = state
+        self.tabs = pn.Tabs(dynamic=True, name="tabs")
+        self._pending: dict[str, tuple] = {}
+        for title, module_name in panels:
+            module = _module(module_name)
+            if module is None:
+                continue
+            if len(self.tabs) == 0:
+                self.tabs.append((title, _build(title, module, state)))
+            else:
+                holder = pn.Column(sizing_mode="stretch_width")
+                self._pending[title] = (module, holder)
+                self.tabs.append((title, holder))
+        self.tabs.param.watch(self._on_active, "active")
+
+    def _on_active(self, event) -> None:
+        title = self.tabs._names[event.new]
+        pending = self._pending.pop(title, None)
+        if pending is not None:
+            module, holder = pending
+            holder[:] = [_build(title, module, self.state)]
+        self.state.tab = title
 
 
 def create_dashboard() -> pn.template.base.BasePage:
@@ -79,13 +112,7 @@ def create_dashboard() -> pn.template.base.BasePage:
     message = pn.pane.Alert("", alert_type="danger", visible=False, name="message", margin=(5, 10))
     state.param.watch(lambda e: message.param.update(object=e.new, visible=bool(e.new)), "message")
 
-    tabs = pn.Tabs(dynamic=False, name="tabs")
-    for title, module_name in CORE_PANELS + EXTRA_PANELS:
-        tab = _tab(title, module_name, state)
-        if tab is not None:
-            tabs.append(tab)
-
-    tabs.param.watch(lambda e: setattr(state, "tab", tabs._names[e.new]), "active")
+    tabs = LazyTabs(state, CORE_PANELS + EXTRA_PANELS).tabs
     link = pn.widgets.TextInput(name="Permalink", value="", width=260, disabled=False)
 
     def sync_url(*events):

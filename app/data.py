@@ -107,10 +107,9 @@ def field(name: str, variable: str, level: int, agg: str, date, period=None, x_r
     da = variable_array(name, variable, level)
     version = _version(name)
     if agg == "day" or "time" not in da.dims:
-        two_d = compute.time_aggregate(da, "day", date)
-        if x_range is not None:
-            two_d = compute.visible_window(two_d, x_range, y_range)
-        return two_d.load()
+        if x_range is not None:  # window first: slicing a small lazy array is cheaper
+            da = compute.visible_window(da, x_range, y_range)
+        return compute.time_aggregate(da, "day", date).load()
     key = _period_key(agg, date, period)
     n_px = da.sizes["lat"] * da.sizes["lon"]
     if n_px <= WHOLE_LEVEL_AGG_MAX_PX or x_range is None:

@@ -43,6 +43,7 @@ class ProfileTab:
         )
         state.param.watch(lambda e: self.redraw() if e.new == TAB and self._stale else None, "tab")
         self._options()
+        self.redraw()
 
     def _options(self) -> None:
         names = data.products_with(self.state.variable)

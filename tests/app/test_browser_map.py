@@ -251,6 +251,27 @@ def _explore(page, server):
         assert (np.isnan(expect) and np.isnan(got)) or abs(got - expect) < 1e-6, r
     assert {r["product"] for r in rows} >= {"gssm1km_demo", "ssm_global_demo"}
 
+    # map as PNG
+    with page.expect_download() as dl:
+        page.get_by_role("button", name="Map as PNG").click()
+    assert open(dl.value.path(), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+    # box = visible region → area-weighted series of every product and a histogram
+    page.get_by_role("button", name="Box = visible region").click()
+    _wait_text(page, "cos(lat)-weighted mean of valid pixels", 60_000)
+    page.wait_for_function("location.search.includes('box=')", timeout=30_000)
+    _idle(page)
+
+    # month mean: the status names the period, the URL holds the aggregation
+    page.get_by_role("button", name="month", exact=True).click()
+    _wait_status(page, "mean 2018-07-01 … 2018-07-31", 60_000)
+    page.wait_for_function("location.search.includes('agg=month')", timeout=30_000)
+    _idle(page)
+    _shot(page, "03b_month_mean_box")
+    page.get_by_role("button", name="day", exact=True).click()
+    _wait_status(page, "2018-07-02 · pyramid")
+    _idle(page)
+
     # comparison tab
     page.locator(".bk-tab").filter(has_text="Compare").first.click()
     _wait_text(page, "Common grid", 60_000)
