@@ -9,22 +9,17 @@ retrains are model versions.
 from __future__ import annotations
 
 import datetime as dt
+import html
 
 import panel as pn
 
 from app import auth
 from catalog.errors import FluxLensError
-from models.jobs import ACTIVE_STATES, Job, JobService, format_duration
+from models.jobs import Job, JobService, format_duration
 
 REFRESH_MS = 2000
+MAX_LISTED = 12  # newest jobs shown
 LOG_LINES = 40
-STATUS_COLOURS = {
-    "queued": "secondary",
-    "running": "primary",
-    "succeeded": "success",
-    "failed": "danger",
-    "cancelled": "warning",
-}
 
 
 def _model_versions() -> list[str]:
@@ -57,69 +52,37 @@ def _describe(job: Job) -> str:
     return f"retrain ({'constrained' if r.get('constraint', True) else 'unconstrained'}), period {period}"
 
 
-class JobRow:
-    """One job in the list: header, progress bar, times, log and cancel; updated in place."""
+def _log_line_html(line) -> str:
+    stamp = dt.datetime.fromtimestamp(line.at, dt.UTC).strftime("%H:%M:%S")
+    return f"{stamp} {line.level} {html.escape(line.message)}"
 
-    def __init__(self, view: JobsView, job: Job):
-        self.view, self.job_id, self.status = view, job.id, job.status
-        self.title = pn.pane.Markdown(margin=(0, 5))
-        self.progress = pn.indicators.Progress(value=0, max=1000, width=260, height=16, margin=(5, 5))
-        self.detail = pn.pane.Markdown(margin=(0, 5), css_classes=["job-detail"])
-        self.cancel = pn.widgets.Button(label="Cancel", color="danger", width=80, margin=(0, 5))
-        self.cancel.on_click(lambda _e: self.view.cancel(self.job_id))
-        self.show_log = pn.widgets.Toggle(label="Log", width=60, margin=(0, 5))
-        self.show_log.param.watch(lambda _e: self.update_log(), "value")
-        self.log = pn.pane.Markdown(visible=False, margin=(0, 5), css_classes=["job-log"])
-        self.layout = pn.Column(
-            self.title,
-            pn.Row(self.progress, self.cancel, self.show_log),
-            self.detail,
-            self.log,
-            css_classes=["job-row", f"job-{job.id}"],
-            styles={"border-bottom": "1px solid #ddd"},
-            sizing_mode="stretch_width",
-        )
-        self.update(job)
 
-    def update(self, job: Job) -> None:
-        self.status = job.status
-        self.title.object = f"**#{job.id} {job.kind}** · {job.status} — {_describe(job)}"
-        self.progress.value = int(round(job.fraction * 1000))
-        self.progress.bar_color = STATUS_COLOURS.get(job.status, "secondary")
-        self.progress.active = job.status == "queued"
-        parts = []
-        if job.progress_total:
-            parts.append(f"{job.progress_done}/{job.progress_total} chunks ({job.fraction:.0%})")
-        if job.started_at is not None:
-            parts.append(f"elapsed {format_duration(job.elapsed_s())}")
-        if job.status == "running":
-            parts.append(f"about {format_duration(job.remaining_s())} left")
-        if job.attempts > 1:
-            parts.append(f"attempt {job.attempts}")
-        if job.output:
-            where = "product picker" if job.kind == "repredict" else "model versions"
-            parts.append(f"result `{job.output}` (in the {where})")
-        if job.error:
-            parts.append(f"error: {job.error}")
-        self.detail.object = " · ".join(parts) or "waiting for a worker"
-        self.cancel.visible = job.status in ACTIVE_STATES and self.view.can_submit
-        if self.show_log.value:
-            self.update_log()
-
-    def update_log(self) -> None:
-        self.log.visible = self.show_log.value
-        if not self.show_log.value:
-            return
-        try:
-            lines = self.view.service.logs(self.job_id, self.view.user)[-LOG_LINES:]
-        except FluxLensError as exc:
-            self.log.object = str(exc)
-            return
-        text = "\n".join(
-            f"{dt.datetime.fromtimestamp(line.at, dt.UTC):%H:%M:%S} {line.level} {line.message}"
-            for line in lines
-        )
-        self.log.object = f"```\n{text}\n```"
+def _job_html(job: Job) -> str:
+    """One job as a table row: id, what, status, progress bar, times, result or error."""
+    times = []
+    if job.started_at is not None:
+        times.append(f"elapsed {format_duration(job.elapsed_s())}")
+    if job.status == "running":
+        times.append(f"~{format_duration(job.remaining_s())} left")
+    if job.attempts > 1:
+        times.append(f"attempt {job.attempts}")
+    if job.output:
+        where = "product picker" if job.kind == "repredict" else "model versions"
+        result = f"<code>{html.escape(job.output)}</code> (in the {where})"
+    elif job.error:
+        result = f"<span style='color:#a00'>{html.escape(job.error)}</span>"
+    else:
+        result = "waiting for a worker" if job.status == "queued" else ""
+    chunks = f"{job.progress_done}/{job.progress_total}" if job.progress_total else ""
+    status = job.status + (" (cancel requested)" if job.cancel_requested and job.is_active else "")
+    bar = f"<progress value='{round(job.fraction * 1000)}' max='1000'></progress>"
+    return (
+        f"<tr class='job-row' data-job='{job.id}' data-status='{job.status}'>"
+        f"<td><b>#{job.id}</b></td><td>{html.escape(_describe(job))}</td>"
+        f"<td class='status {job.status}'>{status}</td>"
+        f"<td>{bar} {job.fraction:.0%} {chunks}</td>"
+        f"<td>{' · '.join(times)}</td><td>{result}</td></tr>"
+    )
 
 
 class JobsView:
@@ -132,7 +95,8 @@ class JobsView:
         if getattr(state, "user", None) != self.user:
             state.user = self.user
         self.can_submit = not (self.service.require_login and auth.is_anonymous(self.user))
-        self.rows: dict[int, JobRow] = {}
+        self.statuses: dict[int, str] = {}
+        self.jobs_shown: list[Job] = []
 
         self.kind = pn.widgets.RadioButtonGroup(
             label="Job",
@@ -159,8 +123,22 @@ class JobsView:
         self.submit_button = pn.widgets.Button(label="Submit", color="primary", width=120)
         self.submit_button.on_click(lambda _e: self.submit())
         self.message = pn.pane.Alert("", alert_type="light", visible=False, margin=(5, 5))
-        self.jobs = pn.Column(sizing_mode="stretch_width", css_classes=["jobs-list"])
-        self.empty = pn.pane.Markdown("No jobs yet.", css_classes=["jobs-empty"])
+        # The list's structure never changes after the page is built: one HTML table, a job picker
+        # with Cancel, and a log box, all of fixed size; refreshes only change their values.
+        self.table = pn.pane.HTML(
+            "", width=700, height=330, css_classes=["jobs-table"], styles={"overflow-y": "auto"}
+        )
+        self.selected = pn.widgets.Select(label="Job", options={}, width=330)
+        self.selected.param.watch(lambda _e: self._show_selected(), "value")
+        self.cancel_button = pn.widgets.Button(label="Cancel job", color="danger", width=110, disabled=True)
+        self.cancel_button.on_click(lambda _e: self.selected.value and self.cancel(self.selected.value))
+        self.log = pn.pane.HTML(
+            "",
+            width=700,
+            height=200,
+            css_classes=["job-log"],
+            styles={"overflow-y": "auto", "font-family": "monospace", "font-size": "12px"},
+        )
 
         if hasattr(state, "box"):
             state.param.watch(lambda e: self._fill_bbox(e.new), "box")
@@ -244,21 +222,46 @@ class JobsView:
     # -- list -------------------------------------------------------------------------------------
 
     def refresh(self) -> None:
-        """Re-read this user's jobs (one query) and update the rows in place."""
-        jobs = self.service.list_jobs(self.user)
-        newly_finished = False
-        for job in jobs:
-            row = self.rows.get(job.id)
-            if row is None:
-                self.rows[job.id] = JobRow(self, job)
-            else:
-                newly_finished |= row.status != job.status and job.status == "succeeded"
-                row.update(job)
-        order = [self.rows[job.id].layout for job in jobs]
-        if [id(o) for o in self.jobs.objects] != [id(o) for o in order]:
-            self.jobs.objects = order or [self.empty]
-        if newly_finished:
+        """Re-read this user's newest jobs (one query) and update the table, picker and log."""
+        jobs = self.service.list_jobs(self.user, limit=MAX_LISTED)
+        self.jobs_shown = jobs
+        rows = "".join(_job_html(job) for job in jobs)
+        table = (
+            "<table class='jobs'><tr><th>job</th><th>request</th><th>status</th><th>progress</th>"
+            f"<th>time</th><th>result</th></tr>{rows}</table>"
+            if jobs
+            else "<p class='jobs-empty'>No jobs yet.</p>"
+        )
+        if table != self.table.object:
+            self.table.object = table
+        options = {f"#{job.id} {job.kind} ({job.status})": job.id for job in jobs}
+        if options != self.selected.options:
+            current = self.selected.value
+            self.selected.options = options
+            self.selected.value = current if current in options.values() else (jobs[0].id if jobs else None)
+        self._show_selected()
+        finished = [
+            j for j in jobs if j.status == "succeeded" and self.statuses.get(j.id, "succeeded") != "succeeded"
+        ]
+        self.statuses = {job.id: job.status for job in jobs}
+        if finished:
             self._refresh_versions()
+
+    def _show_selected(self) -> None:
+        """Cancel button state and log of the picked job (one small query)."""
+        job = next((j for j in self.jobs_shown if j.id == self.selected.value), None)
+        self.cancel_button.disabled = job is None or not job.is_active or not self.can_submit
+        if job is None:
+            text = ""
+        else:
+            try:
+                lines = self.service.logs(job.id, self.user)[-LOG_LINES:]
+            except FluxLensError as exc:
+                lines, text = [], html.escape(str(exc))
+            else:
+                text = "<br>".join(_log_line_html(line) for line in lines)
+        if text != self.log.object:
+            self.log.object = text
 
     def layout(self) -> pn.viewable.Viewable:
         repredict = pn.Column(
@@ -291,8 +294,13 @@ class JobsView:
         )
         return pn.Row(
             form,
-            pn.Column("### Your jobs", self.jobs, sizing_mode="stretch_width"),
-            sizing_mode="stretch_width",
+            pn.Column(
+                "### Your jobs",
+                self.table,
+                pn.Row(self.selected, self.cancel_button),
+                self.log,
+                width=720,
+            ),
             css_classes=["jobs-panel"],
         )
 

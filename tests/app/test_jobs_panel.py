@@ -8,7 +8,7 @@ from app.jobs_panel import JobsView, _parse_bbox, panel
 from app.state import AppState
 from catalog.errors import FluxLensError
 from models.job_limits import JobLimits
-from models.jobs import CANCELLED, RUNNING, JobService, JobStore
+from models.jobs import CANCELLED, JobService, JobStore
 
 REQUEST = {"version": "v1", "bbox": [-100.0, 35.0, -99.0, 36.0], "start": "2018-07-01", "end": "2018-07-05"}
 
@@ -22,22 +22,25 @@ def test_lists_own_jobs_and_follows_progress(store):
     mine = store.insert("repredict", REQUEST, "ana")
     store.insert("repredict", REQUEST, "bob")
     view = JobsView(AppState(user="ana"), JobService(store, JobLimits(), require_login=True))
-    assert list(view.rows) == [mine.id]  # bob's job is not shown
-    row = view.rows[mine.id]
-    assert row.progress.value == 0 and "queued" in row.title.object and row.cancel.visible
+    assert list(view.selected.options.values()) == [mine.id]  # bob's job is not listed
+    assert view.table.object.count("class='job-row'") == 1 and "data-status='queued'" in view.table.object
+    assert "<progress value='0' max='1000'>" in view.table.object
+    assert not view.cancel_button.disabled
+    assert "queued by ana" in view.log.object
 
     store.claim("w")
     store.set_progress(mine.id, "w", 5, 20)
     view.refresh()
-    assert row.progress.value == 250 and "5/20 chunks (25%)" in row.detail.object
-    assert "left" in row.detail.object and RUNNING in row.title.object
+    assert "<progress value='250' max='1000'>" in view.table.object and "25% 5/20" in view.table.object
+    assert "left" in view.table.object and "data-status='running'" in view.table.object
+    assert "started by worker w" in view.log.object
 
-    row.show_log.value = True
-    assert "queued by ana" in row.log.object and "started by worker w" in row.log.object
-
-    row.cancel.clicks += 1  # the button's click handler
+    view.cancel_button.clicks += 1  # the button's click handler
     assert store.get(mine.id).cancel_requested
-    assert "cancel requested" in view.message.object
+    assert "cancel requested" in view.message.object and "(cancel requested)" in view.table.object
+    assert store.finish(mine.id, "w", CANCELLED)
+    view.refresh()
+    assert view.cancel_button.disabled and "data-status='cancelled'" in view.table.object
 
 
 def test_anonymous_refused_when_login_on(store):
@@ -63,12 +66,13 @@ def test_box_from_map_state(store):
         _parse_bbox("1,2,3")
 
 
-def test_finished_jobs_have_no_cancel(store):
-    job = store.insert("repredict", REQUEST, "anonymous")
-    store.request_cancel(job.id)
-    view = JobsView(AppState(), JobService(store, JobLimits()))
-    row = view.rows[job.id]
-    assert CANCELLED in row.title.object and not row.cancel.visible
+def test_other_users_log_is_refused(store):
+    bobs = store.insert("repredict", REQUEST, "bob")
+    view = JobsView(AppState(user="ana"), JobService(store, JobLimits(), require_login=True))
+    view.jobs_shown = [store.get(bobs.id)]  # even if the picker were forged to bob's job
+    view.selected.options = {"forged": bobs.id}
+    view.selected.value = bobs.id
+    assert "no job" in view.log.object and "queued by bob" not in view.log.object
 
 
 def test_panel_builds_without_a_server(store):
