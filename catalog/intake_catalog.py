@@ -82,9 +82,10 @@ def load(data_dir: Path) -> intake.Catalog:
     return intake.from_yaml_file(str(path))
 
 
-def zarr_reader(url: str, metadata: dict) -> ir.BaseReader:
+def zarr_reader(url: str, metadata: dict, chunks: dict | None = None) -> ir.BaseReader:
+    """Lazy xarray reader of a Zarr store; ``chunks`` are the dask chunks (default: the stored ones)."""
     return ir.readers.XArrayDatasetReader(
-        ir.datatypes.Zarr(url=url), engine="zarr", chunks={}, consolidated=False, metadata=metadata
+        ir.datatypes.Zarr(url=url), engine="zarr", chunks=chunks or {}, consolidated=False, metadata=metadata
     )
 
 

@@ -334,6 +334,11 @@ def _open_level(path: Path, chunks: dict | None = None) -> xr.Dataset:
 # build the series copy (16 days of each stored chunk; a group of series chunks then needs at most
 # SERIES_CHUNK[0] x 256 x 256 values in memory).
 COARSEN_READ = {"time": 1, "lat": 1024, "lon": 1024}
+# Dask chunks the catalog opens the levels with: 4 x 4 stored chunks per task. A one-day read of
+# 2000 x 4000 px took 0.11 s with them and 0.19 s with the stored (1, 256, 256) chunks; a 400 x 400 px
+# window 0.009 s vs 0.013 s (dask fuses the slice into the read, so only the stored chunks needed
+# are decompressed).
+MAP_READ = {"time": 1, "lat": 1024, "lon": 1024}
 SERIES_READ = {"time": 16, "lat": MAP_CHUNK[1], "lon": MAP_CHUNK[2]}
 
 
@@ -433,7 +438,9 @@ def _product_entries(data_dir: Path, product_dir: Path, info: ProductInfo) -> di
             meta = {**common, "entry_kind": "product", "level": 0, "info": info.to_dict()}
         else:
             meta = {**common, "entry_kind": "product_level", **lev, "variables": sorted(info.variables)}
-        entries[intake_catalog.level_entry(info.name, k)] = intake_catalog.zarr_reader(url, _jsonable(meta))
+        entries[intake_catalog.level_entry(info.name, k)] = intake_catalog.zarr_reader(
+            url, _jsonable(meta), chunks=dict(MAP_READ)
+        )
     if info.has_series:
         url = intake_catalog.catalog_url(data_dir, product_dir / "series.zarr")
         meta = {**common, "entry_kind": "product_series", "level": 0, "chunks": info.chunking["series"]}
