@@ -11,6 +11,14 @@ the read time (median of repeats) of one full-resolution day, one 1600 × 800 px
 level and one pixel's whole record. Chunk-study mode: writes a float32 cube (default
 365 × 2000 × 2000) with several chunk shapes and prints write time, size, one-day map read and
 one-pixel whole-record read for each. Generated files are deleted at the end unless ``--keep``.
+
+Last full run (--size-gb 5, 2 cores shared with other work, load average about 10): 313 days of
+2000 x 4000 px (5.01 GB UInt16, 10.02 GB as float32, 2.79 GB of GeoTIFF); ingest 504 s = 9.9 MB/s of
+UInt16 input (19.9 MB/s as float32), of which level 0 263 s, levels 1-2 99 s, series copy 134 s;
+peak RSS 936 MiB; store 7.48 GB. Reads (median of 7): one full-resolution day 0.63 s, a 1600 x 800
+window of level 1 0.069 s, one pixel's 313-day record 0.020 s. (That run opened levels with the
+stored (1, 256, 256) dask chunks; the catalog now opens them with 1024 x 1024 chunks, which read a
+2000 x 4000 day in 0.11 s instead of 0.19 s on a quieter machine.)
 """
 
 from __future__ import annotations
