@@ -47,9 +47,19 @@ def _describe(job: Job) -> str:
     r = job.request
     if job.kind == "repredict":
         where = _format_bbox(r.get("bbox", ()))
-        return f"LE/H from model `{r.get('version')}` over {where}, {r.get('start')} … {r.get('end')}"
+        return f"LE/H, model {r.get('version')}, box {where}, {r.get('start')} … {r.get('end')}"
     period = f"{r.get('start') or 'all'} … {r.get('end') or 'all'}"
     return f"retrain ({'constrained' if r.get('constraint', True) else 'unconstrained'}), period {period}"
+
+
+_COLUMNS = (("job", 5), ("request", 30), ("status", 12), ("progress", 20), ("time", 13), ("result", 20))
+_TABLE_HEAD = (
+    "<table class='jobs' style='width:100%;table-layout:fixed;font-size:12px'>"
+    + "".join(f"<col style='width:{w}%'>" for _, w in _COLUMNS)
+    + "<tr>"
+    + "".join(f"<th>{name}</th>" for name, _ in _COLUMNS)
+    + "</tr>"
+)
 
 
 def _log_line_html(line) -> str:
@@ -75,13 +85,13 @@ def _job_html(job: Job) -> str:
         result = "waiting for a worker" if job.status == "queued" else ""
     chunks = f"{job.progress_done}/{job.progress_total}" if job.progress_total else ""
     status = job.status + (" (cancel requested)" if job.cancel_requested and job.is_active else "")
-    bar = f"<progress value='{round(job.fraction * 1000)}' max='1000'></progress>"
+    bar = f"<progress value='{round(job.fraction * 1000)}' max='1000' style='width:100%'></progress>"
     return (
         f"<tr class='job-row' data-job='{job.id}' data-status='{job.status}'>"
-        f"<td><b>#{job.id}</b></td><td>{html.escape(_describe(job))}</td>"
+        f"<td><b>#{job.id}</b></td><td style='word-wrap:break-word'>{html.escape(_describe(job))}</td>"
         f"<td class='status {job.status}'>{status}</td>"
         f"<td>{bar} {job.fraction:.0%} {chunks}</td>"
-        f"<td>{' · '.join(times)}</td><td>{result}</td></tr>"
+        f"<td>{' · '.join(times)}</td><td style='word-wrap:break-word'>{result}</td></tr>"
     )
 
 
@@ -226,12 +236,7 @@ class JobsView:
         jobs = self.service.list_jobs(self.user, limit=MAX_LISTED)
         self.jobs_shown = jobs
         rows = "".join(_job_html(job) for job in jobs)
-        table = (
-            "<table class='jobs'><tr><th>job</th><th>request</th><th>status</th><th>progress</th>"
-            f"<th>time</th><th>result</th></tr>{rows}</table>"
-            if jobs
-            else "<p class='jobs-empty'>No jobs yet.</p>"
-        )
+        table = f"{_TABLE_HEAD}{rows}</table>" if jobs else "<p class='jobs-empty'>No jobs yet.</p>"
         if table != self.table.object:
             self.table.object = table
         options = {f"#{job.id} {job.kind} ({job.status})": job.id for job in jobs}
@@ -276,7 +281,12 @@ class JobsView:
             ),
             "value",
         )
-        who = f"Signed in as **{self.user}**." if not auth.is_anonymous(self.user) else "Browsing as guest."
+        if not self.service.require_login:
+            who = f"Login is off: jobs are submitted as **{self.user}**."
+        elif auth.is_anonymous(self.user):
+            who = "Browsing as guest."
+        else:
+            who = f"Signed in as **{self.user}**."
         if not self.can_submit:
             who += f" [Log in]({auth.LOGIN_URL}) to submit or cancel jobs."
         elif self.service.require_login:
