@@ -4,6 +4,8 @@ box selection, time series below, PNG and netCDF export."""
 from __future__ import annotations
 
 import io
+import logging
+import time
 
 import numpy as np
 import panel as pn
@@ -12,6 +14,8 @@ from app import compute, data, export, styles
 from app.map_view import MapFigure, fit_view
 from app.series_panel import SeriesPanel
 from app.ui import guarded
+
+log = logging.getLogger("app")
 
 TAB = "Map"
 MAP_WIDTH, MAP_HEIGHT = 760, 380
@@ -134,6 +138,7 @@ class MapTab:
     def _draw(self) -> None:
         @guarded(self.state, "map")
         def run():
+            t0 = time.perf_counter()
             s = self.state
             if not (s.product and s.variable and s.x_range and s.y_range):
                 return
@@ -174,6 +179,13 @@ class MapTab:
             )
             self._last = dict(image=image, clim=clim, cmap=cmap, label=label, title=f"{info.name} · {when}")
             s.message = ""
+            log.info(
+                "map %s/%s level %d drawn in %.0f ms",
+                s.product,
+                s.variable,
+                level,
+                1000 * (time.perf_counter() - t0),
+            )
 
         run()
 

@@ -29,6 +29,7 @@ from app import styles
 
 COASTLINES = Path(__file__).parent / "static" / "coastlines_110m.json"
 WORLD = (-180.0, 180.0, -90.0, 90.0)
+RANGE_COALESCE_MS = 40
 
 
 @lru_cache(maxsize=1)
@@ -138,7 +139,14 @@ class MapFigure:
         self.hover = HoverTool(renderers=[self.image], tooltips=[("lon", "$x{0.000}"), ("lat", "$y{0.000}")])
         self.fig.add_tools(self.hover)
         if on_view is not None:
+            self._on_view = on_view
+            self._view_pending = False
             self.fig.on_event(RangesUpdate, lambda ev: on_view((ev.x0, ev.x1), (ev.y0, ev.y1)))
+            # Bokeh sends RangesUpdate only when a wheel zoom has ended (≈ 0.5 s later); the range
+            # values themselves arrive at once: coalesce them into one view change.
+            for rng in (self.x_range, self.y_range):
+                rng.on_change("start", self._range_changed)
+                rng.on_change("end", self._range_changed)
         if on_tap is not None:
             self.fig.on_event(Tap, lambda ev: on_tap(float(ev.x), float(ev.y)))
         if on_box is not None:
@@ -149,6 +157,18 @@ class MapFigure:
                     on_box(*_rect(g))
 
             self.fig.on_event(SelectionGeometry, _box)
+
+    def _range_changed(self, attr, old, new) -> None:
+        doc = self.fig.document
+        if doc is None or self._view_pending:
+            return
+        self._view_pending = True
+
+        def fire():
+            self._view_pending = False
+            self._on_view(*self.view())
+
+        doc.add_timeout_callback(fire, RANGE_COALESCE_MS)
 
     def view(self) -> tuple[tuple[float, float], tuple[float, float]]:
         return (self.x_range.start, self.x_range.end), (self.y_range.start, self.y_range.end)
