@@ -200,10 +200,10 @@ def prediction_domain(version: str) -> dict:
     from models import predict, registry
 
     meta = registry.read_meta(version)
-    roles = {"forcing"}
+    roles = {"forcing"}  # derived and climatology features come from coordinates and the forcing
     for feature in meta["features"]:
         spec = F.spec(feature["name"])
-        if spec.source != "derived" and spec.name != "a":
+        if spec.cube_role and spec.source in ("station", "cube") and spec.name != "a":
             roles.add(spec.cube_role)
     infos = [api.product_info(predict.DEFAULT_INPUTS[role]) for role in sorted(roles)]
     timed = [i for i in infos if i.n_time > 1]
