@@ -269,7 +269,7 @@ def bench_browser(repeats: int, sessions: int) -> None:
             print(f"page load to first map: median {statistics.median(loads):.2f} s over {len(loads)} loads")
             print(
                 f"wheel zoom to new image: median {statistics.median(zooms) * 1000:.0f} ms "
-                f"over {len(zooms)} zooms (includes Bokeh's wheel-end debounce)"
+                f"over {len(zooms)} zooms (wheel event to new image data in the page)"
             )
             rss0 = server.memory_info().rss
             pages = []
