@@ -125,13 +125,18 @@ def _shot(page, name: str):
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
-def _select(page, option_text: str):
-    """Pick, in the select whose options include exactly ``option_text``, that option."""
-    for sel in page.locator("select").all():
-        if option_text in sel.locator("option").all_inner_texts():
-            sel.select_option(label=option_text)
-            return
-    raise AssertionError(f"no select offers {option_text!r}")
+def _select(page, option_text: str, timeout_s: float = 60):
+    """Pick, in the select whose options include exactly ``option_text``, that option (tabs are
+    built on first open, so the select may arrive a moment after the click)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        for sel in page.locator("select").all():
+            if option_text in sel.locator("option").all_inner_texts():
+                sel.select_option(label=option_text)
+                return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no select offers {option_text!r}")
+        page.wait_for_timeout(250)
 
 
 def test_validation_site_and_scoreboard(server, browser_page, tmp_path):
