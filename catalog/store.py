@@ -26,7 +26,8 @@ copy is worth its disk space (about +100 %). Building it out of core: dask's rec
 300 x 1024 x 2048 cube of 2.5 GB); from (1, 256, 256) chunks the peak was 415 MB (113 s), since each
 group of 16 series chunks needs only 512 x 256 x 256 values. One-day reads of that cube: 0.05-0.06 s
 with (1, 256, 256) chunks, 0.04-0.08 s with (1, 1024, 1024); zarr 3 sharding (1024^2 shards of
-256^2 chunks) was slower to read (0.12-1.9 s) and is not used. Hence map chunks (1, 256, 256). The
+256^2 chunks) was slower to read (0.12-1.9 s) and is not used. Hence map chunks (1, 256, 256);
+grids of at most 1024 x 1024 px keep whole days, several a chunk (:func:`map_chunks`). The
 series time chunk is min(n_time, 512) (see :func:`series_chunks`).
 
 Atomicity: a write goes to ``products/.tmp-<name>-<pid>-<uuid>/`` (same filesystem), then the old
@@ -71,7 +72,8 @@ MODES = ("create", "replace", "append")
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 
 # Chunking (see module docstring): map-chunked levels and a time-chunked series copy of level 0.
-MAP_CHUNK = (1, 256, 256)  # (time, lat, lon) of every pyramid level
+MAP_CHUNK = (1, 256, 256)  # (time, lat, lon) of every pyramid level of a large grid
+WHOLE_DAY_PIXELS = 1024 * 1024  # grids up to this size: whole days a chunk (see map_chunks)
 SERIES_CHUNK = (512, 64, 64)  # (time, lat, lon) of the series copy; time fixed so appends stay cheap
 SERIES_MIN_PIXELS = 256 * 256  # smaller grids serve pixel series well enough from map chunks
 
@@ -272,7 +274,15 @@ def _kind(ds: xr.Dataset) -> str:
 
 
 def map_chunks(n_time: int, n_lat: int, n_lon: int) -> tuple[int, int, int]:
-    """(time, lat, lon) chunk of the map-oriented pyramid levels."""
+    """(time, lat, lon) chunk of the map-oriented pyramid levels.
+
+    Grids of at most ``WHOLE_DAY_PIXELS`` keep whole days in one chunk, several days together
+    (about ``WHOLE_DAY_PIXELS`` values a chunk): a 0.5 degree global year is 92 chunks a variable
+    instead of 2190 (256 x 256 tiles), which took most of the demo build's time.
+    """
+    pixels = n_lat * n_lon
+    if pixels <= WHOLE_DAY_PIXELS:
+        return (max(1, min(n_time, WHOLE_DAY_PIXELS // pixels)), n_lat, n_lon)
     return (min(MAP_CHUNK[0], n_time), min(MAP_CHUNK[1], n_lat), min(MAP_CHUNK[2], n_lon))
 
 
@@ -325,8 +335,18 @@ def _append_zarr(ds: xr.Dataset, path: Path, n_old: int) -> None:
         ds.to_zarr(path, mode="a", append_dim="time", zarr_format=3, consolidated=False)
 
 
+def aligned_chunks(wanted: dict, stored: tuple[int, int, int]) -> dict:
+    """Dask chunks for reading: each wanted size rounded up to a whole number of stored chunks."""
+    return {
+        dim: -(-wanted[dim] // size) * size for dim, size in zip(("time", "lat", "lon"), stored, strict=True)
+    }
+
+
 def _open_level(path: Path, chunks: dict | None = None) -> xr.Dataset:
-    """A written level, lazily; ``chunks`` (multiples of the stored ones) makes fewer, larger tasks."""
+    """A written level, lazily; ``chunks`` (rounded up to whole stored chunks) makes fewer, larger
+    tasks."""
+    if chunks:
+        chunks = aligned_chunks(chunks, _stored_chunks(path))
     return xr.open_zarr(path, consolidated=False, chunks=chunks or {}).drop_encoding()
 
 
@@ -439,7 +459,9 @@ def _product_entries(data_dir: Path, product_dir: Path, info: ProductInfo) -> di
         else:
             meta = {**common, "entry_kind": "product_level", **lev, "variables": sorted(info.variables)}
         entries[intake_catalog.level_entry(info.name, k)] = intake_catalog.zarr_reader(
-            url, _jsonable(meta), chunks=dict(MAP_READ)
+            url,
+            _jsonable(meta),
+            chunks=aligned_chunks(MAP_READ, map_chunks(info.n_time, lev["n_lat"], lev["n_lon"])),
         )
     if info.has_series:
         url = intake_catalog.catalog_url(data_dir, product_dir / "series.zarr")
