@@ -38,9 +38,7 @@ class Controls:
     def __init__(self, state):
         self.state = state
         products = data.list_products()
-        self.product = pn.widgets.Select(
-            name="Product", options={f"{p.title or p.name} ({p.name})": p.name for p in products}, width=260
-        )
+        self.product = pn.widgets.Select(name="Product", options=_product_options(products), width=260)
         self.variable = pn.widgets.Select(name="Variable", options=[], width=260)
         self.date_slider = pn.widgets.DateSlider(
             name="Date",
@@ -75,6 +73,12 @@ class Controls:
             state.product = next((n for n in PREFERRED_PRODUCTS if n in names), names[0])
         self._on_product()
         self._push()
+
+    def refresh_products(self) -> None:
+        """Offer products registered since the page opened (e.g. a finished re-prediction job)."""
+        options = _product_options(data.list_products())
+        if options != self.product.options:
+            self.product.options = options
 
     def _push(self) -> None:
         """Show the state's current selections (e.g. restored from a permalink) in the widgets."""
@@ -198,6 +202,10 @@ class Controls:
             self.clim_mode,
             pn.Row(self.clim_low, self.clim_high),
         )
+
+
+def _product_options(products) -> dict[str, str]:
+    return {f"{p.title or p.name} ({p.name})": p.name for p in products}
 
 
 def _as_date(value):

@@ -32,6 +32,8 @@ CORE_PANELS: list[tuple[str, str]] = [
     ("Profile", "app.profile_panel"),
 ]
 
+PRODUCTS_REFRESH_MS = 10_000
+
 _extensions_loaded = False
 
 
@@ -125,6 +127,8 @@ def create_dashboard() -> pn.template.base.BasePage:
 
     state.param.watch(sync_url, [p for p in AppState.param if p not in ("name", "message", "user", "tab")])
     pn.state.onload(sync_url)
+    # New products (finished jobs) appear in the picker without a reload.
+    pn.state.onload(lambda: pn.state.add_periodic_callback(controls.refresh_products, PRODUCTS_REFRESH_MS))
 
     template = pn.template.FastListTemplate(
         title=TITLE,
