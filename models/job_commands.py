@@ -11,10 +11,8 @@ import dataclasses
 import json
 import logging
 import os
-import sys
 import time
 
-from catalog.errors import FluxLensError
 from models.jobs import ANONYMOUS, JobService, JobStore, format_duration, format_time
 from models.worker import LOG_SOURCES, Worker
 
@@ -161,23 +159,3 @@ def add_job_commands(subparsers) -> None:
     common(log_cmd)
     log_cmd.add_argument("job_id", type=int)
     log_cmd.set_defaults(func=_cmd_log)
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the job commands alone (``python -m models.job_commands worker …``)."""
-    parser = argparse.ArgumentParser(prog="fluxlens")
-    parser.add_argument("--data-dir")
-    add_job_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.data_dir:
-        os.environ["FLUXLENS_DATA_DIR"] = args.data_dir
-    try:
-        return int(args.func(args) or 0)
-    except FluxLensError as exc:
-        print(f"fluxlens {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

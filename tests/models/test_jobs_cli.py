@@ -2,26 +2,19 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-from models.job_commands import main
+from fluxlens.cli import main
 from models.jobs import CANCELLED, JobStore
 
 
 def worker_command() -> list[str]:
-    """``fluxlens worker`` once the command is registered, else the same entry point run directly."""
-    from fluxlens import cli
-
-    parser = cli.build_parser()
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    if "worker" in sub.choices:
-        return [str(Path(sys.executable).with_name("fluxlens")), "worker"]
-    return [sys.executable, "-m", "models.job_commands", "worker"]
+    """The installed ``fluxlens worker`` command."""
+    return [str(Path(sys.executable).with_name("fluxlens")), "worker"]
 
 
 REQUEST = {"version": "v1", "bbox": [-100.0, 35.0, -99.0, 36.0], "start": "2018-07-01", "end": "2018-07-05"}
