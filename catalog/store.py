@@ -379,7 +379,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _clean_stale(parent: Path) -> None:
+def clean_stale(parent: Path) -> None:
     """Remove temporary/aside directories left by processes that no longer run."""
     if not parent.is_dir():
         return
@@ -389,7 +389,8 @@ def _clean_stale(parent: Path) -> None:
             shutil.rmtree(d, ignore_errors=True)
 
 
-def _temp_dir(parent: Path, name: str, what: str = "tmp") -> Path:
+def temp_dir(parent: Path, name: str, what: str = "tmp") -> Path:
+    """A fresh path `.<what>-<name>-<pid>-<uuid>` in ``parent`` that :func:`clean_stale` can recognise."""
     return parent / f".{what}-{name}-{os.getpid()}-{uuid.uuid4().hex}"
 
 
@@ -412,7 +413,7 @@ def _swap_in(tmp: Path, final: Path, register) -> None:
     """
     aside = None
     if final.exists():
-        aside = _temp_dir(final.parent, final.name, "old")
+        aside = temp_dir(final.parent, final.name, "old")
         os.rename(final, aside)
     try:
         os.rename(tmp, final)
@@ -626,7 +627,7 @@ def write_product(
     data_dir = settings.data_dir()
     products = _products_dir(data_dir)
     products.mkdir(parents=True, exist_ok=True)
-    _clean_stale(products)
+    clean_stale(products)
     ds = normalize(ds, name)
     final = products / name
     existing = _read_product_json(final)
@@ -648,7 +649,7 @@ def write_product(
         ds, name, title=title, kind=kind, synthetic=synthetic, provenance=provenance,
         chunking=_chunking(*n), store_id=store_id,
     )  # fmt: skip
-    tmp = _temp_dir(products, name)
+    tmp = temp_dir(products, name)
     try:
         _write_new_store(ds, tmp, info)
         # Without source checksums, identical content is recognised from the written chunk files.
@@ -728,7 +729,7 @@ def _append(ds, name, final, existing, *, provenance, synthetic, digest) -> Prod
         store_id=uuid.uuid4().hex,
     )  # fmt: skip
     info.time_step = old.time_step
-    tmp = _temp_dir(products, name)
+    tmp = temp_dir(products, name)
     try:
         _hardlink_clone(final, tmp)
         n_old = len(old_times)
@@ -771,7 +772,7 @@ def delete_product(name: str) -> None:
     final = _products_dir(data_dir) / name
     if not final.exists():
         raise InputError(f"cannot delete product {name!r}: no store at {final}")
-    aside = _temp_dir(final.parent, name, "old")
+    aside = temp_dir(final.parent, name, "old")
     with intake_catalog.locked(data_dir):
         os.rename(final, aside)
         try:
@@ -846,7 +847,7 @@ def write_stations(
     data_dir = settings.data_dir()
     parent = data_dir / "stations"
     parent.mkdir(parents=True, exist_ok=True)
-    _clean_stale(parent)
+    clean_stale(parent)
     final = parent / network
     digest = input_digest(provenance, synthetic)
     existing = _read_json(final / "network.json")
@@ -876,7 +877,7 @@ def write_stations(
             "input_digest": digest,
         }
     )
-    tmp = _temp_dir(parent, network)
+    tmp = temp_dir(parent, network)
     try:
         tmp.mkdir()
         st.to_parquet(tmp / "sites.parquet", index=False)

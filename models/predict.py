@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from itertools import product as cartesian
@@ -164,7 +163,7 @@ def record_climatology(forcing: str, bbox, names: list[str]) -> dict[str, xr.Dat
     missing = [v for v in variables if v not in ds.data_vars]
     if missing:
         raise InputError(f"forcing product {forcing!r} lacks {missing} for the climatology features")
-    means = dask.compute(*[ds[v].mean("time").data for v in variables], scheduler="threads")
+    means = dask.compute(*[ds[v].mean("time").data for v in variables])
     by_var = {
         v: xr.DataArray(
             np.asarray(m, dtype=np.float64), dims=("lat", "lon"), coords={"lat": ds.lat, "lon": ds.lon}
@@ -265,8 +264,10 @@ def predict_region(
     bt, by, bx = block or default_block(grid)
     block = (bt, by, bx)
     plan = list(cartesian(range(0, nt, bt), range(0, ny, by), range(0, nx, bx)))
-    tmp = settings.data_dir() / "tmp" / f"predict-{uuid.uuid4().hex}.zarr"
-    tmp.parent.mkdir(parents=True, exist_ok=True)
+    scratch = settings.data_dir() / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    store.clean_stale(scratch)  # left by a worker that was killed mid-job
+    tmp = store.temp_dir(scratch, name)
     coords = {"time": grid.time.values, "lat": grid.lat.values, "lon": grid.lon.values}
     template = xr.Dataset(
         {
@@ -286,7 +287,7 @@ def predict_region(
             arrays = dict(
                 zip(
                     sub.data_vars,
-                    dask.compute(*[sub[v].data for v in sub.data_vars], scheduler="threads"),
+                    dask.compute(*[sub[v].data for v in sub.data_vars]),
                     strict=True,
                 )
             )

@@ -138,7 +138,7 @@ def test_cancel_registers_nothing(world):
         )
     assert len(polls) == 3
     assert _products(d) == before
-    assert not list((d / "tmp").glob("predict-*"))
+    assert not list((d / "tmp").iterdir())
 
 
 @pytest.mark.parametrize(

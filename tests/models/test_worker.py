@@ -195,6 +195,8 @@ def test_sigkill_mid_job_then_restart(world, queue, max_attempts):
         assert final.status == SUCCEEDED and final.attempts == 2
         assert outcomes == ["lost", SUCCEEDED]
         assert product_names() - before == {final.output}
+        # the retry's prediction removed the killed run's scratch store
+        assert not [d for d in (world["root"] / "tmp").iterdir() if f"-{first.pid}-" in d.name]
     else:
         assert final.status == FAILED and "stopped responding" in final.error
         assert outcomes == ["lost"]
