@@ -61,6 +61,7 @@ import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
+from zarr.codecs import ZstdCodec
 
 from catalog import intake_catalog, pyramid, settings
 from catalog.api import ProductInfo
@@ -76,6 +77,9 @@ MAP_CHUNK = (1, 256, 256)  # (time, lat, lon) of every pyramid level of a large 
 WHOLE_DAY_PIXELS = 1024 * 1024  # grids up to this size: whole days a chunk (see map_chunks)
 SERIES_CHUNK = (512, 64, 64)  # (time, lat, lon) of the series copy; time fixed so appends stay cheap
 SERIES_MIN_PIXELS = 256 * 256  # smaller grids serve pixel series well enough from map chunks
+# zstd level of every chunk: level 1 encoded the demo cubes' float32 chunks 1.3-1.8x faster than the
+# default 3 (and decoded as fast) for 1-10 % more bytes.
+COMPRESSION_LEVEL = 1
 
 # CF metadata of the canonical variables: units, long_name, standard_name (None where CF has none).
 CF_VARIABLES: dict[str, tuple[str, str, str | None]] = {
@@ -302,7 +306,7 @@ def needs_series(n_lat: int, n_lon: int, n_time: int) -> bool:
 
 
 def _encoding(ds: xr.Dataset, chunks: tuple[int, int, int]) -> dict:
-    enc = {v: {"chunks": chunks} for v in ds.data_vars}
+    enc = {v: {"chunks": chunks, "compressors": (ZstdCodec(level=COMPRESSION_LEVEL),)} for v in ds.data_vars}
     enc["time"] = {"units": "days since 1970-01-01", "calendar": "proleptic_gregorian", "dtype": "int64"}
     return enc
 

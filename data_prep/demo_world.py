@@ -164,7 +164,8 @@ class DemoSpec:
     region: tuple[float, float, float, float]  # GSSM W, S, E, N
     gssm_res: float
     gssm_period: tuple[str, str]
-    comparison_period: tuple[str, str]  # ESA CCI-like and SMAP-like products
+    comparison_period: tuple[str, str]  # ESA CCI-like product
+    smap_period: tuple[str, str]  # SMAP-like product (one granule per day; overlaps the GSSM month)
     cci_res: float
     n_towers: int
     n_towers_region: int
@@ -184,6 +185,7 @@ FULL = DemoSpec(
     gssm_res=0.01,
     gssm_period=("2018-07-01", "2018-07-31"),
     comparison_period=("2018-06-01", "2018-08-31"),
+    smap_period=("2018-07-01", "2018-07-31"),
     cci_res=0.5,
     n_towers=56,
     n_towers_region=8,
@@ -198,6 +200,7 @@ SMALL = DemoSpec(
     gssm_res=0.01,
     gssm_period=("2018-07-01", "2018-07-30"),
     comparison_period=("2018-07-01", "2018-07-30"),
+    smap_period=("2018-07-01", "2018-07-30"),
     cci_res=2.0,
     n_towers=12,
     n_towers_region=3,
@@ -209,7 +212,11 @@ SMALL = DemoSpec(
 def quantize(x, exponent: int) -> np.ndarray:
     """Round to a multiple of 2**-exponent, as float32 (exact; NaN kept)."""
     scale = np.float32(2.0**exponent)
-    return (np.round(np.asarray(x, dtype=np.float32) * scale) / scale).astype(np.float32)
+    out = np.array(x, dtype=np.float32)
+    out *= scale
+    np.round(out, out=out)
+    out /= scale
+    return out
 
 
 def rng_for(name: str) -> np.random.Generator:
@@ -527,10 +534,13 @@ def reference_static() -> StaticFields:
 # weather and land surface at a set of points
 
 
-def toa_shortwave(lat, doy) -> np.ndarray:
-    """Daily mean top-of-atmosphere insolation (W m-2), FAO-56 eqs. 21–25; shape (doy, lat)."""
+def toa_shortwave(lat, doy, dtype=np.float64) -> np.ndarray:
+    """Daily mean top-of-atmosphere insolation (W m-2), FAO-56 eqs. 21–25; shape (doy, lat).
+
+    Computed per distinct latitude and cast to ``dtype`` before being spread to the points.
+    """
     unique, inverse = np.unique(np.asarray(lat, float), return_inverse=True)
-    return _toa_shortwave(unique, doy)[:, inverse]
+    return _toa_shortwave(unique, doy).astype(dtype, copy=False)[:, inverse]
 
 
 def _toa_shortwave(lat, doy) -> np.ndarray:
@@ -603,7 +613,7 @@ def weather(static: StaticFields, lat, lon, year: int) -> tuple[pd.DatetimeIndex
     precip = np.where(z_storm > q, p_seas / wet_freq * (z_storm - q) / excess_mean, 0.0)
     precip = np.minimum(precip, 150.0).astype(np.float32)
 
-    sw_in = toa_shortwave(lat, doy).astype(np.float32) * (0.76 - 0.52 * cloud)
+    sw_in = toa_shortwave(lat, doy, np.float32) * (0.76 - 0.52 * cloud)
     sw_in *= 1 + at["elevation"][None, :] / 25000
     rh = np.clip(0.15 + 0.45 * cloud + 0.3 * (1 - np.exp(-p_seas / 2.0)), 0.08, 0.98)
     es = saturation_vapour_pressure(ta)
@@ -706,6 +716,7 @@ def simulate_points(static: StaticFields, lat, lon, year: int) -> PointWorld:
     lat, lon = np.asarray(lat, float), np.asarray(lon, float)
     time, at, series = weather(static, lat, lon, year)
     series.update(land_surface(at, series))
+    del series["cloud"]  # an input of the model only: no product or sensor uses it
     for name, exponent in _QUANT.items():
         series[name] = quantize(series[name], exponent)
     at["elevation"] = np.round(at["elevation"]).astype(np.float32)
@@ -830,16 +841,19 @@ def gssm_region(world: GridWorld, spec: DemoSpec, land: np.ndarray | None = None
     cells = [_region_noise(f"cells{k}", lat, lon, 0.15) for k in range(4)]
     weights = rng_for("region/cell_weights").standard_normal((times.size, len(cells))).astype(np.float32)
     imprint = np.zeros(land.shape, np.float32)
+    texture_factor, wetness_term, ocean = 1 + 0.12 * texture, 0.025 * wetness, ~land
     out = np.empty((times.size, lat.size, lon.size), np.float32)
     for i in range(times.size):
         coarse = wy @ ssm[i].astype(np.float32) @ wx.T
         wet_coarse = np.minimum(wy @ rain[i].astype(np.float32) @ wx.T / 10.0, 1.5)
         pattern = sum(w * c for w, c in zip(weights[i] / 2, cells, strict=True))
         imprint = np.exp(-1 / 4) * imprint + 0.05 * wet_coarse * pattern
-        value = coarse * (1 + 0.12 * texture) + (0.025 * wetness + imprint) * np.minimum(coarse / 0.25, 1.2)
-        out[i] = np.where(land, np.clip(value, 0.01, 0.55), np.nan)
+        value = coarse * texture_factor + (wetness_term + imprint) * np.minimum(coarse / 0.25, 1.2)
+        np.clip(value, 0.01, 0.55, out=value)
+        value[ocean] = np.nan
+        out[i] = quantize(value, 10)
     return xr.DataArray(
-        quantize(out, 10),
+        out,
         dims=("time", "lat", "lon"),
         coords={"time": times, "lat": lat, "lon": lon},
         name="ssm",
