@@ -15,15 +15,17 @@ from catalog import settings
 log = logging.getLogger("app")
 
 ENV_WEBSOCKET_ORIGIN = "FLUXLENS_WEBSOCKET_ORIGIN"
+DEMO_MODEL_ROUNDS = {False: 200, True: 60}  # boosting rounds of the demo emulator (full, small world)
 
 
 def has_catalog(data_dir) -> bool:
     return (settings.data_dir(data_dir) / "catalog.yaml").is_file()
 
 
-def ensure_demo(data_dir=None, *, small: bool = False) -> bool:
-    """Build the demo world when ``data_dir`` has no catalog; True when it was built."""
-    d = settings.data_dir(data_dir)
+def ensure_demo(*, small: bool = False) -> bool:
+    """Build the demo world and its emulator when the data directory has no catalog; True when it
+    was built."""
+    d = settings.data_dir()
     if has_catalog(d):
         return False
     from data_prep.demo import build_demo  # the one place the app reaches data_prep
@@ -31,7 +33,23 @@ def ensure_demo(data_dir=None, *, small: bool = False) -> bool:
     log.warning("no catalog in %s: building the demo world (small=%s)", d, small)
     d.mkdir(parents=True, exist_ok=True)
     build_demo(d, small=small)
+    train_demo_model(small=small)
     return True
+
+
+def train_demo_model(*, small: bool = False) -> str:
+    """Train and register an emulator on the demo towers, so the Models and Jobs tabs work on a
+    fresh demo world (a smaller model than ``fluxlens train``'s default: it is built at start-up)."""
+    from models import training
+
+    t0 = time.perf_counter()
+    version = training.train(
+        training.TrainSettings(
+            sites_source="fluxnet_demo", n_folds=3, num_boost_round=DEMO_MODEL_ROUNDS[small]
+        )
+    )
+    log.warning("demo emulator %s trained in %.1f s", version, time.perf_counter() - t0)
+    return version
 
 
 def warm_up() -> float:
