@@ -21,28 +21,15 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 FLUXLENS = [sys.executable, "-m", "fluxlens.cli"]
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def ensure_world(data_dir: Path, small: bool) -> str:
@@ -142,12 +129,6 @@ def bench_submit_to_result(version: str, px: int, days: int, env: dict, workdir:
     print("  progress: " + ", ".join(f"{t:.1f}s {d}/{n}" for t, d, n in marks))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 PICKER = "[...Bokeh.documents[0].all_models].find(m => m.title === 'Calendar' && 'value' in m)"
 
 
@@ -170,31 +151,15 @@ def bench_latency(version: str, repeats: int, env: dict, workdir: Path) -> None:
 
     from models.job_limits import JobLimits
     from models.jobs import JobService, JobStore
+    from tests.browser import BOKEH_IDLE, launch_chromium, serving
 
-    port = free_port()
-    log = open(workdir / "server.log", "w")  # noqa: SIM115
-    server = subprocess.Popen([*FLUXLENS, "serve", "--port", str(port)], env=env, stdout=log, stderr=log)
     workers: list[subprocess.Popen] = []
     try:
-        base = f"http://localhost:{port}/"
-        for _ in range(360):
-            try:
-                urllib.request.urlopen(base, timeout=5)
-                break
-            except OSError:
-                time.sleep(0.5)
-        with sync_playwright() as p:
-            browser = p.chromium.launch_persistent_context(
-                str(workdir / "chromium"),
-                executable_path=CHROMIUM,
-                args=CHROMIUM_ARGS,
-                viewport={"width": 1500, "height": 1000},
-            )
+        with serving(env, workdir / "server.log", timeout_s=180) as base, sync_playwright() as p:
+            browser = launch_chromium(p, workdir / "chromium", {"width": 1500, "height": 1000})
             page = browser.new_page()
-            page.goto(base, timeout=180_000)
-            page.wait_for_function(
-                "() => window.Bokeh && Bokeh.documents.length && Bokeh.documents[0].is_idle"
-            )
+            page.goto(base + "/", timeout=180_000)
+            page.wait_for_function(BOKEH_IDLE)
             click_next(page)  # warm-up
             idle = [click_next(page) for _ in range(repeats)]
 
@@ -212,7 +177,7 @@ def bench_latency(version: str, repeats: int, env: dict, workdir: Path) -> None:
                 busy.append(click_next(page))
             browser.close()
     finally:
-        stop(workers + [server])
+        stop(workers)
     print(f"\ndashboard 'step ▶' click -> updated (ms), {repeats} repeats")
     print(f"  no job running         median {statistics.median(idle):7.0f}  max {max(idle):7.0f}")
     if busy:

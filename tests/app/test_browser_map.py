@@ -1,124 +1,26 @@
-"""The map explorer in a real Chromium against a real ``fluxlens serve`` on the small demo world.
-
-The server starts on an empty data directory, so it builds the small demo world itself. Screenshots
-go to ``artifacts/screenshots/``. Any browser console error fails the test.
+"""The map explorer in a real Chromium against a real ``fluxlens serve`` on the small demo world
+(the session's shared ``demo_server``). Screenshots go to ``artifacts/screenshots/``. Any browser
+console error fails the test.
 """
 
 from __future__ import annotations
 
 import csv
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import numpy as np
 import pytest
 import xarray as xr
 
+from tests.browser import SCREENSHOTS, save_screenshot, wait_idle
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
-SHOTS = REPO / "artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-IDLE = "window.Bokeh && Bokeh.documents.length > 0 && Bokeh.documents[0].is_idle"
 MAP_VIEW = """(() => { const m = Bokeh.documents[0].get_model_by_name('main_map');
   const img = m.renderers.find(r => r.glyph.type === 'Image' || r.glyph.constructor.name === 'Image');
   const a = img.data_source.data.image[0]; let finite = 0;
   for (let i = 0; i < a.length; i++) { if (Number.isFinite(a[i])) finite++; }
   return {x0: m.x_range.start, x1: m.x_range.end, y0: m.y_range.start, y1: m.y_range.end,
           finite: finite, n: a.length, dw: img.data_source.data.dw[0]}; })()"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
-    pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
-    data_dir = tmp_path_factory.mktemp("browser") / "fluxlens-data"
-    port = _free_port()
-    env = dict(os.environ, FLUXLENS_DATA_DIR=str(data_dir))
-    log = open(data_dir.parent / "serve.log", "w")
-    fluxlens = shutil.which("fluxlens", path=str(Path(sys.executable).parent)) or "fluxlens"
-    proc = subprocess.Popen(
-        [fluxlens, "serve", "--port", str(port), "--small-demo"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://localhost:{port}/app"
-    try:
-        deadline = time.monotonic() + 600
-        while True:
-            if proc.poll() is not None:
-                tail = (data_dir.parent / "serve.log").read_text()[-4000:]
-                pytest.fail(f"fluxlens serve exited ({proc.returncode}): {tail}")
-            try:
-                urllib.request.urlopen(url, timeout=5)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("fluxlens serve did not answer within 600 s")
-                time.sleep(1)
-        yield {"url": url, "data_dir": data_dir}
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
-
-
-@pytest.fixture
-def browser_page(tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    errors: list[str] = []
-    with sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=CHROMIUM,
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport={"width": 1400, "height": 1000},
-            accept_downloads=True,
-        )
-        page = ctx.new_page()
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        try:
-            yield page, errors
-        finally:
-            ctx.close()
-    assert not errors, f"browser console errors: {errors}"
-
-
-def _idle(page, timeout=60_000):
-    page.wait_for_timeout(300)
-    page.wait_for_function(IDLE, timeout=timeout)
 
 
 def _map_canvas(page):
@@ -157,17 +59,12 @@ def _status(page) -> str:
     return page.get_by_text("pyramid level").first.inner_text()
 
 
-def _shot(page, name: str):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
-
-
-def test_map_explorer_end_to_end(server, browser_page):
+def test_map_explorer_end_to_end(demo_server, browser_page):
     page, errors = browser_page
     try:
-        _explore(page, server)
+        _explore(page, demo_server)
     except BaseException:
-        _shot(page, "failure")
+        save_screenshot(page, "failure")
         raise
 
 
@@ -175,33 +72,33 @@ def _explore(page, server):
     from PIL import Image
 
     page.goto(server["url"])
-    _idle(page)
+    wait_idle(page)
     page.wait_for_function(MAP_VIEW.replace("return {", "return {ok: true,") + ".finite > 0", timeout=30_000)
     view = page.evaluate(MAP_VIEW)
     assert view["finite"] > 1000, view
     assert "gssm1km_demo" in page.url or "GSSM" in _status(page)
     canvas, box = _map_canvas(page)
-    png = SHOTS / "01_first_map.png"
-    SHOTS.mkdir(parents=True, exist_ok=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    png = SCREENSHOTS / "01_first_map.png"
     canvas.screenshot(path=str(png))
     colours = Image.open(png).convert("RGB").getcolors(maxcolors=1_000_000)
     assert colours is not None and len(colours) > 50, "map canvas looks blank"
-    _shot(page, "01_page")
+    save_screenshot(page, "01_page")
 
     # switch product: the global soil moisture keeps the current (Great Plains) view
     _select(page, "(ssm_global_demo)")
-    _idle(page)
+    wait_idle(page)
     _wait_status(page, "Demo global surface soil moisture")
     page.wait_for_function("location.search.includes('product=ssm_global_demo')", timeout=30_000)
     # step the date forward
     page.get_by_role("button", name="step ▶").click()
-    _idle(page)
+    wait_idle(page)
     _wait_status(page, "2018-07-02")
     page.wait_for_function("location.search.includes('date=2018-07-02')", timeout=30_000)
 
     # back to the 1 km product, zoom in with the wheel over the map
     _select(page, "(gssm1km_demo)")
-    _idle(page)
+    wait_idle(page)
     _wait_status(page, "GSSM1km")
     before = page.evaluate(MAP_VIEW)
     canvas, box = _map_canvas(page)
@@ -210,7 +107,7 @@ def _explore(page, server):
     for _ in range(4):
         page.mouse.wheel(0, -300)
         page.wait_for_timeout(150)
-    _idle(page)
+    wait_idle(page)
     page.wait_for_function(
         f"(() => {{ const v = {MAP_VIEW}; return v.x1 - v.x0 < {0.8 * (before['x1'] - before['x0'])} && "
         f"v.dw < {0.8 * before['dw']}; }})()",
@@ -218,17 +115,17 @@ def _explore(page, server):
     )
     zoomed = page.evaluate(MAP_VIEW)
     assert zoomed["finite"] > 1000
-    _shot(page, "02_zoomed")
+    save_screenshot(page, "02_zoomed")
 
     # click a pixel inside the 1 km region → time series of every soil-moisture product there
     canvas, box = _map_canvas(page)
     page.mouse.click(box["x"] + box["width"] * 0.45, box["y"] + box["height"] * 0.5)
     _wait_text(page, "product(s) with", 60_000)
-    _idle(page)
+    wait_idle(page)
     assert _has_text(page, "distance (km)")
     page.wait_for_function("location.search.includes('px=')", timeout=30_000)
     assert "product=gssm1km_demo" in page.url
-    _shot(page, "03_pixel_series")
+    save_screenshot(page, "03_pixel_series")
 
     # CSV export of the pixel series, checked against the product's store read directly
     with page.expect_download() as dl:
@@ -260,44 +157,44 @@ def _explore(page, server):
     page.get_by_role("button", name="Box = visible region").click()
     _wait_text(page, "cos(lat)-weighted mean of valid pixels", 60_000)
     page.wait_for_function("location.search.includes('box=')", timeout=30_000)
-    _idle(page)
+    wait_idle(page)
 
     # month mean: the status names the period, the URL holds the aggregation
     page.get_by_role("button", name="month", exact=True).click()
     _wait_status(page, "mean 2018-07-01 … 2018-07-31", 60_000)
     page.wait_for_function("location.search.includes('agg=month')", timeout=30_000)
-    _idle(page)
-    _shot(page, "03b_month_mean_box")
+    wait_idle(page)
+    save_screenshot(page, "03b_month_mean_box")
     page.get_by_role("button", name="day", exact=True).click()
     _wait_status(page, "2018-07-02 · pyramid")
-    _idle(page)
+    wait_idle(page)
 
     # comparison tab
     page.locator(".bk-tab").filter(has_text="Compare").first.click()
     _wait_text(page, "Common grid", 60_000)
-    _idle(page)
+    wait_idle(page)
     assert _has_text(page, "block mean")
-    _shot(page, "04_compare")
+    save_screenshot(page, "04_compare")
 
     # latitudinal profile tab
     page.locator(".bk-tab").filter(has_text="Profile").first.click()
     _wait_text(page, "mean, all valid pixels", 60_000)
-    _idle(page)
+    wait_idle(page)
     for name in ("ssm_global_demo", "esacci_demo", "smap_demo"):
         assert page.locator(".tabulator-cell").filter(has_text=name).count() > 0, name
-    _shot(page, "05_profile")
+    save_screenshot(page, "05_profile")
 
     # permalink: a fresh page restores product, date, view and pixel
     page.locator(".bk-tab").filter(has_text="Map").first.click()
-    _idle(page)
+    wait_idle(page)
     link = page.url
     state = page.evaluate(MAP_VIEW)
     page.goto("about:blank")
     page.goto(link)
-    _idle(page)
+    wait_idle(page)
     _wait_text(page, "product(s) with", 60_000)
     restored = page.evaluate(MAP_VIEW)
     for k in ("x0", "x1", "y0", "y1"):
         assert restored[k] == pytest.approx(state[k], abs=1e-3), k
     assert "2018-07-02" in _status(page) and "GSSM1km" in _status(page)
-    _shot(page, "06_permalink_restored")
+    save_screenshot(page, "06_permalink_restored")

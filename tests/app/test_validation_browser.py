@@ -7,34 +7,14 @@ console error fails the test.
 from __future__ import annotations
 
 import csv
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
+from tests.browser import save_screenshot, wait_idle
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-REPO = Path(__file__).resolve().parents[2]
-SHOTS = REPO / "artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-IDLE = "window.Bokeh && Bokeh.documents.length > 0 && Bokeh.documents[0].is_idle"
 PLOT_TITLES = """(() => { const out = [];
   for (const m of Bokeh.documents[0].all_models) { if (m.title && m.title.text) out.push(m.title.text); }
   return out; })()"""
@@ -46,83 +26,9 @@ TAYLOR_POINTS = """(() => { for (const m of Bokeh.documents[0].all_models) {
       return n; } } return -1; })()"""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install chromium)")
-    pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
-    base = tmp_path_factory.mktemp("validation-browser")
-    data_dir = base / "fluxlens-data"
-    port = _free_port()
-    env = dict(os.environ, FLUXLENS_DATA_DIR=str(data_dir), FLUXLENS_VALIDATION_CACHE=str(base / "cache"))
-    log = open(base / "serve.log", "w")
-    fluxlens = shutil.which("fluxlens", path=str(Path(sys.executable).parent)) or "fluxlens"
-    proc = subprocess.Popen(
-        [fluxlens, "serve", "--port", str(port), "--small-demo"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://localhost:{port}/app"
-    try:
-        deadline = time.monotonic() + 600
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"fluxlens serve exited ({proc.returncode}): {(base / 'serve.log').read_text()}")
-            try:
-                urllib.request.urlopen(url, timeout=5)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("fluxlens serve did not answer within 600 s")
-                time.sleep(1)
-        yield {"url": url, "data_dir": data_dir}
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-        log.close()
-
-
 @pytest.fixture
-def browser_page(tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    errors: list[str] = []
-    with sync_playwright() as p:
-        ctx = p.chromium.launch_persistent_context(
-            str(tmp_path / "profile"),
-            executable_path=CHROMIUM,
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport={"width": 1500, "height": 2600},
-            accept_downloads=True,
-        )
-        page = ctx.new_page()
-        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        yield page, errors
-        ctx.close()
-    assert not errors, f"browser console errors: {errors}"
-
-
-def _idle(page, timeout=60_000):
-    page.wait_for_timeout(300)
-    page.wait_for_function(IDLE, timeout=timeout)
-
-
-def _shot(page, name: str):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+def viewport() -> dict:
+    return {"width": 1500, "height": 2600}
 
 
 def _select(page, option_text: str, timeout_s: float = 60):
@@ -139,14 +45,14 @@ def _select(page, option_text: str, timeout_s: float = 60):
         page.wait_for_timeout(250)
 
 
-def test_validation_site_and_scoreboard(server, browser_page, tmp_path):
+def test_validation_site_and_scoreboard(demo_server, browser_page, tmp_path):
     page, errors = browser_page
-    page.goto(server["url"])
-    _idle(page, 120_000)
+    page.goto(demo_server["url"])
+    wait_idle(page, 120_000)
     page.locator(".bk-tab", has_text="Validation").first.click()
-    _idle(page)
+    wait_idle(page)
     _select(page, "le")
-    _idle(page)
+    wait_idle(page)
 
     search = page.get_by_placeholder("type a site id or name")
     search.click()
@@ -156,7 +62,7 @@ def test_validation_site_and_scoreboard(server, browser_page, tmp_path):
     page.wait_for_function(
         f"({PLOT_TITLES}).some(t => t.startsWith('fluxes_demo: n '))", timeout=60_000
     )  # the scatter's title carries n, R, RMSE
-    _idle(page)
+    wait_idle(page)
     titles = page.evaluate(PLOT_TITLES)
     assert "US-D03: observed vs products" in titles
     assert any(t.startswith("Closure: ratio") for t in titles)
@@ -165,17 +71,17 @@ def test_validation_site_and_scoreboard(server, browser_page, tmp_path):
     n_pairs = row.locator(".tabulator-cell[tabulator-field='n']").inner_text()
     assert int(n_pairs) >= 10
     assert float(row.locator(".tabulator-cell[tabulator-field='rmse']").inner_text()) > 0
-    _shot(page, "validation_01_site_view")
+    save_screenshot(page, "validation_01_site_view")
 
     page.locator(".bk-tab", has_text="Scoreboard").first.click()
-    _idle(page)
+    wait_idle(page)
     page.get_by_role("button", name="Compute scoreboard").click()
     page.get_by_text("sites matched").first.wait_for(timeout=180_000)
     page.wait_for_function(f"({TAYLOR_POINTS}) > 0", timeout=60_000)
-    _idle(page)
+    wait_idle(page)
     n_taylor = page.evaluate(TAYLOR_POINTS)
     assert page.get_by_text("Pooled over").count() > 0
-    _shot(page, "validation_02_scoreboard")
+    save_screenshot(page, "validation_02_scoreboard")
 
     with page.expect_download(timeout=60_000) as download:
         page.get_by_role("button", name="Metrics as CSV").click()

@@ -1,0 +1,118 @@
+"""Plumbing for driving a real Chromium against a real ``fluxlens serve``: the browser's path and
+flags, a free port, a served dashboard, the Bokeh-idle wait and screenshots.
+
+Plain functions (no pytest), so benchmarks use them too; the pytest fixtures built on them are in
+``tests/app/conftest.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SCREENSHOTS = REPO / "artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+FLUXLENS = [sys.executable, "-m", "fluxlens.cli"]
+BOKEH_IDLE = "window.Bokeh && Bokeh.documents.length > 0 && Bokeh.documents[0].is_idle"
+
+
+class ServerDidNotStart(RuntimeError):
+    """``fluxlens serve`` exited or did not answer in time; the message ends with its log's tail."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serving(env: dict, log_path: Path, *serve_args: str, timeout_s: float = 600) -> Iterator[str]:
+    """Run ``fluxlens serve`` on a free port with ``env``, output to ``log_path``; yields the base URL
+    (``http://localhost:<port>``) once ``/app`` answers, and stops the server (its whole process
+    group) on exit. Raises :class:`ServerDidNotStart` with the log's tail when it exits or stays
+    silent for ``timeout_s``."""
+    port = free_port()
+    base = f"http://localhost:{port}"
+    with open(log_path, "w") as log:
+        proc = subprocess.Popen(
+            [*FLUXLENS, "serve", "--port", str(port), *serve_args],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            _wait_answering(proc, f"{base}/app", log_path, timeout_s)
+            yield base
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+
+def _wait_answering(proc: subprocess.Popen, url: str, log_path: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if proc.poll() is not None:
+            raise ServerDidNotStart(f"fluxlens serve exited ({proc.returncode}):\n{_tail(log_path)}")
+        try:
+            urllib.request.urlopen(url, timeout=5)
+            return
+        except OSError as exc:
+            if time.monotonic() > deadline:
+                msg = f"fluxlens serve did not answer {url} within {timeout_s:.0f} s:\n{_tail(log_path)}"
+                raise ServerDidNotStart(msg) from exc
+            time.sleep(0.5)
+
+
+def _tail(log_path: Path, chars: int = 4000) -> str:
+    return Path(log_path).read_text(errors="replace")[-chars:]
+
+
+def launch_chromium(playwright, profile_dir: Path, viewport: dict, **options):
+    """A persistent Chromium context (fresh profile in ``profile_dir``) on the Debian browser."""
+    return playwright.chromium.launch_persistent_context(
+        str(profile_dir),
+        executable_path=CHROMIUM,
+        args=CHROMIUM_ARGS,
+        headless=True,
+        viewport=viewport,
+        **options,
+    )
+
+
+def wait_idle(page, timeout: float = 60_000) -> None:
+    """Let a just-sent event reach the server, then wait until the Bokeh document is idle."""
+    page.wait_for_timeout(300)
+    page.wait_for_function(BOKEH_IDLE, timeout=timeout)
+
+
+def save_screenshot(page, name: str, *, full_page: bool = True) -> Path:
+    """``artifacts/screenshots/<name>.png``."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=full_page)
+    return path
