@@ -600,37 +600,45 @@ def weather(static: StaticFields, lat, lon, year: int) -> tuple[pd.DatetimeIndex
     t_seas = at["t_ann"][None, :] + at["t_amp"][None, :] * season
     sd_t = 1.0 + 2.5 * np.clip(np.abs(lat) / 50, 0, 1.2).astype(np.float32)
     ta = t_seas + sd_t[None, :] * daily_noise("ta", lat, lon, n, 10.0, 0.75)
+    del t_seas  # (time, point) temporaries are freed as soon as they are used: they set the peak memory
 
     monsoon = np.interp(np.abs(lat), _MONSOON_LAT, _MONSOON).astype(np.float32)
     p_seas = at["precip_ann"][None, :] * np.clip(1 + monsoon[None, :] * season, 0.05, None)
     cloud_clim = 0.12 + 0.62 * (1 - np.exp(-p_seas / 3.0))
     z_cloud = daily_noise("cloud", lat, lon, n, 6.0, 0.55)
-    cloud = expit(np.log(cloud_clim / (1 - cloud_clim)) + 1.3 * z_cloud).astype(np.float32)
+    cloud = expit(np.log(cloud_clim / (1 - cloud_clim)) + 1.3 * z_cloud).astype(np.float32, copy=False)
+    del cloud_clim
     z_storm = 0.65 * z_cloud + 0.76 * daily_noise("storm", lat, lon, n, 2.5, 0.25)
+    del z_cloud
     wet_freq = np.clip(0.06 + 0.55 * (1 - np.exp(-p_seas / 2.5)), 0.03, 0.8)
     q = ndtri(1 - wet_freq)
     excess_mean = np.exp(-0.5 * q**2) / np.sqrt(2 * np.pi) / (1 - ndtr(q)) - q
     precip = np.where(z_storm > q, p_seas / wet_freq * (z_storm - q) / excess_mean, 0.0)
-    precip = np.minimum(precip, 150.0).astype(np.float32)
+    precip = np.minimum(precip, 150.0).astype(np.float32, copy=False)
+    del z_storm, wet_freq, q, excess_mean
 
     sw_in = toa_shortwave(lat, doy, np.float32) * (0.76 - 0.52 * cloud)
     sw_in *= 1 + at["elevation"][None, :] / 25000
     rh = np.clip(0.15 + 0.45 * cloud + 0.3 * (1 - np.exp(-p_seas / 2.0)), 0.08, 0.98)
+    del p_seas
     es = saturation_vapour_pressure(ta)
-    vpd = (es * (1 - rh)).astype(np.float32)
+    vpd = (es * (1 - rh)).astype(np.float32, copy=False)
     tk = ta + 273.15
     # FAO-56 eq. 39 net longwave at surface temperature = air temperature, with Rs/Rso from clouds
     emission = SIGMA * tk**4
     cloud_factor = np.clip(1.0 - 0.92 * cloud, 0.05, 1.0)
-    lw_in = (emission * (1 - (0.34 - 0.14 * np.sqrt(es * rh / 10)) * cloud_factor)).astype(np.float32)
+    lw_in = (emission * (1 - (0.34 - 0.14 * np.sqrt(es * rh / 10)) * cloud_factor)).astype(
+        np.float32, copy=False
+    )
+    del tk, emission, cloud_factor, es, rh
     ws = at["windiness"][None, :] * np.exp(0.35 * daily_noise("wind", lat, lon, n, 8.0, 0.5) - 0.06)
     series = {
         "sw_in": sw_in,
         "lw_in": lw_in,
-        "ta": ta.astype(np.float32),
+        "ta": ta.astype(np.float32, copy=False),
         "vpd": vpd,
         "precip": precip,
-        "ws": ws.astype(np.float32),
+        "ws": ws.astype(np.float32, copy=False),
         "cloud": cloud,
     }
     return time, at, series
