@@ -176,7 +176,8 @@ def version_view(version: str, site=None) -> pn.viewable.Viewable:
             for s in SPLITS
             if f"obs_{c}" in oof
         ]
-        return pn.pane.HoloViews(hv.Layout(plots).cols(3), linked_axes=False)
+        # one pane per plot: a HoloViews Layout (Bokeh gridplot) drew these overlays empty
+        return pn.GridBox(*[pn.pane.HoloViews(p, linked_axes=False) for p in plots], ncols=3)
 
     shap_model = pn.widgets.Select(label="explained model", options=SHAP_MODELS, value="ef")
     features = [f["name"] for f in meta["features"]]
