@@ -12,8 +12,8 @@ import pandas as pd
 import panel as pn
 
 from catalog.errors import FluxLensError
+from catalog.igbp import IGBP_NAMES
 from models import explain, registry
-from models.features import IGBP_NAMES
 
 SPLITS = ("random", "temporal", "spatial")
 SHAP_MODELS = {

@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from catalog.errors import InputError
+from catalog.igbp import IGBP_CODES
 
 MISSING = -9999.0
 
@@ -540,25 +541,6 @@ def to_daily(df: pd.DataFrame, *, min_coverage: float = 0.5) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------------
 # site tables
 
-IGBP_CODES = {
-    "ENF": 1,
-    "EBF": 2,
-    "DNF": 3,
-    "DBF": 4,
-    "MF": 5,
-    "CSH": 6,
-    "OSH": 7,
-    "WSA": 8,
-    "SAV": 9,
-    "GRA": 10,
-    "WET": 11,
-    "CRO": 12,
-    "URB": 13,
-    "CVM": 14,
-    "SNO": 15,
-    "BSV": 16,
-    "WAT": 17,
-}
 
 _SITE_LIST = "FluxNET_sites.csv"
 _SITE_INVENTORY = "FluxNET_sites_info.csv"

@@ -25,27 +25,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import pandas as pd
 
-# MODIS IGBP land-cover classes (Friedl et al. 2010), code 1-17 as stored in ``igbp`` rasters.
-IGBP_CODES: dict[str, int] = {
-    "ENF": 1,
-    "EBF": 2,
-    "DNF": 3,
-    "DBF": 4,
-    "MF": 5,
-    "CSH": 6,
-    "OSH": 7,
-    "WSA": 8,
-    "SAV": 9,
-    "GRA": 10,
-    "WET": 11,
-    "CRO": 12,
-    "URB": 13,
-    "CVM": 14,
-    "SNO": 15,
-    "BSV": 16,
-    "WAT": 17,
-}
-IGBP_NAMES: dict[int, str] = {code: name for name, code in IGBP_CODES.items()}
+from catalog.igbp import IGBP_CODES, IGBP_NAMES
 
 SOLAR_CONSTANT = 1367.0  # W m-2 (FAO-56 uses 0.0820 MJ m-2 min-1 = 1367 W m-2)
 
