@@ -6,7 +6,8 @@
 Targets: small ≤ 20 s, full ≤ 2 min on 2 cores and ≤ 2 GB on disk. Each build goes to a fresh
 directory under ``--workdir`` (deleted at the end unless ``--keep``). CPU seconds count every thread
 of the process, so CPU > wall means the build used both cores; on a loaded machine wall-clock time
-grows while CPU time stays put, so both are printed.
+grows while CPU time stays put, so both are printed. The writing steps run on two threads (see
+``data_prep.demo.build_demo``), so their wall times overlap; ``writes`` is the whole writing phase.
 """
 
 from __future__ import annotations
