@@ -31,6 +31,7 @@ import pandas as pd
 import xarray as xr
 
 from catalog import settings, store
+from catalog.igbp import IGBP_NAMES
 from data_prep import demo_sensors as sensors
 from data_prep import demo_world as w
 
@@ -313,7 +314,7 @@ def _write_ismn(world: w.GridWorld, spec: w.DemoSpec, raw: Path) -> None:
         paths.append(ismn.write_ismn(station_dir, meta, sensors.ismn_table(world, st, spec.period, i)))
     sites, obs = ismn.read_ismn_folder(folder)
     sites["igbp"] = sites["station"].map(
-        dict(zip(stations["station"], stations["igbp"].map(w.IGBP_CODES), strict=True))
+        dict(zip(stations["station"], stations["igbp"].map(IGBP_NAMES), strict=True))
     )
     obs.attrs = {}
     title = "Demo in-situ soil moisture stations (ISMN format, synthetic)"

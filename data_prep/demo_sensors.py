@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from catalog.igbp import IGBP_LONG_NAMES, IGBP_NAMES
 from data_prep import demo_world as w
 
 CCI_FLAG_FROZEN, CCI_FLAG_DENSE_VEG, CCI_FLAG_NO_CONVERGENCE, CCI_FLAG_LOW_WEIGHT = 1, 2, 4, 16
@@ -117,11 +118,11 @@ def tower_sites(world: w.GridWorld, spec: w.DemoSpec) -> pd.DataFrame:
     rng = w.rng_for("towers/closure")
     sites["site_id"] = [f"{cc}-D{i + 1:02d}" for i, (cc, _) in enumerate(countries)]
     sites["name"] = [
-        f"Demo {w.IGBP_NAMES[g]} {i + 1:02d}" + (f", {name}" if name else "")
+        f"Demo {IGBP_LONG_NAMES[g]} {i + 1:02d}" + (f", {name}" if name else "")
         for i, (g, (_, name)) in enumerate(zip(sites["igbp"], countries, strict=True))
     ]
     sites["igbp_code"] = sites["igbp"]
-    sites["igbp"] = sites["igbp_code"].map(w.IGBP_CODES)
+    sites["igbp"] = sites["igbp_code"].map(IGBP_NAMES)
     sites["closure"] = rng.uniform(0.72, 0.9, len(sites))
     return sites
 

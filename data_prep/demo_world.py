@@ -61,42 +61,6 @@ LE_TO_MM = 86400.0 / 2.45e6  # W m-2 of LE → mm d-1 of evaporation
 SURFACE_LAYER_MM = 50.0  # 0–5 cm
 SPIN_UP_FROM = 243  # day index (1 September) from which the spin-up run starts
 
-IGBP_NAMES = {
-    1: "evergreen needleleaf forest",
-    2: "evergreen broadleaf forest",
-    3: "deciduous needleleaf forest",
-    4: "deciduous broadleaf forest",
-    5: "mixed forest",
-    6: "closed shrubland",
-    7: "open shrubland",
-    8: "woody savanna",
-    9: "savanna",
-    10: "grassland",
-    11: "permanent wetland",
-    12: "cropland",
-    13: "urban and built-up",
-    14: "cropland/natural vegetation mosaic",
-    15: "snow and ice",
-    16: "barren",
-}
-IGBP_CODES = {
-    1: "ENF",
-    2: "EBF",
-    3: "DNF",
-    4: "DBF",
-    5: "MF",
-    6: "CSH",
-    7: "OSH",
-    8: "WSA",
-    9: "SAV",
-    10: "GRA",
-    11: "WET",
-    12: "CRO",
-    13: "URB",
-    14: "CVM",
-    15: "SNO",
-    16: "BSV",
-}
 # Per IGBP class: maximum LAI, evergreen share of it, snow-free albedo, tree cover.
 _LAI_MAX = np.array([0, 4.5, 5.5, 3.5, 5.0, 5.0, 2.0, 1.0, 2.5, 2.0, 2.2, 3.0, 3.6, 1.0, 3.0, 0.0, 0.1])
 _EVERGREEN = np.array([0, 0.75, 0.9, 0.15, 0.15, 0.45, 0.5, 0.35, 0.4, 0.25, 0.15, 0.3, 0.05, 0.2, 0.1, 0, 0])

@@ -13,6 +13,7 @@ import pytest
 import rasterio
 
 from catalog import api
+from catalog.igbp import IGBP_NAMES
 from data_prep import demo
 from data_prep import demo_world as w
 
@@ -91,7 +92,7 @@ def test_tower_csv_holds_swc_in_percent_and_igbp_matches_land_cover(catalog_at):
     for s in sites.itertuples():
         cube = api.point_series("static_demo", s.lon, s.lat, ["igbp"])
         assert int(cube["igbp"].values[0]) == int(s.igbp_code)
-        assert w.IGBP_CODES[int(s.igbp_code)] == s.igbp
+        assert IGBP_NAMES[int(s.igbp_code)] == s.igbp
     west, south, east, north = w.SMALL.region
     in_region = sites["lon"].between(west, east) & sites["lat"].between(south, north)
     assert in_region.sum() == w.SMALL.n_towers_region
