@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -43,3 +46,19 @@ def demo_world(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("demo-world") / "fluxlens-data"
     build_demo(d, small=True)
     return d
+
+
+@contextmanager
+def demo_copy_with_model(demo_world: Path, dest: Path, **settings) -> Iterator[str]:
+    """A writable hard-link copy of the demo world at ``dest`` (stores are replaced, never modified
+    in place) holding one emulator trained on its towers with ``settings``; ``$FLUXLENS_DATA_DIR``
+    points at it until the context ends. Yields the model version."""
+    from models import training
+
+    shutil.copytree(demo_world, dest, copy_function=os.link)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("FLUXLENS_DATA_DIR", str(dest))
+    try:
+        yield training.train(training.TrainSettings(sites_source="fluxnet_demo", **settings))
+    finally:
+        mp.undo()

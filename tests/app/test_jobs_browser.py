@@ -36,7 +36,7 @@ def stack(serve_dashboard, world, tmp_path):
         FLUXLENS_DATA_DIR=str(world["root"]),
         FLUXLENS_JOBS_DB=str(tmp_path / "jobs.sqlite"),
         FLUXLENS_JOB_HEARTBEAT_S="0.5",
-        FLUXLENS_JOB_BLOCK="2,32,32",  # 45 blocks: the job outlasts a few 2 s refreshes of the bar
+        FLUXLENS_JOB_BLOCK="1,32,32",  # 90 blocks: the job outlasts several 2 s refreshes of the bar
     )
     with (
         serve_dashboard(env, tmp_path / "serve.log") as base,

@@ -6,11 +6,11 @@ plots show. Screenshots go to ``artifacts/screenshots/``; any browser console er
 from __future__ import annotations
 
 import os
-import shutil
 
 import pytest
 
 from tests.browser import save_screenshot, wait_idle
+from tests.conftest import demo_copy_with_model
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -22,20 +22,13 @@ PLOT_TITLES = """(() => { const out = [];
 @pytest.fixture(scope="module")
 def model_server(demo_world, serve_dashboard, tmp_path_factory):
     """A served copy of the small demo world holding one emulator version trained on its towers."""
-    from models import training
-
     base = tmp_path_factory.mktemp("model-browser")
     data_dir = base / "fluxlens-data"
-    shutil.copytree(demo_world, data_dir, copy_function=os.link)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("FLUXLENS_DATA_DIR", str(data_dir))
-    version = training.train(
-        training.TrainSettings(sites_source="fluxnet_demo", n_folds=3, num_boost_round=30, shap_sample=200)
-    )
-    env = dict(os.environ, FLUXLENS_DATA_DIR=str(data_dir))
-    with serve_dashboard(env, base / "serve.log") as url:
-        yield {"url": f"{url}/app", "version": version}
-    mp.undo()
+    settings = dict(n_folds=3, num_boost_round=30, shap_sample=200)
+    with demo_copy_with_model(demo_world, data_dir, **settings) as version:
+        env = dict(os.environ, FLUXLENS_DATA_DIR=str(data_dir))
+        with serve_dashboard(env, base / "serve.log") as url:
+            yield {"url": f"{url}/app", "version": version}
 
 
 @pytest.fixture

@@ -1,31 +1,19 @@
-import shutil
-
 import panel as pn
 import pytest
 
 from app import model_panel
 from app.state import AppState
-from models import registry, training
+from models import registry
+from tests.conftest import demo_copy_with_model
 
 
 @pytest.fixture(scope="module")
 def demo_registry(demo_world, tmp_path_factory):
     """A copy of the small demo world holding one model trained on its towers."""
     d = tmp_path_factory.mktemp("model-panel") / "data"
-    shutil.copytree(demo_world, d)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("FLUXLENS_DATA_DIR", str(d))
-    version = training.train(
-        training.TrainSettings(
-            sites_source="fluxnet_demo",
-            num_boost_round=10,
-            n_folds=2,
-            params={"min_data_in_leaf": 5},
-            shap_sample=100,
-        )
-    )
-    yield version
-    mp.undo()
+    settings = dict(num_boost_round=10, n_folds=2, params={"min_data_in_leaf": 5}, shap_sample=100)
+    with demo_copy_with_model(demo_world, d, **settings) as version:
+        yield version
 
 
 def _texts(root) -> str:

@@ -1,12 +1,11 @@
-import shutil
-
 import numpy as np
 import pytest
 import xarray as xr
 
 from catalog.errors import InputError
 from models import features as F
-from models import predict, registry, training
+from models import predict, registry
+from tests.conftest import demo_copy_with_model
 
 BBOX = (-110.0, 20.0, -80.0, 50.0)
 
@@ -15,20 +14,9 @@ BBOX = (-110.0, 20.0, -80.0, 50.0)
 def world(demo_world, tmp_path_factory):
     """A writable copy of the small demo world with a tiny model trained on its towers."""
     d = tmp_path_factory.mktemp("predict") / "data"
-    shutil.copytree(demo_world, d)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("FLUXLENS_DATA_DIR", str(d))
-    version = training.train(
-        training.TrainSettings(
-            sites_source="fluxnet_demo",
-            num_boost_round=15,
-            n_folds=2,
-            params={"min_data_in_leaf": 5},
-            shap_sample=100,
-        )
-    )
-    yield d, version
-    mp.undo()
+    settings = dict(num_boost_round=15, n_folds=2, params={"min_data_in_leaf": 5}, shap_sample=100)
+    with demo_copy_with_model(demo_world, d, **settings) as version:
+        yield d, version
 
 
 def _products(d):

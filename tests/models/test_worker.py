@@ -5,7 +5,6 @@ retrain to a new model version."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import subprocess
 import time
@@ -17,6 +16,7 @@ import pytest
 from catalog import api
 from models.job_limits import JobLimits, prediction_domain
 from models.jobs import CANCELLED, FAILED, RUNNING, SUCCEEDED, JobService, JobStore
+from tests.conftest import demo_copy_with_model
 from tests.models.test_jobs_cli import worker_command
 
 pytestmark = pytest.mark.slow
@@ -26,23 +26,10 @@ pytestmark = pytest.mark.slow
 def world(demo_world, tmp_path_factory):
     """A writable copy of the demo world (hard links: stores are never modified in place) with one
     trained model version; ``$FLUXLENS_DATA_DIR`` points at it for the module."""
-    from models import training
-
     root = tmp_path_factory.mktemp("jobs-world") / "fluxlens-data"
-    shutil.copytree(demo_world, root, copy_function=os.link)
-    old = os.environ.get("FLUXLENS_DATA_DIR")
-    os.environ["FLUXLENS_DATA_DIR"] = str(root)
-    try:
-        settings = training.TrainSettings(
-            sites_source="fluxnet_demo", targets="raw", n_folds=2, num_boost_round=40, shap_sample=200
-        )
-        version = training.train(settings)
+    settings = dict(targets="raw", n_folds=2, num_boost_round=40, shap_sample=200)
+    with demo_copy_with_model(demo_world, root, **settings) as version:
         yield {"root": root, "version": version, "domain": prediction_domain(version)}
-    finally:
-        if old is None:
-            os.environ.pop("FLUXLENS_DATA_DIR", None)
-        else:
-            os.environ["FLUXLENS_DATA_DIR"] = old
 
 
 @pytest.fixture
