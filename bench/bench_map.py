@@ -23,13 +23,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+from pathlib import Path
 
 import dask.array as da
 import numpy as np
@@ -182,12 +182,6 @@ def bench_server(repeats: int, naive_global: bool) -> None:
         print(f"{width:17.2f} {level:5d} {app_ms:8.1f} {naive:>9} {ratio:>6}")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def serve_lazy(port: int) -> None:
     """Child process: the real dashboard serving the lazy product."""
     import panel as pn
@@ -209,23 +203,16 @@ MAP_STATE = """(() => { if (!window.Bokeh || !Bokeh.documents.length) return nul
   const a = img.data_source.data.image[0]; let finite = 0;
   for (let i = 0; i < a.length; i += 97) { if (Number.isFinite(a[i])) finite++; }
   return {finite: finite, dw: img.data_source.data.dw[0], x0: m.x_range.start, x1: m.x_range.end}; })()"""
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def bench_browser(repeats: int, sessions: int) -> None:
     import psutil
     from playwright.sync_api import sync_playwright
 
-    port = _free_port()
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.browser import CHROMIUM, CHROMIUM_ARGS, free_port
+
+    port = free_port()
     proc = subprocess.Popen([sys.executable, __file__, "--serve-lazy", str(port)])
     url = f"http://localhost:{port}/app?product={NAME}&date=2018-07-02"
     try:
@@ -241,7 +228,7 @@ def bench_browser(repeats: int, sessions: int) -> None:
                     time.sleep(1)
         server = psutil.Process(proc.pid)
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS, headless=True)
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
             loads, zooms = [], []
             for _ in range(repeats):
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
