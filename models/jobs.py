@@ -3,8 +3,9 @@
 A job moves ``queued → running → succeeded | failed | cancelled``. The web process only inserts,
 reads and flags jobs; workers (``models.worker``) claim and run them.
 
-Storage is SQLite (stdlib ``sqlite3``) in WAL mode, by default ``<data_dir>/jobs.sqlite``, or the
-file named by ``$FLUXLENS_JOBS_DB`` (a path or ``sqlite:///<path>``). Three tables:
+Storage is SQLite (the default, ``<data_dir>/jobs.sqlite``) or a PostgreSQL server, chosen by
+``$FLUXLENS_JOBS_DB`` (a path, ``sqlite:///<path>``, ``postgresql://user:password@host:port/db``;
+see ``models.job_db``). Three tables:
 
 * ``jobs``: one row per job: kind, request JSON, user, status, timestamps (epoch seconds UTC:
   created, started, finished, heartbeat), progress (chunks done / total), the number of
@@ -14,30 +15,27 @@ file named by ``$FLUXLENS_JOBS_DB`` (a path or ``sqlite:///<path>``). Three tabl
 * ``job_runs``: one row per execution attempt (worker, pid, start, end, outcome), the record that
   proves a job ran exactly once.
 
-Every state change is one guarded ``UPDATE`` inside ``BEGIN IMMEDIATE``; a worker's writes carry
-``worker = ?`` so a worker whose job was taken away (declared dead) cannot overwrite it. A server
-database would implement the same methods with the same statements (``FOR UPDATE SKIP LOCKED`` in
-the claim); only SQLite is supported here, and another URL scheme is refused with a clear message.
+Every state change is one guarded ``UPDATE`` inside a write transaction (SQLite: ``BEGIN
+IMMEDIATE``, the single write lock; PostgreSQL: row locks, the claim's sub-select ``FOR UPDATE SKIP
+LOCKED`` so concurrent workers take different jobs without waiting, and a per-user advisory lock
+around the active-jobs limit). A worker's writes carry ``worker = ?`` so a worker whose job was
+taken away (declared dead) cannot overwrite it. The statements below are written once for both
+backends (``?`` placeholders, ``"user"`` quoted: a reserved word in PostgreSQL).
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import math
 import os
-import sqlite3
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from catalog import settings
 from catalog.errors import FluxLensError, InputError
+from models.job_db import Connection, PostgresDatabase, SqliteDatabase, open_job_database
 from models.job_limits import JobLimits
 
-ENV_JOBS_DB = "FLUXLENS_JOBS_DB"
 ANONYMOUS = "anonymous"
 # Names that mean "not logged in" (Panel calls a visitor who did not log in "guest").
 _ANONYMOUS_NAMES = frozenset({"", ANONYMOUS, "guest"})
@@ -48,17 +46,18 @@ FINAL_STATES = (SUCCEEDED, FAILED, CANCELLED)
 JOB_KINDS = ("repredict", "retrain")
 
 _SCHEMA_VERSION = 1
+# {id} and {float} are the backend's identity-key and double-precision column types.
 _SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    id {{id}},
     kind TEXT NOT NULL CHECK (kind IN ({", ".join(repr(k) for k in JOB_KINDS)})),
     request TEXT NOT NULL,
-    user TEXT NOT NULL,
+    "user" TEXT NOT NULL,
     status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
-    created_at REAL NOT NULL,
-    started_at REAL,
-    finished_at REAL,
-    heartbeat_at REAL,
+    created_at {{float}} NOT NULL,
+    started_at {{float}},
+    finished_at {{float}},
+    heartbeat_at {{float}},
     progress_done INTEGER NOT NULL DEFAULT 0,
     progress_total INTEGER NOT NULL DEFAULT 0,
     attempts INTEGER NOT NULL DEFAULT 0,
@@ -68,28 +67,26 @@ CREATE TABLE IF NOT EXISTS jobs (
     cancel_requested INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, id);
-CREATE INDEX IF NOT EXISTS jobs_user ON jobs (user, id);
+CREATE INDEX IF NOT EXISTS jobs_user ON jobs ("user", id);
 CREATE TABLE IF NOT EXISTS job_log (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_id INTEGER NOT NULL REFERENCES jobs (id),
-    at REAL NOT NULL,
+    id {{id}},
+    job_id BIGINT NOT NULL REFERENCES jobs (id),
+    at {{float}} NOT NULL,
     level TEXT NOT NULL,
     message TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS job_log_job ON job_log (job_id, id);
 CREATE TABLE IF NOT EXISTS job_runs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    job_id INTEGER NOT NULL REFERENCES jobs (id),
+    id {{id}},
+    job_id BIGINT NOT NULL REFERENCES jobs (id),
     attempt INTEGER NOT NULL,
     worker TEXT NOT NULL,
     pid INTEGER NOT NULL,
-    started_at REAL NOT NULL,
-    finished_at REAL,
+    started_at {{float}} NOT NULL,
+    finished_at {{float}},
     outcome TEXT
 );
-CREATE INDEX IF NOT EXISTS job_runs_job ON job_runs (job_id, id);
-PRAGMA user_version = {_SCHEMA_VERSION};
-"""
+CREATE INDEX IF NOT EXISTS job_runs_job ON job_runs (job_id, id)"""
 
 
 class AccessDenied(FluxLensError):
@@ -118,7 +115,8 @@ class Job:
     cancel_requested: bool
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Job:
+    def from_row(cls, row) -> Job:
+        """From a row addressable by column name (either backend's)."""
         values = dict(row)
         values["request"] = json.loads(values["request"])
         values["cancel_requested"] = bool(values["cancel_requested"])
@@ -172,61 +170,27 @@ class Run:
     outcome: str | None
 
 
-def jobs_db_path(url: str | os.PathLike | None = None) -> Path:
-    """The SQLite file for ``url`` (a path or ``sqlite:///path``), else ``$FLUXLENS_JOBS_DB``, else
-    ``<data_dir>/jobs.sqlite``."""
-    raw = str(url) if url is not None else os.environ.get(ENV_JOBS_DB, "")
-    if not raw:
-        return settings.data_dir() / "jobs.sqlite"
-    if raw.startswith("sqlite:///"):
-        return Path(raw.removeprefix("sqlite:///"))
-    if "://" in raw:
-        raise InputError(
-            f"job database {raw!r}: only SQLite is supported (a path or sqlite:///<path>); "
-            "a server database needs a JobStore implementation for it"
-        )
-    return Path(raw)
-
-
 class JobStore:
-    """The job tables in one SQLite file. Each call opens its own short connection, so one store
-    object is safe to share between threads (web sessions, a worker's heartbeat thread)."""
+    """The job tables in the database named by ``url`` (see ``models.job_db.open_job_database``).
+    Every call takes its own connection for its duration, so one store object is safe to share
+    between threads (web sessions, a worker's heartbeat thread).
 
-    BUSY_TIMEOUT_MS = 30_000
+    ``path``: where the jobs live, for messages: the SQLite file, or the server URL without its
+    password. An unreachable server raises ``FluxLensError`` here, at the first connection, which
+    also creates the tables when they are missing.
+    """
 
     def __init__(self, url: str | os.PathLike | None = None):
-        self.path = jobs_db_path(url)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as con:
-            if con.execute("PRAGMA user_version").fetchone()[0] != _SCHEMA_VERSION:
-                con.execute("PRAGMA journal_mode = WAL")
-                con.executescript(_SCHEMA)
+        self.db: SqliteDatabase | PostgresDatabase = open_job_database(url)
+        self.path = self.db.path
+        self.db.create_schema(_SCHEMA.format(id=self.db.id_column, float=self.db.float_type), _SCHEMA_VERSION)
 
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        con = sqlite3.connect(self.path, timeout=self.BUSY_TIMEOUT_MS / 1000, isolation_level=None)
-        try:
-            con.row_factory = sqlite3.Row
-            con.execute(f"PRAGMA busy_timeout = {self.BUSY_TIMEOUT_MS}")
-            con.execute("PRAGMA foreign_keys = ON")
-            yield con
-        finally:
-            con.close()
-
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction that holds the database's write lock from its first statement."""
-        with self._connect() as con:
-            con.execute("BEGIN IMMEDIATE")
-            try:
-                yield con
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            con.execute("COMMIT")
+    def close(self) -> None:
+        """Release connections kept for reuse (PostgreSQL); the store stays usable."""
+        self.db.close()
 
     @staticmethod
-    def _log(con: sqlite3.Connection, job_id: int, message: str, level: str = "INFO") -> None:
+    def _log(con: Connection, job_id: int, message: str, level: str = "INFO") -> None:
         con.execute(
             "INSERT INTO job_log (job_id, at, level, message) VALUES (?, ?, ?, ?)",
             (job_id, time.time(), level, message),
@@ -239,18 +203,20 @@ class JobStore:
         queued or running jobs; the count and the insert are one transaction."""
         if kind not in JOB_KINDS:
             raise InputError(f"unknown job kind {kind!r}; known: {', '.join(JOB_KINDS)}")
-        with self._write() as con:
+        with self.db.write() as con:
             if max_active is not None:
-                (active,) = con.execute(
-                    "SELECT count(*) FROM jobs WHERE user = ? AND status IN ('queued', 'running')", (user,)
-                ).fetchone()
+                self.db.lock_user(con, user)
+                active = con.execute(
+                    "SELECT count(*) AS n FROM jobs WHERE \"user\" = ? AND status IN ('queued', 'running')",
+                    (user,),
+                ).fetchone()["n"]
                 if active >= max_active:
                     raise InputError(
                         f"user {user!r} already has {active} active jobs (limit {max_active}); "
                         "wait for one to finish or cancel one"
                     )
             row = con.execute(
-                "INSERT INTO jobs (kind, request, user, status, created_at) "
+                'INSERT INTO jobs (kind, request, "user", status, created_at) '
                 "VALUES (?, ?, ?, 'queued', ?) RETURNING *",
                 (kind, json.dumps(request, sort_keys=True), user, time.time()),
             ).fetchone()
@@ -259,30 +225,30 @@ class JobStore:
         return job
 
     def get(self, job_id: int) -> Job | None:
-        with self._connect() as con:
+        with self.db.read() as con:
             row = con.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return Job.from_row(row) if row else None
 
     def jobs(self, user: str | None = None, *, limit: int = 200) -> list[Job]:
         """Newest first; all users' jobs when ``user`` is None."""
-        with self._connect() as con:
+        with self.db.read() as con:
             if user is None:
                 rows = con.execute("SELECT * FROM jobs ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
             else:
                 rows = con.execute(
-                    "SELECT * FROM jobs WHERE user = ? ORDER BY id DESC LIMIT ?", (user, limit)
+                    'SELECT * FROM jobs WHERE "user" = ? ORDER BY id DESC LIMIT ?', (user, limit)
                 ).fetchall()
         return [Job.from_row(r) for r in rows]
 
     def logs(self, job_id: int) -> list[LogLine]:
-        with self._connect() as con:
+        with self.db.read() as con:
             rows = con.execute(
                 "SELECT at, level, message FROM job_log WHERE job_id = ? ORDER BY id", (job_id,)
             ).fetchall()
         return [LogLine(**dict(r)) for r in rows]
 
     def runs(self, job_id: int | None = None) -> list[Run]:
-        with self._connect() as con:
+        with self.db.read() as con:
             sql = "SELECT job_id, attempt, worker, pid, started_at, finished_at, outcome FROM job_runs"
             rows = con.execute(
                 sql + (" WHERE job_id = ? ORDER BY id" if job_id is not None else " ORDER BY id"),
@@ -294,7 +260,7 @@ class JobStore:
         """Cancel a queued job at once; flag a running one for its worker to stop at the next chunk.
         A finished job is left as it is."""
         now = time.time()
-        with self._write() as con:
+        with self.db.write() as con:
             row = con.execute(
                 "UPDATE jobs SET status = 'cancelled', cancel_requested = 1, finished_at = ? "
                 "WHERE id = ? AND status = 'queued' RETURNING *",
@@ -320,14 +286,13 @@ class JobStore:
     def claim(self, worker: str, pid: int | None = None) -> Job | None:
         """Atomically take the oldest queued job for ``worker``; None when the queue is empty."""
         now = time.time()
-        with self._write() as con:
+        with self.db.write() as con:
             row = con.execute(
-                "UPDATE jobs SET status = 'running', worker = :worker, started_at = :now, "
-                "heartbeat_at = :now, finished_at = NULL, attempts = attempts + 1, "
-                "progress_done = 0, progress_total = 0 "
-                "WHERE id = (SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1) "
-                "AND status = 'queued' RETURNING *",
-                {"worker": worker, "now": now},
+                "UPDATE jobs SET status = 'running', worker = ?, started_at = ?, heartbeat_at = ?, "
+                "finished_at = NULL, attempts = attempts + 1, progress_done = 0, progress_total = 0 "
+                "WHERE id = (SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1"
+                f"{self.db.claim_lock}) AND status = 'queued' RETURNING *",
+                (worker, now, now),
             ).fetchone()
             if row is None:
                 return None
@@ -341,7 +306,7 @@ class JobStore:
 
     def heartbeat(self, job_id: int, worker: str) -> bool:
         """Record that ``worker`` is alive; False when the job is no longer running under it."""
-        with self._write() as con:
+        with self.db.write() as con:
             cur = con.execute(
                 "UPDATE jobs SET heartbeat_at = ? WHERE id = ? AND status = 'running' AND worker = ?",
                 (time.time(), job_id, worker),
@@ -349,7 +314,7 @@ class JobStore:
             return cur.rowcount == 1
 
     def set_progress(self, job_id: int, worker: str, done: int, total: int) -> bool:
-        with self._write() as con:
+        with self.db.write() as con:
             cur = con.execute(
                 "UPDATE jobs SET progress_done = ?, progress_total = ?, heartbeat_at = ? "
                 "WHERE id = ? AND status = 'running' AND worker = ?",
@@ -359,14 +324,14 @@ class JobStore:
 
     def should_stop(self, job_id: int, worker: str) -> bool:
         """True when a cancel was requested or the job no longer runs under ``worker``."""
-        with self._connect() as con:
+        with self.db.read() as con:
             row = con.execute(
                 "SELECT status, worker, cancel_requested FROM jobs WHERE id = ?", (job_id,)
             ).fetchone()
         return row is None or row["cancel_requested"] or row["status"] != RUNNING or row["worker"] != worker
 
     def log(self, job_id: int, message: str, level: str = "INFO") -> None:
-        with self._write() as con:
+        with self.db.write() as con:
             self._log(con, job_id, message, level)
 
     def finish(
@@ -377,7 +342,7 @@ class JobStore:
         if status not in FINAL_STATES:
             raise ValueError(f"not a final state: {status!r}")
         now = time.time()
-        with self._write() as con:
+        with self.db.write() as con:
             cur = con.execute(
                 "UPDATE jobs SET status = ?, finished_at = ?, heartbeat_at = ?, output = ?, error = ?, "
                 "progress_done = CASE WHEN ? = 'succeeded' THEN progress_total ELSE progress_done END "
@@ -401,9 +366,11 @@ class JobStore:
         failed. Returns them updated."""
         now = time.time() if now is None else now
         recovered = []
-        with self._write() as con:
+        with self.db.write() as con:
             rows = con.execute(
-                "SELECT * FROM jobs WHERE status = 'running' AND heartbeat_at < ?", (now - stale_s,)
+                "SELECT * FROM jobs WHERE status = 'running' AND heartbeat_at < ? "
+                f"ORDER BY id{self.db.claim_lock}",
+                (now - stale_s,),
             ).fetchall()
             for row in rows:
                 job = Job.from_row(row)

@@ -1,15 +1,19 @@
 """The job queue at the store level: schema, claims, state machine, cancellation, dead-worker recovery,
-ownership rules of the service. Real SQLite files, real threads and processes."""
+ownership rules of the service. Each contract test runs on both backends: a real SQLite file and a
+database on a real PostgreSQL server (``tests/pg_server.py``); real threads and processes."""
 
 from __future__ import annotations
 
 import multiprocessing
+import socket
 import sqlite3
 import threading
+import time
 
 import pytest
 
-from catalog.errors import InputError
+from catalog.errors import FluxLensError, InputError
+from models.job_db import PostgresDatabase, SqliteDatabase, open_job_database, redact_url
 from models.job_limits import JobLimits
 from models.jobs import (
     CANCELLED,
@@ -20,15 +24,16 @@ from models.jobs import (
     AccessDenied,
     JobService,
     JobStore,
-    jobs_db_path,
 )
 
 REQUEST = {"version": "v1", "bbox": [-100.0, 35.0, -99.0, 36.0], "start": "2018-07-01", "end": "2018-07-05"}
 
 
 @pytest.fixture
-def store(tmp_path) -> JobStore:
-    return JobStore(tmp_path / "jobs.sqlite")
+def store(jobs_db) -> JobStore:
+    store = JobStore(jobs_db)
+    yield store
+    store.close()
 
 
 def test_default_location_wal_and_schema(data_dir):
@@ -41,11 +46,69 @@ def test_default_location_wal_and_schema(data_dir):
 
 
 def test_url_forms(tmp_path, monkeypatch):
-    assert jobs_db_path(f"sqlite:///{tmp_path}/q.sqlite") == tmp_path / "q.sqlite"
+    db = open_job_database(f"sqlite:///{tmp_path}/q.sqlite")
+    assert isinstance(db, SqliteDatabase) and db.path == tmp_path / "q.sqlite"
     monkeypatch.setenv("FLUXLENS_JOBS_DB", str(tmp_path / "env.sqlite"))
-    assert jobs_db_path() == tmp_path / "env.sqlite"
-    with pytest.raises(InputError, match="only SQLite"):
-        jobs_db_path("postgresql://db/fluxlens")
+    assert open_job_database().path == tmp_path / "env.sqlite"
+    for url in ("postgresql://ana:s3cret@db.example:5433/jobs", "postgres://ana:s3cret@db.example/jobs"):
+        db = open_job_database(url)  # parsing only: nothing connects before a store is made
+        assert isinstance(db, PostgresDatabase) and db.location == url.replace("s3cret", "***")
+    with pytest.raises(InputError, match="unknown scheme 'mysql'") as err:
+        open_job_database("mysql://ana:s3cret@db.example/jobs")
+    assert "s3cret" not in str(err.value) and "mysql://ana:***@db.example/jobs" in str(err.value)
+    with pytest.raises(InputError, match="sqlite:///"):
+        open_job_database("sqlite://relative.sqlite")
+
+
+def test_redact_url():
+    assert redact_url("postgresql://ana:pw@h:5432/db?sslmode=require") == (
+        "postgresql://ana:***@h:5432/db?sslmode=require"
+    )
+    assert (
+        redact_url("postgresql:///db?host=/run/pg&password=pw")
+        == "postgresql:///db?host=/run/pg&password=***"
+    )
+    assert redact_url("postgresql://ana@h/db") == "postgresql://ana@h/db"
+
+
+def test_unreachable_server_names_url_without_password():
+    with socket.socket() as s:  # a port nobody listens on: bound, never listening
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        url = f"postgresql://ana:s3cret@127.0.0.1:{port}/jobs"
+        with pytest.raises(FluxLensError, match="cannot connect") as err:
+            JobStore(url)
+    message = str(err.value)
+    assert f"postgresql://ana:***@127.0.0.1:{port}/jobs" in message and "s3cret" not in message
+
+
+def test_wrong_password_names_url_without_password(postgres_server):
+    url = postgres_server.url(password="wrong-pw")
+    with pytest.raises(FluxLensError, match="cannot connect.*password authentication failed") as err:
+        JobStore(url)
+    assert "wrong-pw" not in str(err.value) and ":***@127.0.0.1" in str(err.value)
+
+
+def test_postgres_schema_and_types(postgres_server):
+    import psycopg
+
+    url = postgres_server.create_database()
+    store = JobStore(url)
+    assert store.path == url.replace(postgres_server.password, "***")
+    JobStore(url).close()  # a second store finds the schema and leaves it
+    job = store.insert("repredict", REQUEST, "ana")
+    store.close()
+    with psycopg.connect(url) as con:
+        tables = {r[0] for r in con.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+        types = dict(
+            con.execute(
+                "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'jobs'"
+            ).fetchall()
+        )
+        (created,) = con.execute("SELECT created_at FROM jobs WHERE id = %s", (job.id,)).fetchone()
+    assert {"jobs", "job_log", "job_runs", "job_schema"} <= tables
+    assert types["created_at"] == "double precision" and types["id"] == "bigint"
+    assert created == job.created_at and abs(created - time.time()) < 60  # sub-second precision kept
 
 
 def test_lifecycle_queued_running_succeeded(store):
@@ -140,22 +203,23 @@ def test_recover_stale_honours_cancel(store):
     assert recovered.status == CANCELLED
 
 
-def _claim_all(path, worker, out):
-    store = JobStore(path)
+def _claim_all(url, worker, start, out):
+    store = JobStore(url)
+    start.wait(timeout=60)  # every process starts claiming at the same moment
     got = []
     while (job := store.claim(worker)) is not None:
         got.append(job.id)
-        store.finish(job.id, worker, SUCCEEDED)
+        assert store.finish(job.id, worker, SUCCEEDED)
     out.put(got)
 
 
-def test_concurrent_claims_processes_never_share_a_job(tmp_path):
-    path = tmp_path / "jobs.sqlite"
-    store = JobStore(path)
+def test_concurrent_claims_processes_never_share_a_job(jobs_db):
+    store = JobStore(jobs_db)
     ids = [store.insert("repredict", REQUEST, "ana").id for _ in range(60)]
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
-    procs = [ctx.Process(target=_claim_all, args=(path, f"w{i}", out)) for i in range(3)]
+    start = ctx.Barrier(3)
+    procs = [ctx.Process(target=_claim_all, args=(jobs_db, f"w{i}", start, out)) for i in range(3)]
     for p in procs:
         p.start()
     claimed = [out.get(timeout=60) for _ in procs]
@@ -164,25 +228,59 @@ def test_concurrent_claims_processes_never_share_a_job(tmp_path):
         assert p.exitcode == 0
     flat = [i for got in claimed for i in got]
     assert sorted(flat) == ids  # every job once, none twice
-    assert all(len(store.runs(i)) == 1 for i in ids)
+    runs = store.runs()
+    assert sorted(r.job_id for r in runs) == ids and all(r.outcome == SUCCEEDED for r in runs)
+    store.close()
 
 
 def test_concurrent_claims_threads(store):
-    ids = [store.insert("repredict", REQUEST, "ana").id for _ in range(40)]
-    got: list[int] = []
-    lock = threading.Lock()
+    """Eight threads released together claim 200 jobs: each job is taken by exactly one of them, and
+    the run record names the thread that holds the job."""
+    ids = [store.insert("repredict", REQUEST, "ana").id for _ in range(200)]
+    got: dict[str, list[int]] = {}
+    start = threading.Barrier(8)
 
     def claim_all(worker):
+        mine = got.setdefault(worker, [])
+        start.wait(timeout=30)
         while (job := store.claim(worker)) is not None:
-            with lock:
-                got.append(job.id)
+            mine.append(job.id)
+            assert store.finish(job.id, worker, SUCCEEDED)
 
-    threads = [threading.Thread(target=claim_all, args=(f"t{i}",)) for i in range(4)]
+    threads = [threading.Thread(target=claim_all, args=(f"t{i}",)) for i in range(8)]
     for t in threads:
         t.start()
     for t in threads:
-        t.join()
-    assert sorted(got) == ids
+        t.join(timeout=120)
+    flat = [i for mine in got.values() for i in mine]
+    assert sorted(flat) == ids
+    holder = {i: worker for worker, mine in got.items() for i in mine}
+    runs = store.runs()
+    assert len(runs) == len(ids) and all(holder[r.job_id] == r.worker for r in runs)
+    assert all(store.get(i).worker == holder[i] for i in ids[:: len(ids) // 10])
+
+
+def test_max_active_checked_atomically(store):
+    """Eight simultaneous submissions by one user under a limit of 3: exactly 3 are queued."""
+    start = threading.Barrier(8)
+    outcomes: list[str] = []
+
+    def submit():
+        start.wait(timeout=30)
+        try:
+            store.insert("repredict", REQUEST, "ana", max_active=3)
+            outcomes.append("queued")
+        except InputError as err:
+            outcomes.append(str(err))
+
+    threads = [threading.Thread(target=submit) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert outcomes.count("queued") == 3 and len(outcomes) == 8
+    assert all("already has 3 active jobs" in o for o in outcomes if o != "queued")
+    assert len(store.jobs("ana")) == 3
 
 
 def test_service_ownership_and_login(store):
@@ -210,8 +308,11 @@ def test_service_demo_mode_is_anonymous(store):
     assert service.cancel(job.id, "").status == CANCELLED
 
 
-def test_history_survives_reopening(tmp_path):
-    path = tmp_path / "jobs.sqlite"
-    job = JobStore(path).insert("repredict", REQUEST, "ana")
-    reopened = JobStore(path)
+def test_history_survives_reopening(jobs_db):
+    first = JobStore(jobs_db)
+    job = first.insert("repredict", REQUEST, "ana")
+    first.close()
+    reopened = JobStore(jobs_db)
     assert reopened.get(job.id).request == REQUEST
+    assert [line.message for line in reopened.logs(job.id)] == ["queued by ana"]
+    reopened.close()
