@@ -20,8 +20,8 @@ def worker_command() -> list[str]:
 REQUEST = {"version": "v1", "bbox": [-100.0, 35.0, -99.0, 36.0], "start": "2018-07-01", "end": "2018-07-05"}
 
 
-def test_list_cancel_log(tmp_path, capsys):
-    db = tmp_path / "jobs.sqlite"
+def test_list_cancel_log(jobs_db, capsys):
+    db = jobs_db
     store = JobStore(db)
     ana = store.insert("repredict", REQUEST, "ana")
     store.insert("repredict", REQUEST, "bob")
@@ -38,6 +38,20 @@ def test_list_cancel_log(tmp_path, capsys):
     assert main(["jobs", "log", "--jobs-db", str(db), "--user", "ana", str(ana.id)]) == 0
     out = capsys.readouterr().out
     assert "queued by ana" in out and "cancelled before it started" in out
+    store.close()
+
+
+def test_worker_once_on_postgres(postgres_server, tmp_path):
+    """A worker pointed at a server database by URL connects, creates nothing it should not, and
+    logs the database without its password."""
+    url = postgres_server.create_database()
+    env = dict(os.environ, FLUXLENS_JOBS_DB=url, FLUXLENS_DATA_DIR=str(tmp_path))
+    done = subprocess.run([*worker_command(), "--once"], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "ran 0 job(s)" in done.stdout
+    assert url.replace(postgres_server.password, "***") in done.stderr
+    assert postgres_server.password not in done.stdout + done.stderr
+    assert not (tmp_path / "jobs.sqlite").exists()
 
 
 def test_worker_once_on_empty_queue_exits(tmp_path):

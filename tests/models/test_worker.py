@@ -1,6 +1,6 @@
 """Real ``fluxlens worker`` processes on a copy of the small demo world with a trained emulator:
 re-prediction to the catalog, progress, cancel, SIGKILL and recovery, two workers sharing a queue,
-retrain to a new model version."""
+retrain to a new model version. Two workers sharing a queue also run on a PostgreSQL job database."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from catalog import api
 from models.job_limits import JobLimits, prediction_domain
 from models.jobs import CANCELLED, FAILED, RUNNING, SUCCEEDED, JobService, JobStore
 from tests.conftest import demo_copy_with_model
+from tests.models.conftest import jobs_db_url
 from tests.models.test_jobs_cli import worker_command
 
 pytestmark = pytest.mark.slow
@@ -33,9 +34,10 @@ def world(demo_world, tmp_path_factory):
 
 
 @pytest.fixture
-def queue(world, tmp_path):
-    """A fresh job database for each test, and a starter of real worker processes on it."""
-    db = tmp_path / "jobs.sqlite"
+def queue(world, tmp_path, request):
+    """A fresh job database for each test (SQLite, or the backend named by an indirect parameter),
+    and a starter of real worker processes on it."""
+    db = jobs_db_url(getattr(request, "param", "sqlite"), request, tmp_path)
     store = JobStore(db)
     service = JobService(store, JobLimits(max_active_per_user=20))
     procs: list[subprocess.Popen] = []
@@ -64,6 +66,7 @@ def queue(world, tmp_path):
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+    store.close()
 
 
 def region(world, n_px: int, n_days: int) -> dict:
@@ -193,6 +196,7 @@ def test_sigkill_mid_job_then_restart(world, queue, max_attempts):
     assert any("stopped responding" in line.message for line in store.logs(job.id))
 
 
+@pytest.mark.parametrize("queue", ["sqlite", "postgresql"], indirect=True)
 def test_two_workers_ten_jobs_each_once(world, queue):
     store, service = queue["store"], queue["service"]
     jobs = [service.submit("repredict", region(world, 20 + i, 3), f"user{i % 3}") for i in range(10)]
