@@ -7,8 +7,9 @@ import numpy as np
 import panel as pn
 
 from app import compute, data, styles
-from app.map_view import MapFigure
+from app.map_view import MERCATOR_METHOD, MapFigure, view_for_projection
 from app.ui import guarded
+from catalog import settings
 
 TAB = "Compare"
 W, H = 300, 200
@@ -25,7 +26,10 @@ class CompareTab:
         self.a = pn.widgets.Select(name="Product A", width=250)
         self.b = pn.widgets.Select(name="Product B", width=250)
         self.mask = pn.widgets.Checkbox(name="Common mask (pixels valid in both)", value=state.common_mask)
-        self.left = MapFigure(width=W, height=H, on_view=self._on_view, name="compare_a")
+        tiles, dark = settings.tile_url(), pn.config.theme == "dark"
+        self.left = MapFigure(
+            width=W, height=H, on_view=self._on_view, name="compare_a", tile_url=tiles, dark=dark
+        )
         self.right = MapFigure(
             width=W,
             height=H,
@@ -33,6 +37,8 @@ class CompareTab:
             y_range=self.left.y_range,
             on_view=self._on_view,
             name="compare_b",
+            tile_url=tiles,
+            dark=dark,
         )
         self.diff = MapFigure(
             width=W,
@@ -41,7 +47,11 @@ class CompareTab:
             y_range=self.left.y_range,
             on_view=self._on_view,
             name="compare_diff",
+            tile_url=tiles,
+            dark=dark,
         )
+        self.basemap = pn.widgets.Toggle(name="Basemap", value=False, width=110, visible=tiles is not None)
+        self.basemap.param.watch(self._on_basemap, "value")
         self.stats = pn.pane.Markdown("", name="compare_stats", width=420)
         self.body = pn.Column(
             pn.Row(
@@ -87,7 +97,27 @@ class CompareTab:
             self.state.compare = pair
 
     def _on_view(self, x_range, y_range) -> None:
-        self.state.param.update(x_range=tuple(map(float, x_range)), y_range=tuple(map(float, y_range)))
+        s = self.state
+        new = (*map(float, x_range), *map(float, y_range))
+        if s.x_range and s.y_range and np.allclose(new, (*s.x_range, *s.y_range), rtol=1e-9, atol=1e-9):
+            return  # the same view after a projection round trip
+        s.param.update(x_range=new[:2], y_range=new[2:])
+
+    def _on_basemap(self, event) -> None:
+        """Switch the three linked maps (shared ranges) to Web Mercator and back; state stays lon/lat."""
+        s = self.state
+        view = None
+        if s.x_range and s.y_range:
+            view = view_for_projection(s.x_range, s.y_range, W, H, mercator=event.new)
+        for fig in (self.left, self.right, self.diff):
+            fig.set_basemap(event.new, view)
+        self._drawing = True
+        try:
+            if view is not None:
+                s.param.update(x_range=view[0], y_range=view[1])
+        finally:
+            self._drawing = False
+        self.redraw()
 
     def redraw(self) -> None:
         if self.state.tab != TAB:
@@ -135,11 +165,12 @@ class CompareTab:
             label, units = styles.label(s.variable, info), styles.units(s.variable, info)
             cmap = s.cmap or styles.default_cmap(s.variable)
             clim = styles.clim_for(s.variable, "fixed", None, shown[a].values)
+            rows = self.left.render_rows()
             for fig, name in ((self.left, a), (self.right, b)):
-                img = compute.rasterize_to_screen(shown[name], s.x_range, s.y_range, W, H)
+                img = compute.rasterize_to_screen(shown[name], s.x_range, s.y_range, W, rows)
                 fig.show(img, clim=clim, cmap=cmap, label=label, units=units)
                 fig.fig.title.text = f"{name} (level {levels[name]})"
-            dimg = compute.rasterize_to_screen(diff, s.x_range, s.y_range, W, H)
+            dimg = compute.rasterize_to_screen(diff, s.x_range, s.y_range, W, rows)
             dlim = styles.auto_clim(diff.values, symmetric=True)
             self.diff.show(dimg, clim=dlim, cmap=styles.DIFF_CMAP, label=f"{a} − {b} ({units})", units=units)
             self.diff.fig.title.text = f"{a} − {b}"
@@ -154,14 +185,14 @@ class CompareTab:
                 f"| RMS difference | {rmsd:.4g} {units} |\n"
                 f"| mean A | {compute.weighted_mean(common[a].where(ok)):.4g} {units} |\n"
                 f"| mean B | {compute.weighted_mean(common[b].where(ok)):.4g} {units} |\n\n"
-                f"{METHOD}"
+                f"{METHOD}" + (f"\n\n{MERCATOR_METHOD}" if self.left.mercator else "")
             )
             s.message = ""
 
         run()
 
     def panel(self) -> pn.viewable.Viewable:
-        return pn.Column(pn.Row(self.a, self.b, self.mask), self.body)
+        return pn.Column(pn.Row(self.a, self.b, self.mask, self.basemap), self.body)
 
 
 def panel(state) -> pn.viewable.Viewable:

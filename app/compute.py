@@ -294,3 +294,76 @@ def series_table(
     if not frames:
         return pd.DataFrame(columns=["time", "product", "variable", "value", "units", "lon", "lat"])
     return pd.concat(frames, ignore_index=True)
+
+
+# -- Web Mercator (EPSG:3857) for the tile basemap ----------------------------------------------
+# Spherical Web Mercator on the WGS 84 semi-major axis; latitudes beyond ±MERCATOR_MAX_LAT (where
+# the square world of the tile pyramid ends) are clipped to it.
+EARTH_RADIUS_M = 6378137.0
+MERCATOR_MAX_LAT = 85.0511287798066
+MERCATOR_MAX_Y = EARTH_RADIUS_M * np.pi  # y of MERCATOR_MAX_LAT, equal to x of 180°
+
+
+def lonlat_to_mercator(lon, lat) -> tuple[np.ndarray, np.ndarray]:
+    """Web Mercator x, y (m) of lon/lat degrees: x = R·λ, y = R·ln tan(π/4 + φ/2), with φ clipped
+    to ±85.0511°."""
+    lon = np.asarray(lon, dtype="float64")
+    lat = np.clip(np.asarray(lat, dtype="float64"), -MERCATOR_MAX_LAT, MERCATOR_MAX_LAT)
+    x = EARTH_RADIUS_M * np.deg2rad(lon)
+    y = EARTH_RADIUS_M * np.log(np.tan(np.pi / 4 + np.deg2rad(lat) / 2))
+    return x, y
+
+
+def mercator_to_lonlat(x, y) -> tuple[np.ndarray, np.ndarray]:
+    """Lon/lat degrees of Web Mercator x, y (m): λ = x/R, φ = 2·atan(exp(y/R)) − π/2."""
+    x = np.asarray(x, dtype="float64")
+    y = np.clip(np.asarray(y, dtype="float64"), -MERCATOR_MAX_Y, MERCATOR_MAX_Y)
+    lon = np.rad2deg(x / EARTH_RADIUS_M)
+    lat = np.rad2deg(2 * np.arctan(np.exp(y / EARTH_RADIUS_M)) - np.pi / 2)
+    return lon, lat
+
+
+def mercator_source_rows(y_range, height: int, max_factor: int = 4) -> int:
+    """Rows of a lat-regular image over the latitudes of mercator ``y_range`` fine enough that
+    every one of ``height`` mercator screen rows gets a row of its own (the lat step is set by the
+    row nearest a pole, where a mercator row spans the fewest degrees); at most
+    ``max_factor × height``."""
+    y0, y1 = sorted(float(v) for v in y_range)
+    height = int(height)
+    edges = np.linspace(y0, y1, height + 1)
+    _, lat_edges = mercator_to_lonlat(np.zeros_like(edges), edges)
+    steps = np.diff(lat_edges)
+    span = lat_edges[-1] - lat_edges[0]
+    if span <= 0 or steps.min() <= 0:
+        return height
+    return int(min(max(np.ceil(span / steps.min()), height), max_factor * height))
+
+
+def mercator_rows(image: xr.DataArray, y_range, height: int) -> xr.DataArray:
+    """Resample a lat-regular image (``lat`` descending, regular centres) onto ``height`` rows
+    evenly spaced in Web Mercator y over ``y_range``: each output row takes, whole, the image row
+    whose cell contains the latitude of the row's centre (nearest-row pick, no interpolation).
+    Rows outside the image are NaN. Returned with dims ``(y, lon)``, ``y`` descending (top row
+    first) and the centre latitudes as coordinate ``lat`` on ``y``."""
+    y0, y1 = sorted(float(v) for v in y_range)
+    height = int(height)
+    y_c = y1 - (np.arange(height) + 0.5) * (y1 - y0) / height
+    _, lat_c = mercator_to_lonlat(np.zeros_like(y_c), y_c)
+    src = image.transpose("lat", "lon")
+    lat = np.asarray(src["lat"].values, dtype="float64")
+    values = np.asarray(src.values, dtype="float32")
+    out = np.full((height, values.shape[1]), np.nan, dtype="float32")
+    if lat.size:
+        step = resolution(src["lat"]) if lat.size > 1 else float(src.attrs.get("res_lat", 1.0))
+        north_edge = lat.max() + step / 2
+        order = np.argsort(-lat)  # row positions from the north
+        idx = np.floor((north_edge - lat_c) / step).astype(int)
+        ok = (idx >= 0) & (idx < lat.size)
+        out[ok] = values[order[idx[ok]]]
+    return xr.DataArray(
+        out,
+        coords={"y": y_c, "lat": ("y", lat_c), "lon": src["lon"].values},
+        dims=("y", "lon"),
+        name=image.name,
+        attrs=dict(image.attrs),
+    )

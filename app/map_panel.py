@@ -11,9 +11,10 @@ import numpy as np
 import panel as pn
 
 from app import compute, data, export, styles
-from app.map_view import MapFigure, fit_view
+from app.map_view import MERCATOR_METHOD, MapFigure, view_for_projection
 from app.series_panel import SeriesPanel
 from app.ui import guarded
+from catalog import settings
 
 log = logging.getLogger("app")
 
@@ -51,8 +52,20 @@ class MapTab:
             on_tap=self._on_tap,
             on_box=self._on_box,
             name="main_map",
+            tile_url=settings.tile_url(),
+            dark=pn.config.theme == "dark",
         )
         self.map_pane = pn.pane.Bokeh(self.map.fig, name="map")
+        self.basemap = pn.widgets.Toggle(
+            name="Basemap",
+            value=False,
+            width=110,
+            visible=self.map.tile_url is not None,
+        )
+        self.basemap.param.watch(self._on_basemap, "value")
+        self.method_note = pn.pane.Markdown(
+            MERCATOR_METHOD, visible=False, css_classes=["map-method"], margin=(0, 10)
+        )
         self.status = pn.pane.Markdown("", css_classes=["map-status"], margin=(0, 10))
         self.series = SeriesPanel(state)
         self._auto_clim = None
@@ -87,7 +100,27 @@ class MapTab:
 
     # -- events -------------------------------------------------------------------------------
     def _on_view(self, x_range, y_range) -> None:
-        self.state.param.update(x_range=tuple(map(float, x_range)), y_range=tuple(map(float, y_range)))
+        s = self.state
+        new = (*map(float, x_range), *map(float, y_range))
+        if s.x_range and s.y_range and np.allclose(new, (*s.x_range, *s.y_range), rtol=1e-9, atol=1e-9):
+            return  # the same view after a projection round trip
+        s.param.update(x_range=new[:2], y_range=new[2:])
+
+    def _on_basemap(self, event) -> None:
+        """Switch the map's projection, keeping the view's centre and width; state stays lon/lat."""
+        s = self.state
+        view = None
+        if s.x_range and s.y_range:
+            view = view_for_projection(s.x_range, s.y_range, MAP_WIDTH, MAP_HEIGHT, mercator=event.new)
+        self.map.set_basemap(event.new, view)
+        self.method_note.visible = self.map.mercator
+        if view is not None:
+            self._drawing = True
+            try:
+                s.param.update(x_range=view[0], y_range=view[1])
+            finally:
+                self._drawing = False
+        self.redraw()
 
     def _on_tap(self, lon, lat) -> None:
         self.state.pixel = (round(lon, 5), round(lat, 5))
@@ -102,7 +135,7 @@ class MapTab:
         if not self.state.product:
             return
         info = data.info(self.state.product)
-        x_range, y_range = fit_view(info.bbox, MAP_WIDTH, MAP_HEIGHT)
+        x_range, y_range = self.map.fit(info.bbox)
         self.map.set_view(x_range, y_range)
         self.state.param.update(x_range=x_range, y_range=y_range)
 
@@ -152,7 +185,7 @@ class MapTab:
                 s.x_range,
                 s.y_range,
                 MAP_WIDTH,
-                MAP_HEIGHT,
+                self.map.render_rows(),
             )
             if s.clim_mode == "auto":
                 if self._auto_clim is None:
@@ -176,6 +209,7 @@ class MapTab:
             self.status.object = (
                 f"**{info.title or info.name}** · {label} · {when} · pyramid level {level} ({res:g}°)"
                 + (" · *synthetic*" if info.synthetic else "")
+                + (" · Web Mercator" if self.map.mercator else "")
             )
             self._last = dict(image=image, clim=clim, cmap=cmap, label=label, title=f"{info.name} · {when}")
             s.message = ""
@@ -232,7 +266,8 @@ class MapTab:
         return pn.Column(
             self.status,
             self.map_pane,
-            pn.Row(self.png, self.netcdf, self.box_from_view, self.clear_sel),
+            self.method_note,
+            pn.Row(self.png, self.netcdf, self.box_from_view, self.clear_sel, self.basemap),
             self.series.panel(),
         )
 

@@ -52,6 +52,8 @@ COLORMAPS = (
     "terrain",
 )
 DIFF_CMAP = "RdBu_r"
+# Coastline colours: dark lines on the light theme, light lines on the dark theme.
+COASTLINE_COLOUR = {False: "#333333", True: "#e6e6e6"}
 
 
 def palette(name: str, n: int = 256) -> list[str]:
@@ -99,3 +101,8 @@ def label(variable: str, info) -> str:
 def units(variable: str, info) -> str:
     meta = (info.variables or {}).get(variable, {}) if info is not None else {}
     return meta.get("units") or ""
+
+
+def coastline_colour(dark: bool) -> str:
+    """Colour of the coastlines for the light (``dark=False``) or dark page theme."""
+    return COASTLINE_COLOUR[bool(dark)]

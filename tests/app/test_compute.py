@@ -160,3 +160,65 @@ def test_rasterize_single_cell_field_fills_its_extent():
     inside = (out["lon"].values > -98) & (out["lon"].values < -96)
     assert np.allclose(out.values[:, inside], 0.3)
     assert np.isnan(out.values[:, ~inside]).all()
+
+
+def test_mercator_forward_and_inverse_match_pyproj():
+    from pyproj import Transformer
+
+    rng = np.random.default_rng(3)
+    lon = rng.uniform(-180, 180, 500)
+    lat = rng.uniform(-85.05, 85.05, 500)
+    to_merc = Transformer.from_crs(4326, 3857, always_xy=True)
+    ex, ey = to_merc.transform(lon, lat)
+    x, y = compute.lonlat_to_mercator(lon, lat)
+    np.testing.assert_allclose(x, ex, atol=1e-6)
+    np.testing.assert_allclose(y, ey, atol=1e-6)
+    back_lon, back_lat = compute.mercator_to_lonlat(x, y)
+    elon, elat = Transformer.from_crs(3857, 4326, always_xy=True).transform(ex, ey)
+    np.testing.assert_allclose(back_lon, elon, atol=1e-9)
+    np.testing.assert_allclose(back_lat, elat, atol=1e-9)
+    np.testing.assert_allclose(back_lat, lat, atol=1e-9)
+    # beyond ±85.0511° latitudes clip to the edge of the square tile world
+    _, y_pole = compute.lonlat_to_mercator([0, 0], [89.9, -90])
+    _, y_edge = to_merc.transform([0, 0], [compute.MERCATOR_MAX_LAT, -compute.MERCATOR_MAX_LAT])
+    np.testing.assert_allclose(y_pole, y_edge, atol=1e-6)
+    np.testing.assert_allclose(y_edge, [compute.MERCATOR_MAX_Y, -compute.MERCATOR_MAX_Y], atol=1e-3)
+
+
+def test_mercator_rows_pick_the_lat_row_containing_each_row_centre():
+    from pyproj import Transformer
+
+    da = grid(0.5, west=-20, east=20, south=-60, north=70, nan_frac=0.0)
+    (y0, y1) = compute.lonlat_to_mercator([0, 0], [-50.0, 65.0])[1]
+    height = 300
+    out = compute.mercator_rows(da, (y1, y0), height)
+    assert out.dims == ("y", "lon") and out.shape == (height, da.sizes["lon"])
+    np.testing.assert_array_equal(out["lon"].values, da["lon"].values)
+    # independent reference: row centres in mercator → latitude by pyproj → the 0.5° cell holding it
+    yc = y1 - (np.arange(height) + 0.5) * (y1 - y0) / height
+    assert np.all(np.diff(out["y"].values) < 0)
+    np.testing.assert_allclose(out["y"].values, yc)
+    _, lat_c = Transformer.from_crs(3857, 4326, always_xy=True).transform(np.zeros(height), yc)
+    np.testing.assert_allclose(out["lat"].values, lat_c, atol=1e-9)
+    for i in (0, 17, 150, 299):
+        row = int(np.argmin(np.abs(da["lat"].values - lat_c[i])))
+        assert abs(da["lat"].values[row] - lat_c[i]) <= 0.25
+        np.testing.assert_array_equal(out.values[i], da.values[row])
+    # rows north of the image are NaN
+    above = compute.mercator_rows(da, compute.lonlat_to_mercator([0, 0], [60.0, 80.0])[1], 50)
+    assert np.isnan(above.values[0]).all() and np.isfinite(above.values[-1]).all()
+
+
+def test_mercator_source_rows_give_every_screen_row_its_own_lat_row():
+    _, y = compute.lonlat_to_mercator([0, 0], [-80.0, 80.0])
+    rows = compute.mercator_source_rows(y, 200, max_factor=100)
+    lat_lo, lat_hi = -80.0, 80.0
+    step = (lat_hi - lat_lo) / rows
+    # the mercator row nearest the pole spans at least one source row
+    _, edges = compute.mercator_to_lonlat(np.zeros(201), np.linspace(y[0], y[1], 201))
+    assert np.diff(edges).min() >= step * (1 - 1e-9)
+    assert rows > 200
+    assert compute.mercator_source_rows(y, 200, max_factor=2) == 400
+    # near the equator mercator rows are almost lat-regular: as many rows as the screen
+    _, small = compute.lonlat_to_mercator([0, 0], [-1.0, 1.0])
+    assert compute.mercator_source_rows(small, 200) in (200, 201)
