@@ -1,6 +1,7 @@
 """Real ``fluxlens worker`` processes on a copy of the small demo world with a trained emulator:
 re-prediction to the catalog, progress, cancel, SIGKILL and recovery, two workers sharing a queue,
-retrain to a new model version. Two workers sharing a queue also run on a PostgreSQL job database."""
+retrain to a new model version. Cancel, recovery and two workers sharing a queue also run on a
+PostgreSQL job database."""
 
 from __future__ import annotations
 
@@ -148,6 +149,7 @@ def products_dir(world) -> Path:
     return world["root"] / "products"
 
 
+@pytest.mark.parametrize("queue", ["sqlite", "postgresql"], indirect=True)
 def test_cancel_running_job(world, queue):
     store, service = queue["store"], queue["service"]
     before = product_names()
@@ -166,7 +168,9 @@ def test_cancel_running_job(world, queue):
     assert [r.outcome for r in store.runs(job.id)] == [CANCELLED]
 
 
-@pytest.mark.parametrize("max_attempts", [2, 1])
+@pytest.mark.parametrize(
+    ("queue", "max_attempts"), [("sqlite", 2), ("sqlite", 1), ("postgresql", 2)], indirect=["queue"]
+)
 def test_sigkill_mid_job_then_restart(world, queue, max_attempts):
     store, service = queue["store"], queue["service"]
     before = product_names()
