@@ -3,13 +3,17 @@ interaction latency while jobs run.
 
     .venv/bin/python bench/bench_jobs.py --data-dir /tmp/bench-jobs/fluxlens-data --small-demo
     .venv/bin/python bench/bench_jobs.py --data-dir … --px 500 --days 30 --latency --repeats 10
+    .venv/bin/python bench/bench_jobs.py --data-dir /tmp/bench-jobs/fine --fine-demo --runs 2
 
-1. Builds the demo world if ``--data-dir`` has no catalog (``--small-demo`` for the small one) and
-   trains a quick model version if there is none (both reported, not part of the figures).
-2. Starts one ``fluxlens worker``, waits until it polls, submits a re-prediction of ``--px`` ×
-   ``--px`` pixels (clipped to the model's domain; the real size is printed) × ``--days`` days
-   through ``JobService`` (what the dashboard does) and prints queue wait, run time and
-   submit-to-result time, with the progress timeline.
+1. Builds the demo world if ``--data-dir`` has no catalog (``--small-demo`` for the small one,
+   ``--fine-demo`` for regional 0.1° cubes of 500 × 500 px × 31 days, the only one where a
+   500 × 500 px job fits) and trains a quick model version if there is none (both reported, not part
+   of the figures).
+2. Starts one ``fluxlens worker``, waits until it polls, submits ``--runs`` re-predictions one after
+   the other of ``--px`` × ``--px`` pixels (clipped to the model's domain; the real size is printed)
+   × ``--days`` days through ``JobService`` (what the dashboard does) and prints queue wait, run time
+   and submit-to-result time of each, with the progress timeline, then the worker's peak RSS. The
+   first run on a new model version includes compiling it.
 3. ``--latency``: starts ``fluxlens serve`` and a headless Chromium, clicks the sidebar's
    "step ▶" button ``--repeats`` times and times click → the server's answer (the date picker
    shows the next day), first with no job running, then while two workers run two re-predictions.
@@ -32,9 +36,11 @@ REPO = Path(__file__).resolve().parents[1]
 FLUXLENS = [sys.executable, "-m", "fluxlens.cli"]
 
 
-def ensure_world(data_dir: Path, small: bool) -> str:
-    """Demo world and a model version in ``data_dir``; returns the newest version."""
+def ensure_world(data_dir: Path, size: str) -> str:
+    """Demo world of ``size`` (full, small, fine) and a model version in ``data_dir``; returns the
+    newest version."""
     from catalog import settings
+    from data_prep import demo_world
     from models import registry, training
 
     os.environ["FLUXLENS_DATA_DIR"] = str(data_dir)
@@ -42,14 +48,20 @@ def ensure_world(data_dir: Path, small: bool) -> str:
         from data_prep.demo import build_demo
 
         t0 = time.perf_counter()
-        build_demo(data_dir, small=small)
-        print(f"demo world ({'small' if small else 'full'}) built in {time.perf_counter() - t0:.1f} s")
+        steps = build_demo(
+            data_dir, spec={"full": demo_world.FULL, "small": demo_world.SMALL, "fine": demo_world.FINE}[size]
+        )
+        print(f"demo world ({size}) built in {time.perf_counter() - t0:.1f} s; steps (s): {steps}")
     versions = registry.list_versions()
     if versions:
         return versions[0]["version"]
     t0 = time.perf_counter()
+    # the fine world holds one month: no temporal cross-validation split
+    splits = ("random", "spatial") if size == "fine" else training.TrainSettings.splits
     version = training.train(
-        training.TrainSettings(sites_source="fluxnet_demo", targets="raw", n_folds=2, num_boost_round=100)
+        training.TrainSettings(
+            sites_source="fluxnet_demo", targets="raw", n_folds=2, num_boost_round=100, splits=splits
+        )
     )
     print(f"model {version} trained in {time.perf_counter() - t0:.1f} s")
     return version
@@ -99,7 +111,19 @@ def submit(service, req: dict, user: str):
     return service.submit("repredict", body, user)
 
 
-def bench_submit_to_result(version: str, px: int, days: int, env: dict, workdir: Path) -> None:
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident set size (VmHWM) of a live process, MB (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmHWM for process {pid}")
+
+
+def _loads(load: tuple[float, float, float]) -> str:
+    return " ".join(f"{v:.2f}" for v in load)
+
+
+def bench_submit_to_result(version: str, px: int, days: int, runs: int, env: dict, workdir: Path) -> None:
     from models.job_limits import JobLimits
     from models.jobs import JobService, JobStore
 
@@ -108,25 +132,33 @@ def bench_submit_to_result(version: str, px: int, days: int, env: dict, workdir:
     workers = start_workers(1, env, workdir)
     try:
         time.sleep(8)  # let the worker import and start polling
-        req = request_of(version, px, days)
-        n_lat, n_lon, n_days = req["_pixels"]
-        t0 = time.time()
-        job = submit(service, req, "bench")
-        timeline = []
-        while (current := store.get(job.id)).is_active:
-            if current.progress_total and (not timeline or timeline[-1][1] != current.progress_done):
-                timeline.append((time.time() - t0, current.progress_done, current.progress_total))
-            time.sleep(0.05)
-        t_end = time.time()
+        idle_rss = peak_rss_mb(workers[0].pid)
+        for run in range(1, runs + 1):
+            req = request_of(version, px, days)
+            n_lat, n_lon, n_days = req["_pixels"]
+            load = os.getloadavg()
+            t0 = time.time()
+            job = submit(service, req, "bench")
+            timeline = []
+            while (current := store.get(job.id)).is_active:
+                if current.progress_total and (not timeline or timeline[-1][1] != current.progress_done):
+                    timeline.append((time.time() - t0, current.progress_done, current.progress_total))
+                time.sleep(0.05)
+            t_end = time.time()
+            print(
+                f"\nrun {run}: re-prediction {n_lat} × {n_lon} px × {n_days} days = "
+                f"{n_lat * n_lon * n_days:,} pixel-days (load average at submit {_loads(load)}, "
+                f"at result {_loads(os.getloadavg())})"
+            )
+            print(f"  status {current.status} -> {current.output or current.error}")
+            print(f"  queue wait (submit -> claimed)   {current.started_at - current.created_at:7.2f} s")
+            print(f"  run (claimed -> registered)      {current.finished_at - current.started_at:7.2f} s")
+            print(f"  submit -> result seen by client  {t_end - t0:7.2f} s")
+            marks = timeline[:: max(1, len(timeline) // 8)] + timeline[-1:]
+            print("  progress: " + ", ".join(f"{t:.1f}s {d}/{n}" for t, d, n in marks))
+        print(f"\nworker peak RSS {peak_rss_mb(workers[0].pid):.0f} MB (after start-up {idle_rss:.0f} MB)")
     finally:
         stop(workers)
-    print(f"\nre-prediction {n_lat} × {n_lon} px × {n_days} days = {n_lat * n_lon * n_days:,} pixel-days")
-    print(f"  status {current.status} -> {current.output or current.error}")
-    print(f"  queue wait (submit -> claimed)   {current.started_at - current.created_at:7.2f} s")
-    print(f"  run (claimed -> registered)      {current.finished_at - current.started_at:7.2f} s")
-    print(f"  submit -> result seen by client  {t_end - t0:7.2f} s")
-    marks = timeline[:: max(1, len(timeline) // 8)] + timeline[-1:]
-    print("  progress: " + ", ".join(f"{t:.1f}s {d}/{n}" for t, d, n in marks))
 
 
 PICKER = "[...Bokeh.documents[0].all_models].find(m => m.title === 'Calendar' && 'value' in m)"
@@ -190,21 +222,26 @@ def bench_latency(version: str, repeats: int, env: dict, workdir: Path) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", type=Path, required=True)
-    parser.add_argument("--small-demo", action="store_true")
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--small-demo", action="store_true")
+    size.add_argument("--fine-demo", action="store_true", help="regional 0.1° cubes, 500 × 500 px × 31 days")
     parser.add_argument("--px", type=int, default=500)
     parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--runs", type=int, default=1, help="re-predictions one after the other")
     parser.add_argument("--latency", action="store_true")
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
 
     sys.path.insert(0, str(REPO))
-    version = ensure_world(args.data_dir, args.small_demo)
+    version = ensure_world(
+        args.data_dir, "small" if args.small_demo else "fine" if args.fine_demo else "full"
+    )
     workdir = Path(tempfile.mkdtemp(prefix="bench-jobs-"))
     env = dict(
         os.environ, FLUXLENS_DATA_DIR=str(args.data_dir), FLUXLENS_JOBS_DB=str(workdir / "jobs.sqlite")
     )
     os.environ.update(FLUXLENS_JOBS_DB=env["FLUXLENS_JOBS_DB"])
-    bench_submit_to_result(version, args.px, args.days, env, workdir)
+    bench_submit_to_result(version, args.px, args.days, args.runs, env, workdir)
     if args.latency:
         bench_latency(version, args.repeats, env, workdir)
     print(f"\nlogs in {workdir}")

@@ -45,7 +45,13 @@ def add_commands(subparsers) -> None:
     p.set_defaults(func=run_ingest)
 
     p = subparsers.add_parser("demo", help="build the synthetic demo world into the data directory")
-    p.add_argument("--small", action="store_true", help="a small, fast demo world")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--small", action="store_true", help="a small, fast demo world")
+    size.add_argument(
+        "--fine",
+        action="store_true",
+        help="regional 0.1 deg cubes (500 x 500 px, July) and stations only, for job benchmarks",
+    )
     p.set_defaults(func=run_demo)
 
     p = subparsers.add_parser("catalog", help="list the products and station networks")
@@ -95,9 +101,9 @@ def run_ingest(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from data_prep import demo
+    from data_prep import demo, demo_world
 
-    demo.build_demo(settings.data_dir(), small=args.small)
+    demo.build_demo(settings.data_dir(), small=args.small, spec=demo_world.FINE if args.fine else None)
     return run_catalog(args)
 
 

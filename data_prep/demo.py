@@ -12,6 +12,9 @@ written the way real data arrive and go through the real readers:
 
 The raw files stay under ``<data_dir>/raw/demo/`` so they can be inspected or re-ingested. Every
 entry is ``synthetic: true`` and its provenance says "FluxLens demo world, synthetic".
+
+The fine world (``fluxlens demo --fine``, ``demo_world.FINE``) has regional 0.1° cubes of one month
+and the two station networks only: feature cubes big enough for re-prediction benchmarks.
 """
 
 from __future__ import annotations
@@ -129,8 +132,9 @@ def _cube(world: w.GridWorld, spec: w.DemoSpec, names) -> xr.Dataset:
 
 def _write_cubes(world: w.GridWorld, spec: w.DemoSpec) -> None:
     res = f"{spec.global_res:g} degree"
+    area = "global" if spec.bbox == w.GLOBE else "regional"
     cubes = {
-        "ssm_global_demo": (("ssm",), f"Demo global surface soil moisture ({res}, synthetic truth)"),
+        "ssm_global_demo": (("ssm",), f"Demo {area} surface soil moisture ({res}, synthetic truth)"),
         "fluxes_demo": (w.FLUX_VARS, f"Demo land fluxes LE, H, Rn, G ({res}, synthetic, Rn - G = LE + H)"),
         "forcing_demo": (w.FORCING_VARS, f"Demo meteorological and vegetation forcing ({res}, synthetic)"),
     }
@@ -328,7 +332,7 @@ def _write_ismn(world: w.GridWorld, spec: w.DemoSpec, raw: Path) -> None:
     )
 
 
-def build_demo(data_dir, *, small: bool = False) -> dict[str, float]:
+def build_demo(data_dir, *, small: bool = False, spec: w.DemoSpec | None = None) -> dict[str, float]:
     """Build the demo world into ``data_dir`` (products, networks, raw files).
 
     Returns seconds: ``world`` / ``world_cpu`` for the simulation, then the wall-clock time of each
@@ -337,9 +341,11 @@ def build_demo(data_dir, *, small: bool = False) -> dict[str, float]:
     and numpy release the GIL), so their wall times overlap.
 
     Deterministic: the same call gives the same values and raw files. ``small`` builds the same
-    world on a coarser grid, a smaller 1 km region and a shorter period (for tests).
+    world on a coarser grid, a smaller 1 km region and a shorter period (for tests); ``spec`` any
+    other size (``demo_world.FINE``). A regional world (``spec.bbox`` not the globe) keeps only the
+    days of ``spec.period``; without ``spec.satellite_products`` only cubes and stations are written.
     """
-    spec = w.SMALL if small else w.FULL
+    spec = spec or (w.SMALL if small else w.FULL)
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     raw = data_dir / RAW_DIR
@@ -360,7 +366,8 @@ def build_demo(data_dir, *, small: bool = False) -> dict[str, float]:
     with _data_dir_env(data_dir):
         t0, c0 = time.perf_counter(), time.process_time()
         static = w.reference_static()
-        world = w.simulate_grid(static, spec.global_res, spec.year)
+        keep = None if spec.bbox == w.GLOBE else spec.period
+        world = w.simulate_grid(static, spec.global_res, spec.year, spec.bbox, keep)
         timings["world"], timings["world_cpu"] = (
             round(time.perf_counter() - t0, 2),
             round(time.process_time() - c0, 2),
@@ -369,10 +376,11 @@ def build_demo(data_dir, *, small: bool = False) -> dict[str, float]:
         t0, c0 = time.perf_counter(), time.process_time()
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-cubes") as pool:
             background = pool.submit(cubes_and_stations, world)
-            timed("gssm", _write_gssm, world, spec, raw)
-            grid = _product_grid(spec)
-            timed("esacci", _write_esacci, world, spec, raw, grid)
-            timed("smap", _write_smap, world, spec, raw, grid)
+            if spec.satellite_products:
+                timed("gssm", _write_gssm, world, spec, raw)
+                grid = _product_grid(spec)
+                timed("esacci", _write_esacci, world, spec, raw, grid)
+                timed("smap", _write_smap, world, spec, raw, grid)
             background.result()
         timings["writes"], timings["writes_cpu"] = (
             round(time.perf_counter() - t0, 2),

@@ -3,8 +3,8 @@
 Everything here is deterministic (fixed seeds) and synthetic; nothing is an observation.
 
 Model, per land cell and day (the same equations at every resolution; fields are defined on a
-0.5° reference grid and sampled at the cells or points asked for, so the small and the full world
-are the same world):
+0.5° reference grid and sampled at the cells or points asked for, so the small, the full and the
+fine regional world are the same world):
 
 * **Land** — Natural Earth 1:110m country polygons shipped with ``pyogrio`` (lakes from the
   Natural Earth file shipped with ``cartopy`` when present), rasterised at cell centres; an
@@ -60,6 +60,8 @@ SOLAR_CONSTANT = 1361.0  # W m-2
 LE_TO_MM = 86400.0 / 2.45e6  # W m-2 of LE → mm d-1 of evaporation
 SURFACE_LAYER_MM = 50.0  # 0–5 cm
 SPIN_UP_FROM = 243  # day index (1 September) from which the spin-up run starts
+GLOBE = (-180.0, -90.0, 180.0, 90.0)  # W, S, E, N
+CHUNK_POINTS = 40_000  # land cells simulated at once when only a period is kept (≈ 1.4 GB peak)
 
 # Per IGBP class: maximum LAI, evergreen share of it, snow-free albedo, tree cover.
 _LAI_MAX = np.array([0, 4.5, 5.5, 3.5, 5.0, 5.0, 2.0, 1.0, 2.5, 2.0, 2.2, 3.0, 3.6, 1.0, 3.0, 0.0, 0.1])
@@ -120,11 +122,11 @@ _MONSOON = [0.0, 0.3, 0.8, 0.9, 0.4, 0.25, 0.1]
 
 @dataclass(frozen=True)
 class DemoSpec:
-    """Sizes of one demo world. ``FULL`` and ``SMALL`` share names, seeds and equations."""
+    """Sizes of one demo world. ``FULL``, ``SMALL`` and ``FINE`` share names, seeds and equations."""
 
     label: str
-    global_res: float  # deg, the global cubes
-    period: tuple[str, str]  # inclusive dates of the global cubes
+    global_res: float  # deg, the cubes (global unless ``bbox`` says otherwise)
+    period: tuple[str, str]  # inclusive dates of the cubes
     region: tuple[float, float, float, float]  # GSSM W, S, E, N
     gssm_res: float
     gssm_period: tuple[str, str]
@@ -136,6 +138,8 @@ class DemoSpec:
     n_stations: int
     n_stations_region: int
     year: int = 2018
+    bbox: tuple[float, float, float, float] = GLOBE  # W, S, E, N of the cubes and the simulated cells
+    satellite_products: bool = True  # the GSSM1km-, ESA CCI- and SMAP-like products (else cubes, stations)
 
     def dates(self, period: tuple[str, str]) -> pd.DatetimeIndex:
         return pd.date_range(period[0], period[1], freq="D").as_unit("ns")
@@ -170,6 +174,28 @@ SMALL = DemoSpec(
     n_towers_region=3,
     n_stations=6,
     n_stations_region=3,
+)
+
+
+# Feature cubes of at least 500 × 500 px × 30 days for re-prediction benchmarks: 0.1° over 50° × 50°
+# of Central and East Asia (97 % land), July only (the cells are still run over the whole year, spin-up
+# included, and cut to the period). No 1 km or satellite products; towers and probes inside the box.
+FINE = DemoSpec(
+    label="fine",
+    global_res=0.1,
+    period=("2018-07-01", "2018-07-31"),
+    region=(86.0, 50.0, 90.0, 54.0),
+    gssm_res=0.01,
+    gssm_period=("2018-07-01", "2018-07-31"),
+    comparison_period=("2018-07-01", "2018-07-31"),
+    smap_period=("2018-07-01", "2018-07-31"),
+    cci_res=0.5,
+    n_towers=40,
+    n_towers_region=4,
+    n_stations=8,
+    n_stations_region=2,
+    bbox=(60.0, 20.0, 110.0, 70.0),
+    satellite_products=False,
 )
 
 
@@ -730,12 +756,34 @@ class GridWorld:
         return lookup[rows, cols]
 
 
-def simulate_grid(static: StaticFields, res: float, year: int) -> GridWorld:
-    """The model at every land cell of a global grid of ``res`` degrees."""
-    lat, lon = grid_centres(res)
+def simulate_grid(
+    static: StaticFields, res: float, year: int, bbox=GLOBE, period: tuple[str, str] | None = None
+) -> GridWorld:
+    """The model at every land cell of a grid of ``res`` degrees over ``bbox`` (global by default).
+
+    With ``period`` only those days are kept: the cells are run (whole year, spin-up included) in
+    chunks of :data:`CHUNK_POINTS` and each chunk is cut to the period, so memory follows the period,
+    not the year. Cells are independent, so the values are those of one run over all cells.
+    """
+    lat, lon = grid_centres(res, bbox)
     land = land_mask(lat, lon)
     iy, ix = np.nonzero(land)
-    return GridWorld(lat, lon, land, simulate_points(static, lat[iy], lon[ix], year))
+    if period is None:
+        return GridWorld(lat, lon, land, simulate_points(static, lat[iy], lon[ix], year))
+    parts = []
+    for i in range(0, iy.size, CHUNK_POINTS):
+        part = simulate_points(static, lat[iy[i : i + CHUNK_POINTS]], lon[ix[i : i + CHUNK_POINTS]], year)
+        part = part.period(*period)
+        part.series = {k: v.copy() for k, v in part.series.items()}  # drop the rest of the year
+        parts.append(part)
+    points = PointWorld(
+        parts[0].time,
+        lat[iy],
+        lon[ix],
+        {k: np.concatenate([p.static[k] for p in parts]) for k in parts[0].static},
+        {k: np.concatenate([p.series[k] for p in parts], axis=1) for k in parts[0].series},
+    )
+    return GridWorld(lat, lon, land, points)
 
 
 def interpolation_matrix(source: np.ndarray, target: np.ndarray, periodic: float | None = None) -> np.ndarray:
