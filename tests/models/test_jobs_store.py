@@ -316,3 +316,50 @@ def test_history_survives_reopening(jobs_db):
     assert reopened.get(job.id).request == REQUEST
     assert [line.message for line in reopened.logs(job.id)] == ["queued by ana"]
     reopened.close()
+
+
+def test_postgres_store_reconnects_after_server_closed_its_connections(postgres_server):
+    """Idle pooled connections the server has closed (restart, idle timeout) are replaced, not
+    handed to the next call."""
+    import psycopg
+
+    store = JobStore(postgres_server.create_database())
+    job = store.insert("repredict", REQUEST, "ana")
+    database = store.path.rsplit("/", 1)[1]
+    with psycopg.connect(postgres_server.url(), autocommit=True) as admin:
+        (killed,) = admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s", (database,)
+        ).fetchone()
+    assert killed >= 1
+    store.db.IDLE_CHECK_S = 0.0  # every idle connection is checked before reuse
+    assert store.claim("w1").id == job.id
+    assert store.get(job.id).worker == "w1"
+    store.close()
+
+
+def test_postgres_stores_of_a_process_share_connections(postgres_server):
+    """One store per web session must not mean one pool per session: 30 stores on the same URL,
+    used from 30 threads, leave at most the pool's size of connections open."""
+    import psycopg
+
+    url = postgres_server.create_database()
+    stores = [JobStore(url) for _ in range(30)]
+    job = stores[0].insert("repredict", REQUEST, "ana")
+    threads = [threading.Thread(target=s.get, args=(job.id,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    database = url.rsplit("/", 1)[1]
+    deadline = time.monotonic() + 10  # a closed connection's server process exits asynchronously
+    with psycopg.connect(postgres_server.url(), autocommit=True) as admin:
+        while True:
+            (open_connections,) = admin.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (database,)
+            ).fetchone()
+            if open_connections <= stores[0].db.POOL_SIZE or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+    assert 1 <= open_connections <= stores[0].db.POOL_SIZE
+    assert all(s.get(job.id).id == job.id for s in stores)
+    stores[0].close()
