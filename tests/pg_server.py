@@ -73,6 +73,7 @@ class PostgresServer:
             user = pwd.getpwnam(SERVER_USER)
             os.chown(self.root, user.pw_uid, user.pw_gid)
         self._started = False
+        self._log = str(self.root / "server.log")
 
     def _run(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
         cmd = [str(self.bin / args[0]), *args[1:]]
@@ -104,7 +105,20 @@ class PostgresServer:
             "--no-sync",
         )
         pwfile.unlink()
-        options = " ".join(
+        for attempt in range(3):  # the free port may be taken before the server binds it
+            try:
+                data, log = str(self.data), self._log
+                self._run("pg_ctl", "-D", data, "-o", self._options(), "-l", log, "-w", "start")
+                break
+            except RuntimeError:
+                if attempt == 2 or "could not bind" not in self.log_text():
+                    raise RuntimeError(f"PostgreSQL did not start; server log:\n{self.log_text()}") from None
+                self.port = _free_port()
+        self._started = True
+        return self
+
+    def _options(self) -> str:
+        return " ".join(
             [
                 "-c listen_addresses=127.0.0.1",
                 f"-c port={self.port}",
@@ -116,11 +130,6 @@ class PostgresServer:
                 "-c shared_buffers=32MB",
             ]
         )
-        self._run(
-            "pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "server.log"), "-w", "start"
-        )
-        self._started = True
-        return self
 
     def stop(self) -> None:
         if self._started:
@@ -145,5 +154,5 @@ class PostgresServer:
         return self.url(name)
 
     def log_text(self) -> str:
-        path = self.root / "server.log"
+        path = Path(self._log)
         return path.read_text() if path.exists() else ""
