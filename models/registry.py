@@ -3,9 +3,8 @@
 ``<version>/`` holds the LightGBM text models (``ef.txt``, ``a.txt``, ``le_direct.txt``,
 ``h_direct.txt``, written by ``Booster.save_model``), ``meta.json`` (features with units, parameters,
 targets used, training-data fingerprint, CV scores, library versions, creation time), the
-cross-validation tables (``cv_*.parquet``), the SHAP cache (``shap/``) and compiled models
-(``compiled/``). Nothing is pickled. A version is written to a temporary folder and renamed into
-place, so a half-written version is never listed.
+cross-validation tables (``cv_*.parquet``) and the SHAP cache (``shap/``). Nothing is pickled.
+A version is written to a temporary folder and renamed into place, so a half-written version is never listed.
 """
 
 from __future__ import annotations
@@ -27,7 +26,7 @@ from catalog.errors import InputError
 from models.emulator import MODEL_NAMES, Emulator
 
 _VERSION_RE = re.compile(r"^[0-9]{8}T[0-9]{6}Z-[0-9a-f]{8}(-[0-9]+)?$")
-LIBRARIES = ("lightgbm", "numpy", "pandas", "scikit-learn", "shap", "lleaves", "xarray")
+LIBRARIES = ("lightgbm", "numpy", "pandas", "scikit-learn", "shap", "xarray")
 
 
 def models_dir() -> Path:

@@ -18,7 +18,7 @@ def test_train_registers_version_with_cv_for_both_models(data_dir):
     meta = json.loads((data_dir / "models" / version / "meta.json").read_text())
     assert meta["training_data"]["fingerprint_sha256"] == T.fingerprint(table)
     assert meta["targets"]["set"] == "corrected" and meta["targets"]["le"] == "le_corr"
-    assert {"lightgbm", "numpy", "pandas", "shap", "lleaves"} <= set(meta["libraries"])
+    assert {"lightgbm", "numpy", "pandas", "shap"} <= set(meta["libraries"])
     assert [f["name"] for f in meta["features"]][:3] == ["ta", "sw_in", "lw_in"]
     assert all(f["units"] for f in meta["features"])
     cv = meta["cv_summary"]
