@@ -144,6 +144,12 @@ def _version_header(meta: dict) -> str:
         f"targets `{t.get('le')}`/`{t.get('h')}`; EF objective: {meta.get('ef_objective', '')}. "
         f"Fixed parameters, no tuning on test folds. Temporal split unit: "
         f"{meta.get('cv_settings', {}).get('temporal_unit', 'year')}."
+        + (
+            " Note: trained on monthly means; predictions on daily cubes carry a scale error the "
+            "cross-validation does not measure."
+            if td.get("time_step") == "month"
+            else ""
+        )
     )
 
 

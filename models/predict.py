@@ -330,6 +330,9 @@ def predict_region(
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "training_data_fingerprint": meta["training_data"]["fingerprint_sha256"],
         }
+        note = time_step_note(meta["training_data"].get("time_step"), time_step)
+        if note:
+            provenance["time_step_note"] = note
         store.write_product(
             result,
             name,
@@ -342,6 +345,16 @@ def predict_region(
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return name
+
+
+def time_step_note(trained: str | None, applied: str | None) -> str | None:
+    """A warning when a model trained on one time step (e.g. monthly means) predicts another (days)."""
+    if not trained or not applied or trained == applied:
+        return None
+    return (
+        f"model trained on {trained} data, applied to {applied} inputs: fluxes respond non-linearly to "
+        f"their drivers, so {applied} predictions carry a scale error the cross-validation does not measure"
+    )
 
 
 def _predict_block(

@@ -152,3 +152,10 @@ def test_unknown_version_and_duplicate_name(world):
         predict.predict_region("20200101T000000Z-deadbeef", BBOX, "2018-06-01", "2018-06-02")
     with pytest.raises(InputError, match="already exists"):
         predict.predict_region(version, BBOX, "2018-06-01", "2018-06-02", product_name="fluxes_demo")
+
+
+def test_time_step_note():
+    assert predict.time_step_note("day", "day") is None
+    assert predict.time_step_note(None, "day") is None
+    note = predict.time_step_note("month", "day")
+    assert "trained on month data" in note and "applied to day inputs" in note
