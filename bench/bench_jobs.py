@@ -3,12 +3,15 @@ interaction latency while jobs run.
 
     .venv/bin/python bench/bench_jobs.py --data-dir /tmp/bench-jobs/fluxlens-data --small-demo
     .venv/bin/python bench/bench_jobs.py --data-dir … --px 500 --days 30 --latency --repeats 10
-    .venv/bin/python bench/bench_jobs.py --data-dir /tmp/bench-jobs/fine --fine-demo --runs 2
+    .venv/bin/python bench/bench_jobs.py --data-dir /tmp/bench-jobs/fine --fine-demo --runs 2 \
+        [--model-from /tmp/bench-jobs/fluxlens-data]
 
 1. Builds the demo world if ``--data-dir`` has no catalog (``--small-demo`` for the small one,
    ``--fine-demo`` for regional 0.1° cubes of 500 × 500 px × 31 days, the only one where a
    500 × 500 px job fits) and trains a quick model version if there is none (both reported, not part
    of the figures).
+   ``--model-from DIR`` uses the newest model version of another data directory instead (the full
+   demo's emulator, trained on a year of 56 towers, on the fine world's cubes).
 2. Starts one ``fluxlens worker``, waits until it polls, submits ``--runs`` re-predictions one after
    the other of ``--px`` × ``--px`` pixels (clipped to the model's domain; the real size is printed)
    × ``--days`` days through ``JobService`` (what the dashboard does) and prints queue wait, run time
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -36,9 +40,10 @@ REPO = Path(__file__).resolve().parents[1]
 FLUXLENS = [sys.executable, "-m", "fluxlens.cli"]
 
 
-def ensure_world(data_dir: Path, size: str) -> str:
+def ensure_world(data_dir: Path, size: str, model_from: Path | None = None) -> str:
     """Demo world of ``size`` (full, small, fine) and a model version in ``data_dir``; returns the
-    newest version."""
+    newest version, or the newest of ``model_from`` (another data directory), copied in without its
+    compiled code when it is not there yet."""
     from catalog import settings
     from data_prep import demo_world
     from models import registry, training
@@ -52,6 +57,13 @@ def ensure_world(data_dir: Path, size: str) -> str:
             data_dir, spec={"full": demo_world.FULL, "small": demo_world.SMALL, "fine": demo_world.FINE}[size]
         )
         print(f"demo world ({size}) built in {time.perf_counter() - t0:.1f} s; steps (s): {steps}")
+    if model_from is not None:
+        source = max(p.parent for p in (model_from / "models").glob("*/meta.json"))
+        target = registry.models_dir() / source.name
+        if not target.exists():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("compiled"))
+            print(f"model {source.name} copied from {model_from} (to be compiled on first use)")
+        return source.name
     versions = registry.list_versions()
     if versions:
         return versions[0]["version"]
@@ -227,15 +239,19 @@ def main() -> int:
     size.add_argument("--fine-demo", action="store_true", help="regional 0.1° cubes, 500 × 500 px × 31 days")
     parser.add_argument("--px", type=int, default=500)
     parser.add_argument("--days", type=int, default=30)
+    parser.add_argument(
+        "--model-from",
+        type=Path,
+        help="data directory whose newest model version is used (the full demo emulator on the fine cubes)",
+    )
     parser.add_argument("--runs", type=int, default=1, help="re-predictions one after the other")
     parser.add_argument("--latency", action="store_true")
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()
 
     sys.path.insert(0, str(REPO))
-    version = ensure_world(
-        args.data_dir, "small" if args.small_demo else "fine" if args.fine_demo else "full"
-    )
+    size = "small" if args.small_demo else "fine" if args.fine_demo else "full"
+    version = ensure_world(args.data_dir, size, args.model_from)
     workdir = Path(tempfile.mkdtemp(prefix="bench-jobs-"))
     env = dict(
         os.environ, FLUXLENS_DATA_DIR=str(args.data_dir), FLUXLENS_JOBS_DB=str(workdir / "jobs.sqlite")
