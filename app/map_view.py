@@ -279,15 +279,20 @@ class MapFigure:
         return (w, e), (s, n)
 
     def set_basemap(self, on: bool, view=None) -> None:
-        """Switch to Web Mercator with the tile layer (``on``) or back to plate carrée, then show
-        the lon/lat ``view`` (x_range, y_range) if given. Markers and coastlines follow; the caller
-        redraws the image."""
+        """Switch to Web Mercator with the tile layer (``on``) or back to plate carrée, showing the
+        lon/lat ``view`` (x_range, y_range; default: the current one refitted to the frame's aspect).
+        Figures sharing ranges must be given the same ``view``. Markers and coastlines follow; the
+        caller redraws the image."""
         on = bool(on) and bool(self.tile_url)
         if on == self.mercator:
             if view is not None:
                 self.set_view(*view)
             return
+        if view is None:
+            view = view_for_projection(*self.view(), self.width, self.height, mercator=on)
         self.mercator = on
+        self.source.data = {"image": [np.full((1, 1), np.nan, dtype="float32")], **_EMPTY_PLACE}
+        self.set_view(*view)  # before the tiles appear, so that they never see a degree view
         if on:
             if self.tiles is None:
                 source = WMTSTileSource(url=self.tile_url, attribution=tile_attribution(self.tile_url))
@@ -315,9 +320,6 @@ class MapFigure:
         self.y_range.update(reset_start=reset_y[0], reset_end=reset_y[1])
         self.mark_pixel(*(self._pixel or (None, None)))
         self.mark_box(self._box)
-        self.source.data = {"image": [np.full((1, 1), np.nan, dtype="float32")], **_EMPTY_PLACE}
-        if view is not None:
-            self.set_view(*view)
 
     def fit(self, bbox, margin: float = 0.02) -> tuple[tuple, tuple]:
         """Lon/lat view showing ``bbox`` whole in the current projection (not applied)."""
