@@ -105,7 +105,10 @@ def _cmd_log(args) -> int:
 
 def add_job_commands(subparsers) -> None:
     """Register ``worker`` and ``jobs`` on the ``fluxlens`` command."""
-    db_help = "job database: path or sqlite:///path (default $FLUXLENS_JOBS_DB or <data-dir>/jobs.sqlite)"
+    db_help = (
+        "job database: path, sqlite:///path or postgresql://user:password@host:port/db "
+        "(default $FLUXLENS_JOBS_DB or <data-dir>/jobs.sqlite)"
+    )
     user_default = os.environ.get("FLUXLENS_USER") or ANONYMOUS
 
     worker = subparsers.add_parser("worker", help="run queued retrain / re-prediction jobs")

@@ -2,7 +2,7 @@
 
 | variable | default | meaning |
 |---|---|---|
-| ``FLUXLENS_JOBS_DB`` | ``<data_dir>/jobs.sqlite`` | job database: a path or ``sqlite:///<path>`` |
+| ``FLUXLENS_JOBS_DB`` | ``<data_dir>/jobs.sqlite`` | path, ``sqlite:///…`` or ``postgresql://…`` |
 | ``FLUXLENS_JOB_MAX_PIXEL_DAYS`` | 100 000 000 | largest re-prediction (lat × lon × days) |
 | ``FLUXLENS_JOB_MAX_ACTIVE`` | 3 | queued + running jobs one user may have |
 | ``FLUXLENS_JOB_MAX_ATTEMPTS`` | 2 | runs of a job before a dead worker's job is failed |
