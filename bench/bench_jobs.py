@@ -16,7 +16,9 @@ interaction latency while jobs run.
    the other of ``--px`` × ``--px`` pixels (clipped to the model's domain; the real size is printed)
    × ``--days`` days through ``JobService`` (what the dashboard does) and prints queue wait, run time
    and submit-to-result time of each, with the progress timeline, then the worker's peak RSS. The
-   first run on a new model version includes compiling it.
+   first run in a worker includes loading and packing the model version's forests, and compiling
+   the prediction kernel if the machine has none yet (set ``FLUXLENS_CACHE_DIR`` to an empty folder
+   to include it).
 3. ``--latency``: starts ``fluxlens serve`` and a headless Chromium, clicks the sidebar's
    "step ▶" button ``--repeats`` times and times click → the server's answer (the date picker
    shows the next day), first with no job running, then while two workers run two re-predictions.
@@ -131,6 +133,13 @@ def peak_rss_mb(pid: int) -> float:
     raise RuntimeError(f"no VmHWM for process {pid}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time so far of a live process, its threads and its finished children (e.g.
+    the compiler building the prediction kernel), s (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
 def _loads(load: tuple[float, float, float]) -> str:
     return " ".join(f"{v:.2f}" for v in load)
 
@@ -149,6 +158,7 @@ def bench_submit_to_result(version: str, px: int, days: int, runs: int, env: dic
             req = request_of(version, px, days)
             n_lat, n_lon, n_days = req["_pixels"]
             load = os.getloadavg()
+            cpu0 = cpu_seconds(workers[0].pid)
             t0 = time.time()
             job = submit(service, req, "bench")
             timeline = []
@@ -157,6 +167,7 @@ def bench_submit_to_result(version: str, px: int, days: int, runs: int, env: dic
                     timeline.append((time.time() - t0, current.progress_done, current.progress_total))
                 time.sleep(0.05)
             t_end = time.time()
+            cpu = cpu_seconds(workers[0].pid) - cpu0
             print(
                 f"\nrun {run}: re-prediction {n_lat} × {n_lon} px × {n_days} days = "
                 f"{n_lat * n_lon * n_days:,} pixel-days (load average at submit {_loads(load)}, "
@@ -166,6 +177,7 @@ def bench_submit_to_result(version: str, px: int, days: int, runs: int, env: dic
             print(f"  queue wait (submit -> claimed)   {current.started_at - current.created_at:7.2f} s")
             print(f"  run (claimed -> registered)      {current.finished_at - current.started_at:7.2f} s")
             print(f"  submit -> result seen by client  {t_end - t0:7.2f} s")
+            print(f"  worker CPU time (user + system)  {cpu:7.2f} s")
             marks = timeline[:: max(1, len(timeline) // 8)] + timeline[-1:]
             print("  progress: " + ", ".join(f"{t:.1f}s {d}/{n}" for t, d, n in marks))
         print(f"\nworker peak RSS {peak_rss_mb(workers[0].pid):.0f} MB (after start-up {idle_rss:.0f} MB)")
