@@ -179,26 +179,24 @@ def record_climatology(forcing: str, bbox, names: list[str]) -> dict[str, xr.Dat
 def _block_matrix(block: dict[str, np.ndarray], features: list[str], times, lats, time_step: str):
     """Feature matrix (rows = time × lat × lon, C order) from one block of cube arrays."""
     nt, ny, nx = len(times), len(lats), next(iter(block.values())).shape[-1]
-    shape = (nt, ny, nx)
-    cols = []
+    x = np.empty((nt, ny, nx, len(features)))
     tt = pd.DatetimeIndex(times)
-    for name in features:
+    for i, name in enumerate(features):
         spec = F.spec(name)
         if name == "lat":
-            col = np.broadcast_to(lats[None, :, None], shape)
+            col = lats[None, :, None]
         elif name == "month":
-            col = np.broadcast_to(tt.month.to_numpy(dtype=float)[:, None, None], shape)
+            col = tt.month.to_numpy(dtype=float)[:, None, None]
         elif name == "sw_in_pot":
             if time_step == "month":
                 pot = np.stack([F.sw_in_pot(lats, [t] * len(lats), time_step="month") for t in tt])
             else:
                 pot = F.daily_sw_in_pot(lats[None, :], tt.day_of_year.to_numpy()[:, None])
-            col = np.broadcast_to(pot[:, :, None], shape)
+            col = pot[:, :, None]
         else:
-            arr = block[name if name == "a" or spec.source == "climatology" else spec.cube_variable]
-            col = np.broadcast_to(arr, shape)
-        cols.append(np.asarray(col, dtype=np.float64).reshape(-1))
-    return np.column_stack(cols)
+            col = block[name if name == "a" or spec.source == "climatology" else spec.cube_variable]
+        x[..., i] = col  # broadcast in the assignment: one pass, no temporary
+    return x.reshape(nt * ny * nx, len(features))
 
 
 def default_block(grid: xr.Dataset) -> tuple[int, int, int]:
@@ -357,6 +355,11 @@ def time_step_note(trained: str | None, applied: str | None) -> str | None:
     )
 
 
+def _valid_rows(x: np.ndarray, flat: np.ndarray) -> np.ndarray:
+    """The rows of ``x`` where ``flat`` is true (no copy when all are)."""
+    return x if flat.all() else x[flat]
+
+
 def _predict_block(
     version, arrays, features, a_features, constrained, a_min, required, times, lats, shape, time_step, n_jobs
 ) -> dict[str, np.ndarray]:
@@ -375,12 +378,12 @@ def _predict_block(
     out = {v: np.full(nt * ny * nx, np.nan, dtype=np.float32) for v in OUTPUT_ATTRS}
     if flat.any():
         if a is None:
-            xa = _block_matrix(full, a_features, times, lats, time_step)[flat]
+            xa = _valid_rows(_block_matrix(full, a_features, times, lats, time_step), flat)
             a_flat = compiled.predict(version, "a", xa, n_jobs=n_jobs)
         else:
             a_flat = a.reshape(-1)[flat]
         full["a"] = np.zeros(shape)
-        x = _block_matrix(full, features, times, lats, time_step)[flat]
+        x = _valid_rows(_block_matrix(full, features, times, lats, time_step), flat)
         if "a" in features:
             x[:, features.index("a")] = a_flat
         if constrained:
