@@ -341,7 +341,11 @@ class MapFigure:
         )
 
     def set_view(self, x_range, y_range) -> None:
-        """Show lon ``x_range`` × lat ``y_range`` (no change when already shown, up to rounding)."""
+        """Show lon ``x_range`` × lat ``y_range`` (no change when already shown, up to rounding).
+        In Web Mercator the latitudes are refitted to the frame's aspect around the view's centre
+        (the tile layer keeps square metres; fitting here keeps the longitudes asked for)."""
+        if self.mercator:
+            x_range, y_range = view_for_projection(x_range, y_range, self.width, self.height, mercator=True)
         (x0, y0), (x1, y1) = self._to_plot(x_range[0], y_range[0]), self._to_plot(x_range[1], y_range[1])
         current = (self.x_range.start, self.x_range.end, self.y_range.start, self.y_range.end)
         if np.allclose(current, (x0, x1, y0, y1), rtol=1e-9, atol=1e-9):

@@ -267,9 +267,13 @@ def _basemap(page, server):
     frames = [_frame(page, n) for n in ("compare_a", "compare_b", "compare_diff")]
     ranges = [tuple(f[k] for k in ("x0", "x1", "y0", "y1")) for f in frames]
     assert ranges[0] == ranges[1] == ranges[2]  # linked
-    # centred where the main map was; Bokeh's tile layer may widen the view to its frame's aspect
+    # centred where the main map was, latitudes fitted to these frames' aspect (square metres);
+    # Bokeh's tile layer, drawn first while its plot is still being laid out, may widen the view
+    # by a few per cent
     assert (view[0] + view[1]) / 2 == pytest.approx((lon[0] + lon[1]) / 2, abs=1e-3)
     assert view[1] - view[0] == pytest.approx(lon[1] - lon[0], rel=0.05)
+    x, y = TO_MERC.transform(view[:2], view[2:])
+    assert (x[1] - x[0]) / (y[1] - y[0]) == pytest.approx(frames[0]["width"] / frames[0]["height"], rel=1e-3)
     save_screenshot(page, "basemap_3_compare")
     page.get_by_role("button", name="Basemap").last.click()
     page.wait_for_function(f"({FRAME})('compare_a').tiles.length === 0", timeout=30_000)
@@ -280,8 +284,11 @@ def _basemap(page, server):
     wait_idle(page)
     page.wait_for_timeout(1000)
     wait_idle(page)
-    shown = _frame(page)  # a freshly drawn tile layer snaps the view to a tile zoom level
+    shown = _frame(page)
     shown_lon, _ = TO_LONLAT.transform([shown["x0"], shown["x1"]], [0, 0])
+    # the longitudes survive the tab switches (up to the widening above)
+    assert np.mean(shown_lon) == pytest.approx(np.mean(lon), abs=1e-3)
+    assert shown_lon[1] - shown_lon[0] == pytest.approx(lon[1] - lon[0], rel=0.05)
     page.get_by_role("button", name="Basemap").first.click()
     page.wait_for_function(
         f"(() => {{ const f = ({FRAME})('main_map'); "
