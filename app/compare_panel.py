@@ -50,8 +50,11 @@ class CompareTab:
             tile_url=tiles,
             dark=dark,
         )
-        self.basemap = pn.widgets.Toggle(name="Basemap", value=False, width=110, visible=tiles is not None)
-        self.basemap.param.watch(self._on_basemap, "value")
+        self.basemap = pn.widgets.Toggle(
+            name="Basemap", value=state.basemap, width=110, visible=tiles is not None
+        )
+        self.basemap.param.watch(lambda e: setattr(state, "basemap", e.new), "value")
+        state.param.watch(self._on_basemap, "basemap")
         self.stats = pn.pane.Markdown("", name="compare_stats", width=420)
         self.body = pn.Column(
             pn.Row(
@@ -72,6 +75,10 @@ class CompareTab:
             ["compare", "common_mask", "date", "aggregation", "period", "x_range", "y_range", "cmap"],
         )
         state.param.watch(lambda e: self.redraw() if e.new == TAB and self._stale else None, "tab")
+        if state.basemap:  # switched on in another tab or by a permalink
+            view = (state.x_range, state.y_range) if state.x_range and state.y_range else None
+            for fig in (self.left, self.right, self.diff):
+                fig.set_basemap(True, view)
         self._options()
         self.redraw()
 
@@ -104,10 +111,12 @@ class CompareTab:
         s.param.update(x_range=new[:2], y_range=new[2:])
 
     def _on_basemap(self, event) -> None:
-        """Switch the three linked maps (shared ranges) to Web Mercator and back; state stays lon/lat."""
+        """Switch the three linked maps (shared ranges) to Web Mercator and back; state stays lon/lat.
+        The tab on screen refits the shared view to its frame; a hidden tab keeps it."""
         s = self.state
+        self.basemap.value = event.new
         view = None
-        if s.x_range and s.y_range:
+        if s.x_range and s.y_range and s.tab == TAB:
             view = view_for_projection(s.x_range, s.y_range, W, H, mercator=event.new)
         for fig in (self.left, self.right, self.diff):
             fig.set_basemap(event.new, view)

@@ -58,11 +58,12 @@ class MapTab:
         self.map_pane = pn.pane.Bokeh(self.map.fig, name="map")
         self.basemap = pn.widgets.Toggle(
             name="Basemap",
-            value=False,
+            value=state.basemap,
             width=110,
             visible=self.map.tile_url is not None,
         )
-        self.basemap.param.watch(self._on_basemap, "value")
+        self.basemap.param.watch(lambda e: setattr(state, "basemap", e.new), "value")
+        state.param.watch(self._on_basemap, "basemap")
         self.method_note = pn.pane.Markdown(
             MERCATOR_METHOD, visible=False, css_classes=["map-method"], margin=(0, 10)
         )
@@ -91,6 +92,9 @@ class MapTab:
         self._drawing = False
         self.map.mark_pixel(*(state.pixel or (None, None)))
         self.map.mark_box(state.box)
+        if state.basemap:  # restored from a permalink
+            self.map.set_basemap(True, (state.x_range, state.y_range) if state.x_range else None)
+            self.method_note.visible = self.map.mercator
         if state.x_range is None and state.product:
             self._fit_product()  # the view change draws the map
         else:
@@ -107,10 +111,12 @@ class MapTab:
         s.param.update(x_range=new[:2], y_range=new[2:])
 
     def _on_basemap(self, event) -> None:
-        """Switch the map's projection, keeping the view's centre and width; state stays lon/lat."""
+        """Switch the map's projection, keeping the view's centre and width; state stays lon/lat.
+        The tab on screen refits the shared view to its frame; a hidden tab keeps it."""
         s = self.state
+        self.basemap.value = event.new
         view = None
-        if s.x_range and s.y_range:
+        if s.x_range and s.y_range and s.tab == TAB:
             view = view_for_projection(s.x_range, s.y_range, MAP_WIDTH, MAP_HEIGHT, mercator=event.new)
         self.map.set_basemap(event.new, view)
         self.method_note.visible = self.map.mercator

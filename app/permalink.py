@@ -50,6 +50,8 @@ def to_query(state: AppState) -> dict[str, str]:
         q["compare"] = "~".join(state.compare)
     if state.common_mask:
         q["mask"] = "1"
+    if state.basemap:
+        q["basemap"] = "1"
     return {k: v for k, v in q.items() if v}
 
 
@@ -97,6 +99,8 @@ def from_query(args: dict[str, str]) -> dict:
         out["compare"] = [p for p in args["compare"].split("~") if p]
     if args.get("mask") == "1":
         out["common_mask"] = True
+    if args.get("basemap") == "1":
+        out["basemap"] = True
     return out
 
 

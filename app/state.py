@@ -28,6 +28,7 @@ class AppState(param.Parameterized):
     clim = param.Tuple(default=None, length=2, allow_None=True, doc="typed colour limits (low, high)")
     compare = param.List(default=[], item_type=str, doc="products compared side by side")
     common_mask = param.Boolean(default=False, doc="only pixels valid in every compared product")
+    basemap = param.Boolean(default=False, doc="web tiles under the maps (Web Mercator view)")
     tab = param.String(default="Map", doc="title of the tab on screen (hidden tabs do not redraw)")
     message = param.String(default="", doc="last error or notice shown to the user")
 

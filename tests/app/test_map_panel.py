@@ -70,3 +70,19 @@ def test_empty_tile_setting_hides_the_toggle(demo, monkeypatch):
     assert not tab.basemap.visible
     tab.basemap.value = True
     assert not tab.map.mercator and not _tiles(tab)
+
+
+def test_basemap_from_state(demo, monkeypatch):
+    """A permalink with basemap=1 opens the map in Web Mercator at the linked view; switching the
+    shared setting from another tab changes the projection but not the view."""
+    monkeypatch.delenv(settings.ENV_TILE_URL, raising=False)
+    view = dict(x_range=(-110.0, -90.0), y_range=(30.0, 40.0))
+    state = AppState(product="ssm_global_demo", variable="ssm", basemap=True, **view)
+    tab = map_panel.MapTab(state)
+    assert tab.map.mercator and tab.basemap.value and len(_tiles(tab)) == 1
+    assert (state.x_range, state.y_range) == (view["x_range"], view["y_range"])
+
+    state.tab = "Compare"
+    state.basemap = False
+    assert not tab.map.mercator and not tab.basemap.value and not _tiles(tab)
+    assert (state.x_range, state.y_range) == (view["x_range"], view["y_range"])

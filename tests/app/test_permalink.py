@@ -24,6 +24,7 @@ def test_round_trip_restores_selections():
         clim=(0.05, 0.45),
         compare=["ssm_global_demo", "esacci_demo"],
         common_mask=True,
+        basemap=True,
     )
     q = permalink.to_query(s)
     assert q["view"] == "-100.5,-95.25,35.125,40"
@@ -42,6 +43,8 @@ def test_round_trip_restores_selections():
         assert getattr(restored, name) == getattr(s, name), name
     assert restored.clim_mode == "typed" and restored.clim == (0.05, 0.45)
     assert restored.compare == ["ssm_global_demo", "esacci_demo"] and restored.common_mask
+    assert q["basemap"] == "1" and restored.basemap
+    assert "basemap" not in permalink.to_query(AppState())
 
 
 def test_malformed_values_are_ignored():
