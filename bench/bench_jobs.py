@@ -64,7 +64,7 @@ def ensure_world(data_dir: Path, size: str, model_from: Path | None = None) -> s
         target = registry.models_dir() / source.name
         if not target.exists():
             shutil.copytree(source, target, ignore=shutil.ignore_patterns("compiled"))
-            print(f"model {source.name} copied from {model_from} (to be compiled on first use)")
+            print(f"model {source.name} copied from {model_from}")
         return source.name
     versions = registry.list_versions()
     if versions:
