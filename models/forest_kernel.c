@@ -41,11 +41,14 @@ typedef struct {
     int32_t n_trees_pad;        /* n_trees rounded up to a multiple of 16 */
 } forest_t;
 
-/* number of thresholds < v (v not NaN): v <= t[k] iff code <= k. A linear count: it vectorises, and
- * with a few hundred thresholds it is faster than a binary search's chain of dependent loads. */
+/* number of thresholds < v (v not NaN): v <= t[k] iff code <= k. Two short branch-free counts: the
+ * full blocks of 16 whose last threshold is below v, then the thresholds below v in the next block.
+ * (Measured faster here than a binary search, a chain of dependent loads, and than one long count.) */
 static inline int32_t count_below(const double *t, int32_t m, double v) {
-    int32_t n = 0;
-    for (int32_t i = 0; i < m; i++) n += t[i] < v;
+    int32_t blocks = 0;
+    for (int32_t j = 15; j < m; j += 16) blocks += t[j] < v;
+    int32_t lo = blocks * 16, hi = lo + 16 < m ? lo + 16 : m, n = lo;
+    for (int32_t i = lo; i < hi; i++) n += t[i] < v;
     return n;
 }
 
