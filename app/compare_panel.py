@@ -3,11 +3,13 @@ common grid (the coarser product's), optionally restricted to the pixels valid i
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import panel as pn
 
 from app import compute, data, styles
-from app.map_view import MERCATOR_METHOD, MapFigure, view_for_projection
+from app.map_view import MERCATOR_METHOD, MapFigure, after_first_render, view_for_projection
 from app.ui import guarded
 from catalog import settings
 
@@ -75,12 +77,12 @@ class CompareTab:
             ["compare", "common_mask", "date", "aggregation", "period", "x_range", "y_range", "cmap"],
         )
         state.param.watch(lambda e: self.redraw() if e.new == TAB and self._stale else None, "tab")
-        if state.basemap:  # switched on in another tab or by a permalink
-            view = (state.x_range, state.y_range) if state.x_range and state.y_range else None
-            for fig in (self.left, self.right, self.diff):
-                fig.set_basemap(True, view)
+        state.param.watch(lambda e: self._show_basemap() if e.new == TAB else None, "tab")
+        self._basemap_pending = state.basemap  # on from a permalink or another tab
         self._options()
         self.redraw()
+        if state.tab == TAB:
+            self._show_basemap()
 
     def _options(self) -> None:
         names = data.products_with(self.state.variable)
@@ -111,12 +113,17 @@ class CompareTab:
         s.param.update(x_range=new[:2], y_range=new[2:])
 
     def _on_basemap(self, event) -> None:
-        """Switch the three linked maps (shared ranges) to Web Mercator and back; state stays lon/lat.
-        The tab on screen refits the shared view to its frame; a hidden tab keeps it."""
+        """Switch to Web Mercator with tiles and back, keeping the view's centre and longitudes and
+        refitting its latitudes to this tab's frame; the state stays lon/lat. A hidden tab switches
+        when it is next shown."""
         s = self.state
         self.basemap.value = event.new
+        if s.tab != TAB:
+            self._basemap_pending = True
+            return
+        self._basemap_pending = False
         view = None
-        if s.x_range and s.y_range and s.tab == TAB:
+        if s.x_range and s.y_range:
             view = view_for_projection(s.x_range, s.y_range, W, H, mercator=event.new)
         for fig in (self.left, self.right, self.diff):
             fig.set_basemap(event.new, view)
@@ -127,6 +134,13 @@ class CompareTab:
         finally:
             self._drawing = False
         self.redraw()
+
+    def _show_basemap(self) -> None:
+        """On showing the tab: apply a basemap switch made elsewhere (or by a permalink), after the
+        browser has drawn the figures."""
+        if self._basemap_pending:
+            self._basemap_pending = False
+            after_first_render(lambda: self._on_basemap(SimpleNamespace(new=self.state.basemap)))
 
     def redraw(self) -> None:
         if self.state.tab != TAB:

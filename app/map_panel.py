@@ -6,12 +6,13 @@ from __future__ import annotations
 import io
 import logging
 import time
+from types import SimpleNamespace
 
 import numpy as np
 import panel as pn
 
 from app import compute, data, export, styles
-from app.map_view import MERCATOR_METHOD, MapFigure, view_for_projection
+from app.map_view import MERCATOR_METHOD, MapFigure, after_first_render, view_for_projection
 from app.series_panel import SeriesPanel
 from app.ui import guarded
 from catalog import settings
@@ -88,13 +89,14 @@ class MapTab:
         state.param.watch(lambda e: self.map.mark_pixel(*(e.new or (None, None))), "pixel")
         state.param.watch(lambda e: self.map.mark_box(e.new), "box")
         state.param.watch(lambda e: self.redraw() if e.new == TAB and self._stale else None, "tab")
+        state.param.watch(lambda e: self._show_basemap() if e.new == TAB else None, "tab")
         self._stale = False
         self._drawing = False
         self.map.mark_pixel(*(state.pixel or (None, None)))
         self.map.mark_box(state.box)
-        if state.basemap:  # restored from a permalink
-            self.map.set_basemap(True, (state.x_range, state.y_range) if state.x_range else None)
-            self.method_note.visible = self.map.mercator
+        self._basemap_pending = state.basemap  # on from a permalink or another tab
+        if state.tab == TAB:
+            self._show_basemap()
         if state.x_range is None and state.product:
             self._fit_product()  # the view change draws the map
         else:
@@ -111,12 +113,17 @@ class MapTab:
         s.param.update(x_range=new[:2], y_range=new[2:])
 
     def _on_basemap(self, event) -> None:
-        """Switch the map's projection, keeping the view's centre and width; state stays lon/lat.
-        The tab on screen refits the shared view to its frame; a hidden tab keeps it."""
+        """Switch to Web Mercator with tiles and back, keeping the view's centre and longitudes and
+        refitting its latitudes to this tab's frame; the state stays lon/lat. A hidden tab switches
+        when it is next shown."""
         s = self.state
         self.basemap.value = event.new
+        if s.tab != TAB:
+            self._basemap_pending = True
+            return
+        self._basemap_pending = False
         view = None
-        if s.x_range and s.y_range and s.tab == TAB:
+        if s.x_range and s.y_range:
             view = view_for_projection(s.x_range, s.y_range, MAP_WIDTH, MAP_HEIGHT, mercator=event.new)
         self.map.set_basemap(event.new, view)
         self.method_note.visible = self.map.mercator
@@ -127,6 +134,13 @@ class MapTab:
             finally:
                 self._drawing = False
         self.redraw()
+
+    def _show_basemap(self) -> None:
+        """On showing the tab: apply a basemap switch made elsewhere (or by a permalink), after the
+        browser has drawn the figures."""
+        if self._basemap_pending:
+            self._basemap_pending = False
+            after_first_render(lambda: self._on_basemap(SimpleNamespace(new=self.state.basemap)))
 
     def _on_tap(self, lon, lat) -> None:
         self.state.pixel = (round(lon, 5), round(lat, 5))

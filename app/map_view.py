@@ -13,6 +13,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
+import panel as pn
 import xarray as xr
 from bokeh.events import RangesUpdate, SelectionGeometry, Tap
 from bokeh.models import (
@@ -54,6 +55,21 @@ _LAT_FROM_Y = CustomJSHover(
     code=f"return ((2 * Math.atan(Math.exp(value / {compute.EARTH_RADIUS_M})) - Math.PI / 2)"
     " * 180 / Math.PI).toFixed(3)"
 )
+
+
+FIRST_RENDER_DELAY_MS = 1500
+
+
+def after_first_render(callback) -> None:
+    """Run ``callback`` (e.g. switching on the tile layer) once the browser has drawn a figure that was
+    just created. A tile layer that is part of a figure's very first render stops the page from
+    responding (seen with Bokeh 3.9); added to a drawn figure it works. Outside a server session
+    (tests, scripts) the callback runs at once."""
+    doc = pn.state.curdoc
+    if doc is None or doc.session_context is None:
+        callback()
+        return
+    doc.add_timeout_callback(callback, FIRST_RENDER_DELAY_MS)
 
 
 @lru_cache(maxsize=1)

@@ -73,16 +73,25 @@ def test_empty_tile_setting_hides_the_toggle(demo, monkeypatch):
 
 
 def test_basemap_from_state(demo, monkeypatch):
-    """A permalink with basemap=1 opens the map in Web Mercator at the linked view; switching the
-    shared setting from another tab changes the projection but not the view."""
+    """A permalink with basemap=1 opens the map in Web Mercator at the linked longitudes; a switch made
+    on another tab is applied when the map tab is shown again, as if made there."""
     monkeypatch.delenv(settings.ENV_TILE_URL, raising=False)
     view = dict(x_range=(-110.0, -90.0), y_range=(30.0, 40.0))
     state = AppState(product="ssm_global_demo", variable="ssm", basemap=True, **view)
     tab = map_panel.MapTab(state)
     assert tab.map.mercator and tab.basemap.value and len(_tiles(tab)) == 1
-    assert (state.x_range, state.y_range) == (view["x_range"], view["y_range"])
+    # same longitudes, latitudes refitted to the frame (square metres), as when switched by hand
+    assert state.x_range == view["x_range"]
+    x, y = TO_MERC.transform(state.x_range, state.y_range)
+    assert (x[1] - x[0]) / (y[1] - y[0]) == pytest.approx(map_panel.MAP_WIDTH / map_panel.MAP_HEIGHT)
+    view = dict(x_range=state.x_range, y_range=state.y_range)
 
     state.tab = "Compare"
-    state.basemap = False
-    assert not tab.map.mercator and not tab.basemap.value and not _tiles(tab)
-    assert (state.x_range, state.y_range) == (view["x_range"], view["y_range"])
+    state.basemap = False  # switched off on another tab: applied when the map is shown again
+    assert tab.map.mercator and not tab.basemap.value
+    state.tab = "Map"
+    assert not tab.map.mercator and not _tiles(tab)
+    assert state.x_range == view["x_range"]
+    assert (state.x_range[1] - state.x_range[0]) / (state.y_range[1] - state.y_range[0]) == pytest.approx(
+        map_panel.MAP_WIDTH / map_panel.MAP_HEIGHT
+    )
