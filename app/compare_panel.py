@@ -3,13 +3,11 @@ common grid (the coarser product's), optionally restricted to the pixels valid i
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import numpy as np
 import panel as pn
 
 from app import compute, data, styles
-from app.map_view import MERCATOR_METHOD, MapFigure, after_first_render, view_for_projection
+from app.map_view import MERCATOR_METHOD, MapFigure, MapTabViews
 from app.ui import guarded
 from catalog import settings
 
@@ -22,7 +20,10 @@ METHOD = (
 )
 
 
-class CompareTab:
+class CompareTab(MapTabViews):
+    title = TAB
+    frame = (W, H)
+
     def __init__(self, state):
         self.state = state
         self.a = pn.widgets.Select(name="Product A", width=250)
@@ -55,8 +56,7 @@ class CompareTab:
         self.basemap = pn.widgets.Toggle(
             name="Basemap", value=state.basemap, width=110, visible=tiles is not None
         )
-        self.basemap.param.watch(lambda e: setattr(state, "basemap", e.new), "value")
-        state.param.watch(self._on_basemap, "basemap")
+        self.figures = (self.left, self.right, self.diff)
         self.stats = pn.pane.Markdown("", name="compare_stats", width=420)
         self.body = pn.Column(
             pn.Row(
@@ -77,8 +77,7 @@ class CompareTab:
             ["compare", "common_mask", "date", "aggregation", "period", "x_range", "y_range", "cmap"],
         )
         state.param.watch(lambda e: self.redraw() if e.new == TAB and self._stale else None, "tab")
-        state.param.watch(lambda e: self._show_basemap() if e.new == TAB else None, "tab")
-        self._basemap_pending = state.basemap  # on from a permalink or another tab
+        self._watch_basemap()
         self._options()
         self.redraw()
         if state.tab == TAB:
@@ -104,43 +103,6 @@ class CompareTab:
         pair = [self.a.value, self.b.value]
         if all(pair) and pair != self.state.compare:
             self.state.compare = pair
-
-    def _on_view(self, x_range, y_range) -> None:
-        s = self.state
-        new = (*map(float, x_range), *map(float, y_range))
-        if s.x_range and s.y_range and np.allclose(new, (*s.x_range, *s.y_range), rtol=1e-9, atol=1e-9):
-            return  # the same view after a projection round trip
-        s.param.update(x_range=new[:2], y_range=new[2:])
-
-    def _on_basemap(self, event) -> None:
-        """Switch to Web Mercator with tiles and back, keeping the view's centre and longitudes and
-        refitting its latitudes to this tab's frame; the state stays lon/lat. A hidden tab switches
-        when it is next shown."""
-        s = self.state
-        self.basemap.value = event.new
-        if s.tab != TAB:
-            self._basemap_pending = True
-            return
-        self._basemap_pending = False
-        view = None
-        if s.x_range and s.y_range:
-            view = view_for_projection(s.x_range, s.y_range, W, H, mercator=event.new)
-        for fig in (self.left, self.right, self.diff):
-            fig.set_basemap(event.new, view)
-        self._drawing = True
-        try:
-            if view is not None:
-                s.param.update(x_range=view[0], y_range=view[1])
-        finally:
-            self._drawing = False
-        self.redraw()
-
-    def _show_basemap(self) -> None:
-        """On showing the tab: apply a basemap switch made elsewhere (or by a permalink), after the
-        browser has drawn the figures."""
-        if self._basemap_pending:
-            self._basemap_pending = False
-            after_first_render(lambda: self._on_basemap(SimpleNamespace(new=self.state.basemap)))
 
     def redraw(self) -> None:
         if self.state.tab != TAB:

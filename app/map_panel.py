@@ -6,13 +6,12 @@ from __future__ import annotations
 import io
 import logging
 import time
-from types import SimpleNamespace
 
 import numpy as np
 import panel as pn
 
 from app import compute, data, export, styles
-from app.map_view import MERCATOR_METHOD, MapFigure, after_first_render, view_for_projection
+from app.map_view import MERCATOR_METHOD, MapFigure, MapTabViews
 from app.series_panel import SeriesPanel
 from app.ui import guarded
 from catalog import settings
@@ -43,7 +42,10 @@ def _overlap(a, b) -> float:
     return max(e - w, 0) * max(n - s, 0) / area if area > 0 else 0.0
 
 
-class MapTab:
+class MapTab(MapTabViews):
+    title = TAB
+    frame = (MAP_WIDTH, MAP_HEIGHT)
+
     def __init__(self, state):
         self.state = state
         self.map = MapFigure(
@@ -63,8 +65,7 @@ class MapTab:
             width=110,
             visible=self.map.tile_url is not None,
         )
-        self.basemap.param.watch(lambda e: setattr(state, "basemap", e.new), "value")
-        state.param.watch(self._on_basemap, "basemap")
+        self.figures = (self.map,)
         self.method_note = pn.pane.Markdown(
             MERCATOR_METHOD, visible=False, css_classes=["map-method"], margin=(0, 10)
         )
@@ -89,12 +90,11 @@ class MapTab:
         state.param.watch(lambda e: self.map.mark_pixel(*(e.new or (None, None))), "pixel")
         state.param.watch(lambda e: self.map.mark_box(e.new), "box")
         state.param.watch(lambda e: self.redraw() if e.new == TAB and self._stale else None, "tab")
-        state.param.watch(lambda e: self._show_basemap() if e.new == TAB else None, "tab")
+        self._watch_basemap()
         self._stale = False
         self._drawing = False
         self.map.mark_pixel(*(state.pixel or (None, None)))
         self.map.mark_box(state.box)
-        self._basemap_pending = state.basemap  # on from a permalink or another tab
         if state.tab == TAB:
             self._show_basemap()
         if state.x_range is None and state.product:
@@ -105,42 +105,8 @@ class MapTab:
             self.redraw()
 
     # -- events -------------------------------------------------------------------------------
-    def _on_view(self, x_range, y_range) -> None:
-        s = self.state
-        new = (*map(float, x_range), *map(float, y_range))
-        if s.x_range and s.y_range and np.allclose(new, (*s.x_range, *s.y_range), rtol=1e-9, atol=1e-9):
-            return  # the same view after a projection round trip
-        s.param.update(x_range=new[:2], y_range=new[2:])
-
-    def _on_basemap(self, event) -> None:
-        """Switch to Web Mercator with tiles and back, keeping the view's centre and longitudes and
-        refitting its latitudes to this tab's frame; the state stays lon/lat. A hidden tab switches
-        when it is next shown."""
-        s = self.state
-        self.basemap.value = event.new
-        if s.tab != TAB:
-            self._basemap_pending = True
-            return
-        self._basemap_pending = False
-        view = None
-        if s.x_range and s.y_range:
-            view = view_for_projection(s.x_range, s.y_range, MAP_WIDTH, MAP_HEIGHT, mercator=event.new)
-        self.map.set_basemap(event.new, view)
+    def _basemap_switched(self) -> None:
         self.method_note.visible = self.map.mercator
-        if view is not None:
-            self._drawing = True
-            try:
-                s.param.update(x_range=view[0], y_range=view[1])
-            finally:
-                self._drawing = False
-        self.redraw()
-
-    def _show_basemap(self) -> None:
-        """On showing the tab: apply a basemap switch made elsewhere (or by a permalink), after the
-        browser has drawn the figures."""
-        if self._basemap_pending:
-            self._basemap_pending = False
-            after_first_render(lambda: self._on_basemap(SimpleNamespace(new=self.state.basemap)))
 
     def _on_tap(self, lon, lat) -> None:
         self.state.pixel = (round(lon, 5), round(lat, 5))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import panel as pn
@@ -70,6 +71,64 @@ def after_first_render(callback) -> None:
         callback()
         return
     doc.add_timeout_callback(callback, FIRST_RENDER_DELAY_MS)
+
+
+class MapTabViews:
+    """What a tab of map figures shares with the others: views reported by the browser go to the
+    (lon/lat) state, and the basemap switch in the state is applied to the tab's figures.
+
+    The tab sets ``state``, ``title`` (its tab title), ``frame`` (figure width, height), ``figures``
+    (its MapFigures, linked ranges first), ``basemap`` (its Toggle), ``_drawing`` and ``redraw()``,
+    calls :meth:`_watch_basemap` once its figures exist, and may override :meth:`_basemap_switched`.
+    """
+
+    def _watch_basemap(self) -> None:
+        state = self.state
+        state.param.watch(self._on_basemap, "basemap")
+        state.param.watch(lambda e: self._show_basemap() if e.new == self.title else None, "tab")
+        self.basemap.param.watch(lambda e: setattr(state, "basemap", e.new), "value")
+        self._basemap_pending = state.basemap  # on from a permalink or another tab
+
+    def _on_view(self, x_range, y_range) -> None:
+        s = self.state
+        new = (*map(float, x_range), *map(float, y_range))
+        if s.x_range and s.y_range and np.allclose(new, (*s.x_range, *s.y_range), rtol=1e-9, atol=1e-9):
+            return  # the same view after a projection round trip
+        s.param.update(x_range=new[:2], y_range=new[2:])
+
+    def _on_basemap(self, event) -> None:
+        """Switch to Web Mercator with tiles and back, keeping the view's centre and longitudes and
+        refitting its latitudes to this tab's frame; the state stays lon/lat. A hidden tab switches
+        when it is next shown."""
+        s = self.state
+        self.basemap.value = event.new
+        if s.tab != self.title:
+            self._basemap_pending = True
+            return
+        self._basemap_pending = False
+        view = None
+        if s.x_range and s.y_range:
+            view = view_for_projection(s.x_range, s.y_range, *self.frame, mercator=event.new)
+        for fig in self.figures:
+            fig.set_basemap(event.new, view)
+        self._basemap_switched()
+        if view is not None:
+            self._drawing = True
+            try:
+                s.param.update(x_range=view[0], y_range=view[1])
+            finally:
+                self._drawing = False
+        self.redraw()
+
+    def _basemap_switched(self) -> None:
+        """Called after the figures changed projection, before the redraw."""
+
+    def _show_basemap(self) -> None:
+        """On showing the tab: apply a basemap switch made elsewhere (or by a permalink), after the
+        browser has drawn the figures."""
+        if self._basemap_pending:
+            self._basemap_pending = False
+            after_first_render(lambda: self._on_basemap(SimpleNamespace(new=self.state.basemap)))
 
 
 @lru_cache(maxsize=1)
