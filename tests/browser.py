@@ -104,6 +104,15 @@ def launch_chromium(playwright, profile_dir: Path, viewport: dict, **options):
     )
 
 
+def drag(page, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """A real mouse drag from ``start`` to ``end`` (page pixels), moving in small steps like a hand."""
+    page.mouse.move(*start)
+    page.mouse.down()
+    page.mouse.move((start[0] + end[0]) / 2, (start[1] + end[1]) / 2, steps=5)
+    page.mouse.move(*end, steps=5)
+    page.mouse.up()
+
+
 def wait_idle(page, timeout: float = 60_000) -> None:
     """Let a just-sent event reach the server, then wait until the Bokeh document is idle."""
     page.wait_for_timeout(300)

@@ -19,7 +19,7 @@ from PIL import Image
 from playwright.sync_api import expect
 from pyproj import Transformer
 
-from tests.browser import SCREENSHOTS, save_screenshot, wait_idle
+from tests.browser import SCREENSHOTS, drag, save_screenshot, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -232,11 +232,7 @@ def _basemap(page, server):
     page.locator(".bk-tool-icon-box-select").first.click()
     start = (merc["left"] + 0.3 * merc["width"], merc["top"] + 0.25 * merc["height"])
     end = (merc["left"] + 0.6 * merc["width"], merc["top"] + 0.7 * merc["height"])
-    page.mouse.move(*start)
-    page.mouse.down()
-    page.mouse.move((start[0] + end[0]) / 2, (start[1] + end[1]) / 2, steps=5)
-    page.mouse.move(*end, steps=5)
-    page.mouse.up()
+    drag(page, start, end)
     page.wait_for_function("location.search.includes('box=')", timeout=30_000)
     wait_idle(page)
     (x0, y1), (x1, y0) = _plot_xy(merc, *start), _plot_xy(merc, *end)

@@ -15,7 +15,7 @@ import xarray as xr
 from PIL import Image
 
 from app import styles
-from tests.browser import SCREENSHOTS, save_screenshot, wait_idle
+from tests.browser import SCREENSHOTS, drag, save_screenshot, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -60,11 +60,7 @@ def test_box_drawn_with_the_mouse_gives_box_series_and_histogram(demo_server, br
     page.locator(".bk-tool-icon-box-select").first.click()
     start = (frame["left"] + 0.27 * frame["width"], frame["top"] + 0.23 * frame["height"])
     end = (frame["left"] + 0.69 * frame["width"], frame["top"] + 0.78 * frame["height"])
-    page.mouse.move(*start)
-    page.mouse.down()
-    page.mouse.move((start[0] + end[0]) / 2, (start[1] + end[1]) / 2, steps=5)
-    page.mouse.move(*end, steps=5)
-    page.mouse.up()
+    drag(page, start, end)
     page.wait_for_function("location.search.includes('box=')", timeout=30_000)
     page.get_by_text("cos(lat)-weighted mean of valid pixels").first.wait_for(state="visible", timeout=60_000)
     page.wait_for_function(f"({TITLES})().some(t => t.includes('pixels in the box'))", timeout=60_000)
