@@ -76,8 +76,9 @@ def train_model(data_dir: Path, fluxnet: str | None, trees: int) -> tuple[str, o
     return version, table
 
 
-def cube_rows(features: list[str], n_rows: int) -> np.ndarray:
-    """About ``n_rows`` feature rows in predict_region's order from the synthetic cubes of part 2."""
+def cube_rows(feature_lists: list[list[str]], n_rows: int) -> list[np.ndarray]:
+    """``n_rows`` rows in predict_region's order from the synthetic cubes of part 2, one matrix per
+    list of features."""
     from models import features as F
     from models import predict
 
@@ -92,8 +93,10 @@ def cube_rows(features: list[str], n_rows: int) -> np.ndarray:
         block[c] = means[v]
     block["dryness"] = F.dryness(means["sw_in"], means["precip"])
     lats = forcing.lat.values.astype(float)
-    x = predict._block_matrix(block, features, forcing.time.values, lats, "day")
-    return x[:n_rows]
+    return [
+        predict._block_matrix(block, features, forcing.time.values, lats, "day")[:n_rows]
+        for features in feature_lists
+    ]
 
 
 def throughput(version: str, table, repeats: int, n_fast: int, n_slow: int) -> None:
@@ -112,15 +115,8 @@ def throughput(version: str, table, repeats: int, n_fast: int, n_slow: int) -> N
     xa = F.feature_matrix(rows, emu.a_features)
     x += rng.normal(0, 0.01, x.shape) * np.isfinite(x)
     measure(version, emu, "random", x, xa, repeats, n_slow)
-    measure(
-        version,
-        emu,
-        "cube",
-        cube_rows(emu.features, n_fast),
-        cube_rows(emu.a_features, n_fast),
-        repeats,
-        n_slow,
-    )
+    x, xa = cube_rows([emu.features, emu.a_features], n_fast)
+    measure(version, emu, "cube", x, xa, repeats, n_slow)
 
 
 def measure(version, emu, label: str, x, xa, repeats: int, n_slow: int) -> None:

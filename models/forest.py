@@ -395,12 +395,12 @@ class Forest:
     def from_booster(cls, booster) -> Forest:
         return cls(pack(booster))
 
-    def predict(self, x: np.ndarray, *, n_jobs: int = 2, native: bool = True) -> np.ndarray:
+    def predict(self, x: np.ndarray, *, n_jobs: int = 2) -> np.ndarray:
         """Predictions for the matrix ``x`` (rows × features), equal to ``Booster.predict``."""
         x = np.ascontiguousarray(x, dtype=np.float64)
         if x.ndim != 2 or x.shape[1] != self.packed.n_features:
             raise ValueError(f"expected a (rows, {self.packed.n_features}) matrix, got {x.shape}")
-        lib = kernel() if native else None
+        lib = kernel()
         if lib is None:
             return predict_numpy(self.packed, x)
         out = np.empty(len(x))

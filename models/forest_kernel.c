@@ -181,4 +181,3 @@ int forest_predict(const forest_t *f, const double *x, long n, double *out) {
     return 0;
 }
 
-int32_t forest_max_virtual_features(void) { return MAX_VF; }
