@@ -108,6 +108,15 @@ def product_info(name: str) -> ProductInfo:
     return ProductInfo.from_dict(meta["info"])
 
 
+def store_dir(name: str) -> Path:
+    """The folder of the stored version of product ``name`` that the catalog names (for tools and
+    tests that read the Zarr stores directly)."""
+    meta = _entries_of_kind("product").get(name)
+    if meta is None:
+        product_info(name)  # the unknown-product error
+    return _data_dir() / (meta.get("store_dir") or f"products/{name}")
+
+
 def _read_entry(entry: str, store_id: str) -> xr.Dataset:
     key = (str(intake_catalog.catalog_path(_data_dir()).resolve()), entry, store_id)
     with _lock:
@@ -253,6 +262,12 @@ def network_info(network: str) -> dict:
             f"unknown station network {network!r}; known networks: {', '.join(list_networks()) or 'none'}"
         )
     return dict(meta)
+
+
+def network_dir(network: str) -> Path:
+    """The folder of the stored version of a station network that the catalog names."""
+    meta = network_info(network)
+    return _data_dir() / (meta.get("store_dir") or f"stations/{network}")
 
 
 def _read_table(network: str, table: str, **kwargs) -> pd.DataFrame:

@@ -12,7 +12,8 @@ Entries (keys of ``intake.from_yaml_file(path)``):
 Every entry's metadata carries ``product``/``network``, ``entry_kind`` and ``synthetic``. Local paths
 are written as ``{CATALOG_DIR}/…`` so the data folder can be moved as a whole; any fsspec URL
 (``s3://…``, ``https://…``) is kept as given. Updates are read-modify-write under an exclusive file
-lock and land atomically (temporary file in the same directory, then ``os.replace``).
+lock and land atomically and durably (temporary file in the same directory, fsync, ``os.replace``,
+fsync of the directory); see ``catalog.commit`` for how stores and the catalog change together.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from pathlib import Path
 import intake
 import intake.readers as ir
 import yaml
+
+from catalog import faults
 
 CATALOG_FILE = "catalog.yaml"
 LOCK_FILE = ".catalog.lock"
@@ -102,6 +105,9 @@ def _drop_owned(cat: intake.Catalog, key: str, value: str) -> None:
 
 def _save(cat: intake.Catalog, data_dir: Path) -> None:
     d = cat.to_dict()
+    # data descriptions no entry refers to any more (a product's store moved to a new version)
+    refs = yaml.safe_dump(d.get("entries", {}))
+    d["data"] = {k: v for k, v in d.get("data", {}).items() if f"{{data({k})}}" in refs}
     for p in _LOAD_PARAMS:
         d.get("user_parameters", {}).pop(p, None)
     fd, tmp = tempfile.mkstemp(prefix=".catalog-", suffix=".yaml.tmp", dir=data_dir)
@@ -110,11 +116,21 @@ def _save(cat: intake.Catalog, data_dir: Path) -> None:
             yaml.safe_dump(d, fh, sort_keys=False)
             fh.flush()
             os.fsync(fh.fileno())
+        faults.point("catalog-written")
         os.replace(tmp, catalog_path(data_dir))
+        _fsync_dir(Path(data_dir))
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def set_entries(data_dir: Path, owner_key: str, owner: str, entries: dict[str, ir.BaseReader]) -> None:

@@ -20,6 +20,7 @@ from playwright.sync_api import expect
 from pyproj import Transformer
 
 from tests.browser import SCREENSHOTS, drag, save_screenshot, wait_idle
+from tests.stores import level_path
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -173,7 +174,7 @@ def _basemap(page, server):
     page.wait_for_function(f"({FRAME})('main_map').finite > 1000", timeout=60_000)
     page.get_by_text("pyramid level 0").first.wait_for(state="visible", timeout=30_000)
     store = xr.open_zarr(
-        server["data_dir"] / "products" / "ssm_global_demo" / "levels" / "0.zarr", consolidated=False
+        level_path(server["data_dir"], "ssm_global_demo"), consolidated=False
     )
     cell = store["ssm"].sel(time="2018-07-01").sel(lon=TARGET[0], lat=TARGET[1], method="nearest")
     assert (float(cell.lon), float(cell.lat)) == TARGET

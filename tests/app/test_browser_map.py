@@ -12,6 +12,7 @@ import pytest
 import xarray as xr
 
 from tests.browser import SCREENSHOTS, save_screenshot, wait_idle
+from tests.stores import level_path
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -137,7 +138,7 @@ def _explore(page, server):
     assert gssm and all(r["units"] == "m3 m-3" for r in gssm)
     lon, lat = float(gssm[0]["lon"]), float(gssm[0]["lat"])
     store = xr.open_zarr(
-        server["data_dir"] / "products" / "gssm1km_demo" / "levels" / "0.zarr", consolidated=False
+        level_path(server["data_dir"], "gssm1km_demo"), consolidated=False
     )
     ref = store["ssm"].sel(lon=lon, lat=lat, method="nearest")
     assert abs(float(ref.lon) - lon) < 1e-6 and abs(float(ref.lat) - lat) < 1e-6

@@ -11,6 +11,7 @@ import xarray as xr
 
 from app import data
 from catalog.errors import InputError
+from tests.stores import level_path
 
 
 @pytest.fixture
@@ -21,7 +22,7 @@ def demo(demo_world, monkeypatch):
 
 
 def _level0(demo_world, name):
-    return xr.open_zarr(demo_world / "products" / name / "levels" / "0.zarr", consolidated=False)
+    return xr.open_zarr(level_path(demo_world, name), consolidated=False)
 
 
 def test_field_reads_only_the_visible_window(demo):

@@ -16,6 +16,7 @@ from PIL import Image
 
 from app import styles
 from tests.browser import SCREENSHOTS, drag, save_screenshot, wait_idle
+from tests.stores import level_path
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -75,7 +76,7 @@ def test_box_drawn_with_the_mouse_gives_box_series_and_histogram(demo_server, br
     w, s, e, n = box
 
     store = xr.open_zarr(
-        demo_server["data_dir"] / "products" / "ssm_global_demo" / "levels" / "0.zarr", consolidated=False
+        level_path(demo_server["data_dir"], "ssm_global_demo"), consolidated=False
     )
     day = store["ssm"].sel(time="2018-07-01").sel(lon=slice(w, e), lat=slice(n, s)).load()
     assert day.size >= 4

@@ -13,6 +13,7 @@ import xarray as xr
 
 from app.validation_cli import add_validate_command
 from catalog.errors import InputError
+from tests.stores import level_path
 
 
 @pytest.fixture
@@ -51,7 +52,7 @@ def test_validate_le_against_demo_towers(demo_env, tmp_path, capsys):
     assert head["product"] == "fluxes_demo" and head["units"].startswith("W m-2")
     sites = api.sites("fluxnet_demo")
     assert sorted(table["site_id"]) == sorted(sites["site_id"])
-    cube = xr.open_zarr(demo_env / "products" / "fluxes_demo" / "levels" / "0.zarr", consolidated=False)
+    cube = xr.open_zarr(level_path(demo_env, "fluxes_demo"), consolidated=False)
     checked = 0
     for _, site in sites.iterrows():
         obs = api.site_observations("fluxnet_demo", site["site_id"])

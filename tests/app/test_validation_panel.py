@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from tests.stores import level_path
+
 
 @pytest.fixture
 def tab(demo_world, tmp_path, monkeypatch):
@@ -54,7 +56,7 @@ def test_site_view_metrics_and_csv(tab, demo_world):
     table = tab.site_metrics.value.set_index("product")
     assert "fluxes_demo" in table.index
     # independent: tower LE with QC >= 0.8 against the nearest level-0 pixel read with xarray
-    cube = xr.open_zarr(demo_world / "products" / "fluxes_demo" / "levels" / "0.zarr", consolidated=False)
+    cube = xr.open_zarr(level_path(demo_world, "fluxes_demo"), consolidated=False)
     i = int(np.abs(cube["lat"].values - site["lat"]).argmin())
     j = int(np.abs(cube["lon"].values - site["lon"]).argmin())
     pred = pd.Series(cube["le"][:, i, j].values.astype(float), index=pd.DatetimeIndex(cube["time"].values))

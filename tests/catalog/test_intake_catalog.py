@@ -10,13 +10,13 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from catalog import api, intake_catalog, store
+from catalog import api, chunking, intake_catalog, store
 from tests.catalog.conftest import grid_dataset
 
 
 @pytest.fixture
 def filled(data_dir, monkeypatch):
-    monkeypatch.setattr(store, "SERIES_MIN_PIXELS", 1000)
+    monkeypatch.setattr(chunking, "SERIES_MIN_PIXELS", 1000)
     ds = grid_dataset(n_time=3, n_lat=4, n_lon=1500, res=0.01)
     store.write_product(ds, "sm", provenance={"reader": "t"}, synthetic=True)
     store.write_product(grid_dataset(n_lat=3, n_lon=5, seed=3), "small", provenance={"r": 1}, synthetic=False)
@@ -51,7 +51,7 @@ def test_every_entry_opens_with_intake(filled, data_dir):
 
 def test_paths_are_relative_and_the_folder_can_move(filled, data_dir, tmp_path, monkeypatch):
     text = (data_dir / "catalog.yaml").read_text()
-    assert str(data_dir) not in text and "{CATALOG_DIR}/products/sm/levels/0.zarr" in text
+    assert str(data_dir) not in text and "{CATALOG_DIR}/products/sm/v1/levels/0.zarr" in text
     moved = tmp_path / "elsewhere" / "data"
     shutil.move(str(data_dir), str(moved))
     cat = intake.from_yaml_file(str(moved / "catalog.yaml"))

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from catalog import intake_catalog, store
+from catalog import api, chunking, intake_catalog, store
 from catalog.errors import InputError, StoreConflictError
 from tests.catalog.conftest import failing_dataset, grid_dataset
 from tests.catalog.test_pyramid import block_nanmean
@@ -31,7 +31,7 @@ def leftovers(data_dir):
 
 
 def open_level(data_dir, name, k):
-    return xr.open_zarr(data_dir / "products" / name / "levels" / f"{k}.zarr", consolidated=False)
+    return xr.open_zarr(api.store_dir(name) / "levels" / f"{k}.zarr", consolidated=False)
 
 
 def test_write_product_builds_pyramid_with_block_means(data_dir):
@@ -73,7 +73,7 @@ def test_store_carries_cf_attributes_and_provenance(data_dir):
     assert l0.ssm.attrs["long_name"]
     assert l0.lat.attrs["units"] == "degrees_north"
     assert json.loads(l0.attrs["provenance"])["sources"][0]["sha256"] == "ab" * 32
-    meta = json.loads((data_dir / "products" / "sm" / "product.json").read_text())
+    meta = json.loads((api.store_dir("sm") / "product.json").read_text())
     assert meta["info"]["provenance"] == prov
     assert meta["info"]["synthetic"] is False
     assert meta["info"]["chunking"]["map"] == list(store.map_chunks(3, 6, 10))
@@ -205,19 +205,19 @@ def test_append_overlap_and_grid_errors(data_dir):
 
 
 def test_series_copy_for_large_levels_follows_appends(data_dir, monkeypatch):
-    monkeypatch.setattr(store, "SERIES_MIN_PIXELS", 50)
+    monkeypatch.setattr(chunking, "SERIES_MIN_PIXELS", 50)
     first, later = (
         grid_dataset(n_time=5, n_lat=8, n_lon=12),
         grid_dataset(n_time=3, n_lat=8, n_lon=12, start="2018-07-06", seed=8),
     )
     info = store.write_product(first, "sm", provenance=PROV, synthetic=True)
     assert info.has_series
-    path = data_dir / "products" / "sm" / "series.zarr"
+    path = api.store_dir("sm") / "series.zarr"
     series = xr.open_zarr(path, consolidated=False)
     assert series.ssm.encoding["chunks"] == (5, 8, 12)
     np.testing.assert_array_equal(series.ssm.values, first.ssm.values)
     store.write_product(later, "sm", provenance={"r": 2}, synthetic=True, mode="append")
-    series = xr.open_zarr(path, consolidated=False)
+    series = xr.open_zarr(api.store_dir("sm") / "series.zarr", consolidated=False)
     assert series.ssm.encoding["chunks"] == (8, 8, 12)
     expected = np.concatenate([first.ssm.values, later.ssm.values])
     np.testing.assert_array_equal(series.ssm.values, expected)
@@ -225,14 +225,14 @@ def test_series_copy_for_large_levels_follows_appends(data_dir, monkeypatch):
 
 
 def test_single_day_product_gets_series_copy_when_it_grows(data_dir, monkeypatch):
-    monkeypatch.setattr(store, "SERIES_MIN_PIXELS", 50)
+    monkeypatch.setattr(chunking, "SERIES_MIN_PIXELS", 50)
     first, later = (
         grid_dataset(n_time=1, n_lat=8, n_lon=12),
         grid_dataset(n_time=2, n_lat=8, n_lon=12, start="2018-07-02", seed=8),
     )
     assert not store.write_product(first, "sm", provenance=PROV, synthetic=True).has_series
     assert store.write_product(later, "sm", provenance={"r": 2}, synthetic=True, mode="append").has_series
-    series = xr.open_zarr(data_dir / "products" / "sm" / "series.zarr", consolidated=False)
+    series = xr.open_zarr(api.store_dir("sm") / "series.zarr", consolidated=False)
     np.testing.assert_array_equal(series.ssm.values, np.concatenate([first.ssm.values, later.ssm.values]))
 
 
@@ -261,12 +261,12 @@ def test_write_stations_parquet_and_catalog(data_dir):
     sites, obs = stations()
     meta = store.write_stations("towers", sites, obs, provenance=PROV, synthetic=False)
     assert meta["n_sites"] == 2 and meta["n_observations"] == 3
-    st = pd.read_parquet(data_dir / "stations" / "towers" / "sites.parquet")
+    st = pd.read_parquet(api.network_dir("towers") / "sites.parquet")
     assert list(st.columns[:9]) == list(store.SITE_COLUMNS)
     a = st.set_index("site_id").loc["US-A"]
     assert (a["start"], a["end"]) == (pd.Timestamp("2018-01-01"), pd.Timestamp("2018-01-02"))
     assert a["network"] == "towers" and not a["synthetic"]
-    ob = pd.read_parquet(data_dir / "stations" / "towers" / "observations.parquet")
+    ob = pd.read_parquet(api.network_dir("towers") / "observations.parquet")
     assert ob["time"].tolist()[:2] == [pd.Timestamp("2018-01-01"), pd.Timestamp("2018-01-02")]
     cat = intake_catalog.load(data_dir)
     assert {"towers.sites", "towers.observations"} <= set(cat.entries)
@@ -286,15 +286,15 @@ def test_write_stations_bad_input_and_create_conflict(data_dir):
 
 
 def test_series_copy_appends_into_partial_last_chunk(data_dir, monkeypatch):
-    monkeypatch.setattr(store, "SERIES_MIN_PIXELS", 50)
-    monkeypatch.setattr(store, "SERIES_CHUNK", (4, 64, 64))
+    monkeypatch.setattr(chunking, "SERIES_MIN_PIXELS", 50)
+    monkeypatch.setattr(chunking, "SERIES_CHUNK", (4, 64, 64))
     first = grid_dataset(n_time=5, n_lat=8, n_lon=12)
     later = grid_dataset(n_time=6, n_lat=8, n_lon=12, start="2018-07-06", seed=8)
     store.write_product(first, "sm", provenance=PROV, synthetic=True)
-    before = (data_dir / "products" / "sm" / "series.zarr" / "ssm" / "c" / "0" / "0" / "0").read_bytes()
+    before = (api.store_dir("sm") / "series.zarr" / "ssm" / "c" / "0" / "0" / "0").read_bytes()
     info = store.write_product(later, "sm", provenance={"r": 2}, synthetic=True, mode="append")
     assert info.chunking["series"] == [4, 8, 12]
-    path = data_dir / "products" / "sm" / "series.zarr"
+    path = api.store_dir("sm") / "series.zarr"
     series = xr.open_zarr(path, consolidated=False)
     assert series.ssm.encoding["chunks"] == (4, 8, 12)
     np.testing.assert_array_equal(series.ssm.values, np.concatenate([first.ssm.values, later.ssm.values]))

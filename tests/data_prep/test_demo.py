@@ -16,6 +16,7 @@ from catalog import api
 from catalog.igbp import IGBP_NAMES
 from data_prep import demo
 from data_prep import demo_world as w
+from tests.stores import network_dir
 
 
 @pytest.fixture(scope="module")
@@ -187,6 +188,6 @@ def test_two_builds_are_identical(built, tmp_path):
     assert len(first) > 100
     assert first == second
     for network in demo.NETWORKS:
-        a = pd.read_parquet(built / "stations" / network / "observations.parquet")
-        b = pd.read_parquet(again / "stations" / network / "observations.parquet")
+        a = pd.read_parquet(network_dir(built, network) / "observations.parquet")
+        b = pd.read_parquet(network_dir(again, network) / "observations.parquet")
         pd.testing.assert_frame_equal(a, b)

@@ -17,6 +17,7 @@ from catalog import api
 from catalog.errors import InputError, StoreConflictError
 from data_prep import ingest
 from data_prep.gssm import write_gssm_geotiff
+from tests.stores import product_dir
 
 
 def ssm_cube(n_time, start, seed, n_lat=20, n_lon=30):
@@ -70,11 +71,11 @@ def test_gssm_ingest_then_append(data_dir, geotiffs):
 def test_reingest_is_idempotent(data_dir, geotiffs):
     a, _ = geotiffs
     ingest.ingest("gssm", [a], name="g")
-    product_json = (data_dir / "products" / "g" / "product.json").read_bytes()
+    product_json = (product_dir(data_dir, "g") / "product.json").read_bytes()
     catalog = (data_dir / "catalog.yaml").read_bytes()
     ingest.ingest("gssm", [a], name="g")
     ingest.ingest("gssm", [a], name="g", mode="replace")
-    assert (data_dir / "products" / "g" / "product.json").read_bytes() == product_json
+    assert (product_dir(data_dir, "g") / "product.json").read_bytes() == product_json
     assert (data_dir / "catalog.yaml").read_bytes() == catalog
 
 

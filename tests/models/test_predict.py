@@ -6,6 +6,7 @@ from catalog.errors import InputError
 from models import features as F
 from models import predict, registry
 from tests.conftest import demo_copy_with_model
+from tests.stores import level_path
 
 BBOX = (-110.0, 20.0, -80.0, 50.0)
 
@@ -50,8 +51,8 @@ def test_predict_region_writes_closed_product_with_provenance(world):
     assert prov["inputs"]["forcing"] == "forcing_demo" and prov["inputs"]["radiation"] == "fluxes_demo"
     assert set(info.variables) == {"le", "h", "ef"} and info.variables["le"]["units"] == "W m-2"
 
-    out = xr.open_zarr(d / "products" / name / "levels" / "0.zarr", consolidated=False).load()
-    flux = xr.open_zarr(d / "products" / "fluxes_demo" / "levels" / "0.zarr", consolidated=False)
+    out = xr.open_zarr(level_path(d, name), consolidated=False).load()
+    flux = xr.open_zarr(level_path(d, "fluxes_demo"), consolidated=False)
     flux = flux.sel(time=out.time, lat=out.lat, lon=out.lon).load()
     a = (flux.rn - flux.g).values
     ok = np.isfinite(out.le.values)
@@ -66,9 +67,9 @@ def test_predict_region_writes_closed_product_with_provenance(world):
     cells = np.argwhere(ef_ok)
     ti, yi, xi = cells[len(cells) // 2]
     t, lat, lon = out.time.values[ti], float(out.lat[yi]), float(out.lon[xi])
-    forcing = xr.open_zarr(d / "products" / "forcing_demo" / "levels" / "0.zarr", consolidated=False)
-    static = xr.open_zarr(d / "products" / "static_demo" / "levels" / "0.zarr", consolidated=False)
-    ssm = xr.open_zarr(d / "products" / "ssm_global_demo" / "levels" / "0.zarr", consolidated=False)
+    forcing = xr.open_zarr(level_path(d, "forcing_demo"), consolidated=False)
+    static = xr.open_zarr(level_path(d, "static_demo"), consolidated=False)
+    ssm = xr.open_zarr(level_path(d, "ssm_global_demo"), consolidated=False)
     emu = registry.load(version)
     row = {}
     for f in emu.features:
@@ -98,7 +99,7 @@ def test_predict_region_writes_closed_product_with_provenance(world):
 def test_predict_with_a_model_closes_on_its_own_a(world):
     d, version = world
     name = predict.predict_region(version, BBOX, "2018-06-01", "2018-06-02", product_name="emu-amodel")
-    out = xr.open_zarr(d / "products" / name / "levels" / "0.zarr", consolidated=False).load()
+    out = xr.open_zarr(level_path(d, name), consolidated=False).load()
     assert np.isfinite(out.le).sum() > 50
     from catalog import api
 

@@ -8,6 +8,7 @@ import pytest
 from catalog.errors import InputError
 from models import features as F
 from models import training_table as T
+from tests.stores import level_path
 
 
 def _csv_rows(path):
@@ -79,10 +80,10 @@ def test_demo_network_with_cube_features(demo_world, tmp_path, monkeypatch):
     # cube features equal the level-0 Zarr value at the nearest pixel, read with xarray directly
     import xarray as xr
 
-    z = xr.open_zarr(d / "products" / "forcing_demo" / "levels" / "0.zarr", consolidated=False)
+    z = xr.open_zarr(level_path(d, "forcing_demo"), consolidated=False)
     pix = z["lai"].sel(lon=site["lon"], lat=site["lat"], method="nearest").sel(time=t)
     assert rows.loc[t, "lai"] == pytest.approx(float(pix))
-    zs = xr.open_zarr(d / "products" / "static_demo" / "levels" / "0.zarr", consolidated=False)
+    zs = xr.open_zarr(level_path(d, "static_demo"), consolidated=False)
     elev = zs["elevation"].sel(lon=site["lon"], lat=site["lat"], method="nearest").isel(time=0)
     assert (rows["elevation"] == float(elev)).all()
     for f in F.DEMO_FEATURES:
