@@ -162,6 +162,40 @@ def recover(data_dir: Path, area: str) -> list[str]:
     return removed
 
 
+def _owners(data_dir: Path) -> list[str]:
+    return [
+        f"{area}/{p.name}"
+        for area in AREAS
+        if (Path(data_dir) / area).is_dir()
+        for p in (Path(data_dir) / area).iterdir()
+        if not p.name.startswith(".")
+    ]
+
+
+def ensure_catalog(data_dir: Path) -> None:
+    """Create an empty catalog in a fresh data directory (the caller holds the lock), so that a
+    first write killed half-way leaves something :func:`recover` can judge by. A data directory
+    with stores but no catalog file is refused: it was damaged by hand, and guessing could lose data.
+    """
+    if intake_catalog.catalog_path(data_dir).is_file():
+        return
+    owners = _owners(data_dir)
+    if owners:
+        raise InputError(
+            f"{intake_catalog.catalog_path(data_dir)} is missing but the data directory holds stores "
+            f"({', '.join(owners[:5])}); restore the catalog file from a backup or move those folders "
+            "aside. Nothing was changed"
+        )
+    intake_catalog.write_empty(data_dir)
+
+
+def tidy(data_dir: Path, area: str) -> list[str]:
+    """:func:`ensure_catalog` and :func:`recover` under the catalog lock (start of every write)."""
+    with intake_catalog.locked(data_dir):
+        ensure_catalog(data_dir)
+        return recover(data_dir, area)
+
+
 # ---------------------------------------------------------------- the commit
 
 
@@ -191,6 +225,7 @@ def commit(
     fsync_tree(tmp)
     with intake_catalog.locked(data_dir):
         faults.point("locked")
+        ensure_catalog(data_dir)
         current = current_store_dir(data_dir, area, name)
         if base is not ANY_BASE and current != base:
             raise StoreConflictError(

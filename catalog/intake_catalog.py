@@ -85,6 +85,11 @@ def load(data_dir: Path) -> intake.Catalog:
     return intake.from_yaml_file(str(path))
 
 
+def write_empty(data_dir: Path) -> None:
+    """Write a catalog with no entries (the caller holds :func:`locked`)."""
+    _save(load(data_dir), Path(data_dir))
+
+
 def zarr_reader(url: str, metadata: dict, chunks: dict | None = None) -> ir.BaseReader:
     """Lazy xarray reader of a Zarr store; ``chunks`` are the dask chunks (default: the stored ones)."""
     return ir.readers.XArrayDatasetReader(

@@ -481,7 +481,7 @@ def write_product(
 def _write_product(ds, name, data_dir, *, provenance, synthetic, mode, title, kind, out_of_range):
     products = data_dir / AREA
     products.mkdir(parents=True, exist_ok=True)
-    commit.clean_stale(products)
+    commit.tidy(data_dir, AREA)
     current, existing = stored_product(name, data_dir)
     digest = input_digest(provenance, synthetic)
 

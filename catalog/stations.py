@@ -101,7 +101,7 @@ def write_stations(
     data_dir = settings.data_dir()
     parent = data_dir / AREA
     parent.mkdir(parents=True, exist_ok=True)
-    commit.clean_stale(parent)
+    commit.tidy(data_dir, AREA)
     digest = input_digest(provenance, synthetic)
     current, existing = stored_network(network, data_dir)
     if existing is not None:
