@@ -19,6 +19,9 @@ Settings (environment):
 
 ``serve_kwargs()`` turns them into ``pn.serve`` arguments; a server started with
 ``panel serve --basic-auth … --oauth-optional`` or ``--oauth-provider …`` is recognised too.
+Basic auth logs in through ``app.security.BasicLogin`` (XSRF token on the form, failed-login rate
+limit: ``FLUXLENS_LOGIN_MAX_FAILURES``, ``FLUXLENS_LOGIN_WINDOW``); see ``app.security`` for the
+headers and cookie flags on every response.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pathlib import Path
 
 import panel as pn
 
+from app import security
 from catalog.errors import InputError
 from models.jobs import ANONYMOUS, JobService, JobStore
 
@@ -55,7 +59,9 @@ def _require_env(name: str) -> str:
 
 def serve_kwargs() -> dict:
     """Keyword arguments for ``pn.serve`` that switch login on as configured ({} when off).
-    Guests may always browse (``oauth_optional``)."""
+    Guests may always browse (``oauth_optional``). Basic auth is served by
+    :class:`app.security.BasicLogin` (``auth_provider``), built here with its rate limit from the
+    environment."""
     mode = auth_mode()
     if mode == "off":
         return {}
@@ -64,7 +70,7 @@ def serve_kwargs() -> dict:
         credentials = Path(_require_env("FLUXLENS_BASIC_AUTH"))
         if not credentials.is_file():
             raise InputError(f"$FLUXLENS_BASIC_AUTH={credentials}: no such credentials file")
-        kwargs["basic_auth"] = str(credentials)
+        kwargs["auth_provider"] = security.BasicLogin(credentials)
     else:
         kwargs |= {
             "oauth_provider": _require_env("FLUXLENS_OAUTH_PROVIDER"),

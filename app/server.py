@@ -1,11 +1,14 @@
 """Start the dashboard server: build the demo world when the data directory is empty, warm
-datashader, serve :func:`app.dashboard.create_dashboard`."""
+datashader, serve :func:`app.dashboard.create_dashboard` with the login settings of
+:mod:`app.auth` and the web hardening of :mod:`app.security` (security headers and cookie flags
+on every response, no tracebacks in pages)."""
 
 from __future__ import annotations
 
 import logging
 import os
 import time
+from collections.abc import Callable
 
 import numpy as np
 import xarray as xr
@@ -76,6 +79,34 @@ def websocket_origins(option: list[str] | None, port: int) -> list[str]:
     return values or [f"localhost:{port}", f"127.0.0.1:{port}"]
 
 
+def serve_options() -> dict:
+    """``pn.serve`` keyword arguments of ``fluxlens serve`` besides the apps and the address:
+    :func:`app.security.server_settings` and :func:`app.auth.serve_kwargs`."""
+    from app import auth, security
+
+    return security.server_settings() | auth.serve_kwargs()
+
+
+PAGE_FAILED = "The dashboard could not be built for this visit; the error is in the server's log."
+
+
+def safe_page(factory: Callable):
+    """``factory`` for ``pn.serve``, except that an exception building a session's page is logged
+    with its traceback and the visitor sees a short error instead (Panel would put the traceback
+    into the page)."""
+    import panel as pn
+
+    def page():
+        try:
+            return factory()
+        except Exception:
+            log.exception("building the dashboard page failed")
+            return pn.pane.Alert(PAGE_FAILED, alert_type="danger")
+
+    page.__name__ = getattr(factory, "__name__", "page")
+    return page
+
+
 def serve(
     *, port: int = 5006, address: str | None = None, websocket_origin=None, small_demo=False, show=False
 ):
@@ -84,6 +115,7 @@ def serve(
 
     from app import auth, dashboard
 
+    options = serve_options()  # bad login or security settings fail before the slow start-up
     ensure_demo(small=small_demo)
     log.warning("datashader warm-up: %.2f s", warm_up())
     auth.apply_to_config()
@@ -96,12 +128,12 @@ def serve(
     log.warning("dashboard warm-up: %.2f s", time.perf_counter() - t0)
     origins = websocket_origins(websocket_origin, port)
     pn.serve(
-        {"app": dashboard.create_dashboard},
+        {"app": safe_page(dashboard.create_dashboard)},
         port=port,
         address=address,
         websocket_origin=origins,
         show=show,
         title=dashboard.TITLE,
         index="app",
-        **auth.serve_kwargs(),
+        **options,
     )
