@@ -246,9 +246,8 @@ def index_sources(opened: list[tuple[str, xr.Dataset]]) -> dict[str, dict]:
             )
         grids = {(da.sizes["lat"], da.sizes["lon"], float(da.lat[0]), float(da.lon[0])) for _, da in parts}
         if len(grids) > 1:
-            raise InputError(
-                f"variable {v!r} comes on {len(grids)} different grids in {', '.join(lbl for lbl, _ in parts)}"
-            )
+            files = ", ".join(lbl for lbl, _ in parts)
+            raise InputError(f"variable {v!r} comes on {len(grids)} different grids in {files}")
         times = np.concatenate([da.time.values for _, da in parts])
         if len(np.unique(times)) < len(times):
             dup = pd.DatetimeIndex(times)[pd.DatetimeIndex(times).duplicated()][0]

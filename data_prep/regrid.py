@@ -99,7 +99,7 @@ def method_for(src: Grid, dst: Grid, categorical: bool) -> str:
 
 METHOD_TEXT = {
     "none": "none (already on the target grid)",
-    "average": "area-weighted mean of the overlapping source cells, missing ones left out (GDAL warp 'average')",
+    "average": "area-weighted mean of the overlapping source cells, missing ones left out (GDAL 'average')",
     "bilinear": "bilinear interpolation between source cell centres (GDAL warp 'bilinear')",
     "mode": "most frequent class among the overlapping source cells (GDAL warp 'mode')",
 }
