@@ -15,10 +15,15 @@ PLAY_INTERVAL_MS = 1200
 PREFERRED_PRODUCTS = ("gssm1km_demo", "ssm_global_demo")  # shown first when present
 
 
-def _two_way(widget, state, name: str, to_state=lambda v: v, to_widget=lambda v: v) -> None:
-    """Keep ``widget.value`` and ``state.<name>`` equal."""
+def _two_way(
+    widget, state, name: str, to_state=lambda v: v, to_widget=lambda v: v, paused=lambda: False
+) -> None:
+    """Keep ``widget.value`` and ``state.<name>`` equal (widget changes are not passed on while
+    ``paused()``)."""
 
     def w2s(event):
+        if paused():
+            return
         value = to_state(event.new)
         if getattr(state, name) != value:
             setattr(state, name, value)
@@ -67,10 +72,11 @@ class Controls:
         self.clim_low = pn.widgets.FloatInput(name="low", width=120, disabled=True)
         self.clim_high = pn.widgets.FloatInput(name="high", width=120, disabled=True)
         self._play_cb = None
+        self._rebounding = False
         self._bind()
         names = [p.name for p in products]
         if names and state.product not in names:
-            state.product = next((n for n in PREFERRED_PRODUCTS if n in names), names[0])
+            state.product = default_product(names)
         self._on_product()
         self._push()
 
@@ -107,6 +113,7 @@ class Controls:
             "period",
             to_state=lambda v: tuple(_as_date(d) for d in v) if v else None,
             to_widget=lambda v: tuple(v) if v else None,
+            paused=lambda: self._rebounding,
         )
         _two_way(
             self.cmap,
@@ -139,11 +146,18 @@ class Controls:
             start, end = pd.Timestamp(info.time_start).date(), pd.Timestamp(info.time_end).date()
             for w in (self.date_slider, self.date_picker):
                 w.param.update(start=start, end=end)
-            self.period.param.update(start=start, end=end)
             if s.date is None or not start <= s.date <= end:
                 s.date = start
-            if s.period is None:
-                s.period = (start, min(end, start + dt.timedelta(days=9)))
+            period = clip_period(s.period, start, end)
+            # The picker refuses bounds that exclude its value: empty it while the bounds change.
+            self._rebounding = True
+            try:
+                self.period.value = None
+                self.period.param.update(start=start, end=end)
+            finally:
+                self._rebounding = False
+            s.period = period
+            self.period.value = period
 
         run()
 
@@ -202,6 +216,21 @@ class Controls:
             self.clim_mode,
             pn.Row(self.clim_low, self.clim_high),
         )
+
+
+def default_product(names: list[str]) -> str:
+    """The product shown when none is chosen (or the chosen one does not exist)."""
+    return next((n for n in PREFERRED_PRODUCTS if n in names), names[0]) if names else ""
+
+
+def clip_period(period, start: dt.date, end: dt.date, default_days: int = 10):
+    """``period`` clipped to [start, end]; the first ``default_days`` days when it is unset or
+    outside."""
+    if period:
+        p0, p1 = (_as_date(d) for d in period)
+        if p0 <= end and p1 >= start:
+            return (max(p0, start), min(p1, end))
+    return (start, min(end, start + dt.timedelta(days=default_days - 1)))
 
 
 def _product_options(products) -> dict[str, str]:

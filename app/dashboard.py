@@ -10,9 +10,10 @@ import holoviews as hv
 import panel as pn
 from panel.theme import fast as panel_fast
 
-from app import auth, permalink
-from app.controls import Controls
+from app import auth, data, permalink, ui
+from app.controls import Controls, default_product
 from app.state import AppState
+from catalog import settings
 
 log = logging.getLogger("app")
 
@@ -63,12 +64,15 @@ def _module(module_name: str):
 
 
 def _build(title: str, module, state: AppState):
-    """The content of one tab; a failure becomes a message inside the tab."""
+    """The content of one tab; a failure becomes a message inside the tab (the traceback goes to
+    the server log)."""
     try:
         return module.panel(state)
     except Exception as exc:  # one broken tab must not take the dashboard down
         log.exception("tab %s failed", title)
-        return pn.pane.Alert(f"The {title} tab could not be built: {exc}", alert_type="danger")
+        pane = ui.alert("danger", name="tab_error")
+        ui.show_alert(pane, f"The {title} tab could not be built ({type(exc).__name__}: {exc}).")
+        return pane
 
 
 class LazyTabs:
@@ -100,30 +104,109 @@ class LazyTabs:
         self.state.tab = title
 
 
-def create_dashboard() -> pn.template.base.BasePage:
-    """One session's page."""
-    _load_extensions()
-    state = AppState(user=auth.current_user())
-    restored = permalink.from_query(permalink.session_query())
-    if restored:
-        state.param.update(**restored)
-    controls = Controls(state)
-    if restored.get("variable"):
-        state.variable = restored["variable"]
+def create_dashboard() -> pn.viewable.Viewable:
+    """One session's page. Whatever goes wrong while building it, the visitor gets a page with a
+    plain message, never Panel's traceback; the traceback goes to the server log."""
+    query, notices = {}, []
+    try:
+        _load_extensions()
+        query = permalink.session_query()
+    except Exception as exc:
+        log.exception("reading the page's query failed")
+        notices.append(permalink.Notice("", "", f"could not be read ({type(exc).__name__}); defaults shown"))
+    try:
+        return build_dashboard(query, user=auth.current_user(), notices=notices)
+    except Exception as exc:
+        log.exception("building the dashboard failed (query %r)", query)
+        return error_page(exc)
 
-    message = pn.pane.Alert("", alert_type="danger", visible=False, name="message", margin=(5, 10))
-    state.param.watch(lambda e: message.param.update(object=e.new, visible=bool(e.new)), "message")
+
+def error_page(exc: BaseException) -> pn.viewable.Viewable:
+    """A page saying the dashboard could not be built, with a link to the default page."""
+    pane = ui.alert("danger", name="message")
+    ui.show_alert(
+        pane,
+        f"The dashboard could not be built ({type(exc).__name__}: {exc}). The details are in the "
+        "server log. Try the page without link settings, or reload later.",
+    )
+    return pn.Column(
+        pn.pane.HTML(f"<h2>{ui.as_html(TITLE)}</h2>"),
+        pane,
+        pn.pane.HTML('<a href="?">Open FluxLens with its default settings</a>'),
+        sizing_mode="stretch_width",
+    )
+
+
+def restore(query: dict[str, str]) -> tuple[dict, list[permalink.Notice]]:
+    """The state updates of a permalink's query, checked against the catalog, and the notices
+    for the settings left out. Never raises: a failure ignores the whole link."""
+    try:
+        updates, notices = permalink.decode(query)
+        products = data.list_products()
+        checked, more = permalink.check(
+            updates,
+            products,
+            default_product=default_product([p.name for p in products]),
+            variables_of=data.gridded_variables,
+            query=query,
+            tiles=settings.tile_url() is not None,
+        )
+        return checked, notices + more
+    except Exception as exc:
+        log.exception("permalink %r could not be read", query)
+        return {}, [permalink.Notice("", "", f"could not be read ({type(exc).__name__}); defaults shown")]
+
+
+def _state_and_controls(user: str, updates: dict, notices: list) -> tuple[AppState, Controls]:
+    """The session's state with the link's ``updates`` and its sidebar; if applying the link
+    fails, the defaults (with a notice in ``notices``)."""
+    state = AppState(user=user)
+    try:
+        state.param.update(**updates)
+        controls = Controls(state)
+        if updates.get("variable"):
+            state.variable = updates["variable"]
+        return state, controls
+    except Exception as exc:
+        if not updates:
+            raise
+        log.exception("applying permalink settings %r failed", updates)
+        notices.append(
+            permalink.Notice("", "", f"could not be applied ({type(exc).__name__}); defaults shown")
+        )
+    state = AppState(user=user)
+    return state, Controls(state)
+
+
+def build_dashboard(
+    query: dict[str, str], *, user: str = "anonymous", notices: list | None = None
+) -> pn.template.base.BasePage:
+    """The page for a permalink ``query`` (URL query values as strings); ``notices`` are shown
+    before those of the query's settings."""
+    _load_extensions()
+    updates, more = restore(query)
+    notices = [*(notices or []), *more]
+    state, controls = _state_and_controls(user, updates, notices)
+
+    message = ui.alert("danger", name="message")
+    state.param.watch(lambda e: ui.show_alert(message, e.new), "message")
+    link_notes = ui.alert("warning", name="link_notices")
+    ui.show_alert(link_notes, [n.text() for n in notices])
+    if notices:
+        log.warning("permalink settings ignored: %s", "; ".join(n.text() for n in notices))
+    dismiss = pn.widgets.Button(name="Dismiss", width=90, visible=bool(notices))
+    dismiss.on_click(lambda e: (link_notes.param.update(visible=False), dismiss.param.update(visible=False)))
 
     tabs = LazyTabs(state, CORE_PANELS + EXTRA_PANELS).tabs
     link = pn.widgets.TextInput(name="Permalink", value="", width=260, disabled=False)
 
     def sync_url(*events):
-        query = permalink.to_query(state)
+        search = permalink.query_string(permalink.to_query(state))
         if pn.state.location is not None:
-            pn.state.location.search = "?" + "&".join(f"{k}={v}" for k, v in query.items())
+            pn.state.location.search = search
             loc = pn.state.location
             host = f"{loc.hostname}:{loc.port}" if loc.port else loc.hostname
-            link.value = f"{loc.protocol}//{host}{loc.pathname}{loc.search}"
+            link.value = f"{loc.protocol}//{host}{loc.pathname}{search}"
 
     state.param.watch(sync_url, [p for p in AppState.param if p not in ("name", "message", "user", "tab")])
     pn.state.onload(sync_url)
@@ -132,8 +215,13 @@ def create_dashboard() -> pn.template.base.BasePage:
 
     template = pn.template.FastListTemplate(
         title=TITLE,
-        sidebar=[controls.panel(), pn.layout.Divider(), link, pn.pane.Markdown(f"User: `{state.user}`")],
-        main=[pn.Column(message, tabs, sizing_mode="stretch_width")],
+        sidebar=[
+            controls.panel(),
+            pn.layout.Divider(),
+            link,
+            pn.pane.HTML(f"User: <code>{ui.as_html(state.user)}</code>"),
+        ],
+        main=[pn.Column(pn.Row(link_notes, dismiss), message, tabs, sizing_mode="stretch_width")],
         sidebar_width=300,
         theme_toggle=True,
         design=Fast,

@@ -1,19 +1,70 @@
-"""Small helpers shared by the views: error reporting into the page, loading indicators."""
+"""Small helpers shared by the views: error reporting into the page, loading indicators, messages
+shown as plain text."""
 
 from __future__ import annotations
 
 import functools
+import html
 import logging
+import re
+
+import panel as pn
+from panel.io.resources import CDN_DIST
 
 from catalog.errors import FluxLensError
 
 log = logging.getLogger("app")
 
+MAX_MESSAGE_CHARS = 600
+# Absolute file system paths (two or more components): the server's layout is not the user's business.
+_PATH = re.compile(r"(?<![\w:/.])(?:/[^\s/'\"<>(),;]+){2,}/?")
+
+
+def redact_paths(text: str, prefix: str = "…/") -> str:
+    """``text`` with absolute paths replaced by ``prefix`` and their last component."""
+    return _PATH.sub(lambda m: prefix + m.group(0).rstrip("/").rsplit("/", 1)[-1], str(text))
+
+
+def user_message(text: str) -> str:
+    """A message fit for the page: paths redacted, cut to a sane length (still plain text)."""
+    text = redact_paths(text)
+    if len(text) > MAX_MESSAGE_CHARS:
+        text = text[:MAX_MESSAGE_CHARS] + "…"
+    return text
+
+
+def as_html(text: str) -> str:
+    """Plain text as HTML: every character escaped, line breaks kept."""
+    return "<br>".join(html.escape(line) for line in str(text).split("\n"))
+
+
+def alert(alert_type: str = "danger", *, name: str | None = None, **params) -> pn.pane.HTML:
+    """An alert box (Panel's alert look) that shows its text literally: set it with
+    :func:`show_alert`, never through Markdown or HTML."""
+    params.setdefault("margin", (5, 10))
+    params.setdefault("sizing_mode", "stretch_width")
+    return pn.pane.HTML(
+        "",
+        css_classes=["alert", f"alert-{alert_type}", "fluxlens-message"],
+        stylesheets=[f"{CDN_DIST}css/alerts.css"],
+        visible=False,
+        name=name,
+        **params,
+    )
+
+
+def show_alert(pane, text: str | list[str]) -> None:
+    """Show ``text`` (lines) in an :func:`alert` pane, escaped; hide the pane when empty."""
+    lines = [text] if isinstance(text, str) else list(text)
+    lines = [user_message(t) for t in lines if t]
+    pane.param.update(object=as_html("\n".join(lines)), visible=bool(lines))
+
 
 def guarded(state, what: str, *, loading=None):
-    """Decorator: run a view callback; a failure becomes ``state.message`` (shown in the page),
-    never a traceback in the browser. ``loading`` is a viewable (or a callable returning a list
-    of them) whose loading indicator is on while the callback runs."""
+    """Decorator: run a view callback; a failure becomes ``state.message`` (shown in the page as
+    plain text with server paths redacted), never a traceback in the browser. ``loading`` is a
+    viewable (or a callable returning a list of them) whose loading indicator is on while the
+    callback runs."""
 
     def wrap(fn):
         @functools.wraps(fn)
@@ -24,11 +75,11 @@ def guarded(state, what: str, *, loading=None):
             try:
                 result = fn(*args, **kwargs)
             except FluxLensError as exc:
-                state.message = f"{what}: {exc}"
+                state.message = user_message(f"{what}: {exc}")
                 return None
             except Exception as exc:  # shown as a message; the traceback goes to the server log
                 log.exception("%s failed", what)
-                state.message = f"{what} failed: {type(exc).__name__}: {exc}"
+                state.message = user_message(f"{what} failed: {type(exc).__name__}: {exc}")
                 return None
             finally:
                 for t in targets:
