@@ -7,14 +7,14 @@ import io
 import logging
 import time
 
-import numpy as np
 import panel as pn
 
-from app import compute, data, export, styles
+from app import compute, data, export, styles, ui
 from app.map_view import MERCATOR_METHOD, MapFigure, MapTabViews
 from app.series_panel import SeriesPanel
 from app.ui import guarded
 from catalog import settings
+from catalog.errors import FluxLensError
 
 log = logging.getLogger("app")
 
@@ -79,12 +79,21 @@ class MapTab(MapTabViews):
         self.netcdf = pn.widgets.FileDownload(
             callback=self._netcdf, filename="region.nc", label="Region + period as netCDF", width=220
         )
+        self.nc_level = pn.widgets.Select(name="netCDF resolution", options={}, width=200)
+        self.nc_info = pn.pane.HTML("", css_classes=["export-info"], margin=(0, 10), name="export_info")
         self.box_from_view = pn.widgets.Button(name="Box = visible region", width=170)
         self.box_from_view.on_click(
             lambda e: self._on_box(*self.state.view_bbox()) if self.state.view_bbox() else None
         )
         self.clear_sel = pn.widgets.Button(name="Clear selection", width=130)
         self.clear_sel.on_click(lambda e: self.state.param.update(pixel=None, box=None))
+        self._level_options()
+        self.nc_level.param.watch(lambda e: self._plan_export(), "value")
+        state.param.watch(lambda e: self._level_options(), "product")
+        state.param.watch(
+            lambda *e: self._plan_export(),
+            ["product", "variable", "date", "aggregation", "period", "x_range", "y_range", "box"],
+        )
         state.param.watch(self._on_state, list(REDRAW_ON))
         state.param.watch(self._reset_auto, ["product", "variable", "aggregation"])
         state.param.watch(lambda e: self.map.mark_pixel(*(e.new or (None, None))), "pixel")
@@ -103,6 +112,7 @@ class MapTab(MapTabViews):
             if state.x_range is not None:
                 self.map.set_view(state.x_range, state.y_range)
             self.redraw()
+        self._plan_export()
 
     # -- events -------------------------------------------------------------------------------
     def _basemap_switched(self) -> None:
@@ -229,22 +239,65 @@ class MapTab(MapTabViews):
 
         return run() or io.BytesIO(b"")
 
+    def _level_options(self) -> None:
+        """The pyramid levels of the product offered for the netCDF export (native first)."""
+        try:
+            levels = data.info(self.state.product).levels if self.state.product else []
+        except Exception:  # an unknown product: the map reports it
+            log.exception("levels of %r", self.state.product)
+            levels = []
+        options = {
+            (
+                f"native, level 0 ({lev['resolution']:g}°)"
+                if lev["level"] == 0
+                else f"level {lev['level']} ({lev['resolution']:g}°)"
+            ): int(lev["level"])
+            for lev in levels
+        }
+        self.nc_level.param.update(options=options, value=0 if options else None)
+
+    def _export_request(self):
+        """(product info, level dataset, bbox, start, end, level, region) of the netCDF export:
+        the selected box, else the visible region; the level chosen (native by default)."""
+        s = self.state
+        region = "selected box" if s.box is not None else "visible region"
+        bbox = s.box if s.box is not None else s.view_bbox()
+        level = int(self.nc_level.value or 0)
+        info = data.info(s.product)
+        start, end = compute.period_bounds(s.aggregation, s.date, s.period)
+        return info, data.open_level(s.product, level), bbox, start, end, level, region
+
+    def _plan_export(self) -> None:
+        """Say beside the button what the export would hold and how big it is, or why not."""
+        s = self.state
+        if not (s.product and s.variable):
+            return
+        try:
+            info, ds, bbox, start, end, level, region = self._export_request()
+            _, plan = export.plan_region_export(
+                info, ds, [s.variable], bbox, start, end, level, region=region
+            )
+        except FluxLensError as exc:
+            self.nc_info.object = ui.as_html(ui.user_message(f"netCDF export unavailable: {exc}"))
+            self.netcdf.disabled = True
+            return
+        except Exception as exc:
+            log.exception("planning the netCDF export failed")
+            self.nc_info.object = ui.as_html(f"netCDF export unavailable ({type(exc).__name__})")
+            self.netcdf.disabled = True
+            return
+        self.nc_info.object = ui.as_html(f"netCDF export: {plan.describe()}")
+        self.netcdf.disabled = False
+
     def _netcdf(self):
         @guarded(self.state, "netCDF export", loading=self.netcdf)
         def run():
             s = self.state
-            bbox = s.view_bbox()
-            level = data.level_for_view(s.product, s.x_range, s.y_range, MAP_WIDTH)
-            start, end = compute.period_bounds(s.aggregation, s.date, s.period)
-            ds = data.export_region(s.product, [s.variable], bbox, start, end, level)
-            ds.attrs.update(
-                product=s.product,
-                pyramid_level=int(level),
-                bbox_wsen=list(np.round(bbox, 5)),
-                period=f"{start:%Y-%m-%d}/{end:%Y-%m-%d}",
-            )
-            self.netcdf.filename = f"{s.product}_{s.variable}_{start:%Y%m%d}_{end:%Y%m%d}.nc"
-            return io.BytesIO(export.netcdf_bytes(ds))
+            info, ds, bbox, start, end, level, region = self._export_request()
+            body, plan = export.region_netcdf(info, ds, [s.variable], bbox, start, end, level, region=region)
+            self.netcdf.filename = f"{s.product}_{s.variable}_{start:%Y%m%d}_{end:%Y%m%d}_L{level}.nc"
+            log.info("netCDF export %s (%d bytes)", plan.describe(), len(body))
+            return io.BytesIO(body)
 
         return run() or io.BytesIO(b"")
 
@@ -253,7 +306,8 @@ class MapTab(MapTabViews):
             self.status,
             self.map_pane,
             self.method_note,
-            pn.Row(self.png, self.netcdf, self.box_from_view, self.clear_sel, self.basemap),
+            pn.Row(self.png, self.netcdf, self.nc_level, self.box_from_view, self.clear_sel, self.basemap),
+            self.nc_info,
             self.series.panel(),
         )
 
