@@ -13,7 +13,8 @@ Ranges are physical bounds for daily (or finer) values, wide enough for any real
 * air temperature −95…65 °C (records −89.2 °C, Vostok, and 56.7 °C, Death Valley; WMO archive);
   VPD 0…200 hPa (saturation vapour pressure at 60 °C is 199 hPa, Tetens formula);
   precipitation 0…2000 mm d-1 (the 24 h world record is 1825 mm, La Réunion 1966, WMO);
-  wind speed 0…120 m s-1; LAI 0…15 m2 m-2; NDVI −1…1; EF 0…1 (the emulator's sigmoid);
+  wind speed 0…120 m s-1; surface pressure 30…110 kPa (Everest's summit about 33 kPa, the sea-level
+  record 108.4 kPa); LAI 0…15 m2 m-2; NDVI −1…1; EF 0…1 (the emulator's sigmoid);
 * elevation −500…9000 m (Dead Sea shore −430 m, Everest 8849 m); IGBP classes 0…17 (0 = water in
   some products).
 """
@@ -56,6 +57,7 @@ VARIABLES: dict[str, Variable] = {
     "vpd": Variable("hPa", "vapour pressure deficit", "water_vapor_saturation_deficit_in_air", 0, 200),
     "precip": Variable("mm d-1", "precipitation", "lwe_precipitation_rate", 0, 2000),
     "ws": Variable("m s-1", "wind speed", "wind_speed", 0, 120),
+    "ps": Variable("kPa", "surface air pressure", "surface_air_pressure", 30, 110),
     "lai": Variable("m2 m-2", "leaf area index", "leaf_area_index", 0, 15),
     "ndvi": Variable(
         "1", "normalized difference vegetation index", "normalized_difference_vegetation_index", -1, 1
