@@ -4,6 +4,11 @@ Layout (one image per file, daily or monthly): dims (time, lat, lon), ``sm`` and
 (m3 m-3, fill -9999), ``flag`` (int8 bits, fill 127: 1 snow/frozen, 2 dense vegetation, 4 no
 convergence, 8 out of physical range, 16 low weight, 32 all inputs unreliable), ``time`` in days
 since 1970-01-01. Monthly files carry ``sm`` only (plus counts), with time_coverage_duration P1M.
+
+Reading is lazy; a block that cannot be read when the data are computed (a compressed HDF5 chunk
+failing its checksum, a truncated file) is an :class:`InputError` naming the file, the variable and,
+where it can be found, the corrupt chunk, instead of netCDF4's bare ``RuntimeError: NetCDF: HDF
+error``.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import tempfile
 from collections.abc import Collection
 from pathlib import Path
 
+import dask.array as da
 import netCDF4
 import numpy as np
 import pandas as pd
@@ -59,11 +65,61 @@ def _as_paths(paths) -> list[str]:
     return out
 
 
+class _CheckedVariable:
+    """Array-like over one lazily opened netCDF variable whose reads fail with an InputError."""
+
+    def __init__(self, var: xr.Variable, path: str, name: str):
+        self.var, self.path, self.name = var, path, name
+        self.shape, self.dtype, self.ndim = var.shape, var.dtype, var.ndim
+
+    def __dask_tokenize__(self):
+        stat = os.stat(self.path)
+        return ("esacci", self.path, stat.st_mtime_ns, stat.st_size, self.name)
+
+    def __getitem__(self, key):
+        try:
+            return np.asarray(self.var[key].values)
+        except (RuntimeError, OSError, ValueError) as err:  # netCDF4: RuntimeError("NetCDF: HDF error")
+            where = _bad_chunk(self.path, self.name)
+            raise InputError(
+                f"{self.path}: variable '{self.name}' cannot be read ({err}){f'; {where}' if where else ''}; "
+                "the file is corrupt or truncated"
+            ) from err
+
+
+def _bad_chunk(path: str, name: str) -> str | None:
+    """The corrupt gzip chunk of variable ``name`` (netCDF4 files are HDF5), best effort."""
+    import h5py
+
+    from data_prep.hdf5 import bad_chunk
+
+    try:
+        with h5py.File(path, "r") as f:
+            return bad_chunk(f[name])
+    except (OSError, RuntimeError, KeyError, ValueError):
+        return None
+
+
+def _checked(raw: xr.Dataset, path: str, names) -> xr.Dataset:
+    """``raw`` with variables ``names`` as dask arrays (one block per netCDF chunk) of checked reads."""
+    out = raw.copy()
+    for name in names:
+        var = raw[name].variable
+        chunks = var.encoding.get("chunksizes") or var.shape
+        data = da.from_array(
+            _CheckedVariable(var, path, name),
+            chunks=tuple(min(c, n) for c, n in zip(chunks, var.shape, strict=True)),
+            meta=np.empty((0,) * var.ndim, var.dtype),
+        )
+        out[name] = raw[name].copy(data=data)
+    return out
+
+
 def _open_one(path: str) -> tuple[xr.Dataset, str]:
     """One image as (ssm, ssm_uncertainty?, flag?) with raw flag values, and its time step."""
     try:
-        raw = xr.open_dataset(path, engine="netcdf4", chunks={}, decode_times=True)
-    except (OSError, ValueError) as err:
+        raw = xr.open_dataset(path, engine="netcdf4", chunks=None, decode_times=True)
+    except (OSError, RuntimeError, ValueError) as err:
         raise InputError(f"{path}: not a readable netCDF file ({err})") from err
     if "sm" not in raw:
         raise InputError(f"{path}: no 'sm' variable (has {', '.join(map(str, raw.data_vars))})")
@@ -71,7 +127,7 @@ def _open_one(path: str) -> tuple[xr.Dataset, str]:
         raise InputError(f"{path}: 'sm' has dims {raw['sm'].dims}, expected (time, lat, lon)")
     monthly = raw.attrs.get("time_coverage_duration") == "P1M" or "MONTHLY" in Path(path).name.upper()
     keep = [v for v in ("sm", "sm_uncertainty", "flag") if v in raw]
-    ds = raw[keep].transpose("time", "lat", "lon")
+    ds = _checked(raw[keep], path, keep).transpose("time", "lat", "lon")
     times = pd.DatetimeIndex(ds["time"].values)
     times = times.to_period("M").to_timestamp() if monthly else times.floor("D")
     return ds.assign_coords(time=times.as_unit("ns")), "month" if monthly else "day"

@@ -5,14 +5,26 @@ The GSSM1km exports (Han et al. 2023, Sci Data 10:101) are UInt16 GeoTIFFs in EP
 year may be split into tiles (same dates, adjacent extents) and a period into several files (one per
 year). The reader mosaics tiles, concatenates periods and returns a dask-backed Dataset whose chunks
 are read with windowed reads, each task opening the files it needs.
+
+Corrupt files are refused, never decoded into plausible-looking garbage: libtiff stops inflating a
+DEFLATE block once it has the block's bytes, so it never reaches the block's Adler-32 checksum and
+flipped bytes inside a block usually decode without any GDAL error. Before a window is read, every
+DEFLATE block it touches is therefore inflated here with its checksum checked (once per block and
+process); a bad block, a GDAL decoding error or a truncated file is an :class:`InputError` naming
+the file, the band (and its date) and the block. Other codecs (LZW, uncompressed) carry no checksum:
+only what GDAL detects is reported for them.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
+import shutil
 import tempfile
+import threading
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +50,11 @@ WRITE_BLOCK = 512
 BIGTIFF_THRESHOLD = 3_500_000_000
 # Memory for one block of rows x days while writing (about 12 bytes per pixel while encoding).
 WRITE_MEMORY = 256 * 2**20
+# Blocks already checked in this process: (path, mtime, size, band, block column, block row).
+_CHECKED: set[tuple] = set()
+_CHECKED_MAX = 2_000_000
+_CHECKED_LOCK = threading.Lock()
+INFLATE_STEP = 4 * 2**20  # bytes inflated at a time while checking a block (bounded memory)
 
 
 @dataclass(frozen=True)
@@ -96,11 +113,24 @@ def _check_complete(src, path: str) -> None:
             raise InputError(f"{path}: truncated file (band {band} data end beyond {size} bytes)")
 
 
+def _tiff_hint(path: str) -> str:
+    """A hint when an unreadable file starts like a TIFF: it is damaged or truncated."""
+    try:
+        with open(path, "rb") as fh:
+            magic = fh.read(4)
+        size = os.path.getsize(path)
+    except OSError:
+        return ""
+    if magic in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        return f"; it starts like a TIFF, so it is damaged or truncated ({size:,} bytes)"
+    return ""
+
+
 def _inspect(path: str) -> _FileInfo:
     try:
         src = rasterio.open(path)
     except rasterio.errors.RasterioIOError as err:
-        raise InputError(f"{path}: not a readable GeoTIFF ({err})") from err
+        raise InputError(f"{path}: not a readable GeoTIFF ({err}){_tiff_hint(path)}") from err
     with src:
         if src.driver != "GTiff":
             raise InputError(f"{path}: format {src.driver}, expected a GeoTIFF")
@@ -181,11 +211,7 @@ class _GeoTiffStack:
                 if rr0 >= rr1 or cc0 >= cc1:
                     continue
                 window = Window(cc0 - tile.col_off, rr0 - tile.row_off, cc1 - cc0, rr1 - rr0)
-                try:
-                    with rasterio.open(tile.path) as src:
-                        raw = src.read(indexes, window=window)
-                except rasterio.errors.RasterioIOError as err:
-                    raise InputError(f"{tile.path}: read failed ({err})") from err
+                raw = _read_window(tile.path, indexes, window)
                 values = _decode(
                     raw, self.nodata if self.nodata is not None else tile.nodata, self.zero_missing
                 )
@@ -194,6 +220,129 @@ class _GeoTiffStack:
                 out[positions, rr0 - r0 : rr1 - r0, cc0 - c0 : cc1 - c0] = target
         drop = tuple(0 if not isinstance(k, slice) else slice(None) for k in key)
         return out[drop]
+
+
+def _read_window(path: str, indexes: list[int], window: Window) -> np.ndarray:
+    """Bands ``indexes`` of ``window`` as stored; InputError naming the file and band if corrupt."""
+    try:
+        src = rasterio.open(path)
+    except rasterio.errors.RasterioError as err:
+        raise InputError(f"{path}: cannot be opened any more ({_gdal_reason(err)})") from err
+    with src:
+        _check_blocks(src, path, indexes, window)
+        try:
+            return src.read(indexes, window=window)
+        except rasterio.errors.RasterioError as err:
+            raise InputError(
+                f"{path}: {_bands_text(src, indexes)}: the data cannot be decoded ({_gdal_reason(err)}); "
+                "the file is corrupt, nothing was ingested"
+            ) from err
+
+
+def _gdal_reason(err: BaseException) -> str:
+    """The GDAL messages behind a rasterio error, innermost (the decoder's) first."""
+    messages, seen = [], set()
+    e: BaseException | None = err
+    while e is not None and len(messages) < 6:
+        text = str(e).strip()
+        if text and "See previous exception" not in text and text not in seen:
+            messages.append(text)
+            seen.add(text)
+        e = e.__cause__ or e.__context__
+    return "; ".join(reversed(messages)) or type(err).__name__
+
+
+def _band_text(src, band: int) -> str:
+    description = src.descriptions[band - 1] if band - 1 < len(src.descriptions) else None
+    match = BAND_PATTERN.match(description or "")
+    return f"band {band} ({match[1]}-{match[2]}-{match[3]})" if match else f"band {band}"
+
+
+def _bands_text(src, indexes: list[int]) -> str:
+    if len(indexes) == 1:
+        return _band_text(src, indexes[0])
+    return f"bands {_band_text(src, indexes[0])[5:]} to {_band_text(src, indexes[-1])[5:]}"
+
+
+def _check_blocks(src, path: str, indexes: list[int], window: Window) -> None:
+    """Inflate every DEFLATE block ``window`` touches in bands ``indexes`` with its checksum checked.
+
+    InputError naming the file, band and block when a block does not inflate, fails its Adler-32
+    check, has the wrong size or lies beyond the end of the file. No-op for other codecs.
+    """
+    if src.compression is None or src.compression.name != "deflate":
+        return
+    stat = os.stat(path)
+    block_h, block_w = src.block_shapes[0]
+    tiled = block_w < src.width or src.profile.get("tiled", False)
+    band_interleaved = src.interleaving == Interleaving.band or src.count == 1
+    samples = 1 if band_interleaved else src.count
+    itemsize = np.dtype(src.dtypes[0]).itemsize
+    bands = sorted(set(indexes)) if band_interleaved else [1]
+    rows = range(int(window.row_off) // block_h, -(-int(window.row_off + window.height) // block_h))
+    cols = range(int(window.col_off) // block_w, -(-int(window.col_off + window.width) // block_w))
+    todo = [
+        (band, bx, by)
+        for band in bands
+        for by in rows
+        for bx in cols
+        if (path, stat.st_mtime_ns, stat.st_size, band, bx, by) not in _CHECKED
+    ]
+    if not todo:
+        return
+    with open(path, "rb") as fh:
+        for band, bx, by in todo:
+            offset = src.get_tag_item(f"BLOCK_OFFSET_{bx}_{by}", "TIFF", bidx=band)
+            length = src.get_tag_item(f"BLOCK_SIZE_{bx}_{by}", "TIFF", bidx=band)
+            if not offset or not length or int(length) == 0:
+                continue  # sparse block: not stored, reads as nodata
+            offset, length = int(offset), int(length)
+            where = (
+                f"{path}: {_band_text(src, band) if band_interleaved else 'pixel-interleaved block'}, "
+                f"block at row {by * block_h}, column {bx * block_w} (bytes {offset}..{offset + length - 1})"
+            )
+            if offset + length > stat.st_size:
+                raise InputError(f"{where}: beyond the end of the file ({stat.st_size} bytes): truncated")
+            rows_in_block = block_h if tiled else min(block_h, src.height - by * block_h)
+            expected = rows_in_block * block_w * samples * itemsize
+            fh.seek(offset)
+            problem = _inflate_problem(fh.read(length), expected)
+            if problem:
+                raise InputError(
+                    f"{where}: corrupt DEFLATE data ({problem}); the file is damaged (re-download or "
+                    "re-export it), nothing was ingested"
+                )
+            with _CHECKED_LOCK:
+                if len(_CHECKED) >= _CHECKED_MAX:
+                    _CHECKED.clear()
+                _CHECKED.add((path, stat.st_mtime_ns, stat.st_size, band, bx, by))
+
+
+def _inflate_problem(data: bytes, expected: int) -> str | None:
+    """Why ``data`` is not a complete zlib stream of ``expected`` bytes (checksum checked), or None."""
+    inflater = zlib.decompressobj()
+    total, pending = 0, data
+    try:
+        while True:
+            total += len(inflater.decompress(pending, INFLATE_STEP))
+            if total > expected:
+                return f"decodes to more than the block's {expected} bytes"
+            pending = inflater.unconsumed_tail
+            if not pending:
+                break
+        total += len(inflater.flush())
+    except zlib.error as err:
+        return _zlib_reason(err)
+    if not inflater.eof:
+        return "the compressed stream ends early"
+    if total != expected:
+        return f"{total} bytes decoded, the block holds {expected}"
+    return None
+
+
+def _zlib_reason(err: zlib.error) -> str:
+    """zlib's message without its "Error -3 while decompressing data: " prefix."""
+    return re.sub(r"^Error -?\d+ while decompressing data: ", "", str(err))
 
 
 def _decode(raw: np.ndarray, nodata: float | None, zero_missing: bool) -> np.ndarray:
@@ -359,7 +508,34 @@ def write_gssm_geotiff(path, ssm: xr.DataArray) -> Path:
                     dst.write(_encode(block), indexes=list(range(t0 + 1, t1 + 1)), window=window)
             dst.update_tags(units="m3 m-3", scale_factor=str(1 / SCALE), nodata="0")
         os.replace(tmp, path)
+    except rasterio.errors.RasterioError as err:
+        full = _disk_full_error(err, path, n_time * height * width * 2)
+        Path(tmp).unlink(missing_ok=True)
+        if full is None:
+            raise
+        raise full from err
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+# A write that fails with less than this free on the disk failed for want of space (libtiff reports
+# ENOSPC only on stderr, GDAL only "Write error at scanline").
+FULL_DISK_BYTES = 16 * 2**20
+
+
+def _disk_full_error(err: Exception, path: Path, needed: int) -> OSError | None:
+    """An ``OSError(ENOSPC)`` naming ``path`` when a GDAL write failed on a (nearly) full disk."""
+    try:
+        free = shutil.disk_usage(path.parent).free
+    except OSError:
+        return None
+    if free >= FULL_DISK_BYTES:
+        return None
+    return OSError(
+        errno.ENOSPC,
+        f"No space left on device; GDAL: {_gdal_reason(err)}; the GeoTIFF needs up to about "
+        f"{needed / 2**20:,.1f} MiB",
+        str(path),
+    )

@@ -1,7 +1,16 @@
 """Thin HDF5 layer (h5py): open files with clear errors, read datasets with fill values, scale factors
-and valid ranges applied, decode attributes, write datasets with CF-style attributes."""
+and valid ranges applied, decode attributes, write datasets with CF-style attributes.
+
+A dataset that cannot be read (a compressed chunk whose filter fails, e.g. a gzip chunk failing
+its Adler-32 check, a Fletcher-32 mismatch, a chunk beyond the end of a truncated file, broken
+metadata) is an :class:`InputError` naming the file and the dataset and, for gzip chunks, the chunk
+and its byte range in the file.
+"""
 
 from __future__ import annotations
+
+import re
+import zlib
 
 import h5py
 import numpy as np
@@ -31,11 +40,68 @@ def decode_attrs(obj: h5py.HLObject) -> dict[str, object]:
     return out
 
 
-def _dataset(file: h5py.File, name: str) -> h5py.Dataset:
-    obj = file.get(name)
+def dataset(file: h5py.File, name: str) -> h5py.Dataset:
+    """Dataset ``name`` of ``file``; InputError naming the file when it is missing or unreadable."""
+    try:
+        obj = file.get(name)
+    except (OSError, RuntimeError, KeyError, ValueError) as err:
+        raise InputError(
+            f"{file.filename}: the metadata of '{name}' cannot be read ({err}); the file is corrupt"
+        ) from err
     if not isinstance(obj, h5py.Dataset):
         raise InputError(f"{file.filename}: no dataset '{name}'")
     return obj
+
+
+def has_dataset(file: h5py.File, name: str) -> bool:
+    """Whether ``name`` exists in ``file``; InputError naming the file when its metadata is corrupt."""
+    try:
+        return name in file
+    except (OSError, RuntimeError, KeyError, ValueError) as err:
+        raise InputError(f"{file.filename}: cannot look up '{name}' ({err}); the file is corrupt") from err
+
+
+def _read(ds: h5py.Dataset, name: str, index=()) -> np.ndarray:
+    """``ds[index]``; InputError naming the file, the dataset and (gzip) the corrupt chunk."""
+    try:
+        return ds[index]
+    except (OSError, RuntimeError, ValueError) as err:
+        where = bad_chunk(ds)
+        raise InputError(
+            f"{ds.file.filename}: cannot read '{name}' ({err}){f'; {where}' if where else ''}; the file is "
+            "corrupt or truncated, nothing was read from it"
+        ) from err
+
+
+def bad_chunk(ds: h5py.Dataset, limit: int = 100_000) -> str | None:
+    """Where a gzip-compressed dataset holds a chunk that does not inflate (checksum checked), or None.
+
+    Best effort, for error messages: other filters and unchunked datasets give None."""
+    try:
+        if ds.chunks is None or ds.compression != "gzip":
+            return None
+        for i in range(min(ds.id.get_num_chunks(), limit)):
+            info = ds.id.get_chunk_info(i)
+            if info.byte_offset is None:
+                continue
+            span = f"bytes {info.byte_offset}..{info.byte_offset + info.size - 1}"
+            try:
+                _, raw = ds.id.read_direct_chunk(info.chunk_offset)
+            except (OSError, RuntimeError, ValueError) as err:
+                return f"chunk at {info.chunk_offset} ({span}) cannot be read ({err})"
+            try:
+                zlib.decompress(raw)
+            except zlib.error as err:
+                reason = _zlib_reason(err)
+                return f"chunk at {info.chunk_offset} ({span}) is corrupt ({reason})"
+    except (OSError, RuntimeError, ValueError):
+        return None
+    return None
+
+
+def _zlib_reason(err: zlib.error) -> str:
+    """zlib's message without its "Error -3 while decompressing data: " prefix."""
+    return re.sub(r"^Error -?\d+ while decompressing data: ", "", str(err))
 
 
 def read_variable(file: h5py.File, name: str, *, valid_range: bool = False, index=()) -> np.ndarray:
@@ -47,14 +113,14 @@ def read_variable(file: h5py.File, name: str, *, valid_range: bool = False, inde
     are compared with the stored (packed) values. Integer and float32 data
     come back as float32 (exact for up to 24-bit integers such as uint16 flags), float64 as float64.
     """
-    ds = _dataset(file, name)
-    try:
-        raw = ds[index]
-    except (OSError, ValueError) as err:
-        raise InputError(f"{file.filename}: cannot read '{name}' ({err})") from err
+    ds = dataset(file, name)
+    raw = _read(ds, name, index)
     if raw.dtype.kind not in "iuf":
         raise InputError(f"{file.filename}: '{name}' holds {raw.dtype}, not numbers")
-    attrs = ds.attrs
+    try:
+        attrs = dict(ds.attrs)
+    except (OSError, RuntimeError, KeyError, ValueError) as err:
+        raise InputError(f"{file.filename}: the attributes of '{name}' cannot be read ({err})") from err
     dtype = np.float64 if raw.dtype == np.float64 else np.float32
     values = raw.astype(dtype)
     missing = np.zeros(raw.shape, dtype=bool)
@@ -86,11 +152,7 @@ def _valid_bounds(attrs) -> tuple[float | None, float | None]:
 
 def read_raw(file: h5py.File, name: str, index=()) -> np.ndarray:
     """Stored values of dataset ``name`` unchanged (e.g. bit flags to test before NaN conversion)."""
-    ds = _dataset(file, name)
-    try:
-        return ds[index]
-    except (OSError, ValueError) as err:
-        raise InputError(f"{file.filename}: cannot read '{name}' ({err})") from err
+    return _read(dataset(file, name), name, index)
 
 
 def write_variable(

@@ -26,7 +26,15 @@ import xarray as xr
 
 from catalog.errors import InputError
 from data_prep import ease2
-from data_prep.hdf5 import decode_attrs, open_file, read_raw, read_variable, write_variable
+from data_prep.hdf5 import (
+    dataset,
+    decode_attrs,
+    has_dataset,
+    open_file,
+    read_raw,
+    read_variable,
+    write_variable,
+)
 
 FILE_NAME = re.compile(r"^SMAP_L3_SM_P_(E_)?(\d{8})_R\d+_\d{3}\.h5$")
 GROUPS = {"AM": "Soil_Moisture_Retrieval_Data_AM", "PM": "Soil_Moisture_Retrieval_Data_PM"}
@@ -87,11 +95,12 @@ def _check_l3(path: Path, passes, expected: ease2.Ease2Grid) -> None:
         for p in passes:
             for base in ("soil_moisture", "retrieval_qual_flag", "latitude"):
                 name = f"{GROUPS[p]}/{base}{SUFFIX[p]}"
-                if name not in f:
+                if not has_dataset(f, name):
                     raise InputError(f"{path}: no dataset '{name}' (not an SMAP L3 SM_P file?)")
-                if f[name].shape != expected.shape:
+                shape = dataset(f, name).shape
+                if shape != expected.shape:
                     raise InputError(
-                        f"{path}: '{name}' is {f[name].shape}, expected {expected.shape} ({expected.name})"
+                        f"{path}: '{name}' is {shape}, expected {expected.shape} ({expected.name})"
                     )
 
 
@@ -216,7 +225,7 @@ def read_smap_l2(path) -> xr.Dataset:
     path = Path(path)
     group = "Soil_Moisture_Retrieval_Data"
     with open_file(path) as f:
-        if f"{group}/soil_moisture" not in f:
+        if not has_dataset(f, f"{group}/soil_moisture"):
             raise InputError(f"{path}: no '{group}/soil_moisture' (not an SMAP L2 SM_P swath?)")
         data = {
             name: read_variable(f, f"{group}/{name}") for name in ("soil_moisture", "latitude", "longitude")

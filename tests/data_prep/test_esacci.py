@@ -179,3 +179,36 @@ def test_bad_files_name_the_file(tmp_path):
     )
     with pytest.raises(InputError, match=r"other\.nc.*grid"):
         read_esacci([good, other])
+
+
+def test_real_image_with_a_corrupt_chunk_is_refused(shared_data, tmp_path):
+    """4 KB inverted inside the compressed 'sm' chunk of a real C3S image: netCDF4 alone raises a bare
+    ``RuntimeError: NetCDF: HDF error`` when the data are computed; the reader names file, variable
+    and chunk."""
+    import h5py
+
+    src = _daily(shared_data)
+    with h5py.File(src, "r") as f:
+        info = f["sm"].id.get_chunk_info(0)
+    data = bytearray(src.read_bytes())
+    start = info.byte_offset + info.size // 2
+    data[start : start + 4096] = bytes(b ^ 0xFF for b in data[start : start + 4096])
+    bad = tmp_path / src.name
+    bad.write_bytes(bytes(data))
+    ds = read_esacci(bad)
+    assert isinstance(ds["ssm"].data, dask.array.Array)
+    np.testing.assert_array_equal(ds["flag"].values, read_esacci(src)["flag"].values)  # intact variable
+    with pytest.raises(InputError) as err:
+        ds["ssm"].load()
+    msg = str(err.value)
+    assert msg.startswith(f"{bad}: variable 'sm' cannot be read (NetCDF: HDF error)")
+    span = f"bytes {info.byte_offset}..{info.byte_offset + info.size - 1}"
+    assert f"chunk at (0, 0, 0) ({span}) is corrupt" in msg
+
+
+def test_real_image_truncated_is_refused(shared_data, tmp_path):
+    src = _daily(shared_data)
+    cut = tmp_path / src.name
+    cut.write_bytes(src.read_bytes()[: int(src.stat().st_size * 0.9)])
+    with pytest.raises(InputError, match=rf"{cut.name}: not a readable netCDF file"):
+        read_esacci(cut).load()

@@ -196,3 +196,96 @@ def test_writer_rejects_irregular_grid(tmp_path):
     with pytest.raises(InputError, match="regularly spaced"):
         write_gssm_geotiff(tmp_path / "x.tif", ssm.assign_coords(lon=lon))
     assert not list(tmp_path.iterdir())
+
+
+def _block(path, band, bx=0, by=0):
+    """(file offset, length) of one compressed block, from GDAL's TIFF metadata domain."""
+    with rasterio.open(path) as src:
+        offset = src.get_tag_item(f"BLOCK_OFFSET_{bx}_{by}", "TIFF", bidx=band)
+        size = src.get_tag_item(f"BLOCK_SIZE_{bx}_{by}", "TIFF", bidx=band)
+    return int(offset), int(size)
+
+
+def _damage(path, out, start, n=4096, how="invert"):
+    """A copy of ``path`` with ``n`` bytes from ``start`` inverted, zeroed or with a bit flipped every 64."""
+    data = bytearray(path.read_bytes())
+    chunk = np.frombuffer(bytes(data[start : start + n]), np.uint8).copy()
+    if how == "invert":
+        chunk ^= 0xFF
+    elif how == "zeros":
+        chunk[:] = 0
+    else:
+        chunk[::64] ^= 1
+    data[start : start + n] = chunk.tobytes()
+    out.write_bytes(bytes(data))
+    return out
+
+
+@pytest.mark.parametrize("how", ["invert", "zeros", "bits"])
+def test_corrupt_deflate_block_is_refused_naming_band_and_block(tmp_path, how):
+    """4 KB damaged in the middle of one DEFLATE tile: libtiff decodes it to garbage without an error
+    (values up to 65.5 m3 m-3); the reader checks the block's checksum and refuses it."""
+    path = write_gssm_geotiff(tmp_path / "good.tif", _ssm(n_days=3, n_lat=600, n_lon=700))
+    offset, size = _block(path, band=2)
+    assert size > 3 * 4096
+    bad = _damage(path, tmp_path / "bad.tif", offset + size // 2, how=how)
+    ds = read_gssm_geotiff(bad)
+    good = read_gssm_geotiff(path)
+    # the intact day and the intact tiles of the damaged day still read
+    np.testing.assert_array_equal(ds["ssm"][0].values, good["ssm"][0].values)
+    np.testing.assert_array_equal(ds["ssm"][1, 512:, 512:].values, good["ssm"][1, 512:, 512:].values)
+    with pytest.raises(InputError) as err:
+        ds["ssm"][1].load()
+    msg = str(err.value)
+    assert msg.startswith(f"{bad}: band 2 (2018-07-02), block at row 0, column 0")
+    assert f"bytes {offset}..{offset + size - 1}" in msg and "corrupt DEFLATE data" in msg
+
+
+def test_corrupt_pixel_interleaved_block_is_refused(tmp_path):
+    ssm = _ssm(n_days=3, n_lat=300, n_lon=300)
+    raw = np.rint(np.nan_to_num(ssm.values) * 1000).astype(np.uint16)
+    names = [f"band_2018_07_0{d}_classification" for d in (1, 2, 3)]
+    path = tmp_path / "pixel.tif"
+    profile = dict(driver="GTiff", dtype="uint16", count=3, height=300, width=300, crs="EPSG:4326")
+    profile.update(transform=rasterio.Affine(0.01, 0, -105, 0, -0.01, 50), tiled=True, blockxsize=256)
+    profile.update(blockysize=256, compress="deflate", interleave="pixel", nodata=0)
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(raw)
+        for i, d in enumerate(names, start=1):
+            dst.set_band_description(i, d)
+    expected = np.where(raw == 0, np.nan, raw / 1000.0)
+    np.testing.assert_allclose(read_gssm_geotiff(path)["ssm"].values, expected, atol=1e-6)
+    offset, size = _block(path, band=1, bx=1, by=1)
+    bad = _damage(path, tmp_path / "pixel_bad.tif", offset + size // 3, n=min(4096, size // 3))
+    with pytest.raises(
+        InputError, match=r"pixel_bad\.tif: pixel-interleaved block, block at row 256, column 256"
+    ):
+        read_gssm_geotiff(bad).load()
+
+
+def test_decoder_error_names_the_band(tmp_path):
+    """LZW has no checksum: a damaged LZW tile is what GDAL itself reports; the message names the band."""
+    src = write_gssm_geotiff(tmp_path / "good.tif", _ssm(n_days=3, n_lat=600, n_lon=700))
+    with rasterio.open(src) as s:
+        profile, data, descriptions = s.profile, s.read(), s.descriptions
+    profile.update(compress="lzw")
+    lzw = tmp_path / "lzw.tif"
+    with rasterio.open(lzw, "w", **profile) as dst:
+        dst.write(data)
+        for i, d in enumerate(descriptions, start=1):
+            dst.set_band_description(i, d)
+    offset, size = _block(lzw, band=3)
+    bad = _damage(lzw, tmp_path / "lzw_bad.tif", offset + size // 2)
+    with pytest.raises(
+        InputError, match=r"lzw_bad\.tif: band 3 \(2018-07-03\): the data cannot be decoded \(.*"
+    ):
+        read_gssm_geotiff(bad)["ssm"][2].load()
+
+
+def test_block_beyond_the_end_is_a_truncated_file(tmp_path):
+    path = write_gssm_geotiff(tmp_path / "cut.tif", _ssm(n_days=3, n_lat=600, n_lon=700))
+    offset, size = _block(path, band=2)
+    cut = tmp_path / "cut_in_band2.tif"
+    cut.write_bytes(path.read_bytes()[: offset + size // 2])
+    with pytest.raises(InputError, match=r"cut_in_band2\.tif.*truncated"):
+        read_gssm_geotiff(cut).load()

@@ -177,3 +177,55 @@ def test_real_l2_swath(shared_data):
     assert ds["time"].values[i] == pd.Timestamp(utc[i].decode().rstrip("Z")).to_datetime64()
     assert int(ds["ssm"].isnull().sum()) == int((sm == -9999).sum())
     assert ds.attrs["product"] == "SPL2SMP"
+
+
+def _largest_chunk(path, name):
+    """(chunk offset, file byte offset, size) of the largest stored chunk of dataset ``name``."""
+    with h5py.File(path, "r") as f:
+        d = f[name]
+        assert d.compression == "gzip"
+        info = max((d.id.get_chunk_info(i) for i in range(d.id.get_num_chunks())), key=lambda c: c.size)
+    return info.chunk_offset, info.byte_offset, info.size
+
+
+def _invert(src, dst, start, n):
+    data = bytearray(src.read_bytes())
+    data[start : start + n] = bytes(b ^ 0xFF for b in data[start : start + n])
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+def test_corrupt_compressed_chunk_is_refused(tmp_path, l3_day):
+    name = f"{AM}/soil_moisture"
+    chunk, offset, size = _largest_chunk(l3_day, name)
+    bad_dir = tmp_path / "bad"
+    bad_dir.mkdir()
+    n = min(4096, size // 2)
+    bad = _invert(l3_day, bad_dir / l3_day.name, offset + size // 4, n)
+    ds = read_smap_l3(bad)  # lazy: the damage shows when the day is read
+    with pytest.raises(InputError) as err:
+        ds.load()
+    msg = str(err.value)
+    assert msg.startswith(f"{bad}: cannot read '{name}'")
+    assert f"chunk at {chunk} (bytes {offset}..{offset + size - 1}) is corrupt" in msg
+    assert "the file is corrupt or truncated" in msg
+
+
+def test_truncated_near_the_end_is_refused(tmp_path, l3_day):
+    cut_dir = tmp_path / "cut"
+    cut_dir.mkdir()
+    cut = cut_dir / l3_day.name
+    cut.write_bytes(l3_day.read_bytes()[: int(l3_day.stat().st_size * 0.95)])
+    with pytest.raises(InputError, match=r"20180701.*truncated file"):
+        read_smap_l3(cut).load()
+
+
+def test_real_l2_swath_with_a_corrupt_chunk(shared_data, tmp_path):
+    path = sorted((shared_data / "qa4sm_hawaii/preprocessing/SMAP_L2/2015.08.11").glob("*02802_A*.h5"))[0]
+    name = "Soil_Moisture_Retrieval_Data/soil_moisture"
+    chunk, offset, size = _largest_chunk(path, name)
+    bad = _invert(path, tmp_path / path.name, offset + size // 4, min(1024, size // 2))
+    with pytest.raises(InputError) as err:
+        read_smap_l2(bad)
+    msg = str(err.value)
+    assert msg.startswith(f"{bad}: cannot read '{name}'") and f"chunk at {chunk}" in msg
