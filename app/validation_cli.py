@@ -8,8 +8,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from app.validation import export, scoreboard
-from app.validation.config import ValidationOptions
+from app.validation import export, matching, scoreboard
+from app.validation.config import ValidationOptions, variable_spec
+from catalog.errors import InputError
 
 
 def add_validate_command(subparsers) -> None:
@@ -37,6 +38,8 @@ def add_validate_command(subparsers) -> None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    from catalog import api
+
     options = ValidationOptions.from_config(
         spatial=args.spatial,
         anomaly=args.anomaly,
@@ -48,6 +51,19 @@ def run_validate(args: argparse.Namespace) -> int:
         depth=args.depth,
     )
     site_ids = [s.strip() for s in args.sites.split(",") if s.strip()] if args.sites else None
+    label = f"{args.product} {args.variable} vs {args.network}"
+    variable_spec(args.variable)  # InputError for a variable no station network observes
+    info = api.product_info(args.product)
+    if args.variable not in info.variables:
+        raise InputError(
+            f"product {args.product!r} has no variable {args.variable!r}; it has {', '.join(info.variables)}"
+        )
+    start, end = matching.validation_window(
+        info.time_start, info.time_end, info.time_step, options.period, product=f"product {args.product!r}"
+    )
+    window = f"{start:%Y-%m-%d}…{end:%Y-%m-%d}"
+    sites = scoreboard.select_sites(args.network, site_ids)
+    inside = matching.require_overlap(sites, start, end, label=label)
     board = scoreboard.compute_scoreboard(
         args.product,
         args.variable,
@@ -56,11 +72,19 @@ def run_validate(args: argparse.Namespace) -> int:
         options=options,
         use_cache=not args.no_cache,
     )
+    table = board.table
+    ok = table[table["error"].fillna("") == ""]
+    paired = ok[ok["n"].fillna(0) > 0]
+    if paired.empty:
+        raise InputError(
+            f"{label}: 0 of {len(table)} sites have pairs in {window}{_reasons(table)}; nothing written"
+        )
     _write_atomic(args.out, export.metrics_csv(board, options))
-    ok = board.table[board.table["error"].fillna("") == ""]
+    outside = int((~inside).sum())
     print(
-        f"{args.product} {args.variable} vs {args.network}: {len(ok)} of {len(board.table)} sites matched"
-        f"{' (cached)' if board.cached else ''}; written {args.out}"
+        f"{label}: {len(ok)} of {len(table)} sites matched, {len(paired)} with pairs in {window}"
+        f"{f' ({outside} outside it)' if outside else ''}{' (cached)' if board.cached else ''}; "
+        f"written {args.out}"
     )
     for name in ("n", "bias", "rmse", "ubrmse", "r", "kge"):
         med = ok[name].median() if len(ok) else math.nan
@@ -68,10 +92,30 @@ def run_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reasons(table) -> str:
+    """The most frequent per-site errors, for the message when no site has pairs."""
+    errors = table["error"].fillna("")
+    counts = errors[errors != ""].value_counts()
+    no_pairs = int((errors == "").sum())
+    parts = [f"{n} site(s): {text}" for text, n in counts.head(3).items()]
+    if no_pairs:
+        parts.append(f"{no_pairs} site(s) without a valid observation on a product day")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
 def _write_atomic(path: Path, text: str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.replace(tmp, path)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.filename is None:  # a failed write names no file: name the one being written
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

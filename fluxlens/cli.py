@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
+import os
+import shutil
+import signal
 import sys
+import tempfile
+import traceback
+from pathlib import Path
 
 from catalog.errors import FluxLensError
 
@@ -18,11 +25,39 @@ COMMANDS = (
     ("app.validation_cli", "add_validate_command"),
 )
 
+EXIT_OK = 0
+EXIT_INTERNAL = 1  # a bug: one line on stderr, the traceback in a log file (or on stderr with -v)
+EXIT_ERROR = 2  # the request or its input cannot be served: one line on stderr saying why
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
+EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # the reader of the output went away: 141, as for shell tools
+
+EPILOG = """\
+exit status and errors:
+  0    done
+  2    the request or its input cannot be served: a corrupt or truncated file, a bad option,
+       an unknown product or variable, a full disk, a path too long, ...; one line on stderr:
+       "fluxlens <command>: error: <what and why>"
+  1    internal error (a bug): one line on stderr,
+       "fluxlens <command>: internal error: <type>: <message> (traceback in <log file>...)";
+       the traceback is written to a new file fluxlens-<command>-*.log in the temporary
+       directory ($TMPDIR), or printed on stderr instead with -v
+  130  interrupted (Ctrl-C)
+  141  the output pipe was closed early (e.g. `fluxlens catalog | head -1`): the command stops
+       quietly, without a message
+"""
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fluxlens", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="fluxlens",
+        description=__doc__,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--data-dir", help="data directory (default: $FLUXLENS_DATA_DIR or ./fluxlens-data)")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log progress; print the traceback of an internal error"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     for module_name, function in COMMANDS:
         getattr(importlib.import_module(module_name), function)(sub)
@@ -37,14 +72,145 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     if args.data_dir:
-        import os
-
         os.environ["FLUXLENS_DATA_DIR"] = args.data_dir
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        return _broken_pipe()
     except FluxLensError as exc:
-        print(f"fluxlens {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        _error(args.command, str(exc))
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        _error(args.command, "interrupted")
+        return EXIT_INTERRUPTED
+    except OSError as exc:
+        _error(args.command, os_error_message(exc))
+        return EXIT_ERROR
+    except Exception as exc:  # the last resort: one line, the traceback kept aside
+        return _internal_error(args.command, exc, verbose=args.verbose, argv=argv)
+
+
+def _error(command: str, message: str) -> None:
+    text = " ".join(message.split("\n")).strip()
+    try:
+        print(f"fluxlens {command}: error: {text}", file=sys.stderr, flush=True)
+    except (BrokenPipeError, ValueError):  # stderr gone too: nothing left to tell
+        pass
+
+
+def _broken_pipe() -> int:
+    """Python docs (signal, "Note on SIGPIPE"): point stdout at devnull so that the flush at
+    interpreter exit does not raise again, and leave without a message."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return EXIT_BROKEN_PIPE
+
+
+def _data_dir() -> Path:
+    from catalog import settings
+
+    return settings.data_dir()
+
+
+def _free_text(path: Path) -> str:
+    """``"12.3 MiB free"`` on the filesystem holding ``path`` (or its nearest existing parent)."""
+    for p in (path, *path.parents):
+        try:
+            return f"{shutil.disk_usage(p).free / 2**20:,.1f} MiB free"
+        except OSError:
+            continue
+    return "free space unknown"
+
+
+def _name_limits(path: Path) -> str:
+    for p in path.parents:
+        try:
+            name_max, path_max = os.pathconf(p, "PC_NAME_MAX"), os.pathconf(p, "PC_PATH_MAX")
+        except (OSError, ValueError):
+            continue
+        return f"this filesystem allows {name_max} bytes per name and {path_max} per path"
+    return "a name may have at most 255 bytes"
+
+
+def _reasons(exc: BaseException) -> list[str]:
+    """The messages of ``exc`` and the exceptions behind it (GDAL's come chained), outermost first."""
+    out: list[str] = []
+    e: BaseException | None = exc
+    while e is not None and len(out) < 8:
+        text = " ".join(str(e).split())
+        if text and "See previous exception" not in text and text not in out:
+            out.append(text)
+        e = e.__cause__ or e.__context__
+    return out
+
+
+# Libraries that report an errno only in their message (GDAL/libtiff, HDF5).
+_ERRNO_TEXT = {errno.ENOSPC: "No space left on device", errno.ENAMETOOLONG: "File name too long"}
+
+
+def _errno(exc: OSError, reasons: list[str]) -> int | None:
+    if exc.errno is not None:
+        return exc.errno
+    for code, text in _ERRNO_TEXT.items():
+        if any(text.lower() in r.lower() for r in reasons):
+            return code
+    return None
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line for an operating-system error: what failed, on which file, and what to do."""
+    reasons = _reasons(exc)
+    code = _errno(exc, reasons)
+    names = [os.fsdecode(f) for f in (exc.filename, exc.filename2) if f is not None]
+    name = names[0] if names else None
+    # what the raiser added to the system's wording, e.g. "(the GeoTIFF needs up to about 12 MiB)"
+    extra = (exc.strerror or "").removeprefix(os.strerror(code) if code else "").strip(" ;:")
+    extra = f"; {extra}" if extra else ""
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        target = Path(name) if name else _data_dir()
+        kind = "no space left on the device" if code == errno.ENOSPC else "disk quota exceeded"
+        return (
+            f"{kind}: cannot write {name or 'to ' + str(target)} ({_free_text(target)} on that filesystem"
+            f"{extra}); free some space there or write elsewhere"
+        )
+    if code == errno.ENAMETOOLONG:
+        # os.replace(src, dst) names both: report the one with the longest name
+        text = max(names, key=lambda n: max(map(len, map(os.fsencode, Path(n).parts)), default=0), default="")
+        longest = max((len(os.fsencode(part)) for part in Path(text).parts), default=0)
+        return (
+            f"path or file name too long: {text or '(not named)'} ({len(os.fsencode(text))} bytes, longest "
+            f"name {longest} bytes; {_name_limits(Path(text))}); use shorter names or a shorter --data-dir"
+        )
+    if exc.strerror:
+        return f"{exc.strerror}{f' ({name})' if name else ''}"
+    return "; ".join(reversed(reasons)) or type(exc).__name__
+
+
+def _internal_error(command: str, exc: BaseException, *, verbose: bool, argv=None) -> int:
+    summary = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    if verbose:
+        traceback.print_exception(exc, file=sys.stderr)
+        detail = "traceback above"
+    else:
+        detail = f"rerun as fluxlens -v {command} ... for the traceback"
+        try:
+            fd, log_path = tempfile.mkstemp(prefix=f"fluxlens-{command}-", suffix=".log")
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(f"fluxlens {' '.join(sys.argv[1:] if argv is None else argv)}\n")
+                traceback.print_exception(exc, file=fh)
+            detail = f"traceback in {log_path}, or rerun as fluxlens -v {command} ..."
+        except OSError:
+            pass
+    try:
+        print(f"fluxlens {command}: internal error: {summary} ({detail})", file=sys.stderr, flush=True)
+    except (BrokenPipeError, ValueError):
+        pass
+    return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -169,6 +169,14 @@ def spec(name: str) -> FeatureSpec:
         raise KeyError(f"unknown feature {name!r}; declared: {sorted(FEATURES)}") from None
 
 
+def cube_variable_text(variable: str) -> str:
+    """A cube variable with what it is, e.g. ``"ta (air temperature, degC)"`` (for messages)."""
+    for s in FEATURES.values():
+        if s.cube_variable == variable:
+            return f"{variable} ({s.long_name}, {s.units})"
+    return {"rn": "rn (net radiation, W m-2)", "g": "g (ground heat flux, W m-2)"}.get(variable, variable)
+
+
 def available_energy_features(features: tuple[str, ...] | list[str]) -> list[str]:
     """The features of the available-energy (A) model: the EF features without A itself."""
     return [f for f in features if f != "a"]

@@ -88,6 +88,30 @@ def _covers(info: api.ProductInfo, bbox, t0, t1, role: str) -> None:
         )
 
 
+def lacks_error(role: str, product: str, have, missing: list[str], products=None) -> InputError:
+    """InputError: ``product`` (the ``role`` input) lacks ``missing``; names the products that have them.
+
+    ``products``: the catalog's :class:`ProductInfo` list (default: :func:`catalog.api.list_products`).
+    """
+    products = api.list_products() if products is None else products
+    needed = ", ".join(F.cube_variable_text(v) for v in missing)
+    have = sorted(have)
+    both = [p.name for p in products if p.name != product and set(missing) <= set(p.variables)]
+    if both:
+        hint = f"products that have {'them' if len(missing) > 1 else 'it'}: {', '.join(both)} (--{role})"
+    else:
+        per_var = []
+        for v in missing:
+            names = [q.name for q in products if v in q.variables]
+            per_var.append(f"{v} in {', '.join(names) or 'no product'}")
+        hint = f"no single product has {'them all' if len(missing) > 1 else 'it'} ({'; '.join(per_var)})"
+        hint += "; ingest one and pass it with --" + role
+    return InputError(
+        f"the model needs {needed} from the {role} product, but {product!r} has only "
+        f"{', '.join(have) or 'no variables'}; {hint}"
+    )
+
+
 def _roles(features: list[str]) -> dict[str, list[str]]:
     """Cube variables needed per role (``a`` handled separately)."""
     out: dict[str, list[str]] = {}
@@ -126,6 +150,9 @@ def open_inputs(meta: dict, bbox, t0, t1, inputs: dict) -> tuple[xr.Dataset, dic
     finfo = api.product_info(fname)
     _covers(finfo, bbox, t0, t1, "forcing")
     forcing = api.open_product(fname).sel(lat=slice(n, s), lon=slice(w, e), time=slice(t0, t1))
+    missing = [v for v in roles["forcing"] if v not in forcing.data_vars]
+    if missing:
+        raise lacks_error("forcing", fname, forcing.data_vars, missing)
     if not all(forcing.sizes[d] for d in ("time", "lat", "lon")):
         raise InputError(f"bbox {bbox} and period {t0.date()} .. {t1.date()} hold no pixel of {fname!r}")
     used["forcing"] = fname
@@ -144,7 +171,7 @@ def open_inputs(meta: dict, bbox, t0, t1, inputs: dict) -> tuple[xr.Dataset, dic
         ds = api.open_product(name)
         missing = [v for v in variables if v not in ds.data_vars]
         if missing:
-            raise InputError(f"{role} product {name!r} lacks variables {missing}")
+            raise lacks_error(role, name, ds.data_vars, missing)
         parts.append(_on_grid(ds[variables], forcing))
         used[role] = name
     grid = xr.merge(parts, compat="override", join="override") if parts else forcing[[]]
@@ -162,7 +189,7 @@ def record_climatology(forcing: str, bbox, names: list[str]) -> dict[str, xr.Dat
     variables = sorted({F.CLIMATOLOGY[c] for c in F.CLIMATOLOGY if c in names or "dryness" in names})
     missing = [v for v in variables if v not in ds.data_vars]
     if missing:
-        raise InputError(f"forcing product {forcing!r} lacks {missing} for the climatology features")
+        raise lacks_error("forcing", forcing, ds.data_vars, missing)
     means = dask.compute(*[ds[v].mean("time").data for v in variables])
     by_var = {
         v: xr.DataArray(

@@ -165,6 +165,58 @@ def to_time_step(series: pd.Series, time_step: str, *, min_coverage: float = 0.5
     raise InputError(f"matching: unknown product time step {time_step!r} (expected 'day' or 'month')")
 
 
+def _day(t: pd.Timestamp) -> str:
+    return f"{t:%Y-%m-%d}"
+
+
+def validation_window(
+    product_start, product_end, time_step: str = "day", period=None, *, product: str = "the product"
+) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """First and last day a validation can pair: the product's period (a monthly product's last month
+    to its end), cut to ``period`` (START, END) if given. ``InputError`` when they do not overlap."""
+    start, end = pd.Timestamp(product_start), pd.Timestamp(product_end)
+    if time_step == "month":
+        end = end + pd.offsets.MonthEnd(0)
+    if period is not None:
+        p0, p1 = (pd.Timestamp(p) for p in period)
+        if p1 < start or p0 > end:
+            raise InputError(
+                f"validation: the period {_day(p0)}…{_day(p1)} does not overlap {product} "
+                f"({_day(start)}…{_day(end)}); nothing to validate"
+            )
+        start, end = max(start, p0), min(end, p1)
+    return start, end
+
+
+def _record_dates(sites: pd.DataFrame, column: str) -> pd.Series:
+    if column not in sites:
+        return pd.Series(pd.NaT, index=sites.index, dtype="datetime64[ns]")
+    return pd.to_datetime(sites[column], errors="coerce")
+
+
+def sites_overlapping(sites: pd.DataFrame, start, end) -> pd.Series:
+    """Per site: whether its record (``start``…``end`` columns) overlaps [start, end]; a site whose
+    record dates are unknown counts as overlapping (its observations decide)."""
+    first, last = _record_dates(sites, "start"), _record_dates(sites, "end")
+    before = last.notna() & (last < pd.Timestamp(start))
+    after = first.notna() & (first > pd.Timestamp(end))
+    return ~(before | after)
+
+
+def require_overlap(sites: pd.DataFrame, start, end, *, label: str = "validation") -> pd.Series:
+    """:func:`sites_overlapping`, or ``InputError`` ("0 of 31 sites overlap 2018-01-01…2018-12-31")
+    when no site's record overlaps the window."""
+    inside = sites_overlapping(sites, start, end)
+    if len(sites) and not inside.any():
+        first, last = _record_dates(sites, "start").min(), _record_dates(sites, "end").max()
+        span = ""
+        if pd.notna(first) and pd.notna(last):
+            span = f"; the sites' records span {_day(first)}…{_day(last)}"
+        window = f"{_day(pd.Timestamp(start))}…{_day(pd.Timestamp(end))}"
+        raise InputError(f"{label}: 0 of {len(sites)} sites overlap {window}{span}; nothing to validate")
+    return inside
+
+
 def pair(obs: pd.Series, pred: pd.Series) -> pd.DataFrame:
     """Observation and prediction on their common time stamps, columns ``obs``/``pred``, both valid."""
     df = pd.concat({"obs": _as_time_series(obs), "pred": _as_time_series(pred)}, axis=1, join="inner")

@@ -160,3 +160,45 @@ def test_time_step_note():
     assert predict.time_step_note(None, "day") is None
     note = predict.time_step_note("month", "day")
     assert "trained on month data" in note and "applied to day inputs" in note
+
+
+def test_missing_input_variable_names_it_and_the_products_that_have_it(world, capsys):
+    from fluxlens import cli
+
+    _, version = world
+    with pytest.raises(InputError) as err:
+        predict.predict_region(version, BBOX, "2018-06-01", "2018-06-02", inputs={"forcing": "fluxes_demo"})
+    msg = str(err.value)
+    assert msg.startswith("the model needs ta (air temperature, degC), ")
+    assert "from the forcing product, but 'fluxes_demo' has only g, h, le, rn" in msg
+    assert msg.endswith("products that have them: forcing_demo (--forcing)")
+    static = (
+        r"elevation \(elevation, m\).* from the static product, but 'ssm_global_demo' has only ssm; "
+        r"products that have them: static_demo \(--static\)"
+    )
+    with pytest.raises(InputError, match=static):
+        predict.predict_region(
+            version, BBOX, "2018-06-01", "2018-06-02", inputs={"static": "ssm_global_demo"}
+        )
+
+    argv = ["predict", "--model", version, f"--bbox={','.join(map(str, BBOX))}", "--start", "2018-06-01",
+            "--end", "2018-06-02", "--forcing", "fluxes_demo"]  # fmt: skip
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fluxlens predict: error: the model needs ta (air temperature, degC)")
+    assert "KeyError" not in err and "Traceback" not in err
+
+
+def test_lacks_error_when_no_single_product_has_every_variable():
+    from types import SimpleNamespace
+
+    products = [
+        SimpleNamespace(name="met_a", variables={"ta": {}, "sw_in": {}}),
+        SimpleNamespace(name="met_b", variables={"vpd": {}}),
+    ]
+    err = predict.lacks_error("forcing", "met_a", ["ta", "sw_in"], ["vpd", "ws"], products=products)
+    assert str(err) == (
+        "the model needs vpd (vapour pressure deficit, hPa), ws (wind speed, m s-1) from the forcing "
+        "product, but 'met_a' has only sw_in, ta; no single product has them all (vpd in met_b; "
+        "ws in no product); ingest one and pass it with --forcing"
+    )
