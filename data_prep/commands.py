@@ -22,6 +22,12 @@ def add_commands(subparsers) -> None:
     mode.add_argument("--replace", action="store_true", help="replace an existing product or network")
     mode.add_argument("--append", action="store_true", help="add later dates to an existing product")
     p.add_argument("--synthetic", action="store_true", help="mark the data as synthetic (not observations)")
+    p.add_argument(
+        "--mask-out-of-range",
+        action="store_true",
+        help="store values outside a variable's valid range (e.g. soil moisture outside 0-1 m3 m-3) as "
+        "missing and count them in the provenance; default: refuse the input (gridded kinds only)",
+    )
     g = p.add_argument_group("gssm options")
     g.add_argument("--nodata", type=float, help="override the GeoTIFF nodata value")
     g.add_argument("--keep-zero", action="store_true", help="keep 0 as a value (default: 0 is missing)")
@@ -87,8 +93,15 @@ def run_ingest(args: argparse.Namespace) -> int:
     from data_prep import ingest
 
     mode = "replace" if args.replace else "append" if args.append else "create"
+    out_of_range = "mask" if args.mask_out_of_range else "fail"
     result = ingest.ingest(
-        args.kind, args.paths, name=args.name, mode=mode, synthetic=args.synthetic, **reader_options(args)
+        args.kind,
+        args.paths,
+        name=args.name,
+        mode=mode,
+        synthetic=args.synthetic,
+        out_of_range=out_of_range,
+        **reader_options(args),
     )
     if isinstance(result, dict):
         print(f"network {args.name}: {result['n_sites']} sites, {result['n_observations']} observations")
@@ -97,7 +110,18 @@ def run_ingest(args: argparse.Namespace) -> int:
             f"product {result.name}: {', '.join(result.variables)}, {result.n_time} time steps "
             f"{result.time_start}..{result.time_end}, {len(result.levels)} levels"
         )
+        masked = _masked_counts(result.provenance)
+        if masked:
+            counts = ", ".join(f"{v}: {n:,}" for v, n in masked.items())
+            print(f"  stored as missing (outside the valid range, --mask-out-of-range): {counts}")
     return 0
+
+
+def _masked_counts(provenance: dict) -> dict[str, int]:
+    """Values masked by ``--mask-out-of-range`` in this ingest (the last append, or the whole write)."""
+    appended = provenance.get("appended") or []
+    masked = appended[-1].get("masked_out_of_range") if appended else provenance.get("masked_out_of_range")
+    return {v: int(n) for v, n in (masked or {}).items() if n}
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -66,7 +66,7 @@ def _provenance(files, reader: str, options: dict) -> dict:
 
 
 def ingest_gssm(paths, *, name: str, mode: str = "create", synthetic: bool = False, nodata=None,
-                zero_is_missing: bool = True) -> ProductInfo:  # fmt: skip
+                zero_is_missing: bool = True, out_of_range: str = "fail") -> ProductInfo:  # fmt: skip
     """GSSM1km GeoTIFFs (``data_prep.gssm.read_gssm_geotiff``) → product ``name``."""
     from data_prep import gssm
 
@@ -74,13 +74,11 @@ def ingest_gssm(paths, *, name: str, mode: str = "create", synthetic: bool = Fal
     options = {"nodata": nodata, "zero_is_missing": zero_is_missing}
     provenance = _provenance(files, "data_prep.gssm.read_gssm_geotiff", options)
     ds = gssm.read_gssm_geotiff([str(f) for f in files], nodata=nodata, zero_is_missing=zero_is_missing)
-    return store.write_product(
-        ds, name, provenance=provenance, synthetic=synthetic, mode=mode, kind="soil_moisture"
-    )
+    return _write(ds, name, provenance, synthetic, mode, out_of_range)
 
 
 def ingest_esacci(paths, *, name: str, mode: str = "create", synthetic: bool = False,
-                  keep_flags=(0,)) -> ProductInfo:  # fmt: skip
+                  keep_flags=(0,), out_of_range: str = "fail") -> ProductInfo:  # fmt: skip
     """ESA CCI SM / C3S netCDF images (``data_prep.esacci.read_esacci``) → product ``name``."""
     from data_prep import esacci
 
@@ -88,13 +86,12 @@ def ingest_esacci(paths, *, name: str, mode: str = "create", synthetic: bool = F
     options = {"keep_flags": None if keep_flags is None else sorted(int(f) for f in keep_flags)}
     provenance = _provenance(files, "data_prep.esacci.read_esacci", options)
     ds = esacci.read_esacci([str(f) for f in files], keep_flags=keep_flags)
-    return store.write_product(
-        ds, name, provenance=provenance, synthetic=synthetic, mode=mode, kind="soil_moisture"
-    )
+    return _write(ds, name, provenance, synthetic, mode, out_of_range)
 
 
 def ingest_smap(paths, *, name: str, mode: str = "create", synthetic: bool = False, passes=("AM", "PM"),
-                recommended_only: bool = True, resolution: float | None = None) -> ProductInfo:  # fmt: skip
+                recommended_only: bool = True, resolution: float | None = None,
+                out_of_range: str = "fail") -> ProductInfo:  # fmt: skip
     """SMAP L3 HDF5 granules (``data_prep.smap.read_smap_l3``, regridded to ``resolution``°) → ``name``."""
     from data_prep import smap
 
@@ -107,9 +104,15 @@ def ingest_smap(paths, *, name: str, mode: str = "create", synthetic: bool = Fal
         recommended_only=recommended_only,
         resolution=resolution,
     )
+    return _write(ds, name, provenance, synthetic, mode, out_of_range)
+
+
+def _write(ds, name: str, provenance: dict, synthetic: bool, mode: str, out_of_range: str) -> ProductInfo:
+    """Hand a gridded reader's output to the store; ``out_of_range``: ``"fail"`` or ``"mask"``."""
     return store.write_product(
-        ds, name, provenance=provenance, synthetic=synthetic, mode=mode, kind="soil_moisture"
-    )
+        ds, name, provenance=provenance, synthetic=synthetic, mode=mode, kind="soil_moisture",
+        out_of_range=out_of_range,
+    )  # fmt: skip
 
 
 def _concat_tables(tables: list[pd.DataFrame]) -> pd.DataFrame:
@@ -227,14 +230,25 @@ def _merge_site_rows(sites: pd.DataFrame) -> pd.DataFrame:
     return sites.groupby("site_id", as_index=False, sort=True).agg(agg)
 
 
-def ingest(kind: str, paths, *, name: str, mode: str = "create", synthetic: bool = False, **options):
-    """Dispatch to the ingest of ``kind`` (one of :data:`KINDS`)."""
+def ingest(
+    kind: str, paths, *, name: str, mode: str = "create", synthetic: bool = False, out_of_range: str = "fail",
+    **options,
+):  # fmt: skip
+    """Dispatch to the ingest of ``kind`` (one of :data:`KINDS`).
+
+    ``out_of_range`` (gridded kinds): ``"fail"`` refuses values outside a variable's valid range,
+    ``"mask"`` stores them as missing (counted in the provenance); see ``catalog.store.write_product``.
+    """
     if kind not in KINDS:
         raise InputError(f"unknown input kind {kind!r}; use one of {', '.join(KINDS)}")
+    if out_of_range not in ("fail", "mask"):
+        raise InputError(f"bad out_of_range {out_of_range!r}; use 'fail' or 'mask'")
     if kind in STATION_KINDS:
         if mode == "append":
             raise InputError(f"{kind}: station networks are replaced as a whole, --append does not apply")
+        if out_of_range != "fail":
+            raise InputError(f"{kind}: --mask-out-of-range applies to gridded products, not station networks")
         func = ingest_fluxnet if kind == "fluxnet" else ingest_ismn
         return func(paths, name=name, mode=mode, synthetic=synthetic, **options)
     func = {"gssm": ingest_gssm, "esacci": ingest_esacci, "smap": ingest_smap}[kind]
-    return func(paths, name=name, mode=mode, synthetic=synthetic, **options)
+    return func(paths, name=name, mode=mode, synthetic=synthetic, out_of_range=out_of_range, **options)

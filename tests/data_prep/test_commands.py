@@ -130,3 +130,112 @@ def test_demo_small_builds_a_catalog_that_intake_opens(data_dir, capsys):
         assert entry.metadata["synthetic"] is True, name
         assert len(cat[name].read()) > 0
     assert all(p.synthetic for p in api.list_products())
+
+
+def _no_products(data_dir):
+    from catalog import api
+
+    return api.list_products() == []
+
+
+def _invert(src, dst, start, n=4096):
+    data = bytearray(src.read_bytes())
+    data[start : start + n] = bytes(b ^ 0xFF for b in data[start : start + n])
+    dst.write_bytes(bytes(data))
+    return dst
+
+
+@pytest.mark.parametrize("extra", [[], ["--mask-out-of-range"]])
+def test_corrupt_gssm_tile_exits_2_and_stores_nothing(data_dir, tmp_path, capsys, extra):
+    """4 KB inverted inside one DEFLATE tile used to be ingested (exit 0 with --mask-out-of-range, the
+    garbage above 1 m3 m-3 masked, the rest kept); now the file is refused whatever the options."""
+    import rasterio
+
+    good = write_gssm_geotiff(tmp_path / "good.tif", cube(3, "2018-07-01", n_lat=600, n_lon=700))
+    with rasterio.open(good) as src:
+        offset = int(src.get_tag_item("BLOCK_OFFSET_0_0", "TIFF", bidx=2))
+        size = int(src.get_tag_item("BLOCK_SIZE_0_0", "TIFF", bidx=2))
+    bad = _invert(good, tmp_path / "bad.tif", offset + size // 2)
+    assert cli.main(["ingest", "gssm", str(bad), "--name", "corrupt", *extra]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"fluxlens ingest: error: {bad}: band 2 (2018-07-02), block at row 0, column 0")
+    assert "corrupt DEFLATE data" in err and "Traceback" not in err and err.count("\n") == 1
+    assert _no_products(data_dir)
+
+
+def test_corrupt_smap_chunk_exits_2(data_dir, tmp_path, capsys):
+    import h5py
+
+    from data_prep import smap
+
+    name = smap.smap_l3_file_name("2018-07-01")
+    field = cube(1, "2018-07-01", n_lat=40, n_lon=60, res=0.25, west=-105.0, north=45.0).isel(
+        time=0, drop=True
+    )
+    good = smap.write_smap_l3(tmp_path / name, field, field + 0.02)
+    with h5py.File(good, "r") as f:
+        d = f["Soil_Moisture_Retrieval_Data_PM/soil_moisture_pm"]
+        info = max((d.id.get_chunk_info(i) for i in range(d.id.get_num_chunks())), key=lambda c: c.size)
+    (tmp_path / "bad").mkdir()
+    bad = _invert(good, tmp_path / "bad" / name, info.byte_offset + 10, min(4096, info.size - 20))
+    assert cli.main(["ingest", "smap", str(bad), "--name", "corrupt_smap"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"fluxlens ingest: error: {bad}: cannot read 'Soil_Moisture_Retrieval_Data_PM/")
+    assert f"chunk at {info.chunk_offset}" in err and "Traceback" not in err
+    assert _no_products(data_dir)
+
+
+def test_corrupt_real_esacci_image_exits_2(data_dir, tmp_path, capsys, shared_data):
+    """A real C3S image with a damaged 'sm' chunk: a bare 'RuntimeError: NetCDF: HDF error' traceback
+    before; now one line naming the file and the variable."""
+    import h5py
+
+    src = next((shared_data / "c3s_esacci_global_images/c3s_daily_monthly").glob("*DAILY-20170701*.nc"))
+    with h5py.File(src, "r") as f:
+        info = f["sm"].id.get_chunk_info(0)
+    bad = _invert(src, tmp_path / src.name, info.byte_offset + info.size // 2)
+    assert cli.main(["ingest", "esacci", str(bad), "--name", "corrupt_cci"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"fluxlens ingest: error: {bad}: variable 'sm' cannot be read (NetCDF: HDF error)")
+    assert "Traceback" not in err
+    assert _no_products(data_dir)
+
+
+def test_mask_out_of_range_reaches_the_store(data_dir, tmp_path, capsys):
+    values = cube(2, "2018-07-01", seed=5)
+    values[1, 2, 3] = 12.0  # 12 m3 m-3: impossible soil moisture
+    tif = write_gssm_geotiff(tmp_path / "oor.tif", values)
+    assert cli.main(["ingest", "gssm", str(tif), "--name", "oor"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fluxlens ingest: error: product 'oor': ") and "outside 0…1" in err
+    assert _no_products(data_dir)
+    assert cli.main(["ingest", "gssm", str(tif), "--name", "oor", "--mask-out-of-range"]) == 0
+    out = capsys.readouterr().out
+    assert "stored as missing (outside the valid range, --mask-out-of-range): ssm: 1" in out
+    stored = api.open_product("oor").ssm.values
+    assert np.isnan(stored[1, 2, 3]) and np.isfinite(stored).sum() == values.size - 1
+    assert api.product_info("oor").provenance["masked_out_of_range"] == {"ssm": 1}
+
+
+def test_mask_out_of_range_is_refused_for_stations(data_dir, tmp_path, capsys):
+    assert cli.main(["ingest", "fluxnet", str(tmp_path), "--name", "net", "--mask-out-of-range"]) == 2
+    assert "--mask-out-of-range applies to gridded products" in capsys.readouterr().err
+
+
+def test_append_to_a_missing_product_is_a_clear_error(data_dir, tmp_path, capsys):
+    tif = write_gssm_geotiff(tmp_path / "a.tif", cube(2, "2018-07-01"))
+    assert cli.main(["ingest", "gssm", str(tif), "--name", "nothing_yet", "--append"]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "fluxlens ingest: error: cannot append to product 'nothing_yet': the catalog has no such product; "
+        "ingest it first without --append\n"
+    )
+    assert _no_products(data_dir)
+
+
+def test_too_long_input_path_exits_2(data_dir, tmp_path, capsys):
+    long_name = tmp_path / ("x" * 300 + ".tif")
+    assert cli.main(["ingest", "gssm", str(long_name), "--name", "x"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"fluxlens ingest: error: path or file name too long: {long_name} (")
+    assert "longest name 304 bytes" in err and "255 bytes per name" in err and "Traceback" not in err

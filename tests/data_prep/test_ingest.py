@@ -165,3 +165,39 @@ def test_ismn_folder(data_dir, shared_data):
     assert obs["time"].iloc[0] == pd.Timestamp(first[0].replace("/", "-") + " " + first[1])
     assert obs["soil_moisture"].iloc[0] == pytest.approx(float(first[2]))
     assert json.dumps(api.network_info("ismn_t")["provenance"]["options"]) == '{"flags": ["G"]}'
+
+
+def test_out_of_range_mode_reaches_the_store(data_dir, tmp_path):
+    cube = ssm_cube(2, "2018-07-01", 7)
+    cube[0, 4, 5] = 3.0
+    cube[1, 0, 0] = 1.5
+    tif = write_gssm_geotiff(tmp_path / "wet.tif", cube)
+    with pytest.raises(InputError, match=r"ssm: 2 value\(s\) outside 0…1"):
+        ingest.ingest("gssm", [tif], name="wet")
+    assert api.list_products() == []
+    info = ingest.ingest("gssm", [tif], name="wet", out_of_range="mask")
+    assert info.provenance["masked_out_of_range"] == {"ssm": 2}
+    stored = api.open_product("wet").ssm.values
+    expected = rasterio_ssm(tif)
+    expected[0, 4, 5] = expected[1, 0, 0] = np.nan
+    np.testing.assert_allclose(stored, expected, rtol=1e-6)
+    with pytest.raises(InputError, match="bad out_of_range 'drop'"):
+        ingest.ingest("gssm", [tif], name="wet2", out_of_range="drop")
+    with pytest.raises(InputError, match="applies to gridded products"):
+        ingest.ingest("ismn", [tmp_path], name="net", out_of_range="mask")
+
+
+def test_corrupt_gssm_file_is_an_input_error_and_stores_nothing(data_dir, geotiffs, tmp_path):
+    a, _ = geotiffs
+    with rasterio.open(a) as src:
+        offset = int(src.get_tag_item("BLOCK_OFFSET_0_0", "TIFF", bidx=3))
+        size = int(src.get_tag_item("BLOCK_SIZE_0_0", "TIFF", bidx=3))
+    data = bytearray(a.read_bytes())
+    start = offset + size // 3
+    data[start : start + 64] = bytes(b ^ 0x55 for b in data[start : start + 64])
+    bad = tmp_path / "bad.tif"
+    bad.write_bytes(bytes(data))
+    for out_of_range in ("fail", "mask"):
+        with pytest.raises(InputError, match=r"bad\.tif: band 3 \(2018-07-03\), block at row 0, column 0"):
+            ingest.ingest("gssm", [bad], name="g", out_of_range=out_of_range)
+    assert api.list_products() == []
