@@ -15,7 +15,7 @@ def add_commands(subparsers) -> None:
         description="Read files of one kind and write them as a catalog product (gridded kinds) "
         "or station network (fluxnet, ismn). Folders are searched for files of the kind.",
     )
-    p.add_argument("kind", choices=("gssm", "esacci", "smap", "fluxnet", "ismn"), help="input kind")
+    p.add_argument("kind", choices=("gssm", "esacci", "smap", "cube", "fluxnet", "ismn"), help="input kind")
     p.add_argument("paths", nargs="+", help="files or folders")
     p.add_argument("--name", required=True, help="product or network name (lower case, digits, _ -)")
     mode = p.add_mutually_exclusive_group()
@@ -40,7 +40,27 @@ def add_commands(subparsers) -> None:
     g = p.add_argument_group("smap options")
     g.add_argument("--passes", default="AM,PM", help="overpasses to use: AM, PM or AM,PM (default)")
     g.add_argument("--all-quality", action="store_true", help="keep retrievals not of recommended quality")
-    g.add_argument("--resolution", type=float, help="regular grid step in degrees (default: by product)")
+    g.add_argument(
+        "--resolution",
+        type=float,
+        help="regular grid step in degrees (smap: default by product; cube: regrid)",
+    )
+    g = p.add_argument_group(
+        "cube options",
+        "forcing, flux, vegetation and static cubes (netCDF, GRIB, Zarr, GeoTIFF, zip) through a recipe",
+    )
+    g.add_argument("--recipe", help="recipe name (era5, era5-land, gldas-noah, c3s-lai, c3s-landcover, dem, "
+                   "flux-cf, generic) or a recipe YAML file")  # fmt: skip
+    g.add_argument("--grid", help="regrid onto the grid of this catalog product")
+    g.add_argument("--bbox", help="W,S,E,N in degrees: keep only this region (write --bbox=-10,35,30,60)")
+    g.add_argument(
+        "--variables", help="extra mapping SRC=canonical[:units],... (e.g. for the generic recipe)"
+    )
+    g.add_argument("--only", help="comma-separated canonical variables to make (each must be in the files)")
+    g.add_argument(
+        "--min-coverage", type=float,
+        help="fraction of a day's sub-daily steps needed for a daily mean (default 0.75)",
+    )  # fmt: skip
     g = p.add_argument_group("fluxnet options")
     g.add_argument("--sites", help="site table (site list, inventory or folder); default: beside the files")
     g.add_argument("--qc-min", type=float, help="drop values whose QC fraction is below this (0-1)")
@@ -84,6 +104,12 @@ def reader_options(args: argparse.Namespace) -> dict:
         if not passes or set(passes) - {"AM", "PM"}:
             raise InputError(f"bad --passes {args.passes!r}: use AM, PM or AM,PM")
         return {"passes": passes, "recommended_only": not args.all_quality, "resolution": args.resolution}
+    if args.kind == "cube":
+        if not args.recipe:
+            raise InputError("ingest cube needs --recipe (one of the shipped recipes or a YAML file)")
+        only = _flag_list(args.only, "--only") if args.only else None
+        return {"recipe": args.recipe, "grid": args.grid, "resolution": args.resolution, "bbox": args.bbox,
+                "variables": args.variables, "only": only, "min_coverage": args.min_coverage}  # fmt: skip
     if args.kind == "fluxnet":
         return {"sites_path": args.sites, "qc_min": args.qc_min}
     return {"flags": _flag_list(args.ismn_flags, "--ismn-flags")}
@@ -146,6 +172,14 @@ def run_catalog(args: argparse.Namespace) -> int:
             f"{p.time_start}..{p.time_end} ({p.n_time} {p.time_step}{'s' if p.n_time != 1 else ''}); "
             f"bbox W{w:g} S{s:g} E{e:g} N{n:g}"
         )
+        prov = p.provenance or {}
+        sources = prov.get("sources") or []
+        hashed = sum(1 for src in sources if isinstance(src, dict) and src.get("sha256"))
+        recipe = (prov.get("recipe") or {}).get("name")
+        print(f"      provenance: {prov.get('reader', 'n/a')}{f', recipe {recipe}' if recipe else ''}; "
+              f"{len(sources)} source file(s), {hashed} with sha256")  # fmt: skip
+        for var, note in (prov.get("variables") or {}).items():
+            print(f"      {var}: {note.get('time_aggregation')}; regridding: {note.get('regridding')}")
     networks = api.list_networks()
     print(f"station networks ({len(networks)}):")
     for name in networks:

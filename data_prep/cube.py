@@ -112,6 +112,12 @@ def _open_netcdf(path: str) -> list[xr.Dataset]:
 
 
 def _open_grib(path: str) -> list[xr.Dataset]:
+    # The eccodes wheel loads its bundled libraries (its own PROJ and SQLite among them) into the
+    # process's global symbol scope; a pyproj imported after that resolves PROJ symbols to them and
+    # fails ("no database context") or crashes. pyproj initialised first keeps its own.
+    import pyproj
+
+    pyproj.CRS.from_epsg(4326)
     import cfgrib
 
     try:

@@ -89,7 +89,7 @@ def _as_paths(paths) -> list[str]:
 
 
 def _band_date(path: str, band: int, description: str | None) -> pd.Timestamp:
-    match = BAND_PATTERN.match(description or "")
+    match = BAND_PATTERN.match((description or "").strip())  # the publisher's table pads some names
     if not match:
         raise InputError(
             f"{path}: band {band} is described {description!r}, expected 'band_YYYY_MM_DD_classification'"
@@ -254,7 +254,7 @@ def _gdal_reason(err: BaseException) -> str:
 
 def _band_text(src, band: int) -> str:
     description = src.descriptions[band - 1] if band - 1 < len(src.descriptions) else None
-    match = BAND_PATTERN.match(description or "")
+    match = BAND_PATTERN.match((description or "").strip())  # the publisher's table pads some names
     return f"band {band} ({match[1]}-{match[2]}-{match[3]})" if match else f"band {band}"
 
 

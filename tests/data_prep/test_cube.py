@@ -3,7 +3,10 @@ checked against an independent read (netCDF4, h5py, eccodes) and the conversion 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import zipfile
+from pathlib import Path
 
 import eccodes
 import h5py
@@ -16,6 +19,8 @@ import xarray as xr
 from catalog.errors import InputError
 from data_prep import cube, recipe, regrid
 from data_prep.gssm import BAND_PATTERN
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -309,6 +314,21 @@ def test_mixed_step_types_in_one_variable_are_refused(tmp_path):
                          pd.date_range("2020-01-02", periods=2, freq="h"), lat, lon)  # fmt: skip
     with pytest.raises(InputError, match="mixes step types"):
         read([a, b], "era5", tmp_path)
+
+
+def test_pyproj_still_works_after_a_grib_file_was_read(gridded):
+    """eccodes' bundled PROJ must not take over pyproj's (EASE2 grids need pyproj)."""
+    code = (
+        "from pathlib import Path; import tempfile\n"
+        "from data_prep import cube\n"
+        f"cube.open_file({str(gridded / 'era5_cds' / 'era5-2mt-2019-03-uk.grib')!r}, "
+        "Path(tempfile.gettempdir()))\n"
+        "from data_prep import ease2\n"
+        "import pyproj; print(pyproj.CRS('EPSG:6933').name)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "EASE-Grid 2.0" in proc.stdout
 
 
 def test_regular_grid_keeps_a_source_grid_of_the_same_step():
