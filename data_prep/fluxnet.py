@@ -1,4 +1,5 @@
-"""Eddy-covariance tower tables: FLUXNET2015 / ONEFlux, AmeriFlux BASE, bigleaf and REddyProc text files.
+"""Eddy-covariance tower tables: FLUXNET2015 / ONEFlux, AmeriFlux BASE, bigleaf and REddyProc text files,
+FLUXNET tables saved as .xlsx workbooks, AmeriFlux BASE-BADM zips; site tables (csv, xlsx, BADM).
 
 Every reader returns one station table in the FluxLens conventions (docs/architecture.md):
 
@@ -30,15 +31,20 @@ Missing values (-9999) become NaN (Pastorello et al. 2020, Sci Data 7:225).
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import re
-from pathlib import Path
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pandas as pd
 
 from catalog.errors import InputError
 from catalog.igbp import IGBP_CODES
+from data_prep import badm
 
 MISSING = -9999.0
 
@@ -139,6 +145,12 @@ _SITE_IN_NAME = re.compile(r"(?<![A-Za-z])(?P<cc>[A-Z]{2})[-_]?(?P<code>[A-Z][A-
 def read_fluxnet(path, *, qc_min: float | None = None, site_id: str | None = None) -> pd.DataFrame:
     """Read one tower file (FLUXNET2015/ONEFlux any resolution, AmeriFlux BASE, bigleaf, REddyProc).
 
+    Besides text tables, ``path`` may be an ``.xlsx`` workbook holding one FLUXNET/AmeriFlux table
+    (the sheet whose header row has ``TIMESTAMP`` or ``TIMESTAMP_START``; ``attrs["sheet"]``), read as
+    its csv export would be, or a ``.zip`` holding one tower csv, such as the AmeriFlux
+    ``AMF_<SITE>_BASE-BADM_<version>.zip`` download (its BASE csv; ``attrs["archive_member"]``; the BADM
+    site metadata beside it is read by :func:`read_site_table` / ``data_prep.badm.read_badm``).
+
     ``qc_min`` (0-1): values whose ``<NAME>_QC`` is below it become NaN; the unfiltered values stay in
     ``<NAME>_RAW`` (so rejected points are ``<NAME>_RAW`` notna and ``<NAME>`` NaN) and
     ``df.attrs["qc_rejected"]`` counts them. Values whose file has no QC are kept. ``site_id``
@@ -150,14 +162,22 @@ def read_fluxnet(path, *, qc_min: float | None = None, site_id: str | None = Non
         raise InputError(f"{path}: no such file")
     if qc_min is not None and not 0.0 <= qc_min <= 1.0:
         raise InputError(f"{path}: qc_min must be a fraction between 0 and 1, got {qc_min}")
-    text_head = _head(path)
-    fmt = _detect_format(path, text_head)
-    raw, time, resolution, units = _READERS[fmt](path, text_head)
-    df = _canonical_table(raw, time, resolution, fmt, units, path)
-    df.insert(1, "site_id", site_id or _site_id(path, text_head))
+    suffix = path.suffix.lower()
+    if suffix == ".zip":
+        src, extra = _zip_source(path)
+    elif suffix in (".xlsx", ".xlsm"):
+        src, extra = _xlsx_source(path)
+    else:
+        src, extra = _Source(str(path), path.name, path=path), {}
+    text_head = _head(src)
+    fmt = _detect_format(src, text_head)
+    raw, time, resolution, units = _READERS[fmt](src, text_head)
+    df = _canonical_table(raw, time, resolution, fmt, units, src)
+    df.insert(1, "site_id", site_id or _site_id(src, text_head))
     df.attrs.update(
         {
             "source_file": path.name,
+            **extra,
             "format": fmt,
             "resolution": resolution,
             "period": PERIODS[resolution],
@@ -171,7 +191,7 @@ def read_fluxnet(path, *, qc_min: float | None = None, site_id: str | None = Non
             ),
         }
     )
-    m = _FLUXNET_NAME.search(path.name)
+    m = _FLUXNET_NAME.search(src.name)
     if m:
         df.attrs["variant"] = m["variant"]
         df.attrs["version"] = m["version"]
@@ -195,12 +215,167 @@ def apply_qc(df: pd.DataFrame, qc_min: float) -> pd.DataFrame:
     return df
 
 
-def _head(path: Path, nbytes: int = 65536) -> str:
-    with open(path, "rb") as fh:
-        data = fh.read(nbytes)
+@dataclass
+class _Source:
+    """A tower table to parse: a text file, or text held in memory (a zip member, a converted sheet)."""
+
+    label: str  # how messages name it: the path, "<zip> [<member>]" or "<xlsx> [sheet '<name>']"
+    name: str  # the file name the site id and resolution are read from
+    path: Path | None = None
+    data: bytes | None = None
+
+    def __str__(self) -> str:
+        return self.label
+
+    @property
+    def stem(self) -> str:
+        return PurePosixPath(self.name).stem
+
+    def read_bytes(self) -> bytes:
+        return self.data if self.data is not None else self.path.read_bytes()
+
+    def head(self, nbytes: int) -> bytes:
+        if self.data is not None:
+            return self.data[:nbytes]
+        with open(self.path, "rb") as fh:
+            return fh.read(nbytes)
+
+    def for_pandas(self):
+        return io.BytesIO(self.data) if self.data is not None else self.path
+
+
+def _head(src: _Source, nbytes: int = 65536) -> str:
+    data = src.head(nbytes)
     if b"\x00" in data:
-        raise InputError(f"{path}: binary file, not a tower text table")
+        raise InputError(f"{src}: binary file, not a tower text table")
     return data.decode("utf-8-sig", errors="replace")
+
+
+# tower tables inside a zip: AmeriFlux BASE (AMF_<SITE>_BASE_<HH|HR>_<ver>.csv) or FLUXNET/ONEFlux files
+_TOWER_MEMBER = re.compile(r"\.(csv|txt)$", re.IGNORECASE)
+_ZIP_LIMIT = 4 << 30  # refuse members that would inflate beyond 4 GiB
+
+
+def _zip_source(path: Path) -> tuple[_Source, dict]:
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = [n for n in zf.namelist() if not n.endswith("/") and "__MACOSX" not in n]
+            towers = [n for n in names if _TOWER_MEMBER.search(n) and _is_tower_name(PurePosixPath(n).name)]
+            if not towers:
+                raise InputError(
+                    f"{path}: no tower table inside the zip (expected an AmeriFlux BASE csv "
+                    f"AMF_<SITE>_BASE_<HH|HR>_<version>.csv or a FLUXNET csv; it holds {sorted(names)[:10]})"
+                )
+            if len(towers) > 1:
+                raise InputError(
+                    f"{path}: {len(towers)} tower tables inside the zip ({sorted(towers)[:6]}); "
+                    "extract the one to ingest"
+                )
+            member = towers[0]
+            if zf.getinfo(member).file_size > _ZIP_LIMIT:
+                raise InputError(f"{path}: {member} inflates to more than {_ZIP_LIMIT >> 30} GiB")
+            data = zf.read(member)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, OSError, EOFError) as exc:
+        raise InputError(f"{path}: not a readable zip archive ({type(exc).__name__}: {exc})") from exc
+    name = PurePosixPath(member).name
+    return _Source(f"{path} [{member}]", name, data=data), {"archive_member": member}
+
+
+def _is_tower_name(name: str) -> bool:
+    return bool(_FLUXNET_NAME.search(name) or _ONEFLUX_NAME.search(name))
+
+
+def _xlsx_source(path: Path) -> tuple[_Source, dict]:
+    """The data sheet of a workbook as the csv text its export would be."""
+    label = str(path)
+    with badm.open_workbook(path, label) as wb:
+        data_sheets, bif_sheets = [], []
+        for ws in wb.worksheets:
+            found = badm.sheet_header(ws, label)
+            if found is None:
+                continue
+            if {"TIMESTAMP", "TIMESTAMP_START"} & set(found[1]):
+                data_sheets.append(ws)
+            elif badm.is_bif_header(found[1]):
+                bif_sheets.append(ws.title)
+        if not data_sheets:
+            if bif_sheets:
+                raise InputError(
+                    f"{path}: a BADM site-metadata workbook (sheet {bif_sheets[0]!r}), not a tower table; "
+                    "give it as the site table"
+                )
+            raise InputError(
+                f"{path}: no data sheet: no sheet has a header row with TIMESTAMP or TIMESTAMP_START "
+                f"(sheets {wb.sheetnames})"
+            )
+        if len(data_sheets) > 1:
+            raise InputError(
+                f"{path}: several data sheets {[ws.title for ws in data_sheets]}; save the one to read as "
+                "its own workbook or csv"
+            )
+        ws = data_sheets[0]
+        sheet_label = f"{path} [sheet {ws.title!r}]"
+        text = _sheet_csv(ws, sheet_label)
+    return _Source(sheet_label, path.name, data=text.encode()), {"sheet": ws.title}
+
+
+_STAMP_FORMATS = {"TIMESTAMP_START": "%Y%m%d%H%M", "TIMESTAMP_END": "%Y%m%d%H%M", "TIMESTAMP": "%Y%m%d"}
+
+
+def _sheet_csv(ws, label: str) -> str:
+    """A FLUXNET/AmeriFlux sheet as csv text: '#' rows kept as comment lines, blank rows dropped, numbers
+    written at full precision; empty cells, Excel errors and cells beyond the header are refused."""
+    from openpyxl.utils import get_column_letter
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    header: list[str] | None = None
+    for number, row in badm.sheet_rows(ws, label):
+        if badm.is_blank(row):
+            continue
+        where = f"{label}: cell"
+        first = badm.cell_text(row[0])
+        if first.startswith("#"):
+            out.write(" ".join(badm.cell_text(v) for v in row if v is not None) + "\n")
+            continue
+        if header is None:
+            header = [badm.cell_text(v) for v in row]
+            while header and not header[-1]:
+                header.pop()
+            if "" in header:
+                col = get_column_letter(header.index("") + 1)
+                raise InputError(f"{label}: header cell {col}{number} is empty")
+            writer.writerow(header)
+            continue
+        cells = []
+        for i, value in enumerate(row):
+            if i >= len(header):
+                if value is not None and badm.cell_text(value):
+                    col = get_column_letter(i + 1)
+                    raise InputError(f"{where} {col}{number} holds a value beyond the header's last column")
+                continue
+            if isinstance(value, dt.date):
+                if header[i] not in _STAMP_FORMATS:
+                    raise InputError(f"{where} {get_column_letter(i + 1)}{number} holds a date, not a number")
+                cells.append(value.strftime(_STAMP_FORMATS[header[i]]))
+                continue
+            text = badm.cell_text(value)
+            if not text:
+                raise InputError(
+                    f"{label}: cell {get_column_letter(i + 1)}{number} ({header[i]}) is empty "
+                    "(missing values must be -9999)"
+                )
+            if text.startswith("#"):
+                raise InputError(f"{where} {get_column_letter(i + 1)}{number} holds the Excel error {text}")
+            cells.append(text)
+        if len(cells) < len(header):
+            col = get_column_letter(len(cells) + 1)
+            raise InputError(f"{label}: cell {col}{number} ({header[len(cells)]}) is empty "
+                             "(missing values must be -9999)")  # fmt: skip
+        writer.writerow(cells)
+    if header is None:
+        raise InputError(f"{label}: empty sheet")
+    return out.getvalue()
 
 
 def _lines(text: str) -> list[str]:
@@ -208,11 +383,11 @@ def _lines(text: str) -> list[str]:
     return [ln for ln in re.split(r"\r\n|\n\r|\r|\n", text) if ln.strip()]
 
 
-def _detect_format(path: Path, head: str) -> str:
+def _detect_format(src: _Source, head: str) -> str:
     lines = _lines(head)
     body = [ln for ln in lines if not ln.startswith("#")]
     if not body:
-        raise InputError(f"{path}: empty file, expected a tower table with a header row")
+        raise InputError(f"{src}: empty file, expected a tower table with a header row")
     header = body[0]
     if "\t" in header and {"Year", "DoY", "Hour"} <= set(header.split("\t")):
         return "reddyproc"
@@ -224,26 +399,26 @@ def _detect_format(path: Path, head: str) -> str:
         processed = any(re.search(r"_F(_MDS)?(_\d+)?$", c) for c in cols)
         return "fluxnet" if processed and not lines[0].startswith("#") else "ameriflux"
     raise InputError(
-        f"{path}: not a FLUXNET/AmeriFlux table (no TIMESTAMP or TIMESTAMP_START column in the header "
+        f"{src}: not a FLUXNET/AmeriFlux table (no TIMESTAMP or TIMESTAMP_START column in the header "
         f"{header[:80]!r})"
     )
 
 
-def _text_source(path: Path, head: str):
-    """A path for pandas, or the normalised text when the file uses CR-only line endings."""
+def _text_source(src: _Source, head: str):
+    """A path or buffer for pandas, or the normalised text when the file uses CR-only line endings."""
     if "\r" in head and "\n" not in head:
-        return io.StringIO(path.read_bytes().decode("utf-8-sig", errors="replace").replace("\r", "\n"))
-    return path
+        return io.StringIO(src.read_bytes().decode("utf-8-sig", errors="replace").replace("\r", "\n"))
+    return src.for_pandas()
 
 
-def _read_fluxnet_csv(path: Path, head: str):
+def _read_fluxnet_csv(src: _Source, head: str):
     lines = [ln for ln in _lines(head) if not ln.startswith("#")]
     header = [c.strip() for c in lines[0].split(",")]
     wanted = _wanted_columns(header, _FLUXNET_CANDIDATES)
     time_cols = [c for c in ("TIMESTAMP", "TIMESTAMP_START", "TIMESTAMP_END") if c in header]
     try:
         raw = pd.read_csv(
-            _text_source(path, head),
+            _text_source(src, head),
             comment="#",  # AmeriFlux BASE metadata lines; no FLUXNET field holds a '#'
             usecols=time_cols + wanted,
             dtype={c: str for c in time_cols} | dict.fromkeys(wanted, "float64"),
@@ -252,23 +427,23 @@ def _read_fluxnet_csv(path: Path, head: str):
             skipinitialspace=True,
         )
     except (ValueError, pd.errors.ParserError) as exc:
-        raise InputError(f"{path}: {_field_problem(path, len(header)) or f'cannot parse ({exc})'}") from exc
+        raise InputError(f"{src}: {_field_problem(src, len(header)) or f'cannot parse ({exc})'}") from exc
     if raw.empty:
-        raise InputError(f"{path}: header only, no data rows")
+        raise InputError(f"{src}: header only, no data rows")
     if raw[wanted].isna().any(axis=None) or raw[time_cols].isna().any(axis=None):
         raise InputError(
-            f"{path}: {_field_problem(path, len(header)) or 'empty fields (missing must be -9999)'}"
+            f"{src}: {_field_problem(src, len(header)) or 'empty fields (missing must be -9999)'}"
         )
     raw = raw.replace(MISSING, np.nan)
-    time, resolution = _fluxnet_time(path, raw)
+    time, resolution = _fluxnet_time(src, raw)
     units = {"SWC": "%"}
     return raw, time, resolution, units
 
 
-def _field_problem(path: Path, n_fields: int) -> str | None:
+def _field_problem(src: _Source, n_fields: int) -> str | None:
     """Describe the first line whose field count differs from the header's, if any."""
     lines = [
-        ln for ln in _lines(path.read_bytes().decode("utf-8-sig", errors="replace")) if not ln.startswith("#")
+        ln for ln in _lines(src.read_bytes().decode("utf-8-sig", errors="replace")) if not ln.startswith("#")
     ]
     for number, line in enumerate(lines[1:], start=2):
         fields = line.split(",")
@@ -280,15 +455,15 @@ def _field_problem(path: Path, n_fields: int) -> str | None:
     return None
 
 
-def _fluxnet_time(path: Path, raw: pd.DataFrame) -> tuple[pd.Series, str]:
-    name_match = _FLUXNET_NAME.search(path.name) or _ONEFLUX_NAME.search(path.name)
+def _fluxnet_time(src: _Source, raw: pd.DataFrame) -> tuple[pd.Series, str]:
+    name_match = _FLUXNET_NAME.search(src.name) or _ONEFLUX_NAME.search(src.name)
     if "TIMESTAMP_START" in raw:
-        start = _parse_stamp(path, raw["TIMESTAMP_START"], "TIMESTAMP_START")
+        start = _parse_stamp(src, raw["TIMESTAMP_START"], "TIMESTAMP_START")
         resolution = name_match["res"] if name_match else None
         if resolution is None:
             if "TIMESTAMP_END" not in raw:
-                raise InputError(f"{path}: TIMESTAMP_START without TIMESTAMP_END; cannot tell the step")
-            end = _parse_stamp(path, raw["TIMESTAMP_END"], "TIMESTAMP_END")
+                raise InputError(f"{src}: TIMESTAMP_START without TIMESTAMP_END; cannot tell the step")
+            end = _parse_stamp(src, raw["TIMESTAMP_END"], "TIMESTAMP_END")
             step = (end - start).median()
             resolution = {
                 pd.Timedelta("30min"): "HH",
@@ -296,31 +471,31 @@ def _fluxnet_time(path: Path, raw: pd.DataFrame) -> tuple[pd.Series, str]:
                 pd.Timedelta("1D"): "DD",
             }.get(step, "WW" if pd.Timedelta("6D") <= step <= pd.Timedelta("9D") else None)
             if resolution is None:
-                raise InputError(f"{path}: unrecognised time step {step} between TIMESTAMP_START and _END")
+                raise InputError(f"{src}: unrecognised time step {step} between TIMESTAMP_START and _END")
         return start, resolution
     if "TIMESTAMP" not in raw:
-        raise InputError(f"{path}: no TIMESTAMP column")
+        raise InputError(f"{src}: no TIMESTAMP column")
     stamps = raw["TIMESTAMP"].str.strip()
     width = stamps.str.len().unique()
     by_width = {4: ("YY", "%Y"), 6: ("MM", "%Y%m"), 8: ("DD", "%Y%m%d")}
     if len(width) != 1 or int(width[0]) not in by_width:
-        raise InputError(f"{path}: TIMESTAMP values are not YYYY, YYYYMM or YYYYMMDD")
+        raise InputError(f"{src}: TIMESTAMP values are not YYYY, YYYYMM or YYYYMMDD")
     resolution, fmt = by_width[int(width[0])]
     if name_match and name_match["res"] != resolution:
         raise InputError(
-            f"{path}: file name says resolution {name_match['res']} but TIMESTAMP is {resolution}-style"
+            f"{src}: file name says resolution {name_match['res']} but TIMESTAMP is {resolution}-style"
         )
-    return _parse_stamp(path, stamps, "TIMESTAMP", fmt), resolution
+    return _parse_stamp(src, stamps, "TIMESTAMP", fmt), resolution
 
 
-def _parse_stamp(path: Path, values: pd.Series, column: str, fmt: str | None = None) -> pd.Series:
+def _parse_stamp(src: _Source, values: pd.Series, column: str, fmt: str | None = None) -> pd.Series:
     values = values.str.strip()
     if fmt is None:  # TIMESTAMP_START/END: YYYYMMDDHHMM, or YYYYMMDD in weekly files
         fmt = "%Y%m%d" if values.str.len().max() == 8 else "%Y%m%d%H%M"
     parsed = pd.to_datetime(values, format=fmt, errors="coerce")
     if parsed.isna().any():
         bad = values[parsed.isna()].iloc[0]
-        raise InputError(f"{path}: {column} value {bad!r} is not a {fmt} time stamp")
+        raise InputError(f"{src}: {column} value {bad!r} is not a {fmt} time stamp")
     return parsed.astype("datetime64[ns]")
 
 
@@ -352,37 +527,37 @@ def _match_column(header: list[str], name: str, *, allow_qualifiers: bool) -> st
     return matches[0] if matches else None
 
 
-def _read_bigleaf(path: Path, head: str):
+def _read_bigleaf(src: _Source, head: str):
     try:
-        raw = pd.read_csv(_text_source(path, head))
+        raw = pd.read_csv(_text_source(src, head))
     except (ValueError, pd.errors.ParserError) as exc:
-        raise InputError(f"{path}: cannot parse as a half-hourly table ({exc})") from exc
+        raise InputError(f"{src}: cannot parse as a half-hourly table ({exc})") from exc
     if raw.empty:
-        raise InputError(f"{path}: header only, no data rows")
+        raise InputError(f"{src}: header only, no data rows")
     for col in ("year", "doy", "hour"):
         if raw[col].isna().any():
-            raise InputError(f"{path}: empty {col!r} values (truncated file?)")
+            raise InputError(f"{src}: empty {col!r} values (truncated file?)")
     time = (
         pd.to_datetime(raw["year"].astype(int).astype(str), format="%Y")
         + pd.to_timedelta(raw["doy"] - 1, unit="D")
         + pd.to_timedelta(raw["hour"], unit="h")
     ).astype("datetime64[ns]")
     raw = raw.replace(MISSING, np.nan)
-    return raw, time, _step_resolution(path, time), {"VPD": "kPa"}
+    return raw, time, _step_resolution(src, time), {"VPD": "kPa"}
 
 
-def _read_reddyproc(path: Path, head: str):
-    source = _text_source(path, head)
+def _read_reddyproc(src: _Source, head: str):
+    source = _text_source(src, head)
     try:
         table = pd.read_csv(source, sep="\t", header=[0, 1], skipinitialspace=True)
     except (ValueError, pd.errors.ParserError) as exc:
-        raise InputError(f"{path}: cannot parse as a REddyProc text table ({exc})") from exc
+        raise InputError(f"{src}: cannot parse as a REddyProc text table ({exc})") from exc
     names = [str(a).strip() for a, _ in table.columns]
     file_units = {str(a).strip(): str(b).strip() for a, b in table.columns}
     table.columns = names
     raw = table.apply(pd.to_numeric, errors="coerce").replace(MISSING, np.nan)
     if raw.empty or raw[["Year", "DoY", "Hour"]].isna().any().any():
-        raise InputError(f"{path}: missing Year/DoY/Hour values (truncated file?)")
+        raise InputError(f"{src}: missing Year/DoY/Hour values (truncated file?)")
     # REddyProc stamps mark the END of the half hour (Hour 0.5 ... 24.0).
     end = (
         pd.to_datetime(raw["Year"].astype(int).astype(str), format="%Y")
@@ -397,15 +572,15 @@ def _read_reddyproc(path: Path, head: str):
         for col, _ in options:
             if col in file_units:
                 units[name] = file_units[col].replace("m-2", " m-2").replace("  ", " ")
-    return raw, time, _step_resolution(path, time), units
+    return raw, time, _step_resolution(src, time), units
 
 
-def _step_resolution(path: Path, time: pd.Series) -> str:
+def _step_resolution(src: _Source, time: pd.Series) -> str:
     step = time.diff().dropna().median()
     for res in SUB_DAILY + ("DD",):
         if step == pd.Timedelta(PERIODS[res]):
             return res
-    raise InputError(f"{path}: unrecognised time step {step}")
+    raise InputError(f"{src}: unrecognised time step {step}")
 
 
 _READERS = {
@@ -422,7 +597,7 @@ _CANDIDATES = {
 }
 
 
-def _canonical_table(raw, time, resolution, fmt, file_units, path) -> pd.DataFrame:
+def _canonical_table(raw, time, resolution, fmt, file_units, src: _Source) -> pd.DataFrame:
     header = list(raw.columns)
     out = {"time": time.to_numpy()}
     source_columns: dict[str, str | None] = {}
@@ -457,7 +632,7 @@ def _canonical_table(raw, time, resolution, fmt, file_units, path) -> pd.DataFra
         qc_columns[name] = qc_col
         units[name] = PRECIP_UNITS[resolution] if name == "P" else UNITS[name]
     if not any(source_columns.values()):
-        raise InputError(f"{path}: none of the tower variables {', '.join(CANONICAL)} found")
+        raise InputError(f"{src}: none of the tower variables {', '.join(CANONICAL)} found")
     df = pd.DataFrame(out)
     df.attrs["source_columns"] = source_columns
     df.attrs["qc_columns"] = qc_columns
@@ -467,19 +642,19 @@ def _canonical_table(raw, time, resolution, fmt, file_units, path) -> pd.DataFra
     return df
 
 
-def _site_id(path: Path, head: str) -> str:
+def _site_id(src: _Source, head: str) -> str:
     for pattern in (_FLUXNET_NAME, _ONEFLUX_NAME):
-        m = pattern.search(path.name)
+        m = pattern.search(src.name)
         if m:
             return m["site"]
     for line in _lines(head)[:20]:
         m = re.match(r"#\s*Site:\s*(\S+)", line)
         if m:
             return m.group(1)
-    m = _SITE_IN_NAME.search(path.stem)
+    m = _SITE_IN_NAME.search(src.stem)
     if m:
         return f"{m['cc']}-{m['code']}"
-    raise InputError(f"{path}: cannot tell the site id from the file name; pass site_id=")
+    raise InputError(f"{src}: cannot tell the site id from the file name; pass site_id=")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -544,6 +719,9 @@ def to_daily(df: pd.DataFrame, *, min_coverage: float = 0.5) -> pd.DataFrame:
 
 _SITE_LIST = "FluxNET_sites.csv"
 _SITE_INVENTORY = "FluxNET_sites_info.csv"
+SITE_TABLE_NAMES = (
+    _SITE_INVENTORY, "FluxNET_sites_info.xlsx", _SITE_LIST, "FluxNET_sites.xlsx",
+)  # fmt: skip
 _SITE_RENAMES = {
     "SITE_ID": "site_id",
     "SITE_NAME": "name",
@@ -564,26 +742,62 @@ def read_site_table(path) -> pd.DataFrame:
     ``path`` is a site list (``SITE_ID, SITE_NAME, LOCATION_LAT, LOCATION_LONG, IGBP`` ..., extra
     columns such as the FLUXNET2015 ``licence`` kept in lower case), a file inventory
     (``SITE_ID, filename, start_year, end_year, version, filetype``: merged with the site list
-    ``FluxNET_sites.csv`` beside it, adding ``start_year``, ``end_year``, ``version``), or a folder
-    holding them.
+    ``FluxNET_sites.csv`` (or ``.xlsx``) beside it, adding ``start_year``, ``end_year``, ``version``), a
+    BADM file (``data_prep.badm.read_badm``: an AmeriFlux/FLUXNET BIF workbook, or the
+    ``AMF_<SITE>_BASE-BADM_<version>.zip`` holding one), or a folder holding a site list or inventory.
+    Site lists and inventories may be csv files or ``.xlsx`` workbooks (the first sheet whose header
+    row has ``SITE_ID``). ``attrs["source_files"]`` lists the files read.
     """
     path = Path(path)
     if path.is_dir():
-        inventory = path / _SITE_INVENTORY
-        path = inventory if inventory.is_file() else path / _SITE_LIST
+        path = next((path / n for n in SITE_TABLE_NAMES if (path / n).is_file()), path / _SITE_LIST)
     if not path.is_file():
         raise InputError(f"{path}: no such site table")
-    table = _read_plain_csv(path)
+    sites, files = _site_table_of(path)
+    sites.attrs["source_files"] = [str(f) for f in files]
+    return sites
+
+
+def _site_table_of(path: Path) -> tuple[pd.DataFrame, list[Path]]:
+    if path.suffix.lower() == ".zip":
+        return badm.read_badm(path), [path]
+    table = _read_site_file(path)
+    if badm.is_bif_header(table.columns):
+        sites = badm.bif_site_table(table, str(path))
+        sites.attrs["source_file"] = path.name
+        return sites, [path]
     if "filename" in table.columns:
-        site_list = path.with_name(_SITE_LIST)
-        if not site_list.is_file():
+        beside = (path.with_name(_SITE_LIST), path.with_name("FluxNET_sites.xlsx"))
+        site_list = next((p for p in beside if p.is_file()), None)
+        if site_list is None:
             raise InputError(
-                f"{path}: a file inventory without coordinates; {site_list.name} not found beside it"
+                f"{path}: a file inventory without coordinates; {_SITE_LIST} not found beside it"
             )
-        sites = _site_list(_read_plain_csv(site_list), site_list)
+        sites = _site_list(_read_site_file(site_list), site_list)
         years = _inventory_years(table, path)
-        return sites.merge(years, on="site_id", how="left")
-    return _site_list(table, path)
+        return sites.merge(years, on="site_id", how="left"), [path, site_list]
+    return _site_list(table, path), [path]
+
+
+def _read_site_file(path: Path) -> pd.DataFrame:
+    if path.suffix.lower() in (".xlsx", ".xlsm"):
+        return _read_site_sheet(path)
+    return _read_plain_csv(path)
+
+
+def _read_site_sheet(path: Path) -> pd.DataFrame:
+    """The first sheet of a workbook whose header row names SITE_ID, as text like a csv export."""
+    label = str(path)
+    with badm.open_workbook(path, label) as wb:
+        for ws in wb.worksheets:
+            found = badm.sheet_header(ws, label)
+            if found and "SITE_ID" in {c.upper() for c in found[1]}:
+                table = badm.sheet_table(ws, f"{label} [sheet {ws.title!r}]")
+                table.columns = [str(c).strip() for c in table.columns]
+                return table
+        raise InputError(
+            f"{path}: no site-table sheet: no sheet has a header row with SITE_ID (sheets {wb.sheetnames})"
+        )
 
 
 def _read_plain_csv(path: Path) -> pd.DataFrame:

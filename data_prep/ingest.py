@@ -28,7 +28,7 @@ PATTERNS = {
     "gssm": ("*.tif", "*.tiff", "*.TIF", "*.TIFF"),
     "esacci": ("*.nc",),
     "smap": ("*.h5", "*.he5", "*.H5"),
-    "fluxnet": ("*.csv", "*.txt"),
+    "fluxnet": ("*.csv", "*.txt", "*.xlsx", "AMF_*BASE*.zip"),
 }
 
 
@@ -188,19 +188,27 @@ def ingest_fluxnet(paths, *, name: str, mode: str = "create", sites_path=None, s
                    qc_min: float | None = None) -> dict:  # fmt: skip
     """FLUXNET-style tower files (``data_prep.fluxnet.read_fluxnet``, one per site) → network ``name``.
 
-    Site coordinates come from ``sites_path`` (``read_site_table``: site list, inventory or a folder
-    holding them), by default from the folder of the first file. All files must share one time step.
+    Tower files are csv/txt tables, ``.xlsx`` workbooks and AmeriFlux ``AMF_<SITE>_BASE-BADM_<v>.zip``
+    downloads. Site coordinates come, in this order of precedence, from ``sites_path``
+    (``read_site_table``: site list, inventory, BADM file or a folder holding one), from BADM workbooks
+    among ``paths``, from the BADM inside each BASE-BADM zip, and, for sites still missing, from the
+    site table in the folder of the first file. A folder's ``.xlsx`` with a ``.csv`` of the same name
+    beside it is taken to be the same table and skipped. All files must share one time step.
     ``mode``: ``create`` or ``replace``.
     """
-    from data_prep import fluxnet
+    from data_prep import badm, fluxnet
 
-    files = [f for f in expand_paths(paths, "fluxnet") if not _is_site_table(f)]
-    if not files:
-        raise InputError(f"no tower files among {list(map(str, paths))}")
-    sites_path = Path(sites_path) if sites_path else files[0].parent
-    site_table = fluxnet.read_site_table(sites_path)
+    given = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    towers, badm_files = [], []
+    for f in _fluxnet_files(given):
+        if _is_site_table(f):
+            continue
+        (badm_files if _is_badm(f) else towers).append(f)
+    if not towers:
+        raise InputError(f"no tower files among {list(map(str, given))}")
+
     tables, resolutions, units = [], set(), {}
-    for f in files:
+    for f in towers:
         df = fluxnet.read_fluxnet(f, qc_min=qc_min)
         resolutions.add(df.attrs.get("resolution"))
         units.update(df.attrs.get("units") or {})
@@ -209,6 +217,8 @@ def ingest_fluxnet(paths, *, name: str, mode: str = "create", sites_path=None, s
         raise InputError(
             f"tower files have different time steps {sorted(map(str, resolutions))}: ingest them separately"
         )
+    # site ids of the zips, read before the tables lose their attrs in the concatenation
+    zip_sites = {f: str(t["site_id"].iloc[0]) for f, t in zip(towers, tables, strict=True) if _is_zip(f)}
     obs = _concat_tables(tables)
     dup = obs.duplicated(["site_id", "time"])
     if dup.any():
@@ -216,26 +226,100 @@ def ingest_fluxnet(paths, *, name: str, mode: str = "create", sites_path=None, s
         raise InputError(
             f"site {first.site_id} has time {first.time} in more than one file; give each site once"
         )
-    known = set(site_table["site_id"])
-    missing = sorted(set(obs["site_id"]) - known)
+
+    site_tables, site_files, described = [], [], []
+    if sites_path:
+        sites_path = Path(sites_path)
+        site_tables.append(fluxnet.read_site_table(sites_path))
+        site_files += map(Path, site_tables[-1].attrs["source_files"])
+        described.append(str(sites_path))
+    for f in badm_files:
+        site_tables.append(badm.read_badm(f))
+        site_files.append(f)
+        described.append(str(f))
+    badm_problems: dict[str, InputError] = {}
+    for f, site in zip_sites.items():
+        try:
+            site_tables.append(badm.read_badm(f))
+            described.append(f"the BADM in {f.name}")
+        except InputError as exc:  # fatal only if no other source places the site
+            badm_problems.setdefault(site, exc)
+    needed = set(obs["site_id"])
+    if not sites_path and needed - _site_ids(site_tables):
+        folder = towers[0].parent
+        if _site_table_files(folder) or not (badm_files or zip_sites):
+            site_tables.append(fluxnet.read_site_table(folder))
+            site_files += map(Path, site_tables[-1].attrs["source_files"])
+            described.append(str(folder))
+    missing = sorted(needed - _site_ids(site_tables))
     if missing:
-        raise InputError(f"sites {missing[:10]} are not in the site table {sites_path}; pass --sites")
-    sites = site_table[site_table["site_id"].isin(set(obs["site_id"]))].reset_index(drop=True)
-    site_files = [sites_path] if sites_path.is_file() else [p for p in _site_table_files(sites_path)]
+        if missing[0] in badm_problems:
+            raise badm_problems[missing[0]]
+        sources = "; ".join(described) or "none"
+        raise InputError(f"sites {missing[:10]} are not in the site table(s) ({sources}); pass --sites")
+    site_table = pd.concat([t.assign(site_id=t["site_id"].astype(str)) for t in site_tables])
+    site_table = site_table.drop_duplicates("site_id", keep="first")
+    sites = site_table[site_table["site_id"].isin(needed)].reset_index(drop=True)
     options = {"qc_min": qc_min, "resolution": resolutions.pop(), "units": units}
-    provenance = _provenance(files + site_files, "data_prep.fluxnet.read_fluxnet", options)
+    sources = towers + list(dict.fromkeys(site_files))
+    provenance = _provenance(sources, "data_prep.fluxnet.read_fluxnet", options)
     return store.write_stations(name, sites, obs, provenance=provenance, synthetic=synthetic, mode=mode)
 
 
-_SITE_TABLE_NAMES = ("FluxNET_sites.csv", "FluxNET_sites_info.csv")
+def _fluxnet_files(paths: list) -> list[Path]:
+    """The files named by ``paths``; a folder's ``.xlsx`` with a same-named ``.csv`` beside it is skipped
+    (the csv export of one workbook; files named explicitly are always kept)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        found = expand_paths([p], "fluxnet")
+        if p.is_dir():
+            twins = [f for f in found if f.suffix.lower() == ".xlsx" and f.with_suffix(".csv") in set(found)]
+            for f in twins:
+                log.info("%s: skipped, the same table as %s", f, f.with_suffix(".csv").name)
+            found = [f for f in found if f not in twins]
+        out.extend(found)
+    if not out:
+        raise InputError("no input files given for fluxnet")
+    return list(dict.fromkeys(out))
 
 
 def _is_site_table(path: Path) -> bool:
-    return path.name in _SITE_TABLE_NAMES
+    from data_prep.fluxnet import SITE_TABLE_NAMES
+
+    return path.name in SITE_TABLE_NAMES
+
+
+def _is_zip(path: Path) -> bool:
+    return path.suffix.lower() == ".zip"
+
+
+def _is_badm(path: Path) -> bool:
+    """A BADM (BIF) workbook or csv, told by its header row (SITE_ID, GROUP_ID, VARIABLE_GROUP, ...)."""
+    from data_prep import badm
+
+    suffix = path.suffix.lower()
+    if suffix in (".xlsx", ".xlsm"):
+        with badm.open_workbook(path, str(path)) as wb:
+            for ws in wb.worksheets:
+                found = badm.sheet_header(ws, str(path))
+                if found and badm.is_bif_header(found[1]):
+                    return True
+        return False
+    if suffix == ".csv":
+        with open(path, "rb") as fh:
+            first = fh.readline(4096).decode("utf-8-sig", errors="replace")
+        return badm.is_bif_header(c.strip().strip('"') for c in first.split(","))
+    return False
+
+
+def _site_ids(tables: list[pd.DataFrame]) -> set[str]:
+    return {str(s) for t in tables for s in t["site_id"]}
 
 
 def _site_table_files(folder: Path) -> list[Path]:
-    return [folder / n for n in _SITE_TABLE_NAMES if (folder / n).is_file()]
+    from data_prep.fluxnet import SITE_TABLE_NAMES
+
+    return [folder / n for n in SITE_TABLE_NAMES if (folder / n).is_file()]
 
 
 def ingest_ismn(paths, *, name: str, mode: str = "create", synthetic: bool = False, flags=("G",)) -> dict:

@@ -1,12 +1,15 @@
-"""Tower readers on real FLUXNET2015, bigleaf and REddyProc files, checked against a csv-module parse."""
+"""Tower readers on real FLUXNET2015 (csv and xlsx), bigleaf and REddyProc files, checked against csv-module
+and openpyxl parses; AmeriFlux BASE(-BADM zip) layouts constructed in tmp_path."""
 
 from __future__ import annotations
 
 import csv
 import math
+import zipfile
 from datetime import datetime, timedelta
 
 import numpy as np
+import openpyxl
 import pandas as pd
 import pytest
 
@@ -434,3 +437,163 @@ def test_write_into_folder_uses_fluxnet_name(shared_data, tmp_path):
     assert path.name == "FLX_US-AR1_FLUXNET2015_SUBSET_DD_2009-2010_1-4.csv"
     back = read_fluxnet(path)
     assert back["site_id"].eq("US-AR1").all() and len(back) == 400
+
+
+US_AR1_XLSX = US_AR1.replace(".csv", ".xlsx")
+
+
+def test_us_ar1_xlsx_equals_its_csv(shared_data):
+    """The FLUXNET2015 DD workbook read with openpyxl gives the table of its csv twin."""
+    book, twin = shared_data / US_AR1_XLSX, shared_data / US_AR1
+    table = read_fluxnet(book)
+    pd.testing.assert_frame_equal(table, read_fluxnet(twin))
+    assert table.attrs["sheet"] == "FLX_US-AR1_FLUXNET2015_SUBSET_D"  # Excel's 31-character sheet name
+    assert table.attrs["source_file"] == book.name and table.attrs["format"] == "fluxnet"
+    assert table.attrs["resolution"] == "DD" and table["site_id"].eq("US-AR1").all()
+    assert table.attrs["units"]["LE"] == table.attrs["units"]["H"] == "W m-2"
+    assert table.attrs["units"]["SWC"] == "m3 m-3"
+    assert table.attrs["sign_convention"].startswith("LE, H positive upward")
+    # conventions against an independent openpyxl read of the workbook (not the csv)
+    ws = openpyxl.load_workbook(book, read_only=True, data_only=True).worksheets[0]
+    rows = list(ws.iter_rows(values_only=True))
+    header, cells = rows[0], rows[1:]
+    col = {name: header.index(name) for name in header}
+    assert len(table) == len(cells) == 1461
+
+    def cell(i, name):
+        v = float(cells[i][col[name]])
+        return math.nan if v == -9999 else v
+
+    for ours, theirs, factor in (
+        ("LE", "LE_F_MDS", 1), ("H", "H_F_MDS", 1), ("LE_QC", "LE_F_MDS_QC", 1), ("H_CORR", "H_CORR", 1),
+        ("G", "G_F_MDS", 1), ("SWC", "SWC_F_MDS_1", 0.01), ("SWC_QC", "SWC_F_MDS_1_QC", 1), ("TA", "TA_F", 1),
+        ("VPD", "VPD_F", 1), ("P", "P_F", 1), ("LE_CORR_QC", "LE_F_MDS_QC", 1),
+    ):  # fmt: skip
+        expected = np.array([cell(i, theirs) * factor for i in range(len(cells))])
+        np.testing.assert_array_equal(table[ours].isna().to_numpy(), np.isnan(expected), err_msg=ours)
+        np.testing.assert_allclose(table[ours].to_numpy(), expected, rtol=1e-15, equal_nan=True, err_msg=ours)
+    assert table["time"].iloc[0] == pd.Timestamp(str(cells[0][col["TIMESTAMP"]]))
+    # -9999 in the workbook are NaN (SWC_F_MDS_1 is missing on the first days), upward fluxes kept as signed
+    assert cells[0][col["SWC_F_MDS_1"]] == -9999 and math.isnan(table["SWC"].iloc[0])
+    h = np.array([cell(i, "H_F_MDS") for i in range(len(cells))])
+    assert (h < 0).any() and (table["H"].to_numpy()[h < 0] < 0).all()
+    assert 0 < np.nanmax(table["SWC"]) < 1
+
+
+def test_ameriflux_base_badm_zip_as_tower_file(tmp_path):
+    """Constructed AmeriFlux BASE-BADM zip (layout in tests/data_prep/test_badm.py): the BASE csv inside is
+    read as if it were extracted."""
+    from tests.data_prep.test_badm import write_base_badm_zip
+
+    path = write_base_badm_zip(tmp_path, "US-Xyz")
+    extracted = tmp_path / "AMF_US-Xyz_BASE_HH_1-5.csv"
+    with zipfile.ZipFile(path) as zf:
+        extracted.write_bytes(zf.read(extracted.name))
+    table = read_fluxnet(path)
+    plain = read_fluxnet(extracted)
+    assert table.attrs.pop("archive_member") == extracted.name
+    assert table.attrs.pop("source_file") == path.name and plain.attrs.pop("source_file") == extracted.name
+    pd.testing.assert_frame_equal(table, plain)
+    assert table.attrs["format"] == "ameriflux" and table.attrs["resolution"] == "HH"
+    rows = list(csv.DictReader([ln for ln in extracted.read_text().splitlines() if not ln.startswith("#")]))
+    assert len(table) == len(rows) == 96 and table["site_id"].eq("US-Xyz").all()
+    for i in (0, 3, 5, 40, 95):
+        r = rows[i]
+        assert table["time"].iloc[i] == datetime.strptime(r["TIMESTAMP_START"], "%Y%m%d%H%M")
+        assert same(table["LE"].iloc[i], value(r["LE"]))
+        assert same(table["H"].iloc[i], value(r["H"]))
+        assert same(table["G"].iloc[i], value(r["G_1_1_1"]))
+        assert same(table["SWC"].iloc[i], value(r["SWC_1_1_1"]) / 100)
+        assert same(table["TA"].iloc[i], value(r["TA_1_1_1"]))
+    assert math.isnan(table["LE"].iloc[3]) and math.isnan(table["SWC"].iloc[5])  # the -9999 rows
+    assert table.attrs["source_columns"]["SWC"] == "SWC_1_1_1" and table["LE_QC"].isna().all()
+
+    (tmp_path / "nb").mkdir()
+    nobase = write_base_badm_zip(tmp_path / "nb", "US-Nob", base=False)
+    with pytest.raises(InputError, match=r"AMF_US-Nob_BASE-BADM_1-5\.zip: no tower table inside the zip"):
+        read_fluxnet(nobase)
+    two = tmp_path / "AMF_US-Two_BASE-BADM_1-5.zip"
+    with zipfile.ZipFile(two, "w") as zf:
+        zf.writestr("AMF_US-Two_BASE_HH_1-5.csv", extracted.read_text())
+        zf.writestr("AMF_US-Two_BASE_HR_1-5.csv", extracted.read_text())
+    with pytest.raises(InputError, match=r"2 tower tables inside the zip"):
+        read_fluxnet(two)
+    broken = tmp_path / "AMF_US-Brk_BASE-BADM_1-5.zip"
+    broken.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(InputError, match=r"AMF_US-Brk_BASE-BADM_1-5\.zip: not a readable zip archive"):
+        read_fluxnet(broken)
+
+
+def test_bad_workbooks_raise(shared_data, tmp_path):
+    from tests.data_prep.test_badm import bif_rows, write_bif, write_workbook
+
+    notes = write_workbook(
+        tmp_path / "FLX_US-Xyz_notes.xlsx", {"Readme": [("About this site",)], "Blank": []}
+    )
+    with pytest.raises(InputError, match=r"FLX_US-Xyz_notes\.xlsx: no data sheet.*\['Readme', 'Blank'\]"):
+        read_fluxnet(notes)
+    bif = write_bif(tmp_path / "AMF_US-Xyz_BIF_20230922.xlsx", bif_rows("US-Xyz"))
+    with pytest.raises(InputError, match=r"BIF_20230922\.xlsx: a BADM site-metadata workbook"):
+        read_fluxnet(bif)
+    ws = openpyxl.load_workbook(shared_data / US_AR1_XLSX, read_only=True).worksheets[0]
+    rows = [list(r) for _, r in zip(range(6), ws.iter_rows(values_only=True), strict=False)]
+    name = "FLX_US-AR1_FLUXNET2015_SUBSET_DD_2009-2012_1-3.xlsx"
+    gap = [r.copy() for r in rows]
+    gap[3][rows[0].index("LE_F_MDS")] = None
+    path = write_workbook(tmp_path / name, {"data": gap})
+    with pytest.raises(
+        InputError, match=r"\[sheet 'data'\]: cell AK4 \(LE_F_MDS\) is empty \(missing values"
+    ):
+        read_fluxnet(path)
+    err = [r.copy() for r in rows]
+    err[2][1] = "#N/A"
+    write_workbook(path, {"data": err})
+    with pytest.raises(InputError, match=r"cell B3 holds the Excel error #N/A"):
+        read_fluxnet(path)
+    write_workbook(path, {"a": rows, "b": rows})
+    with pytest.raises(InputError, match=r"several data sheets \['a', 'b'\]"):
+        read_fluxnet(path)
+    # blank rows and a stray empty column after the table are fine; the table is as before
+    write_workbook(path, {"data": [rows[0], [], *rows[1:], [None] * 80]})
+    assert len(read_fluxnet(path)) == 5
+    fake = tmp_path / "FLX_US-Fak_FLUXNET2015_SUBSET_DD_2009-2012_1-3.xlsx"
+    fake.write_bytes(b"not a workbook at all")
+    with pytest.raises(InputError, match=r"_1-3\.xlsx: not a readable \.xlsx workbook"):
+        read_fluxnet(fake)
+
+
+def test_site_tables_as_workbooks(shared_data, tmp_path):
+    """FluxNET_sites.csv / FluxNET_sites_info.csv saved as workbooks (constructed here, numbers as numbers)
+    give the same site tables."""
+    from tests.data_prep.test_badm import write_workbook
+
+    def typed(text):
+        for cast in (int, float):
+            try:
+                if str(cast(text)) == text:
+                    return cast(text)
+            except ValueError:
+                pass
+        return text
+
+    def as_workbook(src, dest):
+        with open(src, newline="") as fh:
+            rows = [[typed(c) for c in row] for row in csv.reader(fh)]
+        return write_workbook(dest, {src.stem: rows})
+
+    folder = shared_data / MONTHLY
+    book = as_workbook(folder / "FluxNET_sites.csv", tmp_path / "FluxNET_sites.xlsx")
+    expected = read_site_table(folder / "FluxNET_sites.csv")
+    pd.testing.assert_frame_equal(read_site_table(book), expected)
+    pd.testing.assert_frame_equal(read_site_table(tmp_path), expected)  # a folder holding the workbook
+    info = as_workbook(folder / "FluxNET_sites_info.csv", tmp_path / "FluxNET_sites_info.xlsx")
+    pd.testing.assert_frame_equal(read_site_table(info), read_site_table(folder / "FluxNET_sites_info.csv"))
+    pd.testing.assert_frame_equal(read_site_table(tmp_path), read_site_table(folder))
+    other = write_workbook(tmp_path / "stations.xlsx", {"list": [("name", "lat"), ("x", 1.0)]})
+    with pytest.raises(InputError, match=r"stations\.xlsx: no site-table sheet.*\['list'\]"):
+        read_site_table(other)
+    lonely = tmp_path / "alone"
+    lonely.mkdir()
+    (lonely / "FluxNET_sites_info.xlsx").write_bytes(info.read_bytes())
+    with pytest.raises(InputError, match="a file inventory without coordinates"):
+        read_site_table(lonely)

