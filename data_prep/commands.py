@@ -62,7 +62,10 @@ def add_commands(subparsers) -> None:
         help="fraction of a day's sub-daily steps needed for a daily mean (default 0.75)",
     )  # fmt: skip
     g = p.add_argument_group("fluxnet options")
-    g.add_argument("--sites", help="site table (site list, inventory or folder); default: beside the files")
+    g.add_argument(
+        "--sites",
+        help="site table (FLUXNET site list or inventory, csv or xlsx, AmeriFlux BADM workbook or BASE-BADM zip, or a folder); default: BADM in the inputs, else beside the files",
+    )
     g.add_argument("--qc-min", type=float, help="drop values whose QC fraction is below this (0-1)")
     g = p.add_argument_group("ismn options")
     g.add_argument(
