@@ -64,7 +64,8 @@ def add_commands(subparsers) -> None:
     g = p.add_argument_group("fluxnet options")
     g.add_argument(
         "--sites",
-        help="site table (FLUXNET site list or inventory, csv or xlsx, AmeriFlux BADM workbook or BASE-BADM zip, or a folder); default: BADM in the inputs, else beside the files",
+        help="site table: FLUXNET site list or inventory (csv, xlsx), AmeriFlux BADM workbook or BASE-BADM "
+        "zip, or a folder; default: the BADM among the inputs, else the site list beside the files",
     )
     g.add_argument("--qc-min", type=float, help="drop values whose QC fraction is below this (0-1)")
     g = p.add_argument_group("ismn options")
