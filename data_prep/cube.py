@@ -6,10 +6,11 @@ Per canonical variable, in this order (each step recorded in the returned notes,
 product's provenance):
 
 1. **Source fields.** Every file is opened lazily and brought to dims (time, lat, lon): CDS netCDF
-   ``valid_time``/``latitude``/``longitude``, GRIB (cfgrib; ``time`` × ``step`` stacked to valid
-   times), longitudes 0…360 wrapped to −180…180, latitudes north first. Scale factors, offsets and
-   fill values are applied from the file (CF decoding). The same source variable in several files is
-   joined along time; a time step present twice is an error.
+   ``valid_time``/``latitude``/``longitude``, GRIB (cfgrib in a child process, ``data_prep.grib``;
+   ``time`` × ``step`` stacked to valid times), longitudes 0…360 wrapped to −180…180, latitudes
+   north first. Scale factors, offsets and fill values are applied from the file (CF decoding).
+   The same source variable in several files is joined along time; a time step present twice is an
+   error.
 2. **Step type from the file.** ECMWF files state ``GRIB_stepType`` (``accum``, ``instant``,
    ``avg``, ``avgua``, ``avgad``…); a rule may require one, and a variable mixing two is refused.
    CF files without it are read as instantaneous or mean values unless ``cell_methods`` says
@@ -111,19 +112,11 @@ def _open_netcdf(path: str) -> list[xr.Dataset]:
     raise InputError(f"{path}: not a readable netCDF/HDF5 file ({'; '.join(errors)})")
 
 
-def _open_grib(path: str) -> list[xr.Dataset]:
-    # The eccodes wheel loads its bundled libraries (its own PROJ and SQLite among them) into the
-    # process's global symbol scope; a pyproj imported after that resolves PROJ symbols to them and
-    # fails ("no database context") or crashes. pyproj initialised first keeps its own.
-    import pyproj
+def _open_grib(path: str, workdir: Path) -> list[xr.Dataset]:
+    from data_prep import grib
 
-    pyproj.CRS.from_epsg(4326)
-    import cfgrib
-
-    try:
-        return cfgrib.open_datasets(path, backend_kwargs={"indexpath": ""}, chunks={})
-    except Exception as exc:  # noqa: BLE001 - eccodes raises many types for a bad file
-        raise InputError(f"{path}: not a readable GRIB file ({type(exc).__name__}: {exc})") from exc
+    converted = grib.to_netcdf(path, workdir / f"grib-{Path(path).stem}")
+    return [ds for nc in converted for ds in _open_netcdf(str(nc))]
 
 
 def _open_geotiff(path: str) -> list[xr.Dataset]:
@@ -179,7 +172,9 @@ def open_file(path: str, workdir: Path) -> list[tuple[str, xr.Dataset]]:
                 archive.extract(m, target)
                 out += [(f"{path}!{m}", ds) for _, ds in open_file(str(target / m), workdir)]
         return out
-    opener = {"netcdf": _open_netcdf, "grib": _open_grib, "geotiff": _open_geotiff, "zarr": _open_zarr}[kind]
+    if kind == "grib":  # decoded in a child process (see data_prep.grib)
+        return [(path, standardise(ds, path)) for ds in _open_grib(path, workdir)]
+    opener = {"netcdf": _open_netcdf, "geotiff": _open_geotiff, "zarr": _open_zarr}[kind]
     return [(path, standardise(ds, path)) for ds in opener(path)]
 
 

@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import pyproj  # noqa: F401 - before any test module imports eccodes (see data_prep.cube._open_grib)
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]

@@ -3,12 +3,12 @@ checked against an independent read (netCDF4, h5py, eccodes) and the conversion 
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
-import eccodes
 import h5py
 import netCDF4
 import numpy as np
@@ -76,15 +76,23 @@ def test_uk_grib_hourly_to_daily_means(gridded, tmp_path):
     path = gridded / "era5_cds" / "era5-2mt-2019-03-uk.grib"
     ds, notes = read([path], "era5", tmp_path)
     assert ds.sizes == {"time": 31, "lat": 33, "lon": 49}
-    by_day: dict[str, list[np.ndarray]] = {}
-    with open(path, "rb") as fh:
-        while (h := eccodes.codes_grib_new_from_file(fh)) is not None:
-            day = str(eccodes.codes_get(h, "dataDate"))
-            vals = eccodes.codes_get_values(h).reshape(eccodes.codes_get(h, "Nj"), eccodes.codes_get(h, "Ni"))
-            by_day.setdefault(day, []).append(vals)
-            eccodes.codes_release(h)
-    assert len(by_day["20190315"]) == 24
-    expected = np.mean(by_day["20190315"], axis=0) - 273.15
+    # independent read: the GRIB messages of 2019-03-15 with the ecCodes API itself, in a child process
+    # (ecCodes is never loaded into a FluxLens process, see data_prep.grib)
+    code = (
+        "import eccodes, numpy as np, sys\n"
+        "msgs = []\n"
+        f"fh = open({str(path)!r}, 'rb')\n"
+        "while (h := eccodes.codes_grib_new_from_file(fh)) is not None:\n"
+        "    if eccodes.codes_get(h, 'dataDate') == 20190315:\n"
+        "        msgs.append(eccodes.codes_get_values(h).reshape(eccodes.codes_get(h, 'Nj'), "
+        "eccodes.codes_get(h, 'Ni')))\n"
+        "    eccodes.codes_release(h)\n"
+        "np.save(sys.stdout.buffer, np.stack(msgs))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
+    messages = np.load(io.BytesIO(proc.stdout))
+    assert messages.shape == (24, 33, 49)
+    expected = messages.mean(axis=0) - 273.15
     np.testing.assert_allclose(ds.ta.sel(time="2019-03-15").values, expected, rtol=0, atol=1e-3)
     assert "24 steps" in notes["ta"]["time_aggregation"]
 
@@ -329,6 +337,20 @@ def test_pyproj_still_works_after_a_grib_file_was_read(gridded):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "EASE-Grid 2.0" in proc.stdout
+
+
+def test_postgresql_client_survives_a_grib_read(gridded):
+    """The ecCodes wheel's OpenSSL 1.1 in the global symbol scope crashed psycopg's libpq at exit."""
+    code = (
+        "from pathlib import Path; import tempfile\n"
+        "from data_prep import cube\n"
+        f"cube.open_file({str(gridded / 'era5_cds' / 'era5-2mt-2019-03-uk.grib')!r}, "
+        "Path(tempfile.mkdtemp()))\n"
+        "import psycopg, sys; print('eccodes' in ' '.join(sys.modules))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "False"  # ecCodes stayed in the child process
 
 
 def test_regular_grid_keeps_a_source_grid_of_the_same_step():
