@@ -27,25 +27,87 @@ def _bbox(text: str) -> tuple[float, float, float, float]:
     return w, s, e, n
 
 
+def _splits(text: str) -> tuple[str, ...]:
+    out = tuple(s.strip() for s in text.split(",") if s.strip())
+    bad = [s for s in out if s not in ("random", "temporal", "spatial")]
+    if bad or not out:
+        raise argparse.ArgumentTypeError(f"bad splits {text!r}; use some of random,temporal,spatial")
+    return out
+
+
 def _progress(done: int, total: int) -> None:
     print(f"\r{done}/{total}", end="\n" if done == total else "", flush=True)
 
 
-def cmd_train(args) -> int:
-    from models import training
+def _feature_spec(text: str | None) -> tuple[str, tuple[str, ...] | None]:
+    """``--features``: ``tower``, ``gridded``, ``gridded:NAME,NAME`` or ``tower:…`` or ``NAME,NAME``
+    (tower) → (feature source, feature names or None for the source's default)."""
+    if not text:
+        return "tower", None
+    source, sep, names = text.partition(":")
+    if source.strip() in ("tower", "gridded"):
+        names = names if sep else ""
+    else:
+        source, names = "tower", text
+    listed = tuple(n.strip() for n in names.split(",") if n.strip())
+    return source.strip(), listed or None
 
+
+def _role_inputs(args) -> dict[str, str]:
+    return {
+        role: value
+        for role in ("forcing", "static", "ssm", "radiation")
+        if (value := getattr(args, role, None))
+    }
+
+
+def format_comparison(meta: dict) -> str:
+    """Gridded-feature vs tower-meteorology CV skill of a model (its targets), one line each."""
+    rows = [r for r in meta.get("cv_comparison") or [] if r["targets"] == meta["targets"]["set"]]
+    if not rows:
+        return ""
+    fs = meta["feature_source"]["feature_set"]
+    lines = [
+        f"CV on {meta['targets']['set']} targets, same rows and folds: gridded features "
+        f"({', '.join(sorted(set(fs['variables'].values())))}) vs tower meteorology"
+    ]
+    for r in rows:
+        lines.append(
+            f"    {r['split']:<9} {r['model']:<12} {r['variable']:<3} R2 gridded {r['r2_gridded']:6.3f}  "
+            f"tower {r['r2_tower']:6.3f}   RMSE gridded {r['rmse_gridded']:7.2f}  tower "
+            f"{r['rmse_tower']:7.2f} W m-2  (n {r['n']})"
+        )
+    dropped = meta["feature_source"].get("dropped_features") or {}
+    if dropped:
+        lines.append("    features left out: " + "; ".join(f"{k}: {v}" for k, v in dropped.items()))
+    return "\n".join(lines)
+
+
+def cmd_train(args) -> int:
+    from models import registry, training
+
+    source, features = _feature_spec(args.features)
+    inputs = _role_inputs(args)
     settings = training.TrainSettings(
         sites_source=args.sites_source,
         targets=args.targets,
         constrained=not args.no_constraint,
-        features=tuple(args.features.split(",")) if args.features else None,
+        features=features,
         qc_min=args.qc_min,
         n_folds=args.folds,
         num_boost_round=args.trees,
         monotone=args.monotone or {},
+        feature_source=source,
+        gridded_inputs=inputs or None,
+        feature_set=args.feature_set,
+        sites_file=args.sites,
+        splits=tuple(args.splits),
     )
     version = training.train(settings, progress=_progress)
     print(version)
+    comparison = format_comparison(registry.read_meta(version))
+    if comparison:
+        print(comparison)
     return 0
 
 
@@ -53,18 +115,17 @@ def cmd_predict(args) -> int:
     from models import predict, registry
 
     version = args.model or registry.latest_version()
-    inputs = {
-        k: v
-        for k, v in (
-            ("forcing", args.forcing),
-            ("static", args.static),
-            ("ssm", args.ssm),
-            ("radiation", args.radiation),
-        )
-        if v
-    }
+    inputs = _role_inputs(args)
     name = predict.predict_region(
-        version, args.bbox, args.start, args.end, product_name=args.name, inputs=inputs, progress=_progress
+        version,
+        args.bbox,
+        args.start,
+        args.end,
+        product_name=args.name,
+        inputs=inputs,
+        feature_set=args.feature_set,
+        allow_mismatch=args.allow_mismatch,
+        progress=_progress,
     )
     print(name)
     return 0
@@ -76,7 +137,8 @@ def format_versions(versions: list[dict]) -> str:
     for v in versions:
         lines.append(
             f"{v['version']}  {'constrained' if v['constrained'] else 'direct'}  targets={v['targets']}  "
-            f"rows={v['n_rows']}  source={v['source']}  synthetic={v['synthetic']}"
+            f"rows={v['n_rows']}  source={v['source']}  features={v.get('feature_source') or 'tower'}  "
+            f"step={v.get('time_step')}  synthetic={v['synthetic']}"
         )
         for r in v["cv"]:
             if r["targets"] != v["targets"]:
@@ -121,7 +183,37 @@ def add_commands(subparsers) -> None:
         default="corrected",
         help="LE_CORR/H_CORR (default) or LE_F_MDS/H_F_MDS",
     )
-    p.add_argument("--features", help="comma-separated feature names (default: per source)")
+    p.add_argument(
+        "--features",
+        help="feature source and/or names: 'tower' (default: the towers' meteorology), 'gridded' (every "
+        "feature from the products below at the tower pixels and time steps; targets stay the towers' "
+        "LE/H), 'gridded:ta,sw_in,…', or comma-separated names (tower)",
+    )
+    p.add_argument(
+        "--forcing", help="gridded: forcing product(s), comma-separated (the first gives the grid)"
+    )
+    p.add_argument("--static", help="gridded: static product(s) with elevation / igbp")
+    p.add_argument("--ssm", help="gridded: soil-moisture product(s)")
+    p.add_argument(
+        "--radiation",
+        help="gridded: product with rn and g (prediction closes on rn - g; compared with towers)",
+    )
+    p.add_argument(
+        "--feature-set",
+        help="gridded: YAML naming the product of each variable (grid, forcing, static, ssm, radiation, "
+        "variables)",
+    )
+    p.add_argument(
+        "--sites",
+        help="site list restricting (and locating) the sites: a FLUXNET site table, a CSV with site_id "
+        "[,lat,lon,igbp] or one site id per line",
+    )
+    p.add_argument(
+        "--splits",
+        type=_splits,
+        default=("random", "temporal", "spatial"),
+        help="CV splits, comma-separated (default random,temporal,spatial)",
+    )
     p.add_argument("--qc-min", type=float, default=0.5, help="minimum QC fraction of LE, H, NETRAD, G")
     p.add_argument("--folds", type=int, default=5, help="folds per split (default 5)")
     p.add_argument("--trees", type=int, default=400, help="boosting rounds (default 400)")
@@ -134,10 +226,28 @@ def add_commands(subparsers) -> None:
     p.add_argument("--start", required=True, help="first day (YYYY-MM-DD)")
     p.add_argument("--end", required=True, help="last day (YYYY-MM-DD)")
     p.add_argument("--name", help="product name (default derived from model and request)")
-    p.add_argument("--forcing", help="forcing product (default forcing_demo)")
-    p.add_argument("--static", help="static product (default static_demo)")
-    p.add_argument("--ssm", help="soil-moisture product (default ssm_global_demo)")
+    p.add_argument(
+        "--forcing",
+        help="forcing product(s), comma-separated: each variable from the first that has it, the first "
+        "gives the grid (default: the model's own; tower models forcing_demo)",
+    )
+    p.add_argument("--static", help="static product(s) (default: the model's own; tower models static_demo)")
+    p.add_argument(
+        "--ssm", help="soil-moisture product(s) (default: the model's own; tower models ssm_global_demo)"
+    )
     p.add_argument("--radiation", help="product with rn and g for A = rn - g (default: the A model)")
+    p.add_argument(
+        "--feature-set",
+        help="YAML naming the product of each variable (grid, forcing/static/ssm/radiation, variables); "
+        "role options override its roles; variables from other products are put on the grid product's "
+        "pixels by nearest source cell",
+    )
+    p.add_argument(
+        "--allow-mismatch",
+        action="store_true",
+        help="predict although the model's time step or gridded products differ from the inputs' (the "
+        "reason goes into the provenance)",
+    )
     p.set_defaults(func=cmd_predict)
 
     p = subparsers.add_parser("models", help="list trained emulator versions with their CV scores")

@@ -165,3 +165,24 @@ def a_model_scores(oof: pd.DataFrame) -> pd.DataFrame:
         for split, g in one.groupby("split", sort=False)
     ]
     return pd.DataFrame(rows)
+
+
+def compare_feature_sources(gridded: pd.DataFrame, tower: pd.DataFrame) -> pd.DataFrame:
+    """Gridded-feature and tower-meteorology CV scores side by side (same rows and folds): one row per
+    split, model, target set and variable with ``r2``, ``rmse``, ``bias`` of each (suffixes
+    ``_gridded``, ``_tower``) and ``n``."""
+    keys = ["split", "model", "targets", "variable"]
+    cols = ["r2", "rmse", "bias"]
+    both = gridded[keys + cols + ["n"]].merge(
+        tower[keys + cols], on=keys, how="left", suffixes=("_gridded", "_tower")
+    )
+    return both[keys + [f"{c}_{s}" for c in cols for s in ("gridded", "tower")] + ["n"]]
+
+
+def a_agreement(table: pd.DataFrame) -> dict[str, float]:
+    """R², RMSE and bias (W m-2) of a radiation product's rn − g (``a_gridded``) against the towers'
+    Rn − G (``a``) on the training rows."""
+    return {
+        k: float(v)
+        for k, v in _scores(table["a"].to_numpy(float), table["a_gridded"].to_numpy(float)).items()
+    }

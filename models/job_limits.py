@@ -191,21 +191,18 @@ def _validate_retrain(request: dict) -> dict:
 
 
 def prediction_domain(version: str) -> dict:
-    """Where and when a model version can predict with ``models.predict``'s default inputs: the
-    intersection of the bounding boxes (outer edges) and time ranges of the products it reads
-    (``bbox``, ``start``, ``end``) and the forcing product, whose grid the prediction uses
-    (``grid``: its ProductInfo). InputError for an unknown version."""
+    """Where and when a model version can predict with its own inputs (a gridded model: the products
+    it was trained on; a tower model: ``models.predict``'s default inputs): the intersection of the
+    bounding boxes (outer edges) and time ranges of the products it reads (``bbox``, ``start``,
+    ``end``), the grid product the prediction uses (``grid``: its ProductInfo) and why those inputs
+    do not match the model (``mismatches``, e.g. another time step; empty if they do, else a
+    re-prediction is refused). InputError for an unknown version."""
     from catalog import api
-    from models import features as F
     from models import predict, registry
 
     meta = registry.read_meta(version)
-    roles = {"forcing"}  # derived and climatology features come from coordinates and the forcing
-    for feature in meta["features"]:
-        spec = F.spec(feature["name"])
-        if spec.cube_role and spec.source in ("station", "cube") and spec.name != "a":
-            roles.add(spec.cube_role)
-    infos = [api.product_info(predict.DEFAULT_INPUTS[role]) for role in sorted(roles)]
+    fs = predict.resolve_inputs(meta)  # the model's own products (tower models: the default inputs)
+    infos = [api.product_info(p) for p in fs.products()]
     timed = [i for i in infos if i.n_time > 1]
     return {
         "bbox": (
@@ -216,7 +213,8 @@ def prediction_domain(version: str) -> dict:
         ),
         "start": max(_date(i.time_start, "start", i.name) for i in timed),
         "end": min(_date(i.time_end, "end", i.name) for i in timed),
-        "grid": api.product_info(predict.DEFAULT_INPUTS["forcing"]),
+        "grid": api.product_info(fs.grid),
+        "mismatches": predict.input_mismatches(meta, fs),
     }
 
 
@@ -239,6 +237,10 @@ def _validate_repredict(request: dict, limits: JobLimits) -> dict:
     if not version:
         raise InputError(f"{where}: choose a model version")
     domain = prediction_domain(str(version))  # InputError naming the known versions
+    if domain["mismatches"]:  # the worker would refuse it: say so now
+        raise InputError(
+            f"{where}: model {version} does not match its inputs: {'; '.join(domain['mismatches'])}"
+        )
     w, s, e, n = _bbox(request.get("bbox"), where)
     dw, ds, de, dn = domain["bbox"]
     tol = 1e-9

@@ -2,7 +2,9 @@
 
 The feature cubes are read lazily through :mod:`catalog.api` (forcing: ``sw_in, lw_in, ta, vpd,
 precip, ws, lai, ndvi``; static: ``elevation, igbp``; soil moisture: ``ssm``; optionally a radiation
-product with ``rn`` and ``g``), aligned on the forcing grid, and predicted block by block (Dask reads
+product with ``rn`` and ``g``; or any product per variable, see :func:`resolve_inputs`), put on the
+forcing product's grid by nearest source cell (:func:`models.features.open_cubes`; training on
+gridded features samples the towers with the same functions), and predicted block by block (Dask reads
 one block at a time, so memory is bounded by the block size) with the compiled models
 (:mod:`models.compiled`). Blocks are written into a temporary Zarr store in the data directory, which
 is then handed to :func:`catalog.store.write_product` (pyramid, atomic registration) and removed.
@@ -74,156 +76,151 @@ def _check_request(bbox, start, end) -> tuple[tuple[float, float, float, float],
     return (w, s, e, n), t0, t1
 
 
-def _covers(info: api.ProductInfo, bbox, t0, t1, role: str) -> None:
+def _covers(info: api.ProductInfo, bbox, t0, t1, role: str, *, whole_period: bool = True) -> None:
     w, s, e, n = bbox
     pw, ps, pe, pn = info.bbox
     if w < pw or e > pe or s < ps or n > pn:
         raise InputError(
             f"bbox {bbox} is outside the {role} product {info.name!r} (bbox W,S,E,N = {info.bbox})"
         )
-    if info.n_time > 1 and (t0 < pd.Timestamp(info.time_start) or t1 > pd.Timestamp(info.time_end)):
-        raise InputError(
-            f"period {t0.date()} .. {t1.date()} is outside the {role} product {info.name!r} "
-            f"({info.time_start} .. {info.time_end})"
+    if info.n_time > 1:
+        p0, p1 = pd.Timestamp(info.time_start), pd.Timestamp(info.time_end)
+        outside = (
+            (t0 < p0 or t1 > p1)
+            if whole_period
+            else (t1 < p0 - pd.Timedelta(days=31) or t0 > p1 + pd.Timedelta(days=31))
         )
+        if outside:
+            raise InputError(
+                f"period {t0.date()} .. {t1.date()} is outside the {role} product {info.name!r} "
+                f"({info.time_start} .. {info.time_end})"
+            )
 
 
-def lacks_error(role: str, product: str, have, missing: list[str], products=None) -> InputError:
-    """InputError: ``product`` (the ``role`` input) lacks ``missing``; names the products that have them.
+lacks_error = F.lacks_error  # the model needs X from a product that lacks it (names the ones that have it)
 
-    ``products``: the catalog's :class:`ProductInfo` list (default: :func:`catalog.api.list_products`).
+
+def model_feature_source(meta: dict) -> dict:
+    """The model's feature source: ``{"kind": "tower", ...}`` (tower meteorology; also versions
+    trained before feature sources were recorded) or ``{"kind": "gridded", "feature_set": ...}``."""
+    return meta.get("feature_source") or {"kind": "tower"}
+
+
+def resolve_inputs(meta: dict, inputs: dict | None = None, feature_set=None) -> F.FeatureSet:
+    """The products that give each cube variable the model needs (see :class:`models.features.FeatureSet`).
+
+    Precedence: ``feature_set`` (a YAML path or the dict of :func:`models.features.read_feature_set_file`)
+    ``variables``; then the products given per role (``inputs``: role → product, comma-separated
+    products or a list, each variable from the first that has it; ``None`` for a role: none); then the
+    feature set's roles; then the model's own: a gridded model the products it was trained on, a
+    tower model :data:`DEFAULT_INPUTS`. The grid is the feature set's ``grid``, else the first forcing
+    product (a gridded model: its training grid unless another forcing is given).
     """
-    products = api.list_products() if products is None else products
-    needed = ", ".join(F.cube_variable_text(v) for v in missing)
-    have = sorted(have)
-    both = [p.name for p in products if p.name != product and set(missing) <= set(p.variables)]
-    if both:
-        hint = f"products that have {'them' if len(missing) > 1 else 'it'}: {', '.join(both)} (--{role})"
+    features = [f["name"] for f in meta["features"]]
+    source = model_feature_source(meta)
+    if feature_set is None:
+        spec = {"grid": None, "roles": {}, "variables": {}}
+    elif isinstance(feature_set, dict):
+        spec = {"grid": feature_set.get("grid"), "roles": feature_set.get("roles") or {},
+                "variables": feature_set.get("variables") or {}}  # fmt: skip
     else:
-        per_var = []
-        for v in missing:
-            names = [q.name for q in products if v in q.variables]
-            per_var.append(f"{v} in {', '.join(names) or 'no product'}")
-        hint = f"no single product has {'them all' if len(missing) > 1 else 'it'} ({'; '.join(per_var)})"
-        hint += "; ingest one and pass it with --" + role
-    return InputError(
-        f"the model needs {needed} from the {role} product, but {product!r} has only "
-        f"{', '.join(have) or 'no variables'}; {hint}"
+        spec = F.read_feature_set_file(feature_set)
+    roles = {**{r: F.product_list(v) for r, v in spec["roles"].items()}}
+    roles.update({r: F.product_list(v) for r, v in (inputs or {}).items()})
+    variables = dict(spec["variables"])
+    grid = spec["grid"]
+    if source["kind"] == "gridded":
+        trained = F.FeatureSet.from_dict(source["feature_set"])
+        for v, product in trained.variables.items():
+            if v not in variables and trained.roles.get(v, "forcing") not in roles:
+                variables[v] = product
+        if grid is None and "forcing" not in roles:
+            grid = trained.grid
+        if "radiation" not in roles and source.get("radiation"):
+            roles["radiation"] = [source["radiation"]]
+    else:
+        for role, product in DEFAULT_INPUTS.items():
+            roles.setdefault(role, F.product_list(product))
+    radiation = bool(roles.get("radiation")) or "rn" in variables
+    needs = F.cube_variables(features, radiation=radiation)
+    fs, _ = F.resolve_feature_set(
+        needs, roles, variables=variables, climatology=F.climatology_variables(features), grid=grid
+    )
+    return fs
+
+
+def input_mismatches(meta: dict, fs: F.FeatureSet) -> list[str]:
+    """Why the inputs do not match what the model was trained on: another time step than the grid
+    product's, or (gridded models) other products for its variables or another grid. Empty if none."""
+    problems = []
+    trained_step = meta["training_data"].get("time_step")
+    applied = api.product_info(fs.grid).time_step
+    if trained_step and applied and trained_step != applied:
+        problems.append(
+            f"the model was trained on {trained_step} data but the grid product {fs.grid!r} is {applied}: "
+            f"fluxes respond non-linearly to their drivers, so {applied} predictions from a {trained_step} "
+            "model carry a scale error the cross-validation does not measure"
+        )
+    source = model_feature_source(meta)
+    if source["kind"] == "gridded":
+        trained = F.FeatureSet.from_dict(source["feature_set"])
+        other = [
+            f"{v} from {fs.variables.get(v)!r} (trained: {p!r})"
+            for v, p in trained.variables.items()
+            if fs.variables.get(v) != p and v not in F.RADIATION_VARIABLES  # A: any radiation product
+        ]
+        if trained.grid != fs.grid:
+            other.insert(0, f"the grid of {fs.grid!r} (trained: {trained.grid!r})")
+        if other:
+            problems.append(
+                "the model was trained on gridded features of "
+                f"{', '.join(trained.products())} and learnt their biases, but these inputs take "
+                + ", ".join(other)
+            )
+    return problems
+
+
+def feature_source_note(meta: dict, fs: F.FeatureSet) -> str | None:
+    """A note for a tower-meteorology model applied to gridded inputs (what every tower model does)."""
+    if model_feature_source(meta)["kind"] != "tower":
+        return None
+    return (
+        "model trained on tower meteorology, applied to the gridded products "
+        f"{', '.join(fs.products())}: its cross-validated skill is measured with tower inputs; the "
+        "products' own biases are not in it (train with --features gridded to measure that)"
     )
 
 
-def _roles(features: list[str]) -> dict[str, list[str]]:
-    """Cube variables needed per role (``a`` handled separately)."""
-    out: dict[str, list[str]] = {}
-    for name in features:
-        spec = F.spec(name)
-        if name == "a" or spec.source in ("derived", "climatology"):
-            continue
-        out.setdefault(spec.cube_role, []).append(spec.cube_variable)
-    return out
-
-
-def _on_grid(ds: xr.Dataset, grid: xr.Dataset) -> xr.Dataset:
-    """``ds`` on the lat/lon (and time) of ``grid``: nearest pixel within half a cell, else NaN."""
-    res_lat = abs(float(grid.lat[1] - grid.lat[0])) if grid.sizes["lat"] > 1 else 1.0
-    res_lon = abs(float(grid.lon[1] - grid.lon[0])) if grid.sizes["lon"] > 1 else 1.0
-    ds = ds.reindex(lat=grid.lat, method="nearest", tolerance=res_lat / 2)
-    ds = ds.reindex(lon=grid.lon, method="nearest", tolerance=res_lon / 2)
-    if "time" in ds.dims:
-        if ds.sizes["time"] == 1:
-            ds = ds.isel(time=0, drop=True)
-        else:
-            ds = ds.reindex(time=grid.time)
-    return ds
-
-
-def open_inputs(meta: dict, bbox, t0, t1, inputs: dict) -> tuple[xr.Dataset, dict]:
-    """Lazy dataset of every cube variable the model needs on the forcing grid, and the products used."""
+def open_inputs(meta: dict, bbox, t0, t1, fs: F.FeatureSet) -> tuple[xr.Dataset, dict]:
+    """Lazy dataset of every cube variable the model needs on the grid product's pixels in ``bbox``
+    (see :func:`models.features.open_cubes`), and the products used per role."""
     features = [f["name"] for f in meta["features"]]
-    roles = _roles(features)
-    roles.setdefault("forcing", [])
-    used = {}
-    w, s, e, n = bbox
-    fname = inputs.get("forcing")
-    if not fname:
-        raise InputError("no forcing product given for the prediction")
-    finfo = api.product_info(fname)
-    _covers(finfo, bbox, t0, t1, "forcing")
-    forcing = api.open_product(fname).sel(lat=slice(n, s), lon=slice(w, e), time=slice(t0, t1))
-    missing = [v for v in roles["forcing"] if v not in forcing.data_vars]
-    if missing:
-        raise lacks_error("forcing", fname, forcing.data_vars, missing)
-    if not all(forcing.sizes[d] for d in ("time", "lat", "lon")):
-        raise InputError(f"bbox {bbox} and period {t0.date()} .. {t1.date()} hold no pixel of {fname!r}")
-    used["forcing"] = fname
-    parts = [forcing[roles["forcing"]]] if roles["forcing"] else []
-    wanted = dict(roles)
-    if inputs.get("radiation"):
-        wanted["radiation"] = ["rn", "g"]
-    for role, variables in wanted.items():
-        if role == "forcing":
-            continue
-        name = inputs.get(role)
-        if not name:
-            raise InputError(f"the model needs {variables} from a {role!r} product; none given")
-        info = api.product_info(name)
-        _covers(info, bbox, t0, t1, role)
-        ds = api.open_product(name)
-        missing = [v for v in variables if v not in ds.data_vars]
-        if missing:
-            raise lacks_error(role, name, ds.data_vars, missing)
-        parts.append(_on_grid(ds[variables], forcing))
-        used[role] = name
-    grid = xr.merge(parts, compat="override", join="override") if parts else forcing[[]]
-    grid = grid.assign_coords(time=forcing.time, lat=forcing.lat, lon=forcing.lon)
-    clim = [f for f in features if F.spec(f).source == "climatology"]
-    if clim:
-        grid = grid.assign(record_climatology(fname, bbox, clim))
+    grid_info = api.product_info(fs.grid)
+    _covers(grid_info, bbox, t0, t1, "forcing")
+    for product in fs.products():
+        if product != fs.grid:
+            role = next((fs.roles[v] for v in fs.variables if fs.variables[v] == product and v in fs.roles),
+                        "forcing")  # fmt: skip
+            _covers(api.product_info(product), bbox, t0, t1, role, whole_period=False)
+    grid = F.open_cubes(fs, features, bbox, t0, t1)
+    used = fs.role_products()
+    used.setdefault("forcing", fs.grid)
     return grid, used
 
 
-def record_climatology(forcing: str, bbox, names: list[str]) -> dict[str, xr.DataArray]:
-    """Climatology features on the bbox's pixels: means over the forcing product's whole record."""
-    w, s, e, n = bbox
-    ds = api.open_product(forcing).sel(lat=slice(n, s), lon=slice(w, e))
-    variables = sorted({F.CLIMATOLOGY[c] for c in F.CLIMATOLOGY if c in names or "dryness" in names})
-    missing = [v for v in variables if v not in ds.data_vars]
-    if missing:
-        raise lacks_error("forcing", forcing, ds.data_vars, missing)
-    means = dask.compute(*[ds[v].mean("time").data for v in variables])
-    by_var = {
-        v: xr.DataArray(
-            np.asarray(m, dtype=np.float64), dims=("lat", "lon"), coords={"lat": ds.lat, "lon": ds.lon}
-        )
-        for v, m in zip(variables, means, strict=True)
-    }
-    out = {c: by_var[v] for c, v in F.CLIMATOLOGY.items() if c in names}
-    if "dryness" in names:
-        out["dryness"] = F.dryness(by_var["sw_in"], by_var["precip"])
-    return out
+def feature_rows(version: str, bbox, start, end, *, inputs=None, feature_set=None) -> pd.DataFrame:
+    """The feature rows prediction builds for ``bbox`` and [start, end] (``time, lat, lon`` and the
+    model's features; ``a`` = rn − g of a radiation product, else NaN: the A model fills it), from
+    :func:`models.features.cube_rows`, the function training on gridded features uses too."""
+    meta = registry.read_meta(version)
+    bbox, t0, t1 = _check_request(bbox, start, end)
+    fs = resolve_inputs(meta, inputs, feature_set)
+    grid, _ = open_inputs(meta, bbox, t0, t1, fs)
+    features = [f["name"] for f in meta["features"]]
+    return F.cube_rows(grid, features, api.product_info(fs.grid).time_step)
 
 
-def _block_matrix(block: dict[str, np.ndarray], features: list[str], times, lats, time_step: str):
-    """Feature matrix (rows = time × lat × lon, C order) from one block of cube arrays."""
-    nt, ny, nx = len(times), len(lats), next(iter(block.values())).shape[-1]
-    x = np.empty((nt, ny, nx, len(features)))
-    tt = pd.DatetimeIndex(times)
-    for i, name in enumerate(features):
-        spec = F.spec(name)
-        if name == "lat":
-            col = lats[None, :, None]
-        elif name == "month":
-            col = tt.month.to_numpy(dtype=float)[:, None, None]
-        elif name == "sw_in_pot":
-            if time_step == "month":
-                pot = np.stack([F.sw_in_pot(lats, [t] * len(lats), time_step="month") for t in tt])
-            else:
-                pot = F.daily_sw_in_pot(lats[None, :], tt.day_of_year.to_numpy()[:, None])
-            col = pot[:, :, None]
-        else:
-            col = block[name if name == "a" or spec.source == "climatology" else spec.cube_variable]
-        x[..., i] = col  # broadcast in the assignment: one pass, no temporary
-    return x.reshape(nt * ny * nx, len(features))
+_block_matrix = F.block_matrix  # rows of one prediction block (kept for bench/bench_predict.py)
 
 
 def default_block(grid: xr.Dataset) -> tuple[int, int, int]:
@@ -253,38 +250,55 @@ def predict_region(
     progress: Callable[[int, int], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
     inputs: dict | None = None,
+    feature_set=None,
+    allow_mismatch: bool = False,
     block: tuple[int, int, int] | None = None,
     n_jobs: int = 2,
 ) -> str:
     """Predict LE, H, EF over ``bbox`` (W, S, E, N) and [start, end]; returns the product name.
 
-    ``inputs``: products per role (``forcing``, ``static``, ``ssm``, ``radiation``), default
-    :data:`DEFAULT_INPUTS` (no radiation product: A from the emulator's A model). Unknown version,
-    bbox/period outside the inputs, or too large a request → :class:`InputError` before any work;
-    ``should_cancel()`` true between blocks → :class:`Cancelled`, nothing registered. ``block``:
-    (time, lat, lon) size of a prediction block; default :func:`default_block`.
+    ``inputs``: products per role (``forcing``, ``static``, ``ssm``, ``radiation``; comma-separated
+    or a list: each variable from the first that has it) and ``feature_set`` (a feature-set YAML or
+    its dict: product per variable), resolved by :func:`resolve_inputs`; default the model's own
+    (a gridded model: the products it was trained on; a tower model: :data:`DEFAULT_INPUTS`; no
+    radiation product: A from the emulator's A model). Every variable is put on the grid product's
+    pixels by nearest source cell (:data:`models.features.REGRIDDING`). A model trained on another
+    time step than the grid product's, or (gridded) on other products, is refused with the reason
+    (:func:`input_mismatches`) unless ``allow_mismatch``; then the reason goes into the provenance.
+    Unknown version, bbox/period outside the inputs, or too large a request → :class:`InputError`
+    before any work; ``should_cancel()`` true between blocks → :class:`Cancelled`, nothing
+    registered. ``block``: (time, lat, lon) size of a prediction block; default :func:`default_block`.
     """
     meta = registry.read_meta(version)
     bbox, t0, t1 = _check_request(bbox, start, end)
-    inputs = {**DEFAULT_INPUTS, **(inputs or {})}
-    grid, used = open_inputs(meta, bbox, t0, t1, inputs)
+    fs = resolve_inputs(meta, inputs, feature_set)
+    problems = input_mismatches(meta, fs)
+    if problems and not allow_mismatch:
+        raise InputError(
+            f"model {version} does not match these inputs: {'; '.join(problems)}. Predict with the "
+            "products and time step it was trained on, or pass --allow-mismatch to predict anyway"
+        )
     features = [f["name"] for f in meta["features"]]
     a_features = list(meta["a_features"])
     constrained = bool(meta["constrained"])
+    w, s, e, n = bbox
+    extent = api.open_product(fs.grid).sel(lat=slice(n, s), lon=slice(w, e), time=slice(t0, t1))
+    size = extent.sizes["time"] * extent.sizes["lat"] * extent.sizes["lon"]
+    if size > MAX_PIXEL_DAYS:
+        raise InputError(f"request of {size:,} pixel-days exceeds the limit of {MAX_PIXEL_DAYS:,}")
+    grid, used = open_inputs(meta, bbox, t0, t1, fs)
     nt, ny, nx = grid.sizes["time"], grid.sizes["lat"], grid.sizes["lon"]
-    if nt * ny * nx > MAX_PIXEL_DAYS:
-        raise InputError(f"request of {nt * ny * nx:,} pixel-days exceeds the limit of {MAX_PIXEL_DAYS:,}")
-    time_step = api.product_info(used["forcing"]).time_step
+    time_step = api.product_info(fs.grid).time_step
     name = product_name or _request_name(version, bbox, t0, t1, used)
     if not store.NAME_RE.match(name):
         raise InputError(f"bad product name {name!r}: use lower-case letters, digits, _ and -")
     if any(p.name == name for p in api.list_products()):
         raise InputError(f"product {name!r} already exists; choose another --name")
     synthetic = bool(meta["training_data"].get("synthetic")) or any(
-        api.product_info(p).synthetic for p in used.values()
+        api.product_info(p).synthetic for p in fs.products()
     )
     # every variable whose absence makes a pixel unpredictable (ssm may be missing)
-    required = [v for role, vs in _roles(features).items() if role != "ssm" for v in vs]
+    required = [F.spec(f).cube_variable for f in F.required_features(features)]
 
     bt, by, bx = block or default_block(grid)
     block = (bt, by, bx)
@@ -355,9 +369,16 @@ def predict_region(
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "training_data_fingerprint": meta["training_data"]["fingerprint_sha256"],
         }
+        provenance["feature_set"] = fs.to_dict()
+        provenance["model_feature_source"] = model_feature_source(meta)["kind"]
         note = time_step_note(meta["training_data"].get("time_step"), time_step)
         if note:
             provenance["time_step_note"] = note
+        if problems:
+            provenance["mismatch_allowed"] = problems
+        source_note = feature_source_note(meta, fs)
+        if source_note:
+            provenance["feature_source_note"] = source_note
         store.write_product(
             result,
             name,
@@ -405,12 +426,12 @@ def _predict_block(
     out = {v: np.full(nt * ny * nx, np.nan, dtype=np.float32) for v in OUTPUT_ATTRS}
     if flat.any():
         if a is None:
-            xa = _valid_rows(_block_matrix(full, a_features, times, lats, time_step), flat)
+            xa = _valid_rows(F.block_matrix(full, a_features, times, lats, time_step), flat)
             a_flat = compiled.predict(version, "a", xa, n_jobs=n_jobs)
         else:
             a_flat = a.reshape(-1)[flat]
         full["a"] = np.zeros(shape)
-        x = _valid_rows(_block_matrix(full, features, times, lats, time_step), flat)
+        x = _valid_rows(F.block_matrix(full, features, times, lats, time_step), flat)
         if "a" in features:
             x[:, features.index("a")] = a_flat
         if constrained:

@@ -108,7 +108,8 @@ def read_table(version: str, name: str) -> pd.DataFrame:
 
 
 def list_versions() -> list[dict]:
-    """Versions, newest first: ``version, created, constrained, targets, source, n_rows, cv`` (meta)."""
+    """Versions, newest first: ``version, created, constrained, targets, source, n_rows, synthetic,
+    time_step, feature_source`` (text), ``cv`` and ``cv_comparison`` (gridded models) from meta."""
     root = models_dir()
     if not root.is_dir():
         return []
@@ -126,10 +127,21 @@ def list_versions() -> list[dict]:
                 "source": meta.get("training_data", {}).get("source"),
                 "n_rows": meta.get("training_data", {}).get("n_rows"),
                 "synthetic": meta.get("training_data", {}).get("synthetic"),
+                "time_step": meta.get("training_data", {}).get("time_step"),
+                "feature_source": feature_source_text(meta),
                 "cv": meta.get("cv_summary", []),
+                "cv_comparison": meta.get("cv_comparison", []),
             }
         )
     return sorted(out, key=lambda v: v["version"], reverse=True)
+
+
+def feature_source_text(meta: dict) -> str:
+    """``tower`` or ``gridded(<products>)``: where a version's features came from."""
+    source = meta.get("feature_source") or {"kind": "tower"}
+    if source.get("kind") != "gridded":
+        return "tower"
+    return f"gridded({','.join(sorted(set(source['feature_set']['variables'].values())))})"
 
 
 def latest_version() -> str:

@@ -1,10 +1,18 @@
-"""Train a model version: training table → three-split CV → final fit → SHAP cache → registry."""
+"""Train a model version: training table → three-split CV → final fit → SHAP cache → registry.
+
+Feature sources: ``tower`` (default: the towers' own meteorology, plus cube-only features sampled at
+the tower pixels for the demo set) or ``gridded`` (every feature from catalog cubes at the tower
+pixels and time steps, :func:`models.training_table.build_gridded`; targets stay the towers' LE/H).
+A gridded model is cross-validated twice on the same rows and folds: with its gridded features and
+with tower meteorology, so the two skills stand side by side in ``meta.json`` (``cv_comparison``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pandas as pd
 
@@ -14,6 +22,7 @@ from models import features as F
 from models import training_table as T
 from models.emulator import A_MIN, DEFAULT_PARAMS, DEFAULT_ROUNDS, TARGET_COLUMNS, fit_emulator
 
+FEATURE_SOURCES = ("tower", "gridded")
 EF_OBJECTIVE = (
     "LightGBM cross_entropy on EF = LE/(LE+H) clipped to [0,1]; predictions sigmoid(raw) in (0,1); "
     "rows with A or LE+H below a_min excluded; rows weighted by A"
@@ -22,7 +31,10 @@ EF_OBJECTIVE = (
 
 @dataclass
 class TrainSettings:
-    """What to train on and how. ``features=None``: FLUXNET set for files, demo set for networks."""
+    """What to train on and how. ``features=None``: per source (:func:`models.training_table.
+    default_features`; gridded: every feature the products give). ``feature_source``: "tower" or
+    "gridded"; ``gridded_inputs``: role → product(s) and ``feature_set``: a feature-set YAML (gridded
+    only); ``sites_file``: a site list restricting (and locating) the sites."""
 
     sites_source: str = "fluxnet2015_monthly"
     targets: str = "corrected"  # "corrected" (LE_CORR/H_CORR) or "raw" (LE_F_MDS/H_F_MDS)
@@ -37,6 +49,10 @@ class TrainSettings:
     a_min: float = A_MIN
     shap_sample: int = explain.SAMPLE_SIZE
     splits: tuple[str, ...] = evaluation.SPLITS
+    feature_source: str = "tower"
+    gridded_inputs: dict | None = None
+    feature_set: str | None = None
+    sites_file: str | None = None
 
 
 def _check(settings: TrainSettings) -> None:
@@ -45,6 +61,17 @@ def _check(settings: TrainSettings) -> None:
     for name in settings.features or ():
         if name not in F.FEATURES:
             raise InputError(f"unknown feature {name!r}; declared features: {sorted(F.FEATURES)}")
+    if settings.feature_source not in FEATURE_SOURCES:
+        raise InputError(f"feature source must be one of {FEATURE_SOURCES}, not {settings.feature_source!r}")
+    if settings.feature_source == "tower" and (settings.gridded_inputs or settings.feature_set):
+        given = sorted(k for k, v in (settings.gridded_inputs or {}).items() if v)
+        raise InputError(
+            f"products given ({', '.join(given) or 'feature set'}) but the features are the towers'; "
+            "train with --features gridded to sample them from the products"
+        )
+    bad = [s for s in settings.splits if s not in evaluation.SPLITS]
+    if bad or not settings.splits:
+        raise InputError(f"splits must be among {evaluation.SPLITS}, not {list(settings.splits)}")
 
 
 def cv_summary(scores: pd.DataFrame) -> list[dict]:
@@ -67,6 +94,29 @@ def cv_summary(scores: pd.DataFrame) -> list[dict]:
     ]
 
 
+def _tables(settings: TrainSettings):
+    """(table, features, tower table or None, tower features) for the settings' source."""
+    if settings.feature_source == "gridded":
+        table, tower = T.build_gridded(
+            settings.sites_source,
+            inputs=settings.gridded_inputs,
+            feature_set=settings.feature_set,
+            features=list(settings.features) if settings.features else None,
+            qc_min=settings.qc_min,
+            sites_file=settings.sites_file,
+        )
+        return table, list(table.attrs["features"]), tower, list(tower.attrs["features"])
+    features = list(settings.features or T.default_features(settings.sites_source))
+    table = T.build(
+        settings.sites_source,
+        features=features,
+        cube_products=settings.cube_products,
+        qc_min=settings.qc_min,
+        sites_file=settings.sites_file,
+    )
+    return table, features, None, None
+
+
 def train(
     settings: TrainSettings,
     *,
@@ -75,19 +125,12 @@ def train(
 ) -> str:
     """Train, cross-validate, explain and register a model; returns the new version.
 
-    ``table``: a ready training table (skips reading ``settings.sites_source``).
+    ``table``: a ready training table (skips reading ``settings.sites_source``; tower features).
     """
     _check(settings)
+    tower_table = tower_features = None
     if table is None:
-        kind, _ = T.resolve_source(settings.sites_source)
-        default = F.FLUXNET_FEATURES if kind == "folder" else F.DEMO_FEATURES
-        features = list(settings.features or default)
-        table = T.build(
-            settings.sites_source,
-            features=features,
-            cube_products=settings.cube_products,
-            qc_min=settings.qc_min,
-        )
+        table, features, tower_table, tower_features = _tables(settings)
     else:
         features = list(settings.features or F.FLUXNET_FEATURES)
     le_col, h_col = TARGET_COLUMNS[settings.targets]
@@ -101,11 +144,15 @@ def train(
         raise InputError(f"{table.attrs.get('source')}: the training table lacks features {missing}")
 
     n_cv = len(settings.splits) * settings.n_folds
-    total = n_cv + 2
+    n_runs = 2 if tower_table is not None else 1
+    total = n_runs * n_cv + 2
 
-    def cv_progress(done, _total):
-        if progress:
-            progress(done, total)
+    def cv_progress(offset):
+        def report(done, _total):
+            if progress:
+                progress(offset + done, total)
+
+        return report
 
     fit_kwargs = dict(
         params=settings.params,
@@ -120,17 +167,30 @@ def train(
         splits=settings.splits,
         n_folds=settings.n_folds,
         fit_kwargs=fit_kwargs,
-        progress=cv_progress,
+        progress=cv_progress(0),
     )
     scores = evaluation.score_table(oof, table)
     scores_igbp = evaluation.score_table(oof, table, by_igbp=True)
     a_scores = evaluation.a_model_scores(oof)
+    tower_scores = None
+    if tower_table is not None:
+        tower_monotone = {k: v for k, v in (settings.monotone or {}).items() if k in tower_features}
+        tower_oof = evaluation.out_of_fold_predictions(
+            tower_table,
+            tower_features,
+            targets=settings.targets,
+            splits=settings.splits,
+            n_folds=settings.n_folds,
+            fit_kwargs={**fit_kwargs, "monotone": tower_monotone or None},
+            progress=cv_progress(n_cv),
+        )
+        tower_scores = evaluation.score_table(tower_oof, tower_table)
 
     emulator = fit_emulator(
         table, features, targets=settings.targets, constrained=settings.constrained, **fit_kwargs
     )
     if progress:
-        progress(n_cv + 1, total)
+        progress(n_runs * n_cv + 1, total)
     shap_tables = explain.compute(emulator, table, n=settings.shap_sample)
 
     fp = T.fingerprint(table)
@@ -143,12 +203,17 @@ def train(
             if c in table.columns
         }
     )
+    feature_source = table.attrs.get("feature_source") or {
+        "kind": "tower",
+        "cube_products": table.attrs.get("cube_products"),
+    }
     meta = {
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "constrained": settings.constrained,
         "primary_model": "constrained" if settings.constrained else "direct",
         "features": [F.spec(f).to_dict() for f in features],
         "a_features": F.available_energy_features(features),
+        "feature_source": feature_source,
         "targets": {
             "set": settings.targets,
             "le": le_col,
@@ -166,7 +231,7 @@ def train(
         "params": {**DEFAULT_PARAMS, **settings.params},
         "num_boost_round": settings.num_boost_round,
         "monotone": settings.monotone,
-        "settings": {k: v for k, v in asdict(settings).items()},
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(settings).items()},
         "training_data": {
             "source": table.attrs.get("source", settings.sites_source),
             "fingerprint_sha256": fp,
@@ -191,6 +256,19 @@ def train(
         "libraries": registry.library_versions(),
     }
     tables = {"cv_scores": scores, "cv_scores_igbp": scores_igbp, "cv_predictions": oof_out, **shap_tables}
+    if tower_scores is not None:
+        meta["cv_tower_meteorology"] = {
+            "features": tower_features,
+            "from_towers": [f for f in tower_features if f not in tower_table.attrs["gridded_in_both"]],
+            "gridded_in_both": list(tower_table.attrs["gridded_in_both"]),
+            "rows": "the same rows, sites, times and folds as the gridded model",
+            "cv_summary": cv_summary(tower_scores),
+        }
+        comparison = evaluation.compare_feature_sources(scores, tower_scores)
+        meta["cv_comparison"] = comparison.to_dict("records")
+        if "a_gridded" in table.columns:
+            meta["feature_source"]["radiation_a_vs_tower"] = evaluation.a_agreement(table)
+        tables["cv_scores_tower"] = tower_scores
     registry.save(emulator, meta, tables, version=version)
     if progress:
         progress(total, total)

@@ -16,6 +16,16 @@ that passed the QC filter), and the energy terms (W m-2): ``rn`` (NETRAD),
 
 Rows kept: LE, H, NETRAD and G all finite and their QC (fraction of good data) ≥ ``qc_min`` where the
 source gives a QC. Meteorological features may be NaN (LightGBM routes missing values).
+
+The time step (day or month) is the source's: a folder's file resolution, a network's ingest
+resolution (``provenance.options.resolution`` of its catalog entry) or, where none is recorded, the
+median spacing of all its sites' time stamps — never a single site's.
+
+Gridded features (:func:`build_gridded`): the same tower rows (targets, A, QC filter) with the
+features sampled from catalog cubes at each tower's pixel and time step instead of the tower
+meteorology (:func:`models.features.tower_cubes` → :func:`models.features.cube_rows`, the functions
+regional prediction uses), and beside it the tower-meteorology table of the same rows for a
+side-by-side cross-validation.
 """
 
 from __future__ import annotations
@@ -49,15 +59,47 @@ _ENERGY_COLUMNS = {
 }
 
 
+STEP_OF_RESOLUTION = {"MM": "month", "DD": "day"}  # FLUXNET resolution codes the emulator trains on
+
+
+def _spacing_step(time_lists) -> str | None:
+    """ "month" or "day" from the median spacing of the time stamps of every series pooled (None: no
+    series has two distinct stamps)."""
+    diffs = [np.diff(pd.DatetimeIndex(pd.Series(t).dropna().sort_values().unique()).asi8) for t in time_lists]
+    diffs = [d for d in diffs if len(d)]
+    if not diffs:
+        return None
+    return "month" if np.median(np.concatenate(diffs)) >= 27 * 86400e9 else "day"
+
+
 def _time_step(times: pd.Series) -> str:
-    t = pd.DatetimeIndex(times.dropna().sort_values().unique())
-    if len(t) < 2:
-        return "day"
-    return "month" if np.median(np.diff(t.asi8)) >= 27 * 86400e9 else "day"
+    return _spacing_step([times]) or "day"
+
+
+def network_time_step(network: str, observations=None) -> str:
+    """The time step of a station network: its ingest resolution (``MM`` → month, ``DD`` → day) from
+    the catalog, else the median spacing of all sites' time stamps (``observations``: the sites'
+    tables, read when not given). InputError for resolutions the emulator does not train on."""
+    info = api.network_info(network)
+    resolution = ((info.get("provenance") or {}).get("options") or {}).get("resolution")
+    if resolution:
+        step = STEP_OF_RESOLUTION.get(str(resolution).upper())
+        if step is None:
+            raise InputError(
+                f"network {network!r} holds {resolution} tower data; the emulator trains on daily (DD) or "
+                "monthly (MM) data: ingest those files"
+            )
+        return step
+    if observations is None:
+        observations = [api.site_observations(network, sid) for sid in api.sites(network)["site_id"]]
+    return _spacing_step([o["time"] for o in observations if len(o)]) or "day"
 
 
 def station_rows(obs: pd.DataFrame, site: pd.Series, *, qc_min: float = QC_MIN, time_step: str | None = None):
-    """Training rows of one site from its canonical station table and its site-table row."""
+    """Training rows of one site from its canonical station table and its site-table row.
+
+    ``time_step``: the source's (a network's or a folder's); only a table used alone may leave it
+    out (then the spacing of this site's rows decides, which fails for a site with one row)."""
     obs = obs.copy()
     keep = np.ones(len(obs), dtype=bool)
     for name in ENERGY_QC:
@@ -94,27 +136,139 @@ def station_rows(obs: pd.DataFrame, site: pd.Series, *, qc_min: float = QC_MIN, 
     return out.reset_index(drop=True)
 
 
-def from_fluxnet_folder(folder, *, qc_min: float = QC_MIN) -> pd.DataFrame:
-    """Training table from a folder of FLUXNET files and its site list."""
+def read_sites_file(path) -> pd.DataFrame:
+    """A site list for ``--sites``: a FLUXNET site table or file inventory
+    (:func:`data_prep.fluxnet.read_site_table`: ``SITE_ID, LOCATION_LAT, LOCATION_LONG[, IGBP]``), a
+    CSV with a ``site_id`` column (optional ``lat``, ``lon``, ``igbp``), or plain text with one site
+    id per line (``#`` starts a comment). Returns ``site_id`` and, where given, ``lat, lon, igbp``."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such site list")
+    lines = path.read_text(errors="replace").splitlines()
+    header = [c.strip() for c in (lines[0] if lines else "").split(",")]
+    if {"SITE_ID", "LOCATION_LAT", "LOCATION_LONG"} <= set(header) or "filename" in header:
+        table = read_site_table(path)
+    elif "site_id" in [c.lower() for c in header]:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+        table.columns = [c.strip().lower() for c in table.columns]
+        for col in ("lat", "lon"):
+            if col in table:
+                table[col] = pd.to_numeric(table[col].replace("", np.nan), errors="coerce")
+    else:
+        ids = [ln.split("#", 1)[0].strip() for ln in lines]
+        table = pd.DataFrame({"site_id": [i for i in ids if i]})
+    table["site_id"] = table["site_id"].astype(str).str.strip()
+    if table.empty:
+        raise InputError(f"{path}: the site list names no site")
+    dup = table.loc[table["site_id"].duplicated(), "site_id"].tolist()
+    if dup:
+        raise InputError(f"{path}: sites listed twice: {dup[:10]}")
+    return table[[c for c in ("site_id", "name", "lat", "lon", "igbp") if c in table.columns]]
+
+
+def _apply_site_list(sites: pd.DataFrame, sites_file, where: str) -> pd.DataFrame:
+    """``sites`` restricted to those listed in ``sites_file``; coordinates and IGBP classes the list
+    gives replace the source's (the list locates the sites). InputError for listed sites that the
+    source lacks or that nothing locates."""
+    listed = read_sites_file(sites_file)
+    known = set(sites["site_id"].astype(str)) if len(sites) else set()
+    unknown = [s for s in listed["site_id"] if s not in known]
+    has_coords = {"lat", "lon"} <= set(listed.columns)
+    if unknown and not has_coords:
+        raise InputError(f"{sites_file}: sites {unknown[:10]} are not in {where}")
+    base = sites.set_index(sites["site_id"].astype(str)) if len(sites) else pd.DataFrame()
+    out = []
+    for _, row in listed.iterrows():
+        sid = row["site_id"]
+        site = (
+            base.loc[sid].copy()
+            if sid in base.index
+            else pd.Series({"site_id": sid, "name": sid, "igbp": ""})
+        )
+        for col in ("lat", "lon", "igbp", "name"):
+            value = row.get(col)
+            if value is not None and not (isinstance(value, float) and np.isnan(value)) and value != "":
+                site[col] = value
+        if not (np.isfinite(float(site.get("lat", np.nan))) and np.isfinite(float(site.get("lon", np.nan)))):
+            raise InputError(
+                f"{sites_file}: site {sid} has no coordinates (neither in the list nor in {where})"
+            )
+        out.append(site)
+    table = pd.DataFrame(out).reset_index(drop=True)
+    table["igbp_code"] = F.igbp_code(table["igbp"].fillna("")) if "igbp" in table else np.nan
+    return table
+
+
+def _folder_pairs(folder, *, qc_min: float, sites_file=None):
+    """(site row, training rows) per tower file of a FLUXNET folder, the time step, the source label."""
     folder = Path(folder)
     files = sorted(folder.glob(FLUXNET_FILE_GLOB))
     if not files:
         raise InputError(f"{folder}: no FLUXNET files ({FLUXNET_FILE_GLOB})")
-    sites = read_site_table(folder).set_index("site_id", drop=False)
-    parts, steps = [], set()
+    if sites_file is None:
+        sites = read_site_table(folder)
+    else:
+        try:
+            base = read_site_table(folder)
+        except InputError:  # no site table in the folder: the list must locate every site
+            base = pd.DataFrame()
+        sites = _apply_site_list(base, sites_file, str(folder))
+        by_site = {p.name.split("_")[1]: p for p in files}
+        lacking = [s for s in sites["site_id"] if s not in by_site]
+        if lacking:
+            raise InputError(f"{sites_file}: sites {lacking[:10]} have no FLUXNET file in {folder}")
+        files = [by_site[s] for s in sites["site_id"]]
+    sites = sites.set_index("site_id", drop=False)
+    pairs, steps = [], set()
     for path in files:
         obs = read_fluxnet(path)
         sid = str(obs["site_id"].iloc[0]) if len(obs) else None
         if sid not in sites.index:
             raise InputError(f"{path}: site {sid} is not in the site list of {folder}")
-        step = "month" if obs.attrs.get("resolution") == "MM" else "day"
+        resolution = obs.attrs.get("resolution")
+        step = STEP_OF_RESOLUTION.get(str(resolution).upper())
+        if step is None:
+            raise InputError(
+                f"{path}: {resolution} data; the emulator trains on daily (DD) or monthly (MM) files"
+            )
         steps.add(step)
-        rows = station_rows(obs, sites.loc[sid], qc_min=qc_min, time_step=step)
-        if len(rows):
-            parts.append(rows)
+        pairs.append((sites.loc[sid], obs))
     if len(steps) > 1:
         raise InputError(f"{folder}: files of several time steps {sorted(steps)}; train on one")
-    return _finish(parts, source=str(folder), time_step=steps.pop(), synthetic=False)
+    step = steps.pop()
+    rows = [(site, station_rows(obs, site, qc_min=qc_min, time_step=step)) for site, obs in pairs]
+    return rows, step, str(folder), False
+
+
+def _network_pairs(network: str, *, qc_min: float, sites_file=None):
+    """(site row, training rows) per site of a catalog network, the network's time step, the label."""
+    sites = api.sites(network)
+    if "igbp_code" not in sites:
+        sites["igbp_code"] = F.igbp_code(sites["igbp"].fillna("")) if "igbp" in sites else np.nan
+    if sites_file is not None:
+        sites = _apply_site_list(sites, sites_file, f"network {network!r}")
+    observations = [api.site_observations(network, site["site_id"]) for _, site in sites.iterrows()]
+    step = network_time_step(network, observations)
+    rows = [
+        (site, station_rows(obs, site, qc_min=qc_min, time_step=step))
+        for (_, site), obs in zip(sites.iterrows(), observations, strict=True)
+        if not obs.empty
+    ]
+    info = api.network_info(network)
+    return rows, step, f"network:{network}", bool(info.get("synthetic", False))
+
+
+def _pairs(source: str, *, qc_min: float, sites_file=None):
+    kind, where = resolve_source(source)
+    if kind == "folder":
+        return _folder_pairs(where, qc_min=qc_min, sites_file=sites_file)
+    return _network_pairs(where, qc_min=qc_min, sites_file=sites_file)
+
+
+def from_fluxnet_folder(folder, *, qc_min: float = QC_MIN, sites_file=None) -> pd.DataFrame:
+    """Training table from a folder of FLUXNET files and its site list (or ``sites_file``)."""
+    pairs, step, label, synthetic = _folder_pairs(folder, qc_min=qc_min, sites_file=sites_file)
+    return _finish([r for _, r in pairs if len(r)], source=label, time_step=step, synthetic=synthetic)
 
 
 def _cube_features(site: pd.Series, features, cube_products: dict[str, str]) -> tuple[pd.DataFrame, dict]:
@@ -123,8 +277,10 @@ def _cube_features(site: pd.Series, features, cube_products: dict[str, str]) -> 
     wanted: dict[str, list[str]] = {}
     for name in features:
         feat = F.spec(name)
-        if feat.source == "cube" or (name == "igbp" and not np.isfinite(site.get("igbp_code", np.nan))):
+        if feat.source == "cube":
             wanted.setdefault(feat.cube_role, []).append(name)
+        elif name == "igbp" and not np.isfinite(site.get("igbp_code", np.nan)) and "static" in cube_products:
+            wanted.setdefault(feat.cube_role, []).append(name)  # a site without a class: the product's
     for role, names in wanted.items():
         product = cube_products.get(role)
         if product is None:
@@ -148,19 +304,17 @@ def from_network(
     features=F.DEMO_FEATURES,
     cube_products: dict[str, str] | None = None,
     qc_min: float = QC_MIN,
+    sites_file=None,
 ) -> pd.DataFrame:
-    """Training table from a catalog station network, cube-only features sampled at tower pixels."""
-    cube_products = dict(DEMO_CUBE_PRODUCTS if cube_products is None else cube_products)
-    sites = api.sites(network)
-    if "igbp_code" not in sites:
-        sites["igbp_code"] = F.igbp_code(sites["igbp"].fillna("")) if "igbp" in sites else np.nan
-    parts, steps = [], set()
-    for _, site in sites.iterrows():
-        obs = api.site_observations(network, site["site_id"])
-        if obs.empty:
-            continue
-        rows = station_rows(obs, site, qc_min=qc_min)
-        steps.add(rows.attrs["time_step"])
+    """Training table from a catalog station network, cube-only features sampled at tower pixels.
+
+    The time step is the network's (:func:`network_time_step`), the same for every site."""
+    uses_cubes = any(F.spec(f).source == "cube" for f in features)
+    if cube_products is None:
+        cube_products = dict(DEMO_CUBE_PRODUCTS) if uses_cubes else {}
+    pairs, step, label, synthetic = _network_pairs(network, qc_min=qc_min, sites_file=sites_file)
+    parts = []
+    for site, rows in pairs:
         cube, static = _cube_features(site, features, cube_products)
         if len(cube.columns):
             rows = rows.merge(cube, left_on="time", right_index=True, how="left")
@@ -168,16 +322,8 @@ def from_network(
             rows[name] = value
         if len(rows):
             parts.append(rows)
-    if len(steps) > 1:
-        raise InputError(f"network {network!r} mixes time steps {sorted(steps)}")
-    info = api.network_info(network)
-    table = _finish(
-        parts,
-        source=f"network:{network}",
-        time_step=steps.pop() if steps else "day",
-        synthetic=bool(info.get("synthetic", False)),
-    )
-    table.attrs["cube_products"] = cube_products
+    table = _finish(parts, source=label, time_step=step, synthetic=synthetic)
+    table.attrs["cube_products"] = dict(cube_products) or None
     return table
 
 
@@ -205,14 +351,197 @@ def resolve_source(source: str) -> tuple[str, str]:
     )
 
 
-def build(source: str, *, features=None, cube_products=None, qc_min: float = QC_MIN) -> pd.DataFrame:
-    """Training table for ``source`` (see :func:`resolve_source`)."""
+def default_features(source: str) -> tuple[str, ...]:
+    """The tower-mode feature set of a source: the demo set (tower meteorology + the demo world's
+    vegetation, soil-moisture and elevation cubes) for a synthetic network where the demo cubes
+    exist, else tower meteorology and coordinates only (a real network is never given the demo
+    world's synthetic cubes)."""
+    kind, where = resolve_source(source)
+    if kind == "network" and api.network_info(where).get("synthetic"):
+        have = {p.name for p in api.list_products()}
+        if set(DEMO_CUBE_PRODUCTS.values()) <= have:
+            return F.DEMO_FEATURES
+    return F.FLUXNET_FEATURES
+
+
+def build(
+    source: str, *, features=None, cube_products=None, qc_min: float = QC_MIN, sites_file=None
+) -> pd.DataFrame:
+    """Training table for ``source`` (see :func:`resolve_source`), tower meteorology as features."""
     kind, where = resolve_source(source)
     if kind == "folder":
-        return from_fluxnet_folder(where, qc_min=qc_min)
+        return from_fluxnet_folder(where, qc_min=qc_min, sites_file=sites_file)
     return from_network(
-        where, features=features or F.DEMO_FEATURES, cube_products=cube_products, qc_min=qc_min
+        where,
+        features=features or default_features(source),
+        cube_products=cube_products,
+        qc_min=qc_min,
+        sites_file=sites_file,
     )
+
+
+_ROW_COLUMNS = (
+    "site_id",
+    "time",
+    "year",
+    "igbp_name",
+    "le_raw",
+    "h_raw",
+    "le_corr",
+    "h_corr",
+    "rn",
+    "g",
+    "a",
+)
+
+
+def _available(feature: str, fs: F.FeatureSet) -> str | None:
+    """Why a gridded feature cannot be built from ``fs`` (None: it can)."""
+    spec = F.spec(feature)
+    if feature == "a" or spec.source == "derived":
+        return None
+    if spec.source == "climatology":
+        need = F.climatology_variables([feature])
+    else:
+        need = [spec.cube_variable]
+    lacking = [v for v in need if v not in fs.variables]
+    if lacking:
+        return f"no product given has {', '.join(lacking)} (role {spec.cube_role or 'forcing'})"
+    return None
+
+
+def build_gridded(
+    source: str,
+    *,
+    inputs: dict | None = None,
+    feature_set=None,
+    features=None,
+    qc_min: float = QC_MIN,
+    sites_file=None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Training tables with gridded features: ``(gridded, tower)`` with the same rows in the same order.
+
+    ``inputs``: role → product(s) (``forcing``, ``static``, ``ssm``, ``radiation``), ``feature_set``:
+    a feature-set YAML (see :func:`models.features.read_feature_set_file`). Every tower is sampled at
+    the pixel of the grid product nearest to it and at its own time steps with
+    :func:`models.features.tower_cubes` and :func:`models.features.cube_rows`, the functions regional
+    prediction uses. The gridded table's ``lat``/``lon`` are the pixel centre (the towers' own in
+    ``site_lat``/``site_lon``), ``igbp`` the product's class where a static product gives it (the
+    site's in ``site_igbp``); ``a`` (closure and A-model target) stays the tower's Rn − G, and a
+    radiation product's rn − g goes to ``a_gridded``. ``features`` None: every feature of
+    :data:`models.features.GRIDDED_FEATURES` the products give and that has a value at some tower
+    (the others are listed in ``attrs["feature_source"]["dropped_features"]``); explicit features
+    must all be given. Rows where a required gridded input (all but ssm) is missing are left out of
+    both tables. The tower table has the same features from the towers (meteorology, Rn − G, the
+    site's IGBP class and latitude, record means over the kept rows) for the side-by-side
+    cross-validation; features no tower measures (lai, ndvi, ssm, elevation) carry the same gridded
+    values in both (``attrs["gridded_in_both"]``).
+    """
+    pairs, step, label, synthetic = _pairs(source, qc_min=qc_min, sites_file=sites_file)
+    spec = (
+        F.read_feature_set_file(feature_set) if feature_set else {"grid": None, "roles": {}, "variables": {}}
+    )
+    roles = {**spec["roles"], **{r: F.product_list(v) for r, v in (inputs or {}).items() if v}}
+    radiation = F.product_list(roles.get("radiation"))
+    explicit = features is not None
+    candidates = list(features) if explicit else list(F.GRIDDED_FEATURES)
+    for f in candidates:
+        F.spec(f)
+    fs, _ = F.resolve_feature_set(
+        F.cube_variables(candidates, radiation=bool(radiation)),
+        roles,
+        variables=spec["variables"],
+        climatology=F.climatology_variables(candidates),
+        grid=spec["grid"],
+        strict=explicit,
+    )
+    dropped = {f: why for f in candidates if (why := _available(f, fs))}
+    feats = [f for f in candidates if f not in dropped]
+    grid_step = api.product_info(fs.grid).time_step
+    if grid_step != step:
+        raise InputError(
+            f"{label} holds {step} tower data but the grid product {fs.grid!r} is {grid_step}: the gridded "
+            f"features must be on the towers' time step (give a {step} forcing product)"
+        )
+    grid_parts, tower_parts, skipped = [], [], {}
+    for site, rows in pairs:
+        if rows.empty:
+            continue
+        try:
+            cubes = F.tower_cubes(fs, feats, float(site["lon"]), float(site["lat"]), rows["time"].to_numpy())
+        except InputError as exc:
+            skipped[str(site["site_id"])] = str(exc)
+            continue
+        cells = F.cube_rows(cubes, feats, step)
+        out = rows[list(_ROW_COLUMNS)].copy()
+        out["site_lat"], out["site_lon"], out["site_igbp"] = rows["lat"], rows["lon"], rows["igbp"]
+        out["lat"], out["lon"] = float(cubes.attrs["pixel_lat"]), float(cubes.attrs["pixel_lon"])
+        out["pixel_distance_km"] = float(cubes.attrs["distance_km"])
+        for f in feats:
+            if f not in ("a", "lat"):
+                out[f] = cells[f].to_numpy()
+        if radiation:
+            out["a_gridded"] = cells["a"].to_numpy()
+        if "igbp" not in feats:
+            out["igbp"] = rows["igbp"]
+        grid_parts.append(out)
+        tower_parts.append(rows)
+    if not grid_parts:
+        raise InputError(
+            f"{label}: no tower lies in the grid product {fs.grid!r} ({'; '.join(skipped.values())})"
+        )
+    table = pd.concat(grid_parts, ignore_index=True)
+    tower = pd.concat(tower_parts, ignore_index=True)
+    for f in [f for f in feats if f not in ("a", "lat", "month", "sw_in_pot")]:
+        if not np.isfinite(table[f].to_numpy(dtype=float)).any():
+            var = F.spec(f).cube_variable or F.CLIMATOLOGY.get(f, "sw_in")
+            product = fs.variables.get(var, fs.grid)
+            why = f"missing at every tower row in {product!r}"
+            if explicit:
+                raise InputError(f"feature {f} is {why}; leave it out (--features) or give another product")
+            dropped[f] = why
+            feats.remove(f)
+    required = F.required_features(feats)
+    keep = (
+        np.isfinite(table[required].to_numpy(dtype=float)).all(axis=1)
+        if required
+        else np.ones(len(table), bool)
+    )
+    if not keep.any():
+        raise InputError(f"{label}: no tower row has every required gridded input ({', '.join(required)})")
+    n_missing = int((~keep).sum())
+    table = table.loc[keep].reset_index(drop=True)
+    tower = F.add_climatology(tower.loc[keep].reset_index(drop=True))
+    cube_only = [f for f in feats if F.spec(f).source == "cube"]
+    for f in cube_only:  # not measured at towers: the same gridded values in both tables
+        tower[f] = table[f].to_numpy()
+    fs = fs.restricted(feats, radiation=bool(radiation))
+    synthetic = synthetic or any(api.product_info(p).synthetic for p in fs.products())
+    feature_source = {
+        "kind": "gridded",
+        "feature_set": fs.to_dict(),
+        "radiation": radiation[0] if radiation else None,
+        "dropped_features": dropped,
+        "sites_outside_grid": skipped,
+        "rows_without_inputs": n_missing,
+        "pixel": "the grid product's pixel nearest to each tower (catalog.api.point_series)",
+    }
+    table.attrs.update(
+        source=f"{label} (gridded features)",
+        time_step=step,
+        synthetic=synthetic,
+        features=feats,
+        feature_source=feature_source,
+        cube_products=None,
+    )
+    tower.attrs.update(
+        source=label,
+        time_step=step,
+        synthetic=synthetic,
+        features=feats,
+        gridded_in_both=cube_only,
+    )
+    return table, tower
 
 
 def _finish(parts: list[pd.DataFrame], *, source: str, time_step: str, synthetic: bool) -> pd.DataFrame:

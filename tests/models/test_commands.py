@@ -1,3 +1,5 @@
+import pytest
+
 from fluxlens.cli import main
 from models import training
 from tests.models.emulator_tables import synthetic_table
@@ -35,3 +37,21 @@ def test_predict_command_rejects_unknown_model(data_dir, capsys):
 def test_train_command_rejects_unknown_source(data_dir, capsys):
     assert main(["train", "--sites-source", "nowhere"]) == 2
     assert "nowhere" in capsys.readouterr().err
+
+
+def test_feature_spec_parsing():
+    from models.commands import _feature_spec
+
+    assert _feature_spec(None) == ("tower", None)
+    assert _feature_spec("gridded") == ("gridded", None)
+    assert _feature_spec("tower") == ("tower", None)
+    assert _feature_spec("gridded:ta,ws") == ("gridded", ("ta", "ws"))
+    assert _feature_spec("ta, vpd") == ("tower", ("ta", "vpd"))
+
+
+def test_train_command_refuses_products_for_tower_features_and_bad_splits(data_dir, capsys):
+    assert main(["train", "--forcing", "era5", "--sites-source", "nowhere"]) == 2
+    assert "train with --features gridded" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--splits", "random,bogus"])
+    assert "bad splits 'random,bogus'" in capsys.readouterr().err

@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from catalog.errors import InputError
 from models import features as F
 
 
@@ -48,3 +49,70 @@ def test_feature_declarations_complete():
             assert spec.cube_role and spec.cube_variable
     assert F.categorical_indices(list(F.FLUXNET_FEATURES)) == [F.FLUXNET_FEATURES.index("igbp")]
     assert "a" not in F.available_energy_features(F.FLUXNET_FEATURES)
+
+
+def test_nearest_index_within_half_a_source_cell():
+    src = np.array([0.0, 0.25, 0.5])
+    got = F.nearest_index(src, [0.1, 0.13, 0.62, 0.75, -0.125, 0.5], 0.125)
+    assert got.tolist() == [0, 1, 2, -1, 0, 2]  # 0.75 is outside; -0.125 lies on the edge: inside
+    lat = np.array([60.0, 59.75, 59.5])  # descending, as products store lat
+    assert F.nearest_index(lat, [59.8, 59.3, 59.4], 0.125).tolist() == [1, -1, 2]
+
+
+def test_time_index_static_daily_monthly_and_sparse():
+    days = pd.date_range("2020-01-01", "2020-01-05", freq="D")
+    assert F.time_index(["2020-01-01"], days, "day") is None  # one step: applies to every time
+    assert F.time_index(days, ["2020-01-03", "2020-01-09"], "day").tolist() == [2, -1]
+    months = pd.date_range("2020-01-01", "2020-03-01", freq="MS")
+    assert F.time_index(months, ["2020-01-31", "2020-02-01", "2020-04-02"], "month").tolist() == [0, 1, -1]
+    dekads = pd.to_datetime(["2020-01-10", "2020-01-20", "2020-01-31"])
+    assert F.time_index(dekads, ["2020-01-01", "2020-01-12", "2020-01-26"], "day").tolist() == [-1, 0, 2]
+
+
+def test_record_mean_same_bits_for_one_pixel_or_many():
+    rng = np.random.default_rng(1)
+    values = rng.normal(300, 20, (367, 3, 4)).astype(np.float32)
+    values[5, 1, 2] = np.nan
+    values[:, 0, 0] = np.nan
+    many = F.record_mean(values)
+    assert np.isnan(many[0, 0])
+    for i, j in [(1, 2), (2, 3), (0, 1)]:
+        assert F.record_mean(values[:, i, j][:, None])[0] == many[i, j]
+    assert many[1, 2] == pytest.approx(np.nanmean(values[:, 1, 2].astype(float)), rel=1e-12)
+
+
+def test_feature_set_file(tmp_path):
+    path = tmp_path / "fs.yaml"
+    path.write_text("grid: era5\nforcing: era5, era5_land\nstatic: [dem, lc]\nvariables:\n  lai: c3s_lai\n")
+    assert F.read_feature_set_file(path) == {
+        "grid": "era5",
+        "roles": {"forcing": ["era5", "era5_land"], "static": ["dem", "lc"]},
+        "variables": {"lai": "c3s_lai"},
+    }
+    for text, match in (
+        ("- era5\n", "a YAML mapping"),
+        ("forcings: era5\n", r"unknown keys \['forcings'\]"),
+        ("variables:\n  lai: [a, b]\n", "maps canonical variable names to product names"),
+        ("variables:\n  t2m: era5\n", r"unknown variables \['t2m'\]"),
+        ("forcing: [era5\n", "not a readable feature-set YAML"),
+    ):
+        path.write_text(text)
+        with pytest.raises(InputError, match=match):
+            F.read_feature_set_file(path)
+    with pytest.raises(InputError, match="no such feature-set file"):
+        F.read_feature_set_file(tmp_path / "none.yaml")
+
+
+def test_feature_set_restricted_and_required_features():
+    fs = F.FeatureSet(
+        grid="era5",
+        variables={"ta": "era5", "precip": "era5", "lai": "c3s", "igbp": "lc", "ssm": "gldas"},
+        roles={"ta": "forcing", "precip": "forcing", "lai": "forcing", "igbp": "static", "ssm": "ssm"},
+        climatology=("precip",),
+    )
+    small = fs.restricted(["ta", "igbp", "precip_clim"])
+    assert small.variables == {"ta": "era5", "precip": "era5", "igbp": "lc"}
+    assert small.roles == {"ta": "forcing", "igbp": "static"} and small.climatology == ("precip",)
+    assert fs.role_products() == {"forcing": "era5,c3s", "static": "lc", "ssm": "gldas"}
+    assert F.required_features(["ta", "a", "ssm", "igbp", "lat", "dryness"]) == ["ta", "igbp"]
+    assert F.FeatureSet.from_dict(fs.to_dict()) == fs

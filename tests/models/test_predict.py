@@ -1,4 +1,5 @@
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 
@@ -202,3 +203,30 @@ def test_lacks_error_when_no_single_product_has_every_variable():
         "product, but 'met_a' has only sw_in, ta; no single product has them all (vpd in met_b; "
         "ws in no product); ingest one and pass it with --forcing"
     )
+
+
+def test_tower_model_predicts_from_cubes_with_a_note_and_product_lists(world):
+    from catalog import api
+
+    d, version = world
+    meta = registry.read_meta(version)
+    assert meta["feature_source"]["kind"] == "tower" and meta["training_data"]["time_step"] == "day"
+    assert meta["feature_source"]["cube_products"] == {
+        "forcing": "forcing_demo", "static": "static_demo", "ssm": "ssm_global_demo"
+    }  # fmt: skip
+    name = predict.predict_region(version, BBOX, "2018-06-01", "2018-06-01", product_name="emu-note")
+    prov = api.product_info(name).provenance
+    assert prov["model_feature_source"] == "tower" and "mismatch_allowed" not in prov
+    assert prov["feature_source_note"].startswith(
+        "model trained on tower meteorology, applied to the gridded"
+    )
+    assert prov["feature_set"]["variables"]["ssm"] == "ssm_global_demo"
+    # a list per role: each variable from the first product that has it (here the grid is fluxes_demo's)
+    rows = predict.feature_rows(version, BBOX, "2018-06-01", "2018-06-02")
+    listed = predict.feature_rows(
+        version, BBOX, "2018-06-01", "2018-06-02", inputs={"forcing": "fluxes_demo,forcing_demo"}
+    )
+    pd.testing.assert_frame_equal(rows, listed)
+    fs = predict.resolve_inputs(meta, {"forcing": "fluxes_demo,forcing_demo"})
+    assert fs.grid == "fluxes_demo" and fs.variables["ta"] == "forcing_demo"
+    assert predict.input_mismatches(meta, fs) == []

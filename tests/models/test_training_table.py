@@ -90,3 +90,105 @@ def test_demo_network_with_cube_features(demo_world, tmp_path, monkeypatch):
         assert f in table.columns
     assert np.isfinite(table[["lai", "ndvi"]]).all().all()
     assert isinstance(table["time"].iloc[0], pd.Timestamp)
+
+
+def test_monthly_network_takes_its_time_step_from_the_ingest(shared_data, data_dir, tmp_path):
+    """A site with fewer than 2 rows after QC (AR-Vir has none) no longer makes the network 'mixed'."""
+    from fluxlens import cli
+
+    folder = shared_data / "fluxnet2015_monthly"
+    files = [str(next(folder.glob(f"FLX_{s}_*.csv"))) for s in ("AR-Vir", "AT-Neu", "BE-Vie", "CH-Cha")]
+    assert cli.main(["ingest", "fluxnet", *files, "--name", "mm"]) == 0
+    pairs, step, _, _ = T._network_pairs("mm", qc_min=T.QC_MIN)
+    assert step == "month" and min(len(rows) for _, rows in pairs) < 2
+    table = T.build("mm")
+    assert table.attrs["time_step"] == "month" and table.attrs["synthetic"] is False
+    assert set(table["site_id"]) == {s["site_id"] for s, rows in pairs if len(rows)} >= {"AT-Neu", "BE-Vie"}
+    # a real network gets tower meteorology only, never the demo world's synthetic cubes
+    assert T.default_features("mm") == F.FLUXNET_FEATURES and "lai" not in table.columns
+    neu = table[(table["site_id"] == "AT-Neu") & (table["time"] == "2002-07-01")].iloc[0]
+    assert neu["sw_in_pot"] == pytest.approx(
+        F.sw_in_pot([47.11667], ["2002-07-01"], time_step="month")[0], 1e-3
+    )
+
+    listed = tmp_path / "two.txt"
+    listed.write_text("# two sites\nAT-Neu\nBE-Vie  # deciduous\n")
+    two = T.build("mm", sites_file=listed)
+    assert set(two["site_id"]) == {"AT-Neu", "BE-Vie"}
+    assert cli.main(["train", "--sites-source", "mm", "--sites", str(listed), "--trees", "5", "--folds", "2",
+                     "--splits", "random,spatial"]) == 0  # fmt: skip
+    from models import registry
+
+    meta = registry.read_meta(registry.latest_version())
+    assert meta["training_data"]["time_step"] == "month" and meta["training_data"]["n_sites"] == 2
+    assert meta["feature_source"] == {"kind": "tower", "cube_products": None}
+    assert {r["split"] for r in meta["cv_summary"]} == {"random", "spatial"}
+    listed.write_text("AT-Neu\nXX-Nope\n")
+    with pytest.raises(InputError, match=r"sites \['XX-Nope'\] are not in network 'mm'"):
+        T.build("mm", sites_file=listed)
+
+
+def test_network_without_a_recorded_resolution_uses_all_sites_spacing(shared_data, data_dir):
+    from catalog import store
+    from data_prep.fluxnet import read_fluxnet, read_site_table
+
+    folder = shared_data / "fluxnet2015_monthly"
+    neu = read_fluxnet(next(folder.glob("FLX_AT-Neu_*.csv")))
+    vie = read_fluxnet(next(folder.glob("FLX_BE-Vie_*.csv")))
+    vie = vie[vie["LE"].notna() & vie["G"].notna() & vie["NETRAD"].notna()].iloc[:1]  # one row
+    sites = read_site_table(folder)
+    sites = sites[sites["site_id"].isin(["AT-Neu", "BE-Vie"])]
+    obs = pd.concat([neu, vie], ignore_index=True)
+    store.write_stations("nores", sites, obs, provenance={"test": "no resolution"}, synthetic=False)
+    assert T.network_time_step("nores") == "month"
+    assert T.build("nores").attrs["time_step"] == "month"
+
+
+def test_sites_file_locates_sites_of_a_folder(shared_data, tmp_path):
+    folder = shared_data / "fluxnet2015_monthly"
+    listed = tmp_path / "sites.csv"
+    listed.write_text("site_id,lat,lon,igbp\nAT-Neu,47.2,11.3,GRA\nBE-Vie,,,\n")
+    table = T.from_fluxnet_folder(folder, sites_file=listed)
+    assert set(table["site_id"]) == {"AT-Neu", "BE-Vie"}
+    neu = table[table["site_id"] == "AT-Neu"]
+    assert (neu["lat"] == 47.2).all() and (neu["lon"] == 11.3).all()  # the list's coordinates
+    vie = table[table["site_id"] == "BE-Vie"]
+    assert vie["lat"].iloc[0] == pytest.approx(50.30493, abs=1e-4)  # the folder's site list
+    listed.write_text("site_id\nAT-Neu\nZZ-Top\n")
+    with pytest.raises(InputError, match=r"sites \['ZZ-Top'\]"):
+        T.from_fluxnet_folder(folder, sites_file=listed)
+
+
+def test_demo_network_with_gridded_features(demo_world, monkeypatch):
+    """Every gridded feature equals the Zarr value at the tower's pixel, read with xarray directly."""
+    import xarray as xr
+
+    from catalog import api
+
+    monkeypatch.setenv("FLUXLENS_DATA_DIR", str(demo_world))
+    inputs = {"forcing": "forcing_demo", "static": "static_demo", "ssm": "ssm_global_demo"}
+    table, tower = T.build_gridded("fluxnet_demo", inputs=inputs)
+    src = table.attrs["feature_source"]
+    assert src["kind"] == "gridded" and src["dropped_features"] == {} and src["sites_outside_grid"] == {}
+    assert table.attrs["features"] == list(F.GRIDDED_FEATURES) and table.attrs["synthetic"] is True
+    forcing = xr.open_zarr(level_path(demo_world, "forcing_demo"), consolidated=False)
+    static = xr.open_zarr(level_path(demo_world, "static_demo"), consolidated=False)
+    ssm = xr.open_zarr(level_path(demo_world, "ssm_global_demo"), consolidated=False)
+    sites = api.sites("fluxnet_demo").set_index("site_id")
+    for k in (0, len(table) // 2, len(table) - 1):
+        row = table.iloc[k]
+        site = sites.loc[row["site_id"]]
+        px = dict(lat=site["lat"], lon=site["lon"], method="nearest")
+        f = forcing.sel(**px)
+        assert (row["lat"], row["lon"]) == (float(f.lat), float(f.lon))
+        for v in ("ta", "sw_in", "lw_in", "vpd", "precip", "ws", "lai", "ndvi"):
+            assert row[v] == float(f[v].sel(time=row["time"])), v
+        assert row["ta_clim"] == pytest.approx(float(f["ta"].astype("float64").mean()), rel=1e-12)
+        assert row["ssm"] == float(ssm["ssm"].sel(**px).sel(time=row["time"]))
+        assert row["elevation"] == float(static["elevation"].sel(**px).isel(time=0))
+        assert row["igbp"] == float(static["igbp"].sel(**px).isel(time=0))
+        obs = api.site_observations("fluxnet_demo", row["site_id"]).set_index("time").loc[row["time"]]
+        assert tower.iloc[k]["ta"] == pytest.approx(obs["TA"]) and row["le_corr"] == pytest.approx(
+            obs["LE_CORR"]
+        )
+        assert tower.iloc[k]["lai"] == row["lai"]  # no tower measures LAI: the same gridded value
