@@ -192,3 +192,22 @@ def test_demo_network_with_gridded_features(demo_world, monkeypatch):
             obs["LE_CORR"]
         )
         assert tower.iloc[k]["lai"] == row["lai"]  # no tower measures LAI: the same gridded value
+
+
+def test_gridded_radiation_is_sampled_beside_the_towers_a(demo_world, monkeypatch):
+    import xarray as xr
+
+    from catalog import api
+
+    monkeypatch.setenv("FLUXLENS_DATA_DIR", str(demo_world))
+    inputs = {"forcing": "forcing_demo", "static": "static_demo", "radiation": "fluxes_demo"}
+    table, _ = T.build_gridded("fluxnet_demo", inputs=inputs, features=["ta", "a", "igbp", "lat"])
+    src = table.attrs["feature_source"]
+    assert src["radiation"] == "fluxes_demo" and src["feature_set"]["variables"]["rn"] == "fluxes_demo"
+    flux = xr.open_zarr(level_path(demo_world, "fluxes_demo"), consolidated=False)
+    row = table.iloc[len(table) // 3]
+    site = api.sites("fluxnet_demo").set_index("site_id").loc[row["site_id"]]
+    px = flux.sel(lat=site["lat"], lon=site["lon"], method="nearest").sel(time=row["time"])
+    assert row["a_gridded"] == pytest.approx(float(px.rn) - float(px.g))
+    obs = api.site_observations("fluxnet_demo", row["site_id"]).set_index("time").loc[row["time"]]
+    assert row["a"] == pytest.approx(obs["NETRAD"] - obs["G"])  # closure and A target stay the tower's
