@@ -101,7 +101,6 @@ def _run_retrain(ctx: JobContext) -> str:
     it is complete, so nothing is left behind."""
     import pandas as pd
 
-    from models import features as F
     from models import predict, training
     from models import training_table as T
 
@@ -124,8 +123,7 @@ def _run_retrain(ctx: JobContext) -> str:
     if not (req.get("sites") or req.get("start") or req.get("end")):
         return training.train(settings, progress=progress)
 
-    kind, _ = T.resolve_source(settings.sites_source)
-    settings.features = settings.features or (F.FLUXNET_FEATURES if kind == "folder" else F.DEMO_FEATURES)
+    settings.features = settings.features or T.default_features(settings.sites_source)
     table = T.build(settings.sites_source, features=list(settings.features), qc_min=settings.qc_min)
     keep = pd.Series(True, index=table.index)
     subset = []
