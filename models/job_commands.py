@@ -54,6 +54,9 @@ def _cmd_submit(args) -> int:
         request = {"version": args.model_version, "bbox": args.bbox, "start": args.start, "end": args.end}
         if args.product_name:
             request["product_name"] = args.product_name
+        inputs = {r: getattr(args, r) for r in ("forcing", "static", "ssm", "radiation") if getattr(args, r)}
+        if inputs:
+            request["inputs"] = inputs
     else:
         request = {"constraint": not args.no_constraint, "start": args.start, "end": args.end}
         if args.features:
@@ -135,6 +138,10 @@ def add_job_commands(subparsers) -> None:
     repredict.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
     repredict.add_argument("--end", required=True, help="last day, YYYY-MM-DD")
     repredict.add_argument("--product-name", help="name of the new catalog product")
+    for role in ("forcing", "static", "ssm", "radiation"):
+        repredict.add_argument(
+            f"--{role}", help=f"{role} product(s), comma-separated (default: the model's own inputs)"
+        )
     retrain = submit_kinds.add_parser("retrain", help="train a new emulator version")
     common(retrain)
     retrain.add_argument("--features", type=_names, help="comma-separated predictors (default: all)")

@@ -190,9 +190,10 @@ def _validate_retrain(request: dict) -> dict:
     return out
 
 
-def prediction_domain(version: str) -> dict:
-    """Where and when a model version can predict with its own inputs (a gridded model: the products
-    it was trained on; a tower model: ``models.predict``'s default inputs): the intersection of the
+def prediction_domain(version: str, inputs: dict | None = None) -> dict:
+    """Where and when a model version can predict with ``inputs`` (products per role, see
+    ``models.predict.resolve_inputs``), by default its own (a gridded model: the products it was
+    trained on; a tower model: ``models.predict``'s default inputs): the intersection of the
     bounding boxes (outer edges) and time ranges of the products it reads (``bbox``, ``start``,
     ``end``), the grid product the prediction uses (``grid``: its ProductInfo) and why those inputs
     do not match the model (``mismatches``, e.g. another time step; empty if they do, else a
@@ -201,7 +202,7 @@ def prediction_domain(version: str) -> dict:
     from models import predict, registry
 
     meta = registry.read_meta(version)
-    fs = predict.resolve_inputs(meta)  # the model's own products (tower models: the default inputs)
+    fs = predict.resolve_inputs(meta, inputs)  # default: the model's own (tower models: the default inputs)
     infos = [api.product_info(p) for p in fs.products()]
     timed = [i for i in infos if i.n_time > 1]
     return {
@@ -225,18 +226,44 @@ def _centres_inside(lo: float, hi: float, edge0: float, res: float, n: int) -> i
     return max(0, last - first + 1)
 
 
+INPUT_ROLES = ("forcing", "static", "ssm", "radiation")
+
+
+def _inputs(value, where: str) -> dict | None:
+    """``{role: "product[,product…]"}`` checked against the catalog, or None."""
+    if not value:
+        return None
+    from catalog import api
+
+    if not isinstance(value, dict) or set(value) - set(INPUT_ROLES):
+        raise InputError(f"{where}: inputs must map roles {INPUT_ROLES} to products, got {value!r}")
+    known = {p.name for p in api.list_products()}
+    out = {}
+    for role, products in value.items():
+        names = [
+            p.strip() for p in (products.split(",") if isinstance(products, str) else products) if p.strip()
+        ]
+        missing = [p for p in names if p not in known]
+        if missing:
+            raise InputError(f"{where}: {role} product(s) {missing} are not in the catalog")
+        if names:
+            out[role] = ",".join(names)
+    return out or None
+
+
 def _validate_repredict(request: dict, limits: JobLimits) -> dict:
     from catalog import api
     from catalog.store import NAME_RE
 
     where = "re-prediction"
-    unknown = set(request) - {"version", "bbox", "start", "end", "product_name", "pixels"}
+    unknown = set(request) - {"version", "bbox", "start", "end", "product_name", "pixels", "inputs"}
     if unknown:
         raise InputError(f"{where}: unknown settings {sorted(unknown)}")
     version = request.get("version")
     if not version:
         raise InputError(f"{where}: choose a model version")
-    domain = prediction_domain(str(version))  # InputError naming the known versions
+    inputs = _inputs(request.get("inputs"), where)
+    domain = prediction_domain(str(version), inputs)  # InputError naming the known versions
     if domain["mismatches"]:  # the worker would refuse it: say so now
         raise InputError(
             f"{where}: model {version} does not match its inputs: {'; '.join(domain['mismatches'])}"
@@ -270,6 +297,8 @@ def _validate_repredict(request: dict, limits: JobLimits) -> dict:
             f"limit of {limits.max_pixel_days:,} ($FLUXLENS_JOB_MAX_PIXEL_DAYS); use a smaller box or period"
         )
     out = {"version": str(version), "bbox": [w, s, e, n], "start": start.isoformat(), "end": end.isoformat()}
+    if inputs:
+        out["inputs"] = inputs
     # A name fixed now (unique, random suffix) lets a retried job recognise its own finished product.
     name = (
         request.get("product_name") or ""

@@ -91,6 +91,7 @@ def _run_repredict(ctx: JobContext) -> str:
         product_name=name,
         progress=ctx.progress,
         should_cancel=ctx.should_cancel,
+        inputs=req.get("inputs"),
         **extra,
     )
 

@@ -336,3 +336,29 @@ def test_repredict_job_uses_the_models_own_products(env, model, tmp_path):
     rows, expected = _expected(version)
     got = _product_rows(env, "job_zampy", rows)
     np.testing.assert_allclose(got["le"], expected["le"], rtol=1e-5)
+
+
+def test_repredict_job_takes_inputs_by_product(env, model, tmp_path):
+    from catalog import api
+    from models.job_limits import JobLimits
+    from models.jobs import SUCCEEDED, JobService, JobStore
+    from models.worker import Worker
+
+    version, _ = model
+    store = JobStore(str(tmp_path / "jobs.sqlite"))
+    try:
+        service = JobService(store, JobLimits())
+        base = {"version": version, "bbox": list(BOX), "start": DAY, "end": DAY}
+        with pytest.raises(InputError, match=r"forcing product\(s\) \['nope'\] are not in the catalog"):
+            service.submit("repredict", {**base, "inputs": {"forcing": "nope"}}, None)
+        with pytest.raises(InputError, match="inputs must map roles"):
+            service.submit("repredict", {**base, "inputs": {"wind": "era5_zampy"}}, None)
+        inputs = {"forcing": "era5_zampy, c3s_lai", "static": "c3s_lc"}
+        job = service.submit("repredict", {**base, "product_name": "job_inputs", "inputs": inputs}, None)
+        assert store.get(job.id).request["inputs"] == {"forcing": "era5_zampy,c3s_lai", "static": "c3s_lc"}
+        assert Worker(store, JobLimits()).run(once=True) == 1
+        assert store.get(job.id).status == SUCCEEDED
+    finally:
+        store.close()
+    prov = api.product_info("job_inputs").provenance
+    assert prov["inputs"]["static"] == "c3s_lc" and "era5_zampy" in prov["inputs"]["forcing"]
