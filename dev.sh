@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine:
 #   bash dev.sh serve   set everything up, build the demo world if needed, serve the dashboard
+#                       with a job worker beside it (re-predictions run from the dashboard)
 #   bash dev.sh test    set everything up and run the whole test suite
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -43,7 +44,7 @@ shift || true
 case "$cmd" in
     serve)
         setup_python
-        exec .venv/bin/fluxlens serve "$@"
+        exec .venv/bin/fluxlens serve --with-worker "$@"
         ;;
     test)
         setup_python

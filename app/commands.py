@@ -22,6 +22,12 @@ def add_commands(subparsers) -> None:
     )
     p.add_argument("--small-demo", action="store_true", help="build the small demo world if one is needed")
     p.add_argument("--show", action="store_true", help="open a browser")
+    p.add_argument(
+        "--with-worker",
+        action="store_true",
+        help="also run a job worker (a separate process, stopped with the server) so re-predictions "
+        "and retraining submitted from the dashboard run without a second command",
+    )
     p.set_defaults(func=_serve)
 
 
@@ -34,5 +40,6 @@ def _serve(args) -> int:
         websocket_origin=args.allow_websocket_origin,
         small_demo=args.small_demo,
         show=args.show,
+        with_worker=args.with_worker,
     )
     return 0

@@ -5,8 +5,12 @@ on every response, no tracebacks in pages)."""
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -107,16 +111,40 @@ def safe_page(factory: Callable):
     return page
 
 
+def start_worker() -> subprocess.Popen:
+    """A ``fluxlens worker`` child process on the same data directory and job database, stopped when
+    this process exits (``fluxlens serve --with-worker``: the one-command setup runs jobs too; jobs
+    still never run in the web process)."""
+    env = {**os.environ, settings.ENV_DATA_DIR: str(settings.data_dir().resolve())}
+    proc = subprocess.Popen([sys.executable, "-m", "fluxlens.cli", "worker"], env=env)
+    log.warning("job worker started (pid %d)", proc.pid)
+
+    def stop() -> None:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    atexit.register(stop)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # run atexit on a plain kill too
+    return proc
+
+
 def serve(
-    *, port: int = 5006, address: str | None = None, websocket_origin=None, small_demo=False, show=False
-):
-    """Serve the dashboard until interrupted."""
+    *, port: int = 5006, address: str | None = None, websocket_origin=None, small_demo=False, show=False,
+    with_worker=False,
+):  # fmt: skip
+    """Serve the dashboard until interrupted; ``with_worker`` also runs a job worker beside it."""
     import panel as pn
 
     from app import auth, dashboard
 
     options = serve_options()  # bad login or security settings fail before the slow start-up
     ensure_demo(small=small_demo)
+    if with_worker:
+        start_worker()
     log.warning("datashader warm-up: %.2f s", warm_up())
     auth.apply_to_config()
     dashboard._load_extensions()
