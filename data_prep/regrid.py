@@ -1,11 +1,16 @@
 """Regridding of regular lat/lon fields onto another regular lat/lon grid, with rasterio (GDAL warp).
 
 Chosen over pyresample, xESMF and odc-geo because rasterio is already a FluxLens dependency (the
-GSSM1km reader), GDAL's warp implements the three methods needed on regular grids — ``average``
-(area-weighted mean of the source cells overlapping a target cell, NaN left out: for coarsening),
-``bilinear`` (for refining) and ``mode`` (most frequent class: for categorical layers) — and runs
-per 2-D slice, so dask keeps the time axis lazy. The method is chosen per variable by
-:func:`method_for` and recorded in the product's provenance.
+GSSM1km reader) and GDAL's warp implements the two continuous methods needed on regular grids —
+``average`` (area-weighted mean of the source cells overlapping a target cell, NaN left out: for
+coarsening) and ``bilinear`` (for refining) — per 2-D slice, so dask keeps the time axis lazy.
+Measured against exact references (``bench/bench_regrid.py``): ``average`` equals the
+overlap-weighted mean to 6e-8 also when target cells straddle source cells, ``bilinear`` equals
+scipy's linear interpolation to 6e-8. GDAL's ``mode`` agreed with the per-block majority in only
+77 % of 5 x 5 blocks (it counts neighbours that touch a cell), so categorical layers use
+:func:`mode_by_area` here: the class covering the largest area of each target cell (ties → the
+lower code). The method is chosen per variable by :func:`method_for` and recorded in the product's
+provenance.
 """
 
 from __future__ import annotations
@@ -101,11 +106,55 @@ METHOD_TEXT = {
     "none": "none (already on the target grid)",
     "average": "area-weighted mean of the overlapping source cells, missing ones left out (GDAL 'average')",
     "bilinear": "bilinear interpolation between source cell centres (GDAL warp 'bilinear')",
-    "mode": "most frequent class among the overlapping source cells (GDAL warp 'mode')",
+    "mode": "the class covering most of each target cell's area (ties: the lower code)",
 }
 
 
+def _edges(centres: np.ndarray, step: float) -> np.ndarray:
+    return np.concatenate([centres - step / 2, [centres[-1] + step / 2]])
+
+
+def overlap_matrix(src_edges: np.ndarray, dst_edges: np.ndarray):
+    """Sparse (n_dst, n_src) matrix of the overlap length of each target cell with each source cell
+    (edges ascending)."""
+    from scipy import sparse
+
+    rows, cols, vals = [], [], []
+    for i in range(dst_edges.size - 1):
+        lo, hi = dst_edges[i], dst_edges[i + 1]
+        j0 = max(0, int(np.searchsorted(src_edges, lo, side="right")) - 1)
+        j1 = min(src_edges.size - 1, int(np.searchsorted(src_edges, hi, side="left")))
+        for j in range(j0, j1):
+            w = min(hi, src_edges[j + 1]) - max(lo, src_edges[j])
+            if w > 1e-12 * (hi - lo):
+                rows.append(i)
+                cols.append(j)
+                vals.append(w)
+    return sparse.csr_matrix((vals, (rows, cols)), shape=(dst_edges.size - 1, src_edges.size - 1))
+
+
+def mode_by_area(arr: np.ndarray, src: Grid, dst: Grid) -> np.ndarray:
+    """Per target cell, the class (finite value of ``arr``) whose source cells cover the largest part
+    of its area; ties go to the lower code; NaN where no valid source cell overlaps. Areas are
+    overlap lengths in lat x lon (cos(lat) is constant within a cell to well under 1 % and the same
+    for every class of a cell, so it does not change the winner)."""
+    wy = overlap_matrix(_edges(-src.lat, src.dlat), _edges(-dst.lat, dst.dlat))  # -lat ascends, north first
+    wx = overlap_matrix(_edges(src.lon, src.dlon), _edges(dst.lon, dst.dlon))
+    classes = np.unique(arr[np.isfinite(arr)])
+    if classes.size > 1024:
+        raise InputError(f"a categorical layer with {classes.size} classes cannot be regridded by mode")
+    best = np.full((dst.lat.size, dst.lon.size), np.nan, dtype=np.float32)
+    best_area = np.zeros(best.shape)
+    for k in classes:  # ascending: a later class must cover strictly more to win
+        area = np.asarray((wx @ (wy @ (arr == k).astype(np.float64)).T).T)
+        win = area > best_area + 1e-12
+        best[win], best_area[win] = k, area[win]
+    return best
+
+
 def _warp2d(arr: np.ndarray, src: Grid, dst: Grid, method: str) -> np.ndarray:
+    if method == "mode":
+        return mode_by_area(arr, src, dst)
     out = np.full((dst.lat.size, dst.lon.size), np.nan, dtype=np.float32)
     rasterio.warp.reproject(
         source=np.ascontiguousarray(arr, dtype=np.float32),

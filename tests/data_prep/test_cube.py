@@ -222,7 +222,25 @@ def test_landcover_mode_regridding_keeps_classes(tmp_path):
     ds.to_netcdf(tmp_path / "lc.nc")
     out, notes = read([tmp_path / "lc.nc"], "c3s-landcover", tmp_path, resolution=0.5)
     assert out.igbp.values[0].tolist() == [[1.0, 17.0], [12.0, 12.0]]
-    assert notes["igbp"]["regridding"].startswith("most frequent class")
+    assert notes["igbp"]["regridding"].startswith("the class covering most of each target cell")
+
+
+def test_area_mode_is_the_block_majority_with_ties_to_the_lower_code():
+    rng = np.random.default_rng(3)
+    src = regrid.Grid(50 - (np.arange(40) + 0.5) * 0.01, (np.arange(60) + 0.5) * 0.01)
+    dst = regrid.regular_grid(0.05, (0, 49.6, 0.6, 50))
+    classes = rng.integers(1, 4, (40, 60)).astype("float32")
+    classes[:5, :5] = np.nan  # a block with no valid cell
+    got = regrid.mode_by_area(classes, src, dst)
+    for i in range(8):
+        for j in range(12):
+            block = classes[5 * i : 5 * i + 5, 5 * j : 5 * j + 5]
+            vals = block[np.isfinite(block)]
+            if vals.size == 0:
+                assert np.isnan(got[i, j])
+                continue
+            counts = np.bincount(vals.astype(int), minlength=4)
+            assert got[i, j] == np.flatnonzero(counts == counts.max())[0]  # lowest code among the tied
 
 
 def test_dem_geotiff_coarsened_by_area_mean(tmp_path):
@@ -359,3 +377,25 @@ def test_regular_grid_keeps_a_source_grid_of_the_same_step():
     assert g.lat.tolist() == [60.0, 59.75, 59.5, 59.25] and g.lon.tolist() == [0.0, 0.25, 0.5, 0.75]
     g = regrid.regular_grid(0.5, (-105, 30, -85, 50))
     assert (g.lat.size, g.lon.size) == (40, 40) and g.lon[0] == -104.75 and g.lat[0] == 49.75
+
+
+def test_zarr_store_and_multiband_geotiff_inputs(tmp_path):
+    import rasterio
+    from rasterio.transform import from_origin
+
+    times = pd.date_range("2020-07-01", periods=3)
+    lat, lon = np.array([45.5, 45.0, 44.5]), np.array([10.0, 10.5, 11.0])
+    ta = np.arange(27, dtype="float32").reshape(3, 3, 3) + 280
+    src = xr.Dataset({"t2m": (("time", "latitude", "longitude"), ta, {"units": "K"})},
+                     coords={"time": times, "latitude": lat, "longitude": lon})  # fmt: skip
+    src.to_zarr(tmp_path / "t.zarr")
+    ds, _ = read([tmp_path / "t.zarr"], "era5", tmp_path)
+    np.testing.assert_allclose(ds.ta.values, ta - 273.15, rtol=1e-6)
+    profile = dict(driver="GTiff", width=3, height=3, count=2, dtype="float32", crs="EPSG:4326",
+                   transform=from_origin(9.75, 45.75, 0.5, 0.5))  # fmt: skip
+    with rasterio.open(tmp_path / "two.tif", "w", **profile) as dst:
+        dst.write(np.full((3, 3), 1.5, "float32"), 1)
+        dst.write(np.full((3, 3), 0.25, "float32"), 2)
+    mapping = recipe.with_mapping(recipe.load("generic"), "band_1=lai,band_2=ssm")
+    out, _ = cube.read_cube([tmp_path / "two.tif"], mapping, workdir=tmp_path)
+    assert float(out.lai.mean()) == 1.5 and float(out.ssm.mean()) == 0.25
