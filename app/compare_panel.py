@@ -1,23 +1,24 @@
 """The comparison tab: two products side by side with shared pan/zoom and their difference on a
-common grid (the coarser product's), optionally restricted to the pixels valid in both."""
+common grid (the coarser product's), optionally restricted to the pixels valid in both.
+
+Only days on which both products have a time step are compared (a product sampled on the 1st and
+15th of each month against a daily one: those days only; never a "nearest" step of the other). The
+page says which product was regridded onto which grid, how, and which days were used."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import panel as pn
+import xarray as xr
 
-from app import compute, data, styles
+from app import compute, data, map_panel, product_info, styles, ui
 from app.map_view import MERCATOR_METHOD, MapFigure, MapTabViews
 from app.ui import guarded
 from catalog import settings
 
 TAB = "Compare"
 W, H = 300, 200
-METHOD = (
-    "Difference A − B on the grid of the coarser product: each coarse cell gets the mean of the valid "
-    "finer-grid cells whose centres fall inside it (block mean). Maps use the pyramid level that matches "
-    "the view; the common mask keeps only cells valid in both products."
-)
 
 
 class CompareTab(MapTabViews):
@@ -57,13 +58,16 @@ class CompareTab(MapTabViews):
             name="Basemap", value=state.basemap, width=110, visible=tiles is not None
         )
         self.figures = (self.left, self.right, self.diff)
-        self.stats = pn.pane.Markdown("", name="compare_stats", width=420)
+        self.stats = pn.pane.Markdown("", name="compare_stats", width=520)
+        self.goto = pn.widgets.Button(name="Go to the nearest common day", visible=False, width=240)
+        self._goto_day = None
+        self.goto.on_click(lambda e: setattr(state, "date", self._goto_day) if self._goto_day else None)
         self.body = pn.Column(
             pn.Row(
                 pn.pane.Bokeh(self.left.fig, sizing_mode="fixed"),
                 pn.pane.Bokeh(self.right.fig, sizing_mode="fixed"),
             ),
-            pn.Row(pn.pane.Bokeh(self.diff.fig, sizing_mode="fixed"), self.stats),
+            pn.Row(pn.pane.Bokeh(self.diff.fig, sizing_mode="fixed"), pn.Column(self.stats, self.goto)),
         )
         self._stale = True
         self._drawing = False
@@ -121,6 +125,7 @@ class CompareTab(MapTabViews):
         @guarded(self.state, "comparison", loading=lambda: [self.body])
         def run():
             s = self.state
+            self.goto.visible = False
             if len(s.compare) != 2 or s.x_range is None:
                 self.stats.object = "Choose two products with the same variable."
                 return
@@ -131,13 +136,23 @@ class CompareTab(MapTabViews):
             (x0, x1), (y0, y1) = self.left.view()
             if (x0, x1) != tuple(s.x_range) or (y0, y1) != tuple(s.y_range):
                 self.left.set_view(s.x_range, s.y_range)
+            plan = time_plan(a, b, s.aggregation, s.date, s.period)
+            if plan["days"] is not None and plan["days"].empty:
+                self._no_common_time(a, b, plan)
+                return
             fields, levels = {}, {}
             for name in (a, b):
                 levels[name] = data.level_for_view(name, s.x_range, s.y_range, W)
-                fields[name] = data.field(
-                    name, s.variable, levels[name], s.aggregation, s.date, s.period, s.x_range, s.y_range
-                )
+                if plan["own"][name]:
+                    fields[name] = data.field(
+                        name, s.variable, levels[name], s.aggregation, s.date, s.period, s.x_range, s.y_range
+                    )
+                else:
+                    fields[name] = data.field_on_days(
+                        name, s.variable, levels[name], plan["days"], s.x_range, s.y_range
+                    )
             common = compute.to_common_grid(fields)
+            summary = compute.regrid_summary(fields, common)
             if s.common_mask:
                 mask = compute.common_mask(common.values())
                 common = {k: v.where(mask).assign_attrs(v.attrs) for k, v in common.items()}
@@ -151,33 +166,185 @@ class CompareTab(MapTabViews):
             cmap = s.cmap or styles.default_cmap(s.variable)
             clim = styles.clim_for(s.variable, "fixed", None, shown[a].values)
             rows = self.left.render_rows()
+            when = plan["label"]
             for fig, name in ((self.left, a), (self.right, b)):
                 img = compute.rasterize_to_screen(shown[name], s.x_range, s.y_range, W, rows)
                 fig.show(img, clim=clim, cmap=cmap, label=label, units=units)
-                fig.fig.title.text = f"{name} (level {levels[name]})"
+                fig.fig.title.text = f"{name} · {plan['short']} (level {levels[name]})"
             dimg = compute.rasterize_to_screen(diff, s.x_range, s.y_range, W, rows)
             dlim = styles.auto_clim(diff.values, symmetric=True)
             self.diff.show(dimg, clim=dlim, cmap=styles.DIFF_CMAP, label=f"{a} − {b} ({units})", units=units)
-            self.diff.fig.title.text = f"{a} − {b}"
+            self.diff.fig.title.text = f"{a} − {b} · {plan['short']}"
             d = diff.values
             ok = np.isfinite(d)
-            res = compute.resolution(common[a]["lon"])
+            res_lat, res_lon = summary["res"]
             rmsd = float(np.sqrt(compute.weighted_mean(diff**2))) if ok.any() else float("nan")
+            notes = [method_text(a, b, summary, units), time_text(a, b, plan)]
+            notes += [
+                c for c in (product_info.sampling_caveat(data.info(n), s.variable) for n in (a, b)) if c
+            ]
             self.stats.object = (
-                f"**Common grid** {res:g}° · {int(ok.sum()):,} cells valid in both\n\n"
+                f"**Common grid** {_deg(res_lon, res_lat)} (grid of {summary['target']}) · "
+                f"{int(ok.sum()):,} cells valid in both · {when}\n\n"
                 f"| | value |\n|---|---|\n"
                 f"| mean A − B (cos-lat weighted) | {compute.weighted_mean(diff):.4g} {units} |\n"
                 f"| RMS difference | {rmsd:.4g} {units} |\n"
-                f"| mean A | {compute.weighted_mean(common[a].where(ok)):.4g} {units} |\n"
-                f"| mean B | {compute.weighted_mean(common[b].where(ok)):.4g} {units} |\n\n"
-                f"{METHOD}" + (f"\n\n{MERCATOR_METHOD}" if self.left.mercator else "")
+                f"| mean A ({a}) | {compute.weighted_mean(common[a].where(ok)):.4g} {units} |\n"
+                f"| mean B ({b}) | {compute.weighted_mean(common[b].where(ok)):.4g} {units} |\n\n"
+                + "\n\n".join(ui.markdown_plain(n) for n in notes)
+                + (f"\n\n{MERCATOR_METHOD}" if self.left.mercator else "")
             )
             s.message = ""
 
         run()
 
+    def _no_common_time(self, a: str, b: str, plan: dict) -> None:
+        """Say that the two products share no time step in the window, and offer the nearest date
+        both have."""
+        s = self.state
+        info = data.info(a)
+        label, units = styles.label(s.variable, info), styles.units(s.variable, info)
+        cmap = s.cmap or styles.default_cmap(s.variable)
+        rows = self.left.render_rows()
+        blank = compute.rasterize_to_screen(
+            xr.DataArray(np.empty((0, 0), "float32"), coords={"lat": [], "lon": []}, dims=("lat", "lon")),
+            s.x_range,
+            s.y_range,
+            W,
+            rows,
+        )
+        for fig, name in ((self.left, a), (self.right, b)):
+            if plan["counts"][name]:  # its own steps in the window, for orientation
+                level = data.level_for_view(name, s.x_range, s.y_range, W)
+                own = data.field(
+                    name, s.variable, level, s.aggregation, s.date, s.period, s.x_range, s.y_range
+                )
+                img = compute.rasterize_to_screen(own, s.x_range, s.y_range, W, rows)
+                fig.fig.title.text = f"{name} · {map_panel.map_period(name, s.aggregation, s.date, s.period)}"
+            else:
+                img = blank
+                fig.fig.title.text = f"{name} · no time step {plan['where']}"
+            fig.show(img, clim=styles.clim_for(s.variable, "fixed", None, img.values), cmap=cmap,
+                     label=label, units=units)  # fmt: skip
+        self.diff.show(
+            blank, clim=(-1.0, 1.0), cmap=styles.DIFF_CMAP, label=f"{a} − {b} ({units})", units=units
+        )
+        self.diff.fig.title.text = f"{a} − {b} · no common time step"
+        before, after = plan["nearest"]
+        near = [d for d in (before, after) if d is not None]
+        lines = [
+            f"**No common time step.** {a} and {b} have no time step on the same day {plan['where']}: "
+            f"{a} has {plan['counts'][a]}, {b} has {plan['counts'][b]} there "
+            f"({a}: {plan['sampling'][a]}; {b}: {plan['sampling'][b]}). A difference is only computed "
+            "on days both products have."
+        ]
+        if near:
+            target = min(near, key=lambda d: abs((d - pd.Timestamp(self.state.date)).days))
+            lines.append("Nearest days both have: " + ", ".join(f"{d:%Y-%m-%d}" for d in near) + ".")
+            self._goto_day = target.date()
+            self.goto.name = f"Go to {target:%Y-%m-%d}"
+            self.goto.visible = True
+        else:
+            lines.append("The two products have no day in common at all.")
+        self.stats.object = "\n\n".join(lines)
+        self.state.message = ""
+
     def panel(self) -> pn.viewable.Viewable:
         return pn.Column(pn.Row(self.a, self.b, self.mask, self.basemap), self.body)
+
+
+def _deg(res_lon: float, res_lat: float) -> str:
+    return f"{res_lon:g}°" if abs(res_lon - res_lat) < 1e-9 else f"{res_lon:g}° × {res_lat:g}°"
+
+
+def time_plan(a: str, b: str, agg: str, date, period) -> dict:
+    """Which time steps the comparison uses: ``days`` the days in the window (the day, month, year
+    or period of the map) on which both products have a time step (None when either has no time
+    axis), ``own[name]`` True where those are all of the product's steps in the window (its usual
+    aggregate can be used), ``counts``/``sampling`` per product, ``window``, ``label`` and, when
+    there is no common day, the ``nearest`` common days before and after."""
+    times = {n: data.time_axis(n) for n in (a, b)}
+    start, end = compute.period_bounds(agg, date, period)
+    window = f"{start:%Y-%m-%d}" if agg == "day" else f"{start:%Y-%m-%d} … {end:%Y-%m-%d}"
+    own_steps = {n: compute.steps_in(times[n], agg, date, period) for n in (a, b)}
+    plan = {
+        "window": window,
+        "where": f"on {window}" if agg == "day" else f"in {window}",
+        "counts": {n: own_steps[n].size for n in (a, b)},
+        "sampling": {n: compute.sampling(times[n]) for n in (a, b)},
+        "nearest": (None, None),
+        "days": None,
+        "own": {a: True, b: True},
+        "label": window if agg == "day" else f"mean {window}",
+        "short": window if agg == "day" else f"mean {window}",
+    }
+    if not (times[a].size and times[b].size):
+        return plan
+    days = compute.common_steps(times[a], times[b], agg, date, period)
+    plan["days"] = days
+    plan["own"] = {n: own_steps[n].equals(days) for n in (a, b)}
+    if days.empty:
+        plan["nearest"] = compute.nearest_common_days(times[a], times[b], date)
+    elif agg != "day":
+        n_days = f"{days.size} common day{'s' if days.size != 1 else ''}"
+        plan["label"] = f"mean of {n_days} in {window}"
+        plan["short"] = f"mean of {n_days}"
+    return plan
+
+
+def method_text(a: str, b: str, summary: dict, units: str) -> str:
+    """How the difference was computed, in words, with the products' actual grids."""
+    target = summary["target"]
+    res_lat, res_lon = summary["res"]
+    if not summary["sources"]:
+        return f"Difference A − B on the common grid of {target}."
+    ((source, info),) = summary["sources"].items()
+    s_lat, s_lon = info["res"]
+    same = abs(s_lat - res_lat) < 1e-9 and abs(s_lon - res_lon) < 1e-9
+    if same:
+        how = (
+            f"Both products have {_deg(res_lon, res_lat)} cells: each cell of {source} is assigned to the "
+            f"cell of {target} that contains its centre (cell by cell on aligned grids)."
+        )
+    else:
+        how = (
+            f"{source} ({_deg(s_lon, s_lat)}) is regridded to the coarser grid of {target} "
+            f"({_deg(res_lon, res_lat)}) by block mean: each {_deg(res_lon, res_lat)} cell gets the mean of "
+            f"the valid {source} cells whose centres fall inside it (up to {info['per_cell']} per cell)."
+        )
+        if info["partial"]:
+            how += (
+                f" {info['partial']} of the {summary['cells']} compared cells are only partly covered by "
+                f"{source}, so there its mean stands for the covered part of the cell only."
+            )
+    return (
+        f"Difference A − B = {a} − {b} ({units}) on the grid of {target}. {how} Means are cos(lat)-"
+        "weighted over the cells valid in both. The A and B maps show each product on its own grid (the "
+        "pyramid level matching the view); the common mask keeps only cells valid in both."
+    )
+
+
+def time_text(a: str, b: str, plan: dict) -> str:
+    """Which time steps entered the comparison."""
+    days = plan["days"]
+    if days is None:
+        return f"Time: {plan['label']} (a product without time axis is used as it is)."
+    listed = ", ".join(f"{d:%Y-%m-%d}" for d in days[:6]) + (" …" if days.size > 6 else "")
+    n_days = f"{days.size} day{'s' if days.size != 1 else ''}"
+    text = f"Time: {n_days} both products have {plan['where']}: {listed}."
+    others = [n for n in (a, b) if not plan["own"][n]]
+    if others:
+        text += (
+            " "
+            + "; ".join(
+                f"{n} has {plan['counts'][n]} time step(s) in the window, only these {days.size} are used"
+                for n in others
+            )
+            + " ("
+            + "; ".join(f"{n}: {plan['sampling'][n]}" for n in (a, b))
+            + ")."
+        )
+    return text
 
 
 def panel(state) -> pn.viewable.Viewable:

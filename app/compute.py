@@ -31,7 +31,7 @@ def visible_window(da: xr.DataArray, x_range, y_range, pad: int = 1) -> xr.DataA
     lat = np.asarray(da["lat"].values)
     x0, x1 = sorted(float(v) for v in x_range)
     y0, y1 = sorted(float(v) for v in y_range)
-    half_x, half_y = resolution(da["lon"]) / 2, resolution(da["lat"]) / 2
+    half_x, half_y = grid_step(da, "lon") / 2, grid_step(da, "lat") / 2
     ix = np.nonzero((lon + half_x > x0) & (lon - half_x < x1))[0]
     iy = np.nonzero((lat + half_y > y0) & (lat - half_y < y1))[0]
     if ix.size == 0 or iy.size == 0:
@@ -81,10 +81,88 @@ def time_aggregate(da: xr.DataArray, agg: str, date, period=None) -> xr.DataArra
     return out
 
 
+# -- time steps ----------------------------------------------------------------------------------
+# Products keep their own time steps (daily, monthly, or irregular samples such as ERA5 12 UTC values
+# on the 1st and 15th of each month). Views that set two products side by side use only the calendar
+# days on which both have a time step, never a "nearest" step of the other product.
+
+
+def step_days(times) -> pd.DatetimeIndex:
+    """The calendar days (00:00) of time steps ``times``, unique and sorted."""
+    return pd.DatetimeIndex(times).normalize().unique().sort_values()
+
+
+def steps_in(times, agg: str, date, period=None) -> pd.DatetimeIndex:
+    """The days of ``times`` that aggregation ``agg`` uses around ``date``: the day itself when the
+    product has a step on it (``'day'``; none otherwise), else the days in the month, year or
+    ``period``."""
+    days = step_days(times)
+    start, end = period_bounds(agg, date, period)
+    return days[(days >= start) & (days <= end)]
+
+
+def common_steps(times_a, times_b, agg: str, date, period=None) -> pd.DatetimeIndex:
+    """Days in the window of ``agg`` on which both products have a time step."""
+    a = steps_in(times_a, agg, date, period)
+    return a.intersection(steps_in(times_b, agg, date, period)).sort_values()
+
+
+def nearest_common_days(times_a, times_b, date) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+    """The last day before ``date`` and the first day after it on which both have a time step
+    (None where there is none)."""
+    both = step_days(times_a).intersection(step_days(times_b)).sort_values()
+    day = pd.Timestamp(date).normalize()
+    before, after = both[both < day], both[both > day]
+    return (before[-1] if before.size else None, after[0] if after.size else None)
+
+
+def on_days(da: xr.DataArray, days) -> xr.DataArray:
+    """A 2-D field: the time step on the one day of ``days``, or the mean of valid values over the
+    steps on ``days`` (lazy for dask input). ``InputError`` when none of the days is a step."""
+    if "time" not in da.dims:
+        return da
+    wanted = pd.DatetimeIndex(days).normalize()
+    idx = np.flatnonzero(pd.DatetimeIndex(da["time"].values).normalize().isin(wanted))
+    if idx.size == 0:
+        raise InputError(f"{da.name!r} has no time step on {', '.join(f'{d:%Y-%m-%d}' for d in wanted[:3])}")
+    if idx.size == 1:
+        return da.isel(time=int(idx[0]))
+    out = da.isel(time=idx).mean("time", skipna=True)
+    out.attrs = dict(da.attrs)
+    return out
+
+
+def sampling(times) -> str:
+    """How a product is sampled in time, in words: 'daily, 60 time steps', 'monthly, …',
+    'irregular: 600 time steps, 13–17 days apart (median 15 d)', 'one time step'."""
+    t = pd.DatetimeIndex(times).sort_values()
+    if t.size == 0:
+        return "no time axis"
+    if t.size == 1:
+        return f"one time step ({t[0]:%Y-%m-%d})"
+    gaps = np.diff(t.normalize().values).astype("timedelta64[D]").astype(int)
+    lo, hi, med = int(gaps.min()), int(gaps.max()), float(np.median(gaps))
+    n = f"{t.size:,} time steps"
+    if lo == hi == 1:
+        return f"daily, {n}"
+    if 28 <= lo and hi <= 31 and (t.day == t[0].day).all():
+        return f"monthly, {n}"
+    spacing = f"{lo} days apart" if lo == hi else f"{lo}–{hi} days apart (median {med:g} d)"
+    return f"irregular: {n}, {spacing}"
+
+
+def is_regular_daily(times) -> bool:
+    """Whether ``times`` has a step on every day between its first and last."""
+    days = step_days(times)
+    return days.size <= 1 or int((days[-1] - days[0]).days) + 1 == days.size
+
+
 def rasterize_to_screen(da: xr.DataArray, x_range, y_range, width: int, height: int) -> xr.DataArray:
     """Resample a 2-D field onto a ``width`` × ``height`` regular screen grid over the view
     (datashader raster: mean of valid cells when downsampling, nearest when upsampling).
-    Returned with ``lat`` descending like the catalog grids."""
+    Returned with ``lat`` descending like the catalog grids. When the cells are larger than the screen
+    pixels, each pixel takes the value of the cell containing its centre (exact for views a few
+    cells wide)."""
     x0, x1 = sorted(float(v) for v in x_range)
     y0, y1 = sorted(float(v) for v in y_range)
     canvas = dsh.Canvas(plot_width=int(width), plot_height=int(height), x_range=(x0, x1), y_range=(y0, y1))
@@ -97,7 +175,12 @@ def rasterize_to_screen(da: xr.DataArray, x_range, y_range, width: int, height: 
         return xr.DataArray(empty, coords={"lat": lat_c, "lon": lon_c}, dims=("lat", "lon")).isel(
             lat=slice(None, None, -1)
         )
-    if src.sizes["lat"] < 2 or src.sizes["lon"] < 2:
+    px_x, px_y = (x1 - x0) / int(width), (y1 - y0) / int(height)
+    upsampling = grid_step(src, "lon") >= px_x and grid_step(src, "lat") >= px_y
+    if src.sizes["lat"] < 2 or src.sizes["lon"] < 2 or upsampling:
+        # Cells larger than screen pixels: each pixel takes the cell containing its centre. (Datashader's
+        # raster drops the cells whose centres lie outside the view and stretches the rest over it,
+        # misplacing every cell of a view only a few cells wide.)
         return _nearest_to_screen(src, (x0, x1), (y0, y1), int(width), int(height))
     out = canvas.raster(
         src, agg="mean", downsample_method="mean", upsample_method="nearest", nan_value=np.nan
@@ -116,8 +199,7 @@ def _nearest_to_screen(src: xr.DataArray, x_range, y_range, width: int, height: 
     lat_c = y_range[1] - (np.arange(height) + 0.5) * (y_range[1] - y_range[0]) / height
     lat = np.asarray(src["lat"].values, dtype="float64")
     lon = np.asarray(src["lon"].values, dtype="float64")
-    res_lat = resolution(src["lat"]) if lat.size > 1 else float(src.attrs.get("res_lat", 1.0))
-    res_lon = resolution(src["lon"]) if lon.size > 1 else float(src.attrs.get("res_lon", 1.0))
+    res_lat, res_lon = grid_step(src, "lat"), grid_step(src, "lon")
     order_lat = np.argsort(lat)
     rows = np.searchsorted(_edges(lat[order_lat], res_lat), lat_c, side="right") - 1
     cols = np.searchsorted(_edges(lon, res_lon), lon_c, side="right") - 1
@@ -139,13 +221,9 @@ def _edges(centres: np.ndarray, step: float | None = None) -> np.ndarray:
     return np.concatenate([centres - step / 2, [centres[-1] + step / 2]])
 
 
-def regrid_block_mean(da: xr.DataArray, target_lat, target_lon, res_lat=None, res_lon=None) -> xr.DataArray:
-    """Regrid a 2-D field to a coarser target grid: each target cell gets the mean of the valid
-    source cells whose centres fall inside it (NaN where none). Source cells outside the target
-    grid are dropped. Exact block mean when the resolutions are integer multiples. The target
-    spacing ``res_lat``/``res_lon`` is needed only when the target has a single row/column."""
-    tlat = np.asarray(target_lat, dtype="float64")
-    tlon = np.asarray(target_lon, dtype="float64")
+def _block_index(da: xr.DataArray, tlat: np.ndarray, tlon: np.ndarray, res_lat=None, res_lon=None):
+    """(target row of each source row, target column of each source column, source values as a
+    float64 ``(lat, lon)`` array); -1 for source rows/columns outside the target grid."""
     src = da.transpose("lat", "lon")
     values = np.asarray(src.values, dtype="float64")
     slat = np.asarray(src["lat"].values, dtype="float64")
@@ -165,15 +243,22 @@ def regrid_block_mean(da: xr.DataArray, target_lat, target_lon, res_lat=None, re
     order_lon[lon_pos] = np.arange(tlon.size)
     rows = np.where(ok_r, order_lat[np.clip(row_asc, 0, tlat.size - 1)], -1)
     cols = np.where(ok_c, order_lon[np.clip(col_asc, 0, tlon.size - 1)], -1)
-    rr, cc = np.meshgrid(rows, cols, indexing="ij")
-    valid = np.isfinite(values) & (rr >= 0) & (cc >= 0)
-    flat = rr[valid] * tlon.size + cc[valid]
-    sums = np.bincount(flat, weights=values[valid], minlength=tlat.size * tlon.size)
-    counts = np.bincount(flat, minlength=tlat.size * tlon.size)
+    return rows, cols, values
+
+
+def regrid_block_mean(da: xr.DataArray, target_lat, target_lon, res_lat=None, res_lon=None) -> xr.DataArray:
+    """Regrid a 2-D field to a coarser target grid: each target cell gets the mean of the valid
+    source cells whose centres fall inside it (NaN where none). Source cells outside the target
+    grid are dropped. Exact block mean when the resolutions are integer multiples. The target
+    spacing ``res_lat``/``res_lon`` is needed only when the target has a single row/column."""
+    tlat = np.asarray(target_lat, dtype="float64")
+    tlon = np.asarray(target_lon, dtype="float64")
+    sums = regrid_block_sum(da, tlat, tlon, res_lat, res_lon)
+    counts = regrid_block_sum(xr.where(np.isfinite(da), 1.0, np.nan), tlat, tlon, res_lat, res_lon)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
     out = xr.DataArray(
-        mean.reshape(tlat.size, tlon.size).astype("float32"),
+        mean.astype("float32"),
         coords={"lat": tlat, "lon": tlon},
         dims=("lat", "lon"),
         name=da.name,
@@ -182,24 +267,57 @@ def regrid_block_mean(da: xr.DataArray, target_lat, target_lon, res_lat=None, re
     return out
 
 
+def block_counts(da: xr.DataArray, target_lat, target_lon, res_lat=None, res_lon=None) -> np.ndarray:
+    """How many cell centres of ``da`` (valid or not) fall inside each target cell, ``(lat, lon)``
+    in the target's order: the geometric coverage behind :func:`regrid_block_mean`."""
+    ones = xr.ones_like(da.transpose("lat", "lon"), dtype="float64")
+    counts = regrid_block_sum(ones, target_lat, target_lon, res_lat, res_lon)
+    return counts
+
+
+def regrid_block_sum(da: xr.DataArray, target_lat, target_lon, res_lat=None, res_lon=None) -> np.ndarray:
+    """Sum of the valid source cells whose centres fall inside each target cell (0 where none)."""
+    tlat = np.asarray(target_lat, dtype="float64")
+    tlon = np.asarray(target_lon, dtype="float64")
+    rows, cols, values = _block_index(da, tlat, tlon, res_lat, res_lon)
+    rr, cc = np.meshgrid(rows, cols, indexing="ij")
+    valid = np.isfinite(values) & (rr >= 0) & (cc >= 0)
+    flat = rr[valid] * tlon.size + cc[valid]
+    sums = np.bincount(flat, weights=values[valid], minlength=tlat.size * tlon.size)
+    return sums.reshape(tlat.size, tlon.size)
+
+
+def grid_step(da: xr.DataArray, dim: str) -> float:
+    """Grid spacing of ``da`` along ``dim`` ('lat' or 'lon'): from the coordinate, or from
+    ``attrs['res_lat'|'res_lon']`` when the field has a single cell along it (1° if unknown)."""
+    if da.sizes.get(dim, 0) > 1:
+        return resolution(da[dim])
+    return float(da.attrs.get(f"res_{dim}", 1.0))
+
+
+def coarsest(fields: dict[str, xr.DataArray]) -> str:
+    """Name of the field with the largest grid cells (the first one on a tie)."""
+    return max(fields, key=lambda n: grid_step(fields[n], "lat") * grid_step(fields[n], "lon"))
+
+
 def to_common_grid(fields: dict[str, xr.DataArray]) -> dict[str, xr.DataArray]:
     """Put 2-D fields on the grid of the coarsest one (block mean of the finer ones), restricted to
     the area they share. Raises ``InputError`` when they do not overlap."""
     if not fields:
         return {}
-    coarse_name = max(fields, key=lambda n: resolution(fields[n]["lat"]) * resolution(fields[n]["lon"]))
+    coarse_name = coarsest(fields)
     coarse = fields[coarse_name]
-    w = max(float(f["lon"].min()) - resolution(f["lon"]) / 2 for f in fields.values())
-    e = min(float(f["lon"].max()) + resolution(f["lon"]) / 2 for f in fields.values())
-    s = max(float(f["lat"].min()) - resolution(f["lat"]) / 2 for f in fields.values())
-    n = min(float(f["lat"].max()) + resolution(f["lat"]) / 2 for f in fields.values())
+    w = max(float(f["lon"].min()) - grid_step(f, "lon") / 2 for f in fields.values())
+    e = min(float(f["lon"].max()) + grid_step(f, "lon") / 2 for f in fields.values())
+    s = max(float(f["lat"].min()) - grid_step(f, "lat") / 2 for f in fields.values())
+    n = min(float(f["lat"].max()) + grid_step(f, "lat") / 2 for f in fields.values())
     if w >= e or s >= n:
         raise InputError(f"products {', '.join(fields)} do not overlap in the selected region")
     target = visible_window(coarse, (w, e), (s, n), pad=0)
     if target.sizes["lat"] == 0 or target.sizes["lon"] == 0:
         raise InputError(f"products {', '.join(fields)} share less than one grid cell of {coarse_name}")
     out = {}
-    res = {"res_lat": resolution(coarse["lat"]), "res_lon": resolution(coarse["lon"])}
+    res = {"res_lat": grid_step(coarse, "lat"), "res_lon": grid_step(coarse, "lon")}
     for name, field in fields.items():
         if name == coarse_name:
             out[name] = target.astype("float32")
@@ -211,7 +329,30 @@ def to_common_grid(fields: dict[str, xr.DataArray]) -> dict[str, xr.DataArray]:
                 res_lat=res["res_lat"],
                 res_lon=res["res_lon"],
             )
-        out[name].attrs.update(res)
+        out[name].attrs.update(res, grid_of=coarse_name)
+    return out
+
+
+def regrid_summary(fields: dict[str, xr.DataArray], common: dict[str, xr.DataArray]) -> dict:
+    """How :func:`to_common_grid` put ``fields`` on one grid: ``target`` (the product whose grid is
+    used), its spacing ``res`` (lat, lon), ``cells`` (cells of the common grid) and per regridded
+    product ``res``, ``per_cell`` (its cells in one full target cell) and ``partial`` (target cells
+    holding some but fewer than ``per_cell`` of its cell centres: partly covered by it)."""
+    target = coarsest(fields)
+    ref = common[target]
+    res_t = (grid_step(ref, "lat"), grid_step(ref, "lon"))
+    out = {"target": target, "res": res_t, "cells": int(ref.sizes["lat"] * ref.sizes["lon"]), "sources": {}}
+    for name, field in fields.items():
+        if name == target:
+            continue
+        res_s = (grid_step(field, "lat"), grid_step(field, "lon"))
+        per_cell = max(1, round(res_t[0] / res_s[0])) * max(1, round(res_t[1] / res_s[1]))
+        counts = block_counts(field, ref["lat"].values, ref["lon"].values, *res_t)
+        out["sources"][name] = {
+            "res": res_s,
+            "per_cell": int(per_cell),
+            "partial": int(((counts > 0) & (counts < per_cell)).sum()),
+        }
     return out
 
 

@@ -1,14 +1,20 @@
 """Sidebar controls bound to an :class:`~app.state.AppState`: product, variable, date (slider,
-calendar, step and play), time aggregation and period, colormap and colour limits."""
+calendar, step and play), time aggregation and period, colormap and colour limits.
+
+The date always is one of the product's own time steps: the slider moves through them (a product
+sampled on the 1st and 15th of each month has 24 positions a year, not 365), the calendar offers
+only them when the product is not daily, and a date from elsewhere (a permalink, another product)
+moves to the nearest step."""
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 
 import pandas as pd
 import panel as pn
 
-from app import data, styles
+from app import compute, data, styles, ui
 from app.ui import guarded
 
 PLAY_INTERVAL_MS = 1200
@@ -45,13 +51,10 @@ class Controls:
         products = data.list_products()
         self.product = pn.widgets.Select(name="Product", options=_product_options(products), width=260)
         self.variable = pn.widgets.Select(name="Variable", options=[], width=260)
-        self.date_slider = pn.widgets.DateSlider(
-            name="Date",
-            start=dt.date(2018, 1, 1),
-            end=dt.date(2018, 12, 31),
-            value=dt.date(2018, 7, 1),
-            width=260,
+        self.date_slider = pn.widgets.DiscreteSlider(
+            name="Date", options={"01 Jul 2018": dt.date(2018, 7, 1)}, value=dt.date(2018, 7, 1), width=260
         )
+        self.sampling = pn.pane.HTML("", css_classes=["time-sampling"], margin=(0, 10), name="time_sampling")
         self.date_picker = pn.widgets.DatePicker(name="Calendar", value=dt.date(2018, 7, 1), width=260)
         self.prev_btn = pn.widgets.Button(name="◀ step", width=80, description="previous time step")
         self.next_btn = pn.widgets.Button(name="step ▶", width=80, description="next time step")
@@ -73,6 +76,7 @@ class Controls:
         self.clim_high = pn.widgets.FloatInput(name="high", width=120, disabled=True)
         self._play_cb = None
         self._rebounding = False
+        self._days: list[dt.date] = []
         self._bind()
         names = [p.name for p in products]
         if names and state.product not in names:
@@ -91,7 +95,9 @@ class Controls:
         s = self.state
         self.product.value = s.product
         self.variable.value = s.variable
-        self.date_slider.value = self.date_picker.value = s.date
+        if s.date in self.date_slider.values:
+            self.date_slider.value = s.date
+        self.date_picker.value = s.date
         self.aggregation.value = s.aggregation
         self.period.value = tuple(s.period) if s.period else None
         self.period.visible = s.aggregation == "period"
@@ -104,8 +110,16 @@ class Controls:
         s = self.state
         _two_way(self.product, s, "product")
         _two_way(self.variable, s, "variable")
-        _two_way(self.date_slider, s, "date", to_state=_as_date, to_widget=_as_date)
+        _two_way(
+            self.date_slider,
+            s,
+            "date",
+            to_state=_as_date,
+            to_widget=lambda v: v if v in self.date_slider.values else self.date_slider.value,
+            paused=lambda: self._rebounding,
+        )
         _two_way(self.date_picker, s, "date", to_state=_as_date, to_widget=_as_date)
+        s.param.watch(lambda e: self._snap_date(), "date")
         _two_way(self.aggregation, s, "aggregation")
         _two_way(
             self.period,
@@ -144,10 +158,20 @@ class Controls:
             if s.variable not in variables and variables:
                 s.variable = variables[0]
             start, end = pd.Timestamp(info.time_start).date(), pd.Timestamp(info.time_end).date()
-            for w in (self.date_slider, self.date_picker):
-                w.param.update(start=start, end=end)
-            if s.date is None or not start <= s.date <= end:
-                s.date = start
+            days = [d.date() for d in data.step_days(s.product)] or [start]
+            self._days = days
+            inside = s.date is not None and start <= s.date <= end
+            date = nearest_day(days, s.date) if inside else days[0]
+            self._rebounding = True
+            try:
+                self.date_slider.param.update(options={f"{d:%d %b %Y}": d for d in days}, value=date)
+            finally:
+                self._rebounding = False
+            enabled = None if compute.is_regular_daily(days) else days
+            self.date_picker.param.update(start=start, end=end, enabled_dates=enabled)
+            self.sampling.object = ui.as_html(_sampling_note(info, days))
+            if s.date != date:
+                s.date = date
             period = clip_period(s.period, start, end)
             # The picker refuses bounds that exclude its value: empty it while the bounds change.
             self._rebounding = True
@@ -160,6 +184,14 @@ class Controls:
             self.period.value = period
 
         run()
+
+    def _snap_date(self) -> None:
+        """Move the date to the product's nearest time step when it is not one."""
+        s = self.state
+        if self._days and s.date is not None:
+            day = nearest_day(self._days, s.date)
+            if day != s.date:
+                s.date = day
 
     def _on_aggregation(self, event) -> None:
         self.period.visible = event.new == "period"
@@ -179,7 +211,7 @@ class Controls:
     def step(self, direction: int) -> None:
         """Move the date to the product's previous/next time step."""
         s = self.state
-        times = data.time_axis(s.product)
+        times = data.step_days(s.product)
         if times.size == 0:
             return
         current = pd.Timestamp(s.date)
@@ -205,7 +237,7 @@ class Controls:
             self.product,
             self.variable,
             pn.pane.Markdown("**Date**", margin=(5, 10, 0, 10)),
-            self.date_slider,
+            pn.Column(self.date_slider, self.sampling, margin=0),
             self.date_picker,
             pn.Row(self.prev_btn, self.next_btn, self.play),
             pn.pane.Markdown("**Time aggregation**", margin=(5, 10, 0, 10)),
@@ -216,6 +248,24 @@ class Controls:
             self.clim_mode,
             pn.Row(self.clim_low, self.clim_high),
         )
+
+
+def nearest_day(days: list[dt.date], date) -> dt.date:
+    """The day of ``days`` (sorted) nearest ``date`` (the earlier one on a tie)."""
+    date = _as_date(date)
+    if not days:
+        return date
+    i = bisect.bisect_left(days, date)
+    if i < len(days) and days[i] == date:
+        return date
+    candidates = [d for d in (days[i - 1] if i > 0 else None, days[i] if i < len(days) else None) if d]
+    return min(candidates, key=lambda d: abs((d - date).days))
+
+
+def _sampling_note(info, days: list[dt.date]) -> str:
+    """'600 time steps: irregular, …' under the slider."""
+    text = compute.sampling(pd.DatetimeIndex(days))
+    return f"Time steps of {info.name}: {text}"
 
 
 def default_product(names: list[str]) -> str:

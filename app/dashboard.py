@@ -81,7 +81,11 @@ class LazyTabs:
 
     def __init__(self, state: AppState, panels: list[tuple[str, str]]):
         self.state = state
-        self.tabs = pn.Tabs(dynamic=True, name="tabs")
+        # Not dynamic: Panel 1.9 detaches the models of hidden dynamic tabs, and updating a detached
+        # text pane (e.g. the map's export note when the aggregation changes on another tab) rewrites
+        # the page's shared loading.css stylesheet to the CDN address, which the Content-Security-Policy
+        # blocks (console errors, lost loading spinner). Unopened tabs are empty holders anyway.
+        self.tabs = pn.Tabs(dynamic=False, name="tabs")
         self._pending: dict[str, tuple] = {}
         for title, module_name in panels:
             module = _module(module_name)

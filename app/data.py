@@ -101,9 +101,39 @@ def _window_aggregate(name, variable, level, agg_key, window_key, version) -> xr
     return compute.time_aggregate(win, "period", start, period=(start, end)).load()
 
 
+def _with_spacing(da: xr.DataArray, name: str, level: int) -> xr.DataArray:
+    """``da`` with its grid spacing in ``attrs`` (``res_lat``, ``res_lon``, from the catalog), so a
+    window one cell wide or high keeps its true cell size."""
+    lev = data_level(name, level)
+    res_lon = float(lev.get("resolution", 0) or 0)
+    res_lat = float(lev.get("resolution_lat", res_lon) or res_lon)
+    if res_lon > 0:
+        da = da.copy(deep=False)
+        da.attrs = {**da.attrs, "res_lat": res_lat, "res_lon": res_lon}
+    return da
+
+
+def data_level(name: str, level: int) -> dict:
+    """The catalog's description of one pyramid level (``{}`` when unknown)."""
+    return next((lev for lev in info(name).levels if int(lev["level"]) == int(level)), {})
+
+
 def field(name: str, variable: str, level: int, agg: str, date, period=None, x_range=None, y_range=None):
     """2-D field of ``variable`` at pyramid ``level`` for the aggregation, restricted to the view
     window when given (a numpy-backed DataArray)."""
+    return _with_spacing(_field(name, variable, level, agg, date, period, x_range, y_range), name, level)
+
+
+def field_on_days(name: str, variable: str, level: int, days, x_range=None, y_range=None) -> xr.DataArray:
+    """2-D field of ``variable``: the time step on the one day of ``days`` or the mean over the
+    steps on ``days`` (e.g. the days two compared products share), restricted to the view window."""
+    da = variable_array(name, variable, level)
+    if x_range is not None:
+        da = compute.visible_window(da, x_range, y_range)
+    return _with_spacing(compute.on_days(da, days).load(), name, level)
+
+
+def _field(name: str, variable: str, level: int, agg: str, date, period=None, x_range=None, y_range=None):
     da = variable_array(name, variable, level)
     version = _version(name)
     if agg == "day" or "time" not in da.dims:
@@ -144,10 +174,21 @@ def nearest_time(name: str, date) -> pd.Timestamp:
 
 
 def time_axis(name: str) -> pd.DatetimeIndex:
+    """The product's time steps (empty for a product without a time axis)."""
+    return _time_axis(name, _version(name))
+
+
+@lru_cache(maxsize=64)
+def _time_axis(name: str, version) -> pd.DatetimeIndex:
     ds = open_level(name, 0)
     if "time" not in ds.dims:
         return pd.DatetimeIndex([])
     return pd.DatetimeIndex(ds["time"].values)
+
+
+def step_days(name: str) -> pd.DatetimeIndex:
+    """The calendar days on which the product has a time step."""
+    return compute.step_days(time_axis(name))
 
 
 def point_series(name: str, lon: float, lat: float, variables=None) -> xr.Dataset:

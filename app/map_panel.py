@@ -9,7 +9,7 @@ import time
 
 import panel as pn
 
-from app import compute, data, export, styles, ui
+from app import compute, data, export, product_info, styles, ui
 from app.map_view import MERCATOR_METHOD, MapFigure, MapTabViews
 from app.series_panel import SeriesPanel
 from app.ui import guarded
@@ -71,6 +71,7 @@ class MapTab(MapTabViews):
         )
         self.status = pn.pane.Markdown("", css_classes=["map-status"], margin=(0, 10))
         self.series = SeriesPanel(state)
+        self.info_box = product_info.ProductInfoBox(state, data)
         self._auto_clim = None
         self._last = None
         self.png = pn.widgets.FileDownload(
@@ -195,17 +196,14 @@ class MapTab(MapTabViews):
             label = styles.label(s.variable, info)
             units = styles.units(s.variable, info)
             self.map.show(image, clim=clim, cmap=cmap, label=label, units=units)
-            start, end = compute.period_bounds(s.aggregation, s.date, s.period)
-            when = (
-                f"{data.nearest_time(s.product, s.date):%Y-%m-%d}"
-                if s.aggregation == "day"
-                else f"mean {start:%Y-%m-%d} … {end:%Y-%m-%d}"
-            )
+            when = map_period(s.product, s.aggregation, s.date, s.period)
             res = info.levels[level]["resolution"]
+            caveat = product_info.time_aggregation(info, s.variable)
             self.status.object = (
                 f"**{info.title or info.name}** · {label} · {when} · pyramid level {level} ({res:g}°)"
                 + (" · *synthetic*" if info.synthetic else "")
                 + (" · Web Mercator" if self.map.mercator else "")
+                + (f"\n\n{s.variable}: {caveat}" if product_info.is_not_daily_mean(info, s.variable) else "")
             )
             self._last = dict(image=image, clim=clim, cmap=cmap, label=label, title=f"{info.name} · {when}")
             s.message = ""
@@ -308,8 +306,19 @@ class MapTab(MapTabViews):
             self.method_note,
             pn.Row(self.png, self.netcdf, self.nc_level, self.box_from_view, self.clear_sel, self.basemap),
             self.nc_info,
+            self.info_box.card,
             self.series.panel(),
         )
+
+
+def map_period(name: str, agg: str, date, period) -> str:
+    """What the map shows in time: the product's time step, or the mean of its steps in the
+    month, year or period (with their number: irregular products have few)."""
+    if agg == "day":
+        return f"{data.nearest_time(name, date):%Y-%m-%d}"
+    start, end = compute.period_bounds(agg, date, period)
+    n = compute.steps_in(data.time_axis(name), agg, date, period).size
+    return f"mean {start:%Y-%m-%d} … {end:%Y-%m-%d} ({n} time step{'s' if n != 1 else ''})"
 
 
 def panel(state) -> pn.viewable.Viewable:

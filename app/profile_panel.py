@@ -1,6 +1,10 @@
 """The latitudinal-profile tab: zonal mean per latitude band of each selected product (current
 date or aggregate), whole globe or visible region, with or without the common mask; and the
-cos(lat)-weighted mean of each product in a table."""
+cos(lat)-weighted mean of each product in a table.
+
+Each product uses its own time steps: the step on the map's day (a product without one that day is
+left out and named, never replaced by a "nearest" step), or the mean of its steps in the month, year
+or period; the table says which and how many."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import numpy as np
 import pandas as pd
 import panel as pn
 
-from app import compute, data, styles
+from app import compute, data, product_info, styles, ui
 from app.ui import guarded
 
 TAB = "Profile"
@@ -29,17 +33,21 @@ class ProfileTab:
         self.mask = pn.widgets.Checkbox(name="Common mask", value=state.common_mask)
         self.plot = pn.pane.HoloViews(None, name="profile_plot", sizing_mode="fixed")
         self.table = pn.widgets.Tabulator(
-            pd.DataFrame(), show_index=False, disabled=True, width=560, name="means"
+            pd.DataFrame(), show_index=False, disabled=True, width=1000, name="means"
         )
-        self.note = pn.pane.Markdown("")
+        self.note = pn.pane.HTML("", name="profile_note")
         self._stale = True
         self.mask.param.watch(lambda e: setattr(state, "common_mask", e.new), "value")
         state.param.watch(lambda e: setattr(self.mask, "value", e.new), "common_mask")
-        state.param.watch(lambda e: self._options(), ["variable"])
+        state.param.watch(lambda e: self._options(), ["variable", "product"])
         for w in (self.products, self.region, self.band):
             w.param.watch(lambda e: self.redraw(), "value")
         state.param.watch(
             lambda *e: self.redraw(), ["common_mask", "date", "aggregation", "period", "variable"]
+        )
+        state.param.watch(
+            lambda *e: self.redraw() if self.region.value == "visible region" else None,
+            ["x_range", "y_range"],
         )
         state.param.watch(lambda e: self.redraw() if e.new == TAB and self._stale else None, "tab")
         self._options()
@@ -48,9 +56,11 @@ class ProfileTab:
     def _options(self) -> None:
         names = data.products_with(self.state.variable)
         self.products.options = names
-        self.products.value = [p for p in names if data.info(p).bbox == (-180.0, -90.0, 180.0, 90.0)][
-            :4
-        ] or names[:2]
+        shown = [self.state.product] if self.state.product in names else []
+        shown += [p for p in names if data.info(p).bbox == (-180.0, -90.0, 180.0, 90.0) and p not in shown]
+        if len(shown) < 2:  # no global product: the map's and the next one
+            shown += [p for p in names if p not in shown][: 2 - len(shown)]
+        self.products.value = shown[:4]
 
     def _bounds(self):
         if self.region.value == "visible region" and self.state.x_range is not None:
@@ -73,18 +83,27 @@ class ProfileTab:
                 self.plot.object = None
                 return
             (x0, x1), (y0, y1) = self._bounds()
-            fields = {}
+            fields, used, left_out = {}, {}, []
             for name in names:
                 w, so, e, n = data.info(name).bbox
                 xr_ = (max(x0, w), min(x1, e))
                 yr_ = (max(y0, so), min(y1, n))
                 if xr_[0] >= xr_[1] or yr_[0] >= yr_[1]:
+                    left_out.append(f"{name}: outside the region")
+                    continue
+                times = data.time_axis(name)
+                steps = compute.steps_in(times, s.aggregation, s.date, s.period)
+                if times.size and steps.empty:
+                    left_out.append(f"{name}: no time step in {_window(s)} ({compute.sampling(times)})")
                     continue
                 level = data.level_for_view(name, xr_, yr_, PROFILE_WIDTH_PX)
-                fields[name] = data.field(name, s.variable, level, s.aggregation, s.date, s.period, xr_, yr_)
+                f = data.field(name, s.variable, level, s.aggregation, s.date, s.period, xr_, yr_)
+                fields[name] = compute.visible_window(f, xr_, yr_, pad=0).assign_attrs(f.attrs)
+                used[name] = _steps_label(steps) if times.size else "no time axis"
             if not fields:
-                self.note.object = "No selected product covers this region."
+                self.note.object = "No selected product covers this region and time. " + "; ".join(left_out)
                 self.plot.object = None
+                self.table.value = pd.DataFrame()
                 return
             masked = None
             if len(fields) > 1:
@@ -94,18 +113,24 @@ class ProfileTab:
             use = masked if (s.common_mask and masked is not None) else fields
             label = styles.label(s.variable, data.info(names[0]))
             curves = []
-            for name, f in use.items():
+            for i, (name, f) in enumerate(use.items()):
+                colour = styles.SERIES_COLOURS[i % len(styles.SERIES_COLOURS)]
                 zm = compute.zonal_mean(f, band_deg=float(self.band.value))
                 curves.append(
                     hv.Curve((zm.index.values, zm.values), "latitude (°N)", label, label=name).opts(
-                        invert_axes=True, tools=["hover"]
+                        invert_axes=True, tools=["hover"], color=colour
                     )
                 )
-            start, end = compute.period_bounds(s.aggregation, s.date, s.period)
-            when = f"{start:%Y-%m-%d}" if s.aggregation == "day" else f"{start:%Y-%m-%d} … {end:%Y-%m-%d}"
+                # markers: a small product gives a few bands only (one band is a single point)
+                curves.append(
+                    hv.Scatter((zm.index.values, zm.values), "latitude (°N)", label, label=name).opts(
+                        invert_axes=True, size=6, color=colour
+                    )
+                )
+            when = _window(s)
             title = f"Zonal mean of {s.variable}, {when}" + (" (common mask)" if use is masked else "")
             self.plot.object = hv.Overlay(curves).opts(
-                title=title, width=560, height=520, show_grid=True, legend_position="bottom_right"
+                title=title, width=540, height=480, show_grid=True, legend_position="bottom_right"
             )
             rows = []
             for name, f in fields.items():
@@ -117,13 +142,22 @@ class ProfileTab:
                         if masked
                         else np.nan,
                         "units": styles.units(s.variable, data.info(name)),
-                        "grid (°)": compute.resolution(f["lon"]),
+                        "grid (°)": compute.grid_step(f, "lon"),
+                        "time steps used": used[name],
                     }
                 )
             self.table.value = pd.DataFrame(rows)
-            self.note.object = (
-                "Means weighted by cos(latitude) over valid pixels; the common mask puts all products on "
-                "the coarsest grid (block mean) and keeps cells valid in every product."
+            caveats = [product_info.sampling_caveat(data.info(n), s.variable) for n in fields]
+            self.note.object = ui.as_html(
+                "\n".join(
+                    [
+                        "Means weighted by cos(latitude) over the valid pixels inside the region; the common "
+                        "mask puts all products on the coarsest grid (block mean) and keeps cells valid in "
+                        "every product. Each product uses its own time steps (see the table).",
+                        *[c for c in caveats if c],
+                        *(["Left out: " + "; ".join(left_out)] if left_out else []),
+                    ]
+                )
             )
 
         run()
@@ -132,8 +166,20 @@ class ProfileTab:
         return pn.Column(
             pn.Row(self.products, self.band),
             pn.Row(self.region, self.mask),
-            pn.Row(self.plot, pn.Column(self.table, self.note, width=580)),
+            pn.Row(self.plot, pn.Column(self.note, width=440)),
+            self.table,
         )
+
+
+def _window(s) -> str:
+    start, end = compute.period_bounds(s.aggregation, s.date, s.period)
+    return f"{start:%Y-%m-%d}" if s.aggregation == "day" else f"{start:%Y-%m-%d} … {end:%Y-%m-%d}"
+
+
+def _steps_label(steps: pd.DatetimeIndex) -> str:
+    if steps.size == 1:
+        return f"{steps[0]:%Y-%m-%d}"
+    return f"mean of {steps.size} ({steps[0]:%Y-%m-%d} … {steps[-1]:%Y-%m-%d})"
 
 
 def panel(state) -> pn.viewable.Viewable:

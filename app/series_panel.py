@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import panel as pn
 
-from app import compute, data, export, styles
+from app import compute, data, export, product_info, styles
 from app.ui import guarded
 
 PLOT_OPTS = dict(width=800, height=260, show_grid=True, legend_position="right", tools=["hover"])
@@ -28,7 +28,7 @@ class SeriesPanel:
             show_index=False,
             disabled=True,
             height=140,
-            width=800,
+            width=1000,
             name="pixel_table",
             visible=False,
         )
@@ -90,7 +90,10 @@ class SeriesPanel:
                         "pixel lon": round(ds.attrs["pixel_lon"], 5),
                         "pixel lat": round(ds.attrs["pixel_lat"], 5),
                         "distance (km)": round(ds.attrs["distance_km"], 3),
-                        "valid days": int(np.isfinite(da.values).sum()),
+                        "valid time steps": int(np.isfinite(da.values).sum()),
+                        "time steps": compute.sampling(da["time"].values) if "time" in da.dims else "none",
+                        "each value": product_info.time_aggregation(info, s.variable)
+                        or f"one value per {info.time_step}",
                     }
                 )
             units = self._units()
@@ -161,13 +164,20 @@ class SeriesPanel:
         if not series:
             return None
         s = self.state
-        label = styles.label(s.variable, data.info(next(iter(series))))
-        curves = [
-            hv.Curve((pd.to_datetime(da["time"].values), da.values), "time", label, label=name).opts(
-                tools=["hover"]
-            )
-            for name, da in series.items()
-        ]
+        units = {styles.units(s.variable, data.info(n)) for n in series}
+        label = f"{s.variable} ({units.pop()})" if len(units) == 1 else s.variable
+        curves = []
+        for i, (name, da) in enumerate(series.items()):
+            colour = styles.SERIES_COLOURS[i % len(styles.SERIES_COLOURS)]
+            t = pd.to_datetime(da["time"].values)
+            curve = hv.Curve((t, da.values), "time", label, label=name)
+            curves.append(curve.opts(tools=["hover"], color=colour))
+            if not compute.is_regular_daily(t):  # samples: show where the values are
+                points = hv.Scatter((t, da.values), "time", label, label=name)
+                curves.append(points.opts(size=4, color=colour))
+        sign = product_info.sign_convention(s.variable)
+        if sign:
+            title = f"{title} · {sign.split(' (')[0]}"
         marker = hv.VLine(pd.Timestamp(s.date)).opts(color="grey", line_dash="dashed")
         return hv.Overlay([*curves, marker]).opts(title=title, **PLOT_OPTS)
 

@@ -52,6 +52,8 @@ COLORMAPS = (
     "terrain",
 )
 DIFF_CMAP = "RdBu_r"
+# Line colours of products in series and profile plots (one per product, in order).
+SERIES_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 # Coastline colours: dark lines on the light theme, light lines on the dark theme.
 COASTLINE_COLOUR = {False: "#333333", True: "#e6e6e6"}
 

@@ -38,6 +38,12 @@ def as_html(text: str) -> str:
     return "<br>".join(html.escape(line) for line in str(text).split("\n"))
 
 
+def markdown_plain(text: str) -> str:
+    """Plain text for a Markdown pane: HTML escaped and Markdown's emphasis and code marks taken
+    literally (provenance notes and file names may hold them)."""
+    return html.escape(str(text)).replace("*", "\\*").replace("_", "\\_").replace("`", "\\`")
+
+
 def alert(alert_type: str = "danger", *, name: str | None = None, **params) -> pn.pane.HTML:
     """An alert box (Panel's alert look) that shows its text literally: set it with
     :func:`show_alert`, never through Markdown or HTML."""

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import panel as pn
 
+from app import product_info, ui
 from app.map_view import coastlines
 from app.ui import guarded
 from app.validation import config, export, matching, scoreboard, site_view, taylor
@@ -187,7 +188,7 @@ class ValidationTab:
         # scoreboard
         self.sb_product = pn.widgets.Select(label="Product", options=[], width=200)
         self.sb_run = pn.widgets.Button(label="Compute scoreboard", color="primary", width=180)
-        self.sb_status = pn.pane.Markdown("", css_classes=["scoreboard-status"])
+        self.sb_status = pn.pane.Markdown("", css_classes=["scoreboard-status"], sizing_mode="stretch_width")
         self.sb_table = pn.widgets.Tabulator(
             pd.DataFrame(),
             show_index=False,
@@ -203,7 +204,7 @@ class ValidationTab:
         self.sb_map = pn.pane.HoloViews(None, name="scoreboard_map", sizing_mode="fixed")
         self.sb_taylor = pn.pane.HoloViews(None, name="taylor", sizing_mode="fixed")
         self.sb_igbp = pn.widgets.Tabulator(pd.DataFrame(), show_index=False, disabled=True, width=700)
-        self.sb_pooled = pn.pane.Markdown("")
+        self.sb_pooled = pn.pane.Markdown("", sizing_mode="stretch_width")
         self.sb_csv = pn.widgets.FileDownload(
             callback=self._metrics_csv,
             filename="metrics.csv",
@@ -467,6 +468,7 @@ class ValidationTab:
             f"lon {float(s['lon']):.4f}, lat {float(s['lat']):.4f}; "
             f"observed `{view.obs_column}` ({units}). Products: {pixels or 'none covers this site'}."
             + (" Values are anomalies from the mean seasonal cycle." if view.options.anomaly else "")
+            + _caveat_lines(list(view.pixels), view.variable)
         )
         self.series_plot.object = self._series_overlay(view, spec)
         self.scatter_product.options = list(view.pairs)
@@ -610,9 +612,20 @@ class ValidationTab:
                 raise
             self._board = board
             ok = board.table[board.table["error"].fillna("") == ""]
+            reasons = board.table["error"].fillna("")
+            reasons = reasons[reasons != ""]
+            why = ""
+            if len(ok) == 0 and len(reasons):
+                outside = reasons.str.contains("is outside product").sum()
+                why = (
+                    f" No site of {board.network} lies inside {board.product}."
+                    if outside == len(reasons)
+                    else f" First reason: {ui.markdown_plain(ui.user_message(reasons.iloc[0]))}"
+                )
             self.sb_status.object = (
                 f"**{board.product}** `{board.variable}` vs **{board.network}**: {len(ok)} of "
-                f"{len(board.table)} sites matched{' (from cache)' if board.cached else ''}."
+                f"{len(board.table)} sites matched{' (from cache)' if board.cached else ''}.{why}"
+                + _caveat_lines([board.product], board.variable)
             )
             self._draw_board()
 
@@ -693,6 +706,27 @@ class ValidationTab:
             name="Scoreboard",
         )
         return pn.Tabs(("Site", site_tab), ("Scoreboard", board_tab), name="validation_tabs", dynamic=False)
+
+
+def sampling_caveats(products: list[str], variable: str) -> list[str]:
+    """Warnings for products whose values are not daily means (e.g. ERA5 12 UTC samples): paired
+    with a tower's daily means they compare one hour with a whole day."""
+    out = []
+    for name in products:
+        try:
+            caveat = product_info.sampling_caveat(api.product_info(name), variable)
+        except FluxLensError:
+            continue
+        if caveat:
+            out.append(
+                f"Note: {caveat}. The pairs set these values against the tower's daily means, on the "
+                "product's days only; the difference includes the daily cycle."
+            )
+    return out
+
+
+def _caveat_lines(products: list[str], variable: str) -> str:
+    return "".join(f"\n\n{ui.markdown_plain(c)}" for c in sampling_caveats(products, variable))
 
 
 def panel(state) -> pn.viewable.Viewable:
