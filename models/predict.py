@@ -355,7 +355,14 @@ def predict_region(
         result = xr.open_zarr(tmp, consolidated=False)
         for v, attrs in OUTPUT_ATTRS.items():
             result[v].attrs = dict(attrs)
-        result.attrs = {"title": f"LE/H emulator {version}", "time_step": time_step}
+        gi = api.product_info(fs.grid).levels[0]
+        result.attrs = {
+            "title": f"LE/H emulator {version}",
+            "time_step": time_step,
+            # the grid's own steps: a one-column or one-row prediction cannot infer them
+            "resolution_lon": float(gi["resolution"]),
+            "resolution_lat": float(gi.get("resolution_lat", gi["resolution"])),
+        }
         provenance = {
             "model_version": version,
             "model": "constrained (LE = EF·A, H = A − LE; direct LE where A < a_min)"

@@ -107,6 +107,23 @@ def test_predict_with_a_model_closes_on_its_own_a(world):
     assert api.product_info(name).provenance["a_source"] == "emulator A model"
 
 
+def test_one_column_prediction_keeps_the_grid_resolution(world):
+    """A box one grid cell wide: the product's resolution and bbox come from the input grid, not the
+    1° a single column would be given."""
+    from catalog import api
+
+    d, version = world
+    grid = api.product_info("forcing_demo")
+    res = grid.resolution
+    lon = float(api.open_product("forcing_demo").lon.values[5])  # one column's centre
+    name = predict.predict_region(version, (lon - res / 4, 30.0, lon + res / 4, 40.0), "2018-06-01",
+                                  "2018-06-01", product_name="emu-one-column")  # fmt: skip
+    info = api.product_info(name)
+    assert info.levels[0]["n_lon"] == 1
+    assert info.resolution == pytest.approx(res)
+    assert info.bbox[0] == pytest.approx(lon - res / 2) and info.bbox[2] == pytest.approx(lon + res / 2)
+
+
 def test_cancel_registers_nothing(world):
     d, version = world
     before = _products(d)
