@@ -95,6 +95,17 @@ def _job_html(job: Job) -> str:
     )
 
 
+MODEL_OWN = "the model's own"
+INPUT_ROLES = {"forcing": "Forcing", "static": "Static layers", "ssm": "Soil moisture", "radiation": "Rn, G"}
+# product kinds (catalog ProductInfo.kind) offered for each role
+INPUT_KINDS = {
+    "forcing": {"forcing"},
+    "static": {"static"},
+    "ssm": {"soil_moisture"},
+    "radiation": {"flux"},
+}
+
+
 class JobsView:
     """The tab's widgets and callbacks for one session."""
 
@@ -125,6 +136,12 @@ class JobsView:
         self.end = pn.widgets.DatePicker(label="Last day", value=end, width=130)
         self.version = pn.widgets.Select(label="Model version", options=[], width=260)
         self.product_name = pn.widgets.TextInput(label="Product name (optional)", width=260)
+        # inputs per role: the model's own by default, or any catalog product (checked at submit)
+        self.inputs = {
+            role: pn.widgets.Select(label=label, options={MODEL_OWN: ""}, value="", width=190)
+            for role, label in INPUT_ROLES.items()
+        }
+        self._refresh_inputs()
         self.constraint = pn.widgets.Checkbox(label="Energy-balance constraint (LE + H = Rn − G)", value=True)
         self.features = pn.widgets.MultiChoice(
             label="Features (empty: default set)", options=_feature_names()
@@ -184,6 +201,22 @@ class JobsView:
             self.version.options = versions
             self.version.value = current if current in versions else (versions[-1] if versions else None)
 
+    def _refresh_inputs(self) -> None:
+        try:
+            from catalog import api
+
+            products = api.list_products()
+        except (FluxLensError, OSError):
+            products = []
+        for role, widget in self.inputs.items():
+            kinds = INPUT_KINDS[role]
+            names = [p.name for p in products if p.kind in kinds]
+            options = {MODEL_OWN: "", **{n: n for n in names}}
+            if options != widget.options:
+                current = widget.value
+                widget.options = options
+                widget.value = current if current in options.values() else ""
+
     def request(self) -> dict:
         if self.kind.value == "repredict":
             request = {
@@ -194,6 +227,9 @@ class JobsView:
             }
             if self.product_name.value.strip():
                 request["product_name"] = self.product_name.value.strip()
+            inputs = {role: w.value for role, w in self.inputs.items() if w.value}
+            if inputs:
+                request["inputs"] = inputs
             return request
         request = {
             "constraint": bool(self.constraint.value),
@@ -251,6 +287,7 @@ class JobsView:
         self.statuses = {job.id: job.status for job in jobs}
         if finished:
             self._refresh_versions()
+            self._refresh_inputs()  # a finished job may have added a product
 
     def _show_selected(self) -> None:
         """Cancel button state and log of the picked job (one small query)."""
@@ -272,7 +309,10 @@ class JobsView:
         repredict = pn.Column(
             pn.Row(self.bbox, self.use_box, self.use_view),
             pn.Row(self.version, self.product_name),
-        )
+            pn.pane.Markdown("Inputs (default: the products the model was trained with, or the demo cubes):",
+                             margin=(0, 5)),
+            pn.Row(*self.inputs.values()),
+        )  # fmt: skip
         retrain = pn.Column(self.constraint, self.features, self.sites, visible=False)
         self.kind.param.watch(
             lambda e: (

@@ -66,6 +66,21 @@ def test_box_from_map_state(store):
         _parse_bbox("1,2,3")
 
 
+def test_repredict_inputs_offered_by_role_and_sent(store, demo_world, monkeypatch):
+    monkeypatch.setenv("FLUXLENS_DATA_DIR", str(demo_world))
+    view = JobsView(AppState(user="anonymous"), JobService(store, JobLimits()))
+    assert set(view.inputs["forcing"].options.values()) == {"", "forcing_demo"}
+    assert "ssm_global_demo" in view.inputs["ssm"].options.values()
+    assert "fluxes_demo" in view.inputs["radiation"].options.values()
+    view.bbox.value = "-100,35,-99,36"
+    view.version.options, view.version.value = ["v1"], "v1"
+    assert "inputs" not in view.request()  # default: the model's own
+    view.inputs["forcing"].value = "forcing_demo"
+    view.inputs["radiation"].value = "fluxes_demo"
+    assert view.request()["inputs"] == {"forcing": "forcing_demo", "radiation": "fluxes_demo"}
+    assert view.layout() is not None
+
+
 def test_other_users_log_is_refused(store):
     bobs = store.insert("repredict", REQUEST, "bob")
     view = JobsView(AppState(user="ana"), JobService(store, JobLimits(), require_login=True))
