@@ -127,8 +127,12 @@ def start_worker() -> subprocess.Popen:
             except subprocess.TimeoutExpired:
                 proc.kill()
 
+    def on_sigterm(*_):
+        stop()
+        sys.exit(0)
+
     atexit.register(stop)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # run atexit on a plain kill too
+    signal.signal(signal.SIGTERM, on_sigterm)  # a plain kill of the server stops the worker too
     return proc
 
 

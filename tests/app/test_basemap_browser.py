@@ -31,8 +31,10 @@ QUERY = "?product=ssm_global_demo&var=ssm&date=2018-07-01&view=-110,-90,30,40"
 TO_MERC = Transformer.from_crs(4326, 3857, always_xy=True)
 TO_LONLAT = Transformer.from_crs(3857, 4326, always_xy=True)
 
+# null while the figure has no view yet (a tab being drawn): the waits below keep waiting then
 FRAME = """(name) => { const m = Bokeh.documents[0].get_model_by_name(name);
-  const v = Bokeh.index.find_one(m);
+  const v = m && Bokeh.index.find_one(m);
+  if (!v || !v.canvas_view) return null;
   const r = v.canvas_view.el.getBoundingClientRect();
   const img = m.renderers.find(r => r.glyph && r.glyph.type === 'Image').data_source.data.image[0];
   let finite = 0; for (let i = 0; i < img.length; i++) { if (Number.isFinite(img[i])) finite++; }
@@ -171,7 +173,7 @@ def _basemap(page, server):
     page.route("https://tiles.fluxlens.test/**", answer)
     page.goto(server["url"] + QUERY)
     wait_idle(page)
-    page.wait_for_function(f"({FRAME})('main_map').finite > 1000", timeout=60_000)
+    page.wait_for_function(f"(({FRAME})('main_map') || {{}}).finite > 1000", timeout=60_000)
     page.get_by_text("pyramid level 0").first.wait_for(state="visible", timeout=30_000)
     store = xr.open_zarr(
         level_path(server["data_dir"], "ssm_global_demo"), consolidated=False
@@ -196,7 +198,7 @@ def _basemap(page, server):
     wait_idle(page)
     page.wait_for_function(
         f"(() => {{ const f = ({FRAME})('main_map'); "
-        "return f.tiles.length === 1 && Math.abs(f.x0) > 1000 && f.finite > 1000; })()",
+        "return !!f && f.tiles.length === 1 && Math.abs(f.x0) > 1000 && f.finite > 1000; })()",
         timeout=60_000,
     )
     wait_idle(page)
@@ -257,7 +259,7 @@ def _basemap(page, server):
     wait_idle(page)
     page.wait_for_function(
         f"(() => ['compare_a', 'compare_b', 'compare_diff'].every(n => {{ const f = ({FRAME})(n); "
-        "return f.tiles.length === 1 && Math.abs(f.x0) > 1000 && f.finite > 0; }))()",
+        "return !!f && f.tiles.length === 1 && Math.abs(f.x0) > 1000 && f.finite > 0; }))()",
         timeout=60_000,
     )
     wait_idle(page)
@@ -275,7 +277,7 @@ def _basemap(page, server):
     assert (x[1] - x[0]) / (y[1] - y[0]) == pytest.approx(frames[0]["width"] / frames[0]["height"], rel=1e-3)
     save_screenshot(page, "basemap_3_compare")
     page.get_by_role("button", name="Basemap").last.click()
-    page.wait_for_function(f"({FRAME})('compare_a').tiles.length === 0", timeout=30_000)
+    page.wait_for_function(f"(({FRAME})('compare_a') || {{tiles: [1]}}).tiles.length === 0", timeout=30_000)
     wait_idle(page)
 
     # back on the map tab: switched off from the comparison tab, lon/lat degrees again, same value
@@ -284,7 +286,7 @@ def _basemap(page, server):
     wait_idle(page)
     page.wait_for_function(
         f"(() => {{ const f = ({FRAME})('main_map'); "
-        "return f.tiles.length === 0 && Math.abs(f.x0) < 1000 && f.finite > 1000; })()",
+        "return !!f && f.tiles.length === 0 && Math.abs(f.x0) < 1000 && f.finite > 1000; })()",
         timeout=60_000,
     )
     wait_idle(page)
