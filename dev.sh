@@ -14,10 +14,16 @@ setup_python() {
     fi
     local stamp=.setup-stamp
     local want
-    want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+    want=$(cat pyproject.toml dev.sh | sha256sum | cut -d' ' -f1)
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
         .venv/bin/python -m pip install -q --upgrade pip
         .venv/bin/python -m pip install -q -e ".[test]"
+        # GRIB reading (cfgrib + the ecCodes wheels) lives apart, in .venv/grib, on the path of the
+        # GRIB child process only: those wheels put their own OpenSSL, PROJ and LDAP into the global
+        # symbol scope, and cfgrib's xarray plugin would load them into every process that lets
+        # xarray guess a file's engine (see data_prep/grib.py).
+        .venv/bin/python -m pip install -q --no-deps --upgrade --target .venv/grib \
+            cfgrib==0.9.15.1 eccodes==2.50.0 eccodeslib==2.50.0.33 eckitlib==2.5.0.33 findlibs==0.1.3
         echo "$want" > "$stamp"
     fi
 }

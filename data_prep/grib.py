@@ -1,17 +1,21 @@
 """GRIB files decoded in a child process, handed back as netCDF.
 
 The ecCodes wheels (eccodeslib, eckitlib) load their bundled libraries — their own OpenSSL 1.1,
-PROJ, SQLite, curl — into the process's global symbol scope. Any library loaded after that resolves
-those symbols to them: pyproj then fails ("no database context"), and psycopg's libpq (OpenSSL 3)
-crashes the process at exit. So no FluxLens process loads ecCodes itself: a child process reads the
-GRIB file with cfgrib and writes each of its datasets as netCDF (variables, coordinates and the
-``GRIB_*`` attributes such as ``GRIB_stepType`` kept), and the parent opens those.
+PROJ, SQLite, LDAP, curl — into the process's global symbol scope. Any library loaded after that
+resolves those symbols to them: pyproj then fails ("no database context"), and psycopg's libpq
+crashes the process at exit (in its LDAP library's destructor). And installed beside xarray,
+cfgrib's xarray plugin loads them into every process that lets xarray list or guess engines. So
+cfgrib and ecCodes are installed apart, in ``<venv>/grib`` (``bash dev.sh`` does it; or set
+``$FLUXLENS_GRIB_PATH``), and only a child process with that folder on its path reads the GRIB
+file: it writes each of the file's datasets as netCDF (variables, coordinates and the ``GRIB_*``
+attributes such as ``GRIB_stepType`` kept), and the parent opens those.
 
     python -m data_prep.grib IN.grib OUT_DIR     # prints the netCDF paths written, one a line
 """
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,17 +23,35 @@ from pathlib import Path
 from catalog.errors import InputError
 
 TIMEOUT_S = 3600
+ENV_GRIB_PATH = "FLUXLENS_GRIB_PATH"
+
+
+def libs_path() -> Path:
+    """Folder holding cfgrib and the ecCodes wheels: ``$FLUXLENS_GRIB_PATH`` or ``<venv>/grib``."""
+    return Path(os.environ.get(ENV_GRIB_PATH) or Path(sys.prefix) / "grib")
+
+
+def child_env() -> dict:
+    """Environment of a process that may import cfgrib / eccodes."""
+    path = str(libs_path())
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [path, os.environ.get("PYTHONPATH")]))}
 
 
 def to_netcdf(path: str, out_dir: Path) -> list[Path]:
     """The datasets of GRIB file ``path`` as netCDF files in ``out_dir`` (decoded in a child process)."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    if not (libs_path() / "cfgrib").is_dir():
+        raise InputError(
+            f"{path}: GRIB support is not installed ({libs_path()} has no cfgrib); run bash dev.sh "
+            f"once, or install cfgrib and eccodes with pip --target {libs_path()}"
+        )
     proc = subprocess.run(
         [sys.executable, "-m", "data_prep.grib", str(path), str(out_dir)],
         capture_output=True,
         text=True,
         timeout=TIMEOUT_S,
         cwd=Path(__file__).resolve().parents[1],
+        env=child_env(),
     )
     if proc.returncode != 0:
         reason = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]

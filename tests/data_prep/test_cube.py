@@ -89,7 +89,9 @@ def test_uk_grib_hourly_to_daily_means(gridded, tmp_path):
         "    eccodes.codes_release(h)\n"
         "np.save(sys.stdout.buffer, np.stack(msgs))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
+    from data_prep import grib
+
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True, env=grib.child_env())
     messages = np.load(io.BytesIO(proc.stdout))
     assert messages.shape == (24, 33, 49)
     expected = messages.mean(axis=0) - 273.15
@@ -369,6 +371,13 @@ def test_postgresql_client_survives_a_grib_read(gridded):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == "False"  # ecCodes stayed in the child process
+
+
+def test_grib_libraries_stay_out_of_fluxlens_processes():
+    """cfgrib's xarray plugin must not be visible: listing xarray's engines would load ecCodes."""
+    code = "import sys, xarray; xarray.backends.list_engines(); print('eccodes' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.strip() == "False"
 
 
 def test_regular_grid_keeps_a_source_grid_of_the_same_step():
