@@ -10,7 +10,8 @@ Ranges are physical bounds for daily (or finer) values, wide enough for any real
   1000 W m-2 exceeds any half-hourly LE measured at FLUXNET towers); H −500…1000 W m-2;
   Rn −500…1500 W m-2 and SW_in 0…1500 W m-2 (the solar constant is 1361 W m-2, Kopp & Lean 2011,
   GRL 38:L01706); G −500…500 W m-2; LW_in 0…700 W m-2;
-* air temperature −95…65 °C (records −89.2 °C, Vostok, and 56.7 °C, Death Valley; WMO archive);
+* air temperature −100…65 °C (records −89.2 °C at Vostok and 56.7 °C in Death Valley, WMO archive;
+  snow surfaces of the East Antarctic Plateau reach −98 °C, Scambos et al. 2018, GRL 45:6124);
   VPD 0…200 hPa (saturation vapour pressure at 60 °C is 199 hPa, Tetens formula);
   precipitation 0…2000 mm d-1 (the 24 h world record is 1825 mm, La Réunion 1966, WMO);
   wind speed 0…120 m s-1; surface pressure 30…110 kPa (Everest's summit about 33 kPa, the sea-level
@@ -53,7 +54,7 @@ VARIABLES: dict[str, Variable] = {
     "lw_in": Variable(
         "W m-2", "incoming longwave radiation", "surface_downwelling_longwave_flux_in_air", 0, 700
     ),
-    "ta": Variable("degC", "air temperature", "air_temperature", -95, 65),
+    "ta": Variable("degC", "air temperature", "air_temperature", -100, 65),
     "vpd": Variable("hPa", "vapour pressure deficit", "water_vapor_saturation_deficit_in_air", 0, 200),
     "precip": Variable("mm d-1", "precipitation", "lwe_precipitation_rate", 0, 2000),
     "ws": Variable("m s-1", "wind speed", "wind_speed", 0, 120),

@@ -413,6 +413,9 @@ def _polyline_distance(lat2d, lon2d, vertices) -> np.ndarray:
     return best
 
 
+_HIGHEST_M = 8849.0  # Mount Everest, m (the catalog's elevation range ends at 9000 m)
+
+
 def _rain_shadow(elevation: np.ndarray, res: float) -> np.ndarray:
     """Upwind (west) elevation barrier, decaying 8° downwind, on a (lat, lon) grid in m."""
     barrier = np.zeros_like(elevation)
@@ -482,7 +485,7 @@ def reference_static() -> StaticFields:
     antarctic = np.clip((-lat2d - 62) / 8, 0, 1)
     elevation += _ANTARCTIC_PLATEAU_M * antarctic * (1 - np.exp(-coast_km / 400))
     elevation *= np.exp(0.25 * grid_noise("elevation", lat, lon, (10.0, 3.0, 1.0), (1, 0.7, 0.5)))
-    elevation = np.maximum(elevation, 1.0)
+    elevation = np.clip(elevation, 1.0, _HIGHEST_M)  # no synthetic peak above Everest
 
     t_ann = np.interp(abslat, _ZONAL_LAT, _ZONAL_T) - 6.5e-3 * elevation
     t_ann += 1.5 * grid_noise("t_ann", lat, lon)
