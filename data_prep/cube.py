@@ -327,24 +327,27 @@ def _converted(rule: Rule, name: str, src: dict, recipe: Recipe, notes: list[str
     return da, unit
 
 
+# derive name → (function of the inputs in DERIVED order, their units, result units, note)
+DERIVATIONS = {
+    "vpd_from_dewpoint": (
+        meteo.vpd_from_dewpoint_hpa, "degC", "hPa", "vpd = e_s({}) − e_s({}), Tetens/FAO-56 (data_prep.meteo)"
+    ),
+    "wind_speed": (meteo.wind_speed, "m s-1", "m s-1", "ws = sqrt({}² + {}²)"),
+}
+
+
 def canonical_field(canonical: str, rule: Rule, names: list[str], sources: dict, recipe: Recipe) -> tuple:
     """(DataArray in the rule's units on its source grid and time axis, notes)."""
     notes: list[str] = []
     where = f"{canonical} (recipe {recipe.name})"
-    if rule.derive == "vpd_from_dewpoint":
-        t_da, t_u = _converted(rule, names[0], sources[names[0]], recipe, notes)
-        d_da, d_u = _converted(rule, names[1], sources[names[1]], recipe, notes)
-        t_c, d_c = units.convert(t_da, t_u, "degC", where), units.convert(d_da, d_u, "degC", where)
-        t_c, d_c = xr.align(t_c, d_c, join="inner")
-        da, unit = meteo.vpd_from_dewpoint_hpa(t_c, d_c), units.parse("hPa", where)
-        notes.append(f"vpd = e_s({names[0]}) − e_s({names[1]}), Tetens/FAO-56 (data_prep.meteo)")
-    elif rule.derive == "wind_speed":
-        u_da, u_u = _converted(rule, names[0], sources[names[0]], recipe, notes)
-        v_da, v_u = _converted(rule, names[1], sources[names[1]], recipe, notes)
-        u_ms, v_ms = units.convert(u_da, u_u, "m s-1", where), units.convert(v_da, v_u, "m s-1", where)
-        u_ms, v_ms = xr.align(u_ms, v_ms, join="inner")
-        da, unit = meteo.wind_speed(u_ms, v_ms), units.parse("m s-1", where)
-        notes.append(f"ws = sqrt({names[0]}² + {names[1]}²)")
+    if rule.derive in DERIVATIONS:
+        func, in_units, out_units, note = DERIVATIONS[rule.derive]
+        inputs = []
+        for n in names:
+            part, unit = _converted(rule, n, sources[n], recipe, notes)
+            inputs.append(units.convert(part, unit, in_units, where))
+        da, unit = func(*xr.align(*inputs, join="inner")), units.parse(out_units, where)
+        notes.append(note.format(*names))
     elif rule.crosswalk:
         table, source = crosswalk(rule.crosswalk)
         raw = sources[names[0]]["da"]
