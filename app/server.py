@@ -5,7 +5,6 @@ on every response, no tracebacks in pages)."""
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import signal
@@ -111,29 +110,60 @@ def safe_page(factory: Callable):
     return page
 
 
+class Shutdown:
+    """SIGTERM / SIGINT of ``fluxlens serve``. A Python signal handler must not raise: one that ran
+    while the main thread was inside a C callback (numba's compiler during the warm-up) had its
+    ``SystemExit`` printed and ignored, and the server never stopped. The handler only records the
+    request, asks the worker to finish its current job, and stops the IOLoop once one runs; the
+    start-up steps check :attr:`requested` between them."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.worker: subprocess.Popen | None = None
+        self.server = None
+
+    def install(self) -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, self.on_signal)
+
+    def on_signal(self, signum, _frame) -> None:
+        log.warning("signal %d: stopping the server%s", signum, " and its job worker" if self.worker else "")
+        self.requested = True
+        if self.worker is not None and self.worker.poll() is None:
+            self.worker.terminate()  # the worker finishes its current job, then exits
+        if self.server is not None:
+            self.server.io_loop.asyncio_loop.call_soon_threadsafe(self.server.io_loop.stop)
+
+    def run(self, server) -> None:
+        """Start ``server`` (a bokeh ``Server`` not yet started) and run its IOLoop until a signal."""
+        self.server = server
+        self.install()  # pn.serve puts its own SIGINT handler in place
+        if self.requested:
+            return
+        server.start()
+        server.io_loop.start()
+
+
 def start_worker() -> subprocess.Popen:
-    """A ``fluxlens worker`` child process on the same data directory and job database, stopped when
-    this process exits (``fluxlens serve --with-worker``: the one-command setup runs jobs too; jobs
-    still never run in the web process)."""
+    """A ``fluxlens worker`` child process on the same data directory and job database
+    (``fluxlens serve --with-worker``: the one-command setup runs jobs too; jobs still never run in
+    the web process). :func:`stop_worker` ends it."""
     env = {**os.environ, settings.ENV_DATA_DIR: str(settings.data_dir().resolve())}
     proc = subprocess.Popen([sys.executable, "-m", "fluxlens.cli", "worker"], env=env)
     log.warning("job worker started (pid %d)", proc.pid)
-
-    def stop() -> None:
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-    def on_sigterm(*_):
-        stop()
-        sys.exit(0)
-
-    atexit.register(stop)
-    signal.signal(signal.SIGTERM, on_sigterm)  # a plain kill of the server stops the worker too
     return proc
+
+
+def stop_worker(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Ask the worker to stop after its current job; kill it after ``timeout`` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        log.warning("job worker %d still running after %.0f s: killed", proc.pid, timeout)
+        proc.kill()
+        proc.wait()
 
 
 def serve(
@@ -147,25 +177,34 @@ def serve(
 
     options = serve_options()  # bad login or security settings fail before the slow start-up
     ensure_demo(small=small_demo)
+    shutdown = Shutdown()
+    shutdown.install()
     if with_worker:
-        start_worker()
-    log.warning("datashader warm-up: %.2f s", warm_up())
-    auth.apply_to_config()
-    dashboard._load_extensions()
-    t0 = time.perf_counter()
-    try:  # imports every tab and opens the default product once, so the first visitor waits less
-        dashboard.create_dashboard()
-    except Exception:
-        log.exception("dashboard warm-up failed")
-    log.warning("dashboard warm-up: %.2f s", time.perf_counter() - t0)
-    origins = websocket_origins(websocket_origin, port)
-    pn.serve(
-        {"app": safe_page(dashboard.create_dashboard)},
-        port=port,
-        address=address,
-        websocket_origin=origins,
-        show=show,
-        title=dashboard.TITLE,
-        index="app",
-        **options,
-    )
+        shutdown.worker = start_worker()
+    try:
+        log.warning("datashader warm-up: %.2f s", warm_up())
+        auth.apply_to_config()
+        dashboard._load_extensions()
+        t0 = time.perf_counter()
+        try:  # imports every tab and opens the default product once, so the first visitor waits less
+            dashboard.create_dashboard()
+        except Exception:
+            log.exception("dashboard warm-up failed")
+        log.warning("dashboard warm-up: %.2f s", time.perf_counter() - t0)
+        if shutdown.requested:
+            return
+        server = pn.serve(
+            {"app": safe_page(dashboard.create_dashboard)},
+            port=port,
+            address=address,
+            websocket_origin=websocket_origins(websocket_origin, port),
+            show=show,
+            title=dashboard.TITLE,
+            index="app",
+            start=False,
+            **options,
+        )
+        shutdown.run(server)
+    finally:
+        if shutdown.worker is not None:
+            stop_worker(shutdown.worker)

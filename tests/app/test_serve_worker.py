@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import psutil
 import pytest
@@ -24,19 +25,27 @@ def _children(pid: int) -> list[psutil.Process]:
     return [c for c in psutil.Process(pid).children(recursive=True) if "worker" in " ".join(c.cmdline())]
 
 
+def _serve(env: dict, log) -> tuple[subprocess.Popen, psutil.Process]:
+    """``fluxlens serve --with-worker`` in its own process group, once its worker child exists."""
+    server = subprocess.Popen([*FLUXLENS, "serve", "--with-worker", "--port", str(free_port())], env=env,
+                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not _children(server.pid):
+        if server.poll() is not None or time.monotonic() > deadline:
+            os.killpg(server.pid, signal.SIGKILL)
+            pytest.fail(f"no worker beside the server; its log: {Path(log.name).read_text()}")
+        time.sleep(0.1)
+    (worker,) = _children(server.pid)
+    return server, worker
+
+
 def test_served_dashboard_runs_a_repredict_and_stops_its_worker(world, tmp_path):
     env = dict(
         os.environ, FLUXLENS_DATA_DIR=str(world["root"]), FLUXLENS_JOBS_DB=str(tmp_path / "jobs.sqlite")
     )
     log = open(tmp_path / "serve.log", "w")  # noqa: SIM115 - closed below
-    server = subprocess.Popen([*FLUXLENS, "serve", "--with-worker", "--port", str(free_port())], env=env,
-                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    server, worker = _serve(env, log)
     try:
-        deadline = time.monotonic() + 120
-        while not _children(server.pid):
-            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "serve.log").read_text()
-            time.sleep(0.5)
-        (worker,) = _children(server.pid)
         assert worker.pid != server.pid
         store = JobStore(env["FLUXLENS_JOBS_DB"])
         job = JobService(store, JobLimits()).submit("repredict", region(world, 8, 2), None)
@@ -44,13 +53,35 @@ def test_served_dashboard_runs_a_repredict_and_stops_its_worker(world, tmp_path)
         assert final.status == SUCCEEDED, final.error
         store.close()
         server.send_signal(signal.SIGTERM)  # the server alone, not its process group
-        server.wait(timeout=60)
+        assert server.wait(timeout=60) == 0, (tmp_path / "serve.log").read_text()
         worker.wait(timeout=40)
         assert not worker.is_running()
     finally:
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGKILL)
         log.close()
+
+
+def test_sigterm_during_start_up_stops_server_and_worker(world, tmp_path):
+    """A SIGTERM while the server warms up (numba compiling inside C callbacks, where an exception
+    raised by a signal handler is printed and ignored) still stops both processes, without a
+    traceback."""
+    env = dict(
+        os.environ, FLUXLENS_DATA_DIR=str(world["root"]), FLUXLENS_JOBS_DB=str(tmp_path / "jobs.sqlite")
+    )
+    log_path = tmp_path / "serve.log"
+    for attempt in range(3):  # the signal lands at a different start-up step each time
+        with open(log_path, "w") as log:
+            server, worker = _serve(env, log)
+            try:
+                time.sleep(0.5 * attempt)
+                server.send_signal(signal.SIGTERM)
+                assert server.wait(timeout=60) == 0, log_path.read_text()
+                worker.wait(timeout=10)
+            finally:
+                if server.poll() is None:
+                    os.killpg(server.pid, signal.SIGKILL)
+        assert "Traceback" not in log_path.read_text()
 
 
 def test_serve_help_names_the_worker_option(capsys):
