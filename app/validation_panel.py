@@ -1,8 +1,8 @@
 """The Validation tab: station sites on a map, one site against every product, and a scoreboard
 of one product against every site of a network.
 
-Reading and matching run in background threads (:mod:`app.validation.site_view`,
-:mod:`app.validation.scoreboard`); a periodic callback of the session picks up finished work.
+Reading and matching run in background threads (:mod:`validation.site_view`,
+:mod:`validation.scoreboard`); a periodic callback of the session picks up finished work.
 """
 
 from __future__ import annotations
@@ -19,11 +19,10 @@ import panel as pn
 from app import product_info, ui
 from app.map_view import coastlines
 from app.ui import guarded
-from app.validation import config, export, matching, scoreboard, site_view, taylor
-from app.validation.config import ValidationOptions
 from catalog import api
 from catalog.errors import FluxLensError
-from models import metrics
+from validation import config, export, matching, metrics, scoreboard, site_view, taylor
+from validation.config import ValidationOptions
 
 TAB = "Validation"
 POLL_MS = 300

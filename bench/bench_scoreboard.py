@@ -85,7 +85,7 @@ def main() -> None:
     cache = args.workdir / "cache"
     os.environ["FLUXLENS_DATA_DIR"] = str(data_dir)
     os.environ["FLUXLENS_VALIDATION_CACHE"] = str(cache)
-    from app.validation import scoreboard
+    from validation import scoreboard
 
     t0 = time.perf_counter()
     products = build(args.workdir, args.sites, args.products)

@@ -22,7 +22,7 @@ COMMANDS = (
     ("models.commands", "add_commands"),
     ("models.job_commands", "add_job_commands"),
     ("app.commands", "add_commands"),
-    ("app.validation_cli", "add_validate_command"),
+    ("validation.commands", "add_commands"),
 )
 
 EXIT_OK = 0

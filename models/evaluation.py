@@ -19,8 +19,8 @@ import pandas as pd
 from sklearn.model_selection import GroupKFold, KFold
 
 from catalog.errors import InputError
-from models import metrics
 from models.emulator import TARGET_COLUMNS, fit_emulator
+from validation import metrics
 
 SPLITS = ("random", "temporal", "spatial")
 MODELS = ("constrained", "direct")

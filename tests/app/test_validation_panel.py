@@ -104,10 +104,10 @@ def test_scoreboard_in_background_with_taylor_and_csv(tab):
 
 
 def test_dense_scatter_is_rasterised(tab):
-    from app.validation.config import ValidationOptions
-    from app.validation.site_view import SiteView
     from app.validation_panel import DENSE_POINTS
-    from models import metrics
+    from validation import metrics
+    from validation.config import ValidationOptions
+    from validation.site_view import SiteView
 
     rng = np.random.default_rng(0)
     n = DENSE_POINTS + 1000

@@ -101,8 +101,8 @@ def _expected_pairs(world, var, col, qc_min=0.8):
 
 @pytest.mark.parametrize(("var", "col"), [("le", "LE_F_MDS"), ("h", "H_F_MDS")])
 def test_us_ar1_site_metrics_match_independent_computation(us_ar1_world, var, col):
-    from app.validation import sources
-    from app.validation.config import ValidationOptions
+    from validation import sources
+    from validation.config import ValidationOptions
 
     opts = ValidationOptions.from_config(qc_min=0.8)
     match = sources.match_site("fluxnet_test", US_AR1, "lehtest", var, opts)
@@ -114,7 +114,7 @@ def test_us_ar1_site_metrics_match_independent_computation(us_ar1_world, var, co
     assert match.pixel["pixel_lat"] == 36.375 and match.pixel["pixel_lon"] == -99.375
     assert match.pixel["distance_km"] == pytest.approx(_haversine(-99.42, 36.4267, -99.375, 36.375), rel=1e-6)
 
-    from models import metrics
+    from validation import metrics
 
     got = metrics.all_metrics(match.pairs["obs"], match.pairs["pred"])
     d = p - o
@@ -133,8 +133,8 @@ def test_us_ar1_site_metrics_match_independent_computation(us_ar1_world, var, co
 
 
 def test_us_ar1_scoreboard_cached_and_closure(us_ar1_world):
-    from app.validation import scoreboard
-    from app.validation.config import ValidationOptions
+    from validation import scoreboard
+    from validation.config import ValidationOptions
 
     opts = ValidationOptions.from_config()
     board = scoreboard.compute_scoreboard("lehtest", "le", "fluxnet_test", options=opts)
@@ -170,8 +170,8 @@ def test_us_ar1_scoreboard_cached_and_closure(us_ar1_world):
 
 
 def test_us_ar1_bilinear_and_corrected(us_ar1_world):
-    from app.validation import sources
-    from app.validation.config import ValidationOptions
+    from validation import sources
+    from validation.config import ValidationOptions
 
     opts = ValidationOptions.from_config(spatial="bilinear", use_corrected=True)
     match = sources.match_site("fluxnet_test", US_AR1, "lehtest", "le", opts)
@@ -191,8 +191,8 @@ def test_us_ar1_bilinear_and_corrected(us_ar1_world):
 
 
 def test_us_ar1_monthly_product_uses_monthly_means_with_coverage(us_ar1_world):
-    from app.validation import sources
-    from app.validation.config import ValidationOptions
+    from validation import sources
+    from validation.config import ValidationOptions
 
     opts = ValidationOptions.from_config(qc_min=0.8, min_coverage=0.5)
     match = sources.match_site("fluxnet_test", US_AR1, "lehtest_monthly", "le", opts)

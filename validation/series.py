@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from app.validation import config, matching
-from app.validation.config import ValidationOptions
 from catalog.errors import InputError
+from validation import config, matching
+from validation.config import ValidationOptions
 
 
 def is_ismn_table(table: pd.DataFrame) -> bool:

@@ -19,13 +19,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from app.validation import analyses as analyses_mod
-from app.validation import matching
-from app.validation.config import ValidationOptions
-from app.validation.sources import match_site, products_at_sites
 from catalog import api, settings
 from catalog.errors import FluxLensError, InputError
-from models import metrics
+from validation import analyses as analyses_mod
+from validation import matching, metrics
+from validation.config import ValidationOptions
+from validation.sources import match_site, products_at_sites
 
 log = logging.getLogger(__name__)
 

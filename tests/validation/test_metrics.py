@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from catalog.errors import InputError
-from models import metrics
+from validation import metrics
 
 # Worked example: o = 1..5, p = [2, 2, 4, 5, 4]
 #   d = p - o = [1, 0, 1, 1, -1]: bias = 2/5, mean(d^2) = 4/5, ubRMSE = sqrt(0.8 - 0.16) = 0.8

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from app.validation import matching, series
-from app.validation.analyses import SiteMatch
-from app.validation.config import ValidationOptions
 from catalog import api
 from catalog.errors import InputError
+from validation import matching, series
+from validation.analyses import SiteMatch
+from validation.config import ValidationOptions
 
 
 def product_at_site(

@@ -11,9 +11,9 @@ import json
 
 import pandas as pd
 
-from app.validation import config
-from app.validation.config import ValidationOptions
-from app.validation.scoreboard import Scoreboard
+from validation import config
+from validation.config import ValidationOptions
+from validation.scoreboard import Scoreboard
 
 SIGN_NOTE = "LE, H positive upward (away from the surface); G positive into the soil"
 

@@ -8,12 +8,12 @@ import os
 import tempfile
 from pathlib import Path
 
-from app.validation import export, matching, scoreboard
-from app.validation.config import ValidationOptions, variable_spec
 from catalog.errors import InputError
+from validation import export, matching, scoreboard
+from validation.config import ValidationOptions, variable_spec
 
 
-def add_validate_command(subparsers) -> None:
+def add_commands(subparsers) -> None:
     """Register ``validate`` on the ``fluxlens`` subparsers."""
     p = subparsers.add_parser(
         "validate",

@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from app.validation import config, matching, series
-from app.validation.config import ValidationOptions
 from catalog.errors import InputError
+from validation import config, matching, series
+from validation.config import ValidationOptions
 
 
 def test_haversine_one_degree_of_latitude():
@@ -185,8 +185,7 @@ def test_product_series_flag_mask_and_match_pairs():
 
 
 def test_taylor_geometry_distance_is_centred_rmsd():
-    from app.validation import taylor
-    from models import metrics
+    from validation import metrics, taylor
 
     rng = np.random.default_rng(2)
     o = rng.normal(size=200)

@@ -110,10 +110,9 @@ def hawaii_ismn(shared_data):
 
 @pytest.mark.parametrize("product_name", list(PRODUCTS))
 def test_hawaii_product_vs_ismn_matches_independent_pairs(shared_data, hawaii_ismn, product_name):
-    from app.validation import soil_moisture
-    from app.validation.config import ValidationOptions
     from data_prep.ts_cells import read_ts_cells
-    from models import metrics
+    from validation import metrics, soil_moisture
+    from validation.config import ValidationOptions
 
     folder, sm_name, flag_name, keep = PRODUCTS[product_name]
     product = read_ts_cells(shared_data / HAWAII / folder)
@@ -158,8 +157,8 @@ def test_smap_quality_filter_keeps_recommended_retrievals_only(shared_data):
     """At the one Big Island cell with recommended retrievals, the kept days are exactly those with
     retrieval_qual_flag bit 0 clear (counted here with netCDF4); a product name outside the rules
     keeps every retrieval."""
-    from app.validation import series, soil_moisture
     from data_prep.ts_cells import read_ts_cells
+    from validation import series, soil_moisture
 
     folder = shared_data / HAWAII / PRODUCTS["SMAP_V8_AM"][0]
     product = read_ts_cells(folder)
@@ -178,9 +177,9 @@ def test_smap_quality_filter_keeps_recommended_retrievals_only(shared_data):
 
 
 def test_period_filter(shared_data, hawaii_ismn):
-    from app.validation import soil_moisture
-    from app.validation.config import ValidationOptions
     from data_prep.ts_cells import read_ts_cells
+    from validation import soil_moisture
+    from validation.config import ValidationOptions
 
     product = read_ts_cells(shared_data / HAWAII / PRODUCTS["ESA_CCI_SM_C_V08_1"][0])
     sites, obs = hawaii_ismn

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from app.validation_cli import add_validate_command
 from catalog.errors import InputError
 from tests.stores import level_path
+from validation.commands import add_commands
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def demo_env(demo_world, tmp_path, monkeypatch):
 
 def _run(argv):
     parser = argparse.ArgumentParser(prog="fluxlens")
-    add_validate_command(parser.add_subparsers(dest="command", required=True))
+    add_commands(parser.add_subparsers(dest="command", required=True))
     args = parser.parse_args(argv)
     return args.func(args)
 
@@ -172,7 +172,7 @@ def test_validate_with_no_pairs_is_an_error(demo_env, tmp_path, capsys):
 
 
 def test_sites_overlapping_and_windows():
-    from app.validation import matching
+    from validation import matching
 
     sites = pd.DataFrame(
         {

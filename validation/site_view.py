@@ -7,12 +7,11 @@ import dataclasses
 import numpy as np
 import pandas as pd
 
-from app.validation import matching, series
-from app.validation.config import ValidationOptions
-from app.validation.sources import product_at_site
 from catalog import api
 from catalog.errors import InputError
-from models import metrics
+from validation import matching, metrics, series
+from validation.config import ValidationOptions
+from validation.sources import product_at_site
 
 SITE_METRICS = ("n", "bias", "rmse", "ubrmse", "r", "r_ci_low", "r_ci_high", "rho", "kge", "nse", "r2")
 

@@ -13,7 +13,7 @@ import pandas as pd
 import xarray as xr
 
 from catalog.errors import InputError
-from models import metrics
+from validation import metrics
 
 EARTH_RADIUS_KM = 6371.0088
 

@@ -2,7 +2,7 @@
 
 A point-series product is an ``xarray.Dataset`` with dims ``(location, time)`` and per-location
 ``lon``/``lat`` (e.g. time-series cells of SMAP L3, ESA CCI SM, C3S). Gridded products go through
-:mod:`app.validation.sources` instead. Quality filters: the product family's flag rule from
+:mod:`validation.sources` instead. Quality filters: the product family's flag rule from
 ``validation.yaml`` (SMAP ``retrieval_qual_flag`` bit 0, ESA CCI / C3S flag 0), ISMN flags
 (``options.ismn_flags``), sensor depth (``options.depth``) and ``options.period``.
 """
@@ -12,10 +12,10 @@ from __future__ import annotations
 import pandas as pd
 import xarray as xr
 
-from app.validation import matching, series
-from app.validation.analyses import SiteMatch
-from app.validation.config import ValidationOptions
 from catalog.errors import InputError
+from validation import matching, series
+from validation.analyses import SiteMatch
+from validation.config import ValidationOptions
 
 
 def nearest_point(product: xr.Dataset, lon: float, lat: float) -> tuple[xr.Dataset, dict]:

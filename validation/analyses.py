@@ -11,10 +11,9 @@ import dataclasses
 
 import pandas as pd
 
-from app.validation import config, matching
-from app.validation.config import ValidationOptions
 from catalog.errors import InputError
-from models import metrics
+from validation import config, matching, metrics
+from validation.config import ValidationOptions
 
 
 @dataclasses.dataclass
@@ -47,7 +46,7 @@ class Analysis(abc.ABC):
 
 
 class Metrics(Analysis):
-    """All metrics of :mod:`models.metrics` on the pairs (on anomalies when ``options.anomaly``)."""
+    """All metrics of :mod:`validation.metrics` on the pairs (on anomalies when ``options.anomaly``)."""
 
     name = "metrics"
 
