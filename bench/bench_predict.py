@@ -49,7 +49,9 @@ def train_model(data_dir: Path, fluxnet: str | None, trees: int) -> tuple[str, o
     from models import training_table as T
 
     if fluxnet:
-        table = T.from_fluxnet_folder(fluxnet)
+        from fluxlens.train_sources import network_of
+
+        table = T.build(network_of(fluxnet, name="bench_towers"))
     else:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
         from tests.models.emulator_tables import synthetic_table

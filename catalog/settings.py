@@ -7,6 +7,8 @@ from pathlib import Path
 
 ENV_DATA_DIR = "FLUXLENS_DATA_DIR"
 ENV_TILE_URL = "FLUXLENS_TILE_URL"
+ENV_SHARED_DATA = "FLUXLENS_SHARED_DATA"
+DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # beside the checkout
 DEFAULT_TILE_URL = "https://tile.openstreetmap.org/{Z}/{X}/{Y}.png"
 
 
@@ -23,3 +25,9 @@ def tile_url() -> str | None:
     set empty (no basemap offered)."""
     url = os.environ.get(ENV_TILE_URL, DEFAULT_TILE_URL).strip()
     return url or None
+
+
+def shared_data_dir() -> Path:
+    """The folder of real sample downloads: ``$FLUXLENS_SHARED_DATA``, else ``../shared/data``
+    beside the checkout."""
+    return Path(os.environ.get(ENV_SHARED_DATA) or DEFAULT_SHARED_DATA)

@@ -100,7 +100,8 @@ def cmd_train(args) -> int:
         feature_source=source,
         gridded_inputs=inputs or None,
         feature_set=args.feature_set,
-        sites_file=args.sites,
+        site_list=getattr(args, "site_list", None),
+        site_list_file=args.sites,
         splits=tuple(args.splits),
     )
     version = training.train(settings, progress=_progress)
@@ -169,8 +170,8 @@ def add_commands(subparsers) -> None:
     p.add_argument(
         "--sites-source",
         default="fluxnet2015_monthly",
-        help="folder of FLUXNET files, a catalog station network (fluxnet_demo), or a folder name "
-        "under $FLUXLENS_SHARED_DATA (default fluxnet2015_monthly)",
+        help="a catalog station network (fluxnet_demo), or a folder of FLUXNET files or the name of one "
+        "under $FLUXLENS_SHARED_DATA, ingested as a network first (default fluxnet2015_monthly)",
     )
     p.add_argument(
         "--no-constraint",

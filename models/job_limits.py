@@ -149,7 +149,7 @@ def _validate_retrain(request: dict) -> dict:
     if unknown:
         raise InputError(f"{where}: unknown settings {sorted(unknown)}")
     source = request.get("sites_source") or default_sites_source()
-    kind, place = T.resolve_source(source)
+    network = T.resolve_source(source)
     targets = request.get("targets", "corrected")
     if targets not in RETRAIN_TARGETS:
         raise InputError(f"{where}: targets must be one of {RETRAIN_TARGETS}, not {targets!r}")
@@ -162,11 +162,10 @@ def _validate_retrain(request: dict) -> dict:
     sites = request.get("sites") or None
     if sites is not None:
         sites = [str(s) for s in sites]
-        if kind == "network":
-            known = set(api.sites(place)["site_id"].astype(str))
-            bad = [s for s in sites if s not in known]
-            if bad:
-                raise InputError(f"{where}: sites {bad} are not in network {place!r}")
+        known = set(api.sites(network)["site_id"].astype(str))
+        bad = [s for s in sites if s not in known]
+        if bad:
+            raise InputError(f"{where}: sites {bad} are not in network {network!r}")
     start, end = _period(request, where, required=False)
     out = {
         "sites_source": source,

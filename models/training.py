@@ -34,7 +34,8 @@ class TrainSettings:
     """What to train on and how. ``features=None``: per source (:func:`models.training_table.
     default_features`; gridded: every feature the products give). ``feature_source``: "tower" or
     "gridded"; ``gridded_inputs``: role → product(s) and ``feature_set``: a feature-set YAML (gridded
-    only); ``sites_file``: a site list restricting (and locating) the sites."""
+    only); ``site_list``: records (``site_id`` and, where given, ``lat, lon, igbp, name``)
+    restricting (and locating) the sites, read from ``site_list_file``."""
 
     sites_source: str = "fluxnet2015_monthly"
     targets: str = "corrected"  # "corrected" (LE_CORR/H_CORR) or "raw" (LE_F_MDS/H_F_MDS)
@@ -52,7 +53,8 @@ class TrainSettings:
     feature_source: str = "tower"
     gridded_inputs: dict | None = None
     feature_set: str | None = None
-    sites_file: str | None = None
+    site_list: tuple[dict, ...] | None = None
+    site_list_file: str | None = None
 
 
 def _check(settings: TrainSettings) -> None:
@@ -94,6 +96,14 @@ def cv_summary(scores: pd.DataFrame) -> list[dict]:
     ]
 
 
+def _site_list(settings: TrainSettings) -> pd.DataFrame | None:
+    if settings.site_list is None:
+        return None
+    listed = pd.DataFrame(list(settings.site_list))
+    listed.attrs["source"] = settings.site_list_file or "site list"
+    return listed
+
+
 def _tables(settings: TrainSettings):
     """(table, features, tower table or None, tower features) for the settings' source."""
     if settings.feature_source == "gridded":
@@ -103,7 +113,7 @@ def _tables(settings: TrainSettings):
             feature_set=settings.feature_set,
             features=list(settings.features) if settings.features else None,
             qc_min=settings.qc_min,
-            sites_file=settings.sites_file,
+            site_list=_site_list(settings),
         )
         return table, list(table.attrs["features"]), tower, list(tower.attrs["features"])
     features = list(settings.features or T.default_features(settings.sites_source))
@@ -112,7 +122,7 @@ def _tables(settings: TrainSettings):
         features=features,
         cube_products=settings.cube_products,
         qc_min=settings.qc_min,
-        sites_file=settings.sites_file,
+        site_list=_site_list(settings),
     )
     return table, features, None, None
 

@@ -1,12 +1,10 @@
 """The emulator's training table: one row per site and time step, features and targets side by side.
 
-Sources:
-
-- a folder of FLUXNET2015/ONEFlux files plus a site list (``FluxNET_sites.csv``), read with
-  :func:`data_prep.fluxnet.read_fluxnet` and :func:`data_prep.fluxnet.read_site_table`;
-- a station network of the catalog (e.g. the demo world's ``fluxnet_demo``) through
-  :func:`catalog.api.site_observations`, with cube-only features (LAI, NDVI, soil moisture,
-  elevation) sampled at each tower's pixel with :func:`catalog.api.point_series`.
+Source: a station network of the catalog (e.g. the demo world's ``fluxnet_demo``, or a FLUXNET
+folder ingested with ``fluxlens ingest fluxnet`` — ``fluxlens train`` ingests a folder it is given
+first) read through :func:`catalog.api.site_observations`, with cube-only features (LAI, NDVI, soil
+moisture, elevation) sampled at each tower's pixel with :func:`catalog.api.point_series`. Models
+read data only through the catalog.
 
 Columns: ``site_id, time, year, lat, lon, igbp`` (code 1-17), ``igbp_name``, the features of
 :mod:`models.features` that the source provides (climatology features: means over the site's rows
@@ -17,9 +15,9 @@ that passed the QC filter), and the energy terms (W m-2): ``rn`` (NETRAD),
 Rows kept: LE, H, NETRAD and G all finite and their QC (fraction of good data) ≥ ``qc_min`` where the
 source gives a QC. Meteorological features may be NaN (LightGBM routes missing values).
 
-The time step (day or month) is the source's: a folder's file resolution, a network's ingest
-resolution (``provenance.options.resolution`` of its catalog entry) or, where none is recorded, the
-median spacing of all its sites' time stamps — never a single site's.
+The time step (day or month) is the network's ingest resolution (``provenance.options.resolution``
+of its catalog entry) or, where none is recorded, the median spacing of all its sites' time stamps —
+never a single site's.
 
 Gridded features (:func:`build_gridded`): the same tower rows (targets, A, QC filter) with the
 features sampled from catalog cubes at each tower's pixel and time step instead of the tower
@@ -31,23 +29,17 @@ side-by-side cross-validation.
 from __future__ import annotations
 
 import hashlib
-import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from catalog import api
 from catalog.errors import InputError
-from data_prep.fluxnet import read_fluxnet, read_site_table
 from models import features as F
 
 QC_MIN = 0.5
 ENERGY_QC = ("LE", "H", "NETRAD", "G")
 DEMO_CUBE_PRODUCTS = {"forcing": "forcing_demo", "static": "static_demo", "ssm": "ssm_global_demo"}
-FLUXNET_FILE_GLOB = "FLX_*_FLUXNET2015_*.csv"
-SHARED_DATA_ENV = "FLUXLENS_SHARED_DATA"
-DEFAULT_SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # beside the checkout
 
 _ENERGY_COLUMNS = {
     "LE": "le_raw",
@@ -136,41 +128,12 @@ def station_rows(obs: pd.DataFrame, site: pd.Series, *, qc_min: float = QC_MIN, 
     return out.reset_index(drop=True)
 
 
-def read_sites_file(path) -> pd.DataFrame:
-    """A site list for ``--sites``: a FLUXNET site table or file inventory
-    (:func:`data_prep.fluxnet.read_site_table`: ``SITE_ID, LOCATION_LAT, LOCATION_LONG[, IGBP]``), a
-    CSV with a ``site_id`` column (optional ``lat``, ``lon``, ``igbp``), or plain text with one site
-    id per line (``#`` starts a comment). Returns ``site_id`` and, where given, ``lat, lon, igbp``."""
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such site list")
-    lines = path.read_text(errors="replace").splitlines()
-    header = [c.strip() for c in (lines[0] if lines else "").split(",")]
-    if {"SITE_ID", "LOCATION_LAT", "LOCATION_LONG"} <= set(header) or "filename" in header:
-        table = read_site_table(path)
-    elif "site_id" in [c.lower() for c in header]:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-        table.columns = [c.strip().lower() for c in table.columns]
-        for col in ("lat", "lon"):
-            if col in table:
-                table[col] = pd.to_numeric(table[col].replace("", np.nan), errors="coerce")
-    else:
-        ids = [ln.split("#", 1)[0].strip() for ln in lines]
-        table = pd.DataFrame({"site_id": [i for i in ids if i]})
-    table["site_id"] = table["site_id"].astype(str).str.strip()
-    if table.empty:
-        raise InputError(f"{path}: the site list names no site")
-    dup = table.loc[table["site_id"].duplicated(), "site_id"].tolist()
-    if dup:
-        raise InputError(f"{path}: sites listed twice: {dup[:10]}")
-    return table[[c for c in ("site_id", "name", "lat", "lon", "igbp") if c in table.columns]]
-
-
-def _apply_site_list(sites: pd.DataFrame, sites_file, where: str) -> pd.DataFrame:
-    """``sites`` restricted to those listed in ``sites_file``; coordinates and IGBP classes the list
-    gives replace the source's (the list locates the sites). InputError for listed sites that the
-    source lacks or that nothing locates."""
-    listed = read_sites_file(sites_file)
+def _apply_site_list(sites: pd.DataFrame, listed: pd.DataFrame, where: str) -> pd.DataFrame:
+    """``sites`` restricted to those of the site list ``listed`` (``site_id`` and, where given,
+    ``lat, lon, igbp, name``; ``attrs["source"]`` names the list's file); coordinates and IGBP classes
+    the list gives replace the source's (the list locates the sites). InputError for listed sites
+    that the source lacks or that nothing locates."""
+    sites_file = listed.attrs.get("source", "site list")
     known = set(sites["site_id"].astype(str)) if len(sites) else set()
     unknown = [s for s in listed["site_id"] if s not in known]
     has_coords = {"lat", "lon"} <= set(listed.columns)
@@ -199,54 +162,13 @@ def _apply_site_list(sites: pd.DataFrame, sites_file, where: str) -> pd.DataFram
     return table
 
 
-def _folder_pairs(folder, *, qc_min: float, sites_file=None):
-    """(site row, training rows) per tower file of a FLUXNET folder, the time step, the source label."""
-    folder = Path(folder)
-    files = sorted(folder.glob(FLUXNET_FILE_GLOB))
-    if not files:
-        raise InputError(f"{folder}: no FLUXNET files ({FLUXNET_FILE_GLOB})")
-    if sites_file is None:
-        sites = read_site_table(folder)
-    else:
-        try:
-            base = read_site_table(folder)
-        except InputError:  # no site table in the folder: the list must locate every site
-            base = pd.DataFrame()
-        sites = _apply_site_list(base, sites_file, str(folder))
-        by_site = {p.name.split("_")[1]: p for p in files}
-        lacking = [s for s in sites["site_id"] if s not in by_site]
-        if lacking:
-            raise InputError(f"{sites_file}: sites {lacking[:10]} have no FLUXNET file in {folder}")
-        files = [by_site[s] for s in sites["site_id"]]
-    sites = sites.set_index("site_id", drop=False)
-    pairs, steps = [], set()
-    for path in files:
-        obs = read_fluxnet(path)
-        sid = str(obs["site_id"].iloc[0]) if len(obs) else None
-        if sid not in sites.index:
-            raise InputError(f"{path}: site {sid} is not in the site list of {folder}")
-        resolution = obs.attrs.get("resolution")
-        step = STEP_OF_RESOLUTION.get(str(resolution).upper())
-        if step is None:
-            raise InputError(
-                f"{path}: {resolution} data; the emulator trains on daily (DD) or monthly (MM) files"
-            )
-        steps.add(step)
-        pairs.append((sites.loc[sid], obs))
-    if len(steps) > 1:
-        raise InputError(f"{folder}: files of several time steps {sorted(steps)}; train on one")
-    step = steps.pop()
-    rows = [(site, station_rows(obs, site, qc_min=qc_min, time_step=step)) for site, obs in pairs]
-    return rows, step, str(folder), False
-
-
-def _network_pairs(network: str, *, qc_min: float, sites_file=None):
+def _network_pairs(network: str, *, qc_min: float, site_list: pd.DataFrame | None = None):
     """(site row, training rows) per site of a catalog network, the network's time step, the label."""
     sites = api.sites(network)
     if "igbp_code" not in sites:
         sites["igbp_code"] = F.igbp_code(sites["igbp"].fillna("")) if "igbp" in sites else np.nan
-    if sites_file is not None:
-        sites = _apply_site_list(sites, sites_file, f"network {network!r}")
+    if site_list is not None:
+        sites = _apply_site_list(sites, site_list, f"network {network!r}")
     observations = [api.site_observations(network, site["site_id"]) for _, site in sites.iterrows()]
     step = network_time_step(network, observations)
     rows = [
@@ -258,17 +180,8 @@ def _network_pairs(network: str, *, qc_min: float, sites_file=None):
     return rows, step, f"network:{network}", bool(info.get("synthetic", False))
 
 
-def _pairs(source: str, *, qc_min: float, sites_file=None):
-    kind, where = resolve_source(source)
-    if kind == "folder":
-        return _folder_pairs(where, qc_min=qc_min, sites_file=sites_file)
-    return _network_pairs(where, qc_min=qc_min, sites_file=sites_file)
-
-
-def from_fluxnet_folder(folder, *, qc_min: float = QC_MIN, sites_file=None) -> pd.DataFrame:
-    """Training table from a folder of FLUXNET files and its site list (or ``sites_file``)."""
-    pairs, step, label, synthetic = _folder_pairs(folder, qc_min=qc_min, sites_file=sites_file)
-    return _finish([r for _, r in pairs if len(r)], source=label, time_step=step, synthetic=synthetic)
+def _pairs(source: str, *, qc_min: float, site_list: pd.DataFrame | None = None):
+    return _network_pairs(resolve_source(source), qc_min=qc_min, site_list=site_list)
 
 
 def _cube_features(site: pd.Series, features, cube_products: dict[str, str]) -> tuple[pd.DataFrame, dict]:
@@ -304,7 +217,7 @@ def from_network(
     features=F.DEMO_FEATURES,
     cube_products: dict[str, str] | None = None,
     qc_min: float = QC_MIN,
-    sites_file=None,
+    site_list: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Training table from a catalog station network, cube-only features sampled at tower pixels.
 
@@ -312,7 +225,7 @@ def from_network(
     uses_cubes = any(F.spec(f).source == "cube" for f in features)
     if cube_products is None:
         cube_products = dict(DEMO_CUBE_PRODUCTS) if uses_cubes else {}
-    pairs, step, label, synthetic = _network_pairs(network, qc_min=qc_min, sites_file=sites_file)
+    pairs, step, label, synthetic = _network_pairs(network, qc_min=qc_min, site_list=site_list)
     parts = []
     for site, rows in pairs:
         cube, static = _cube_features(site, features, cube_products)
@@ -327,27 +240,20 @@ def from_network(
     return table
 
 
-def resolve_source(source: str) -> tuple[str, str]:
-    """("folder", path) or ("network", name) for a ``--sites-source`` value.
-
-    A folder path; a catalog station network; or the name of a folder under
-    ``$FLUXLENS_SHARED_DATA`` (default ``../shared/data`` beside the checkout), e.g.
-    ``fluxnet2015_monthly``.
-    """
-    if Path(source).is_dir():
-        return "folder", str(Path(source))
+def resolve_source(source: str) -> str:
+    """The station network a ``--sites-source`` value names. InputError for anything else: models
+    read only through the catalog (a FLUXNET folder is ingested as a network first, which
+    ``fluxlens train --sites-source FOLDER`` does)."""
     try:
         networks = api.list_networks()
     except (InputError, FileNotFoundError):
         networks = []
     if source in networks:
-        return "network", source
-    shared = Path(os.environ.get(SHARED_DATA_ENV) or DEFAULT_SHARED_DATA)
-    if (shared / source).is_dir():
-        return "folder", str(shared / source)
+        return source
     raise InputError(
-        f"sites source {source!r} is neither a folder, a station network of the catalog "
-        f"({', '.join(networks) or 'none'}) nor a folder under ${SHARED_DATA_ENV}"
+        f"sites source {source!r} is not a station network of the catalog ({', '.join(networks) or 'none'}); "
+        "ingest FLUXNET files first (fluxlens ingest fluxnet FOLDER --name NAME), or give the folder to "
+        "fluxlens train, which ingests it"
     )
 
 
@@ -356,8 +262,7 @@ def default_features(source: str) -> tuple[str, ...]:
     vegetation, soil-moisture and elevation cubes) for a synthetic network where the demo cubes
     exist, else tower meteorology and coordinates only (a real network is never given the demo
     world's synthetic cubes)."""
-    kind, where = resolve_source(source)
-    if kind == "network" and api.network_info(where).get("synthetic"):
+    if api.network_info(resolve_source(source)).get("synthetic"):
         have = {p.name for p in api.list_products()}
         if set(DEMO_CUBE_PRODUCTS.values()) <= have:
             return F.DEMO_FEATURES
@@ -365,18 +270,15 @@ def default_features(source: str) -> tuple[str, ...]:
 
 
 def build(
-    source: str, *, features=None, cube_products=None, qc_min: float = QC_MIN, sites_file=None
+    source: str, *, features=None, cube_products=None, qc_min: float = QC_MIN, site_list=None
 ) -> pd.DataFrame:
     """Training table for ``source`` (see :func:`resolve_source`), tower meteorology as features."""
-    kind, where = resolve_source(source)
-    if kind == "folder":
-        return from_fluxnet_folder(where, qc_min=qc_min, sites_file=sites_file)
     return from_network(
-        where,
+        resolve_source(source),
         features=features or default_features(source),
         cube_products=cube_products,
         qc_min=qc_min,
-        sites_file=sites_file,
+        site_list=site_list,
     )
 
 
@@ -417,7 +319,7 @@ def build_gridded(
     feature_set=None,
     features=None,
     qc_min: float = QC_MIN,
-    sites_file=None,
+    site_list: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Training tables with gridded features: ``(gridded, tower)`` with the same rows in the same order.
 
@@ -437,7 +339,7 @@ def build_gridded(
     cross-validation; features no tower measures (lai, ndvi, ssm, elevation) carry the same gridded
     values in both (``attrs["gridded_in_both"]``).
     """
-    pairs, step, label, synthetic = _pairs(source, qc_min=qc_min, sites_file=sites_file)
+    pairs, step, label, synthetic = _pairs(source, qc_min=qc_min, site_list=site_list)
     spec = (
         F.read_feature_set_file(feature_set) if feature_set else {"grid": None, "roles": {}, "variables": {}}
     )

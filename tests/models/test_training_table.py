@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from catalog.errors import InputError
+from data_prep.site_lists import read_sites_file
 from models import features as F
 from models import training_table as T
 from tests.stores import level_path
@@ -17,8 +18,14 @@ def _csv_rows(path):
 
 
 @pytest.fixture(scope="module")
-def monthly(shared_data):
-    return T.from_fluxnet_folder(shared_data / "fluxnet2015_monthly")
+def monthly(shared_data, tmp_path_factory):
+    """The training table of the 176 monthly FLUXNET2015 towers, ingested as a network first."""
+    from data_prep.ingest import ingest_fluxnet
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FLUXLENS_DATA_DIR", str(tmp_path_factory.mktemp("monthly") / "fluxlens-data"))
+        ingest_fluxnet([shared_data / "fluxnet2015_monthly"], name="fluxnet2015_monthly")
+        return T.build("fluxnet2015_monthly")
 
 
 def test_monthly_rows_match_the_files(monthly, shared_data):
@@ -56,10 +63,10 @@ def test_qc_filter_and_required_energy_terms(monthly, shared_data):
 
 
 def test_bad_sources(tmp_path, data_dir):
-    with pytest.raises(InputError, match="no FLUXNET files"):
-        T.from_fluxnet_folder(tmp_path)
-    with pytest.raises(InputError, match="neither a folder"):
+    with pytest.raises(InputError, match="not a station network of the catalog"):
         T.resolve_source("no-such-network")
+    with pytest.raises(InputError, match="not a station network"):
+        T.resolve_source(str(tmp_path))  # a folder: models read only through the catalog
 
 
 def test_demo_network_with_cube_features(demo_world, tmp_path, monkeypatch):
@@ -113,7 +120,7 @@ def test_monthly_network_takes_its_time_step_from_the_ingest(shared_data, data_d
 
     listed = tmp_path / "two.txt"
     listed.write_text("# two sites\nAT-Neu\nBE-Vie  # deciduous\n")
-    two = T.build("mm", sites_file=listed)
+    two = T.build("mm", site_list=read_sites_file(listed))
     assert set(two["site_id"]) == {"AT-Neu", "BE-Vie"}
     assert cli.main(["train", "--sites-source", "mm", "--sites", str(listed), "--trees", "5", "--folds", "2",
                      "--splits", "random,spatial"]) == 0  # fmt: skip
@@ -125,7 +132,7 @@ def test_monthly_network_takes_its_time_step_from_the_ingest(shared_data, data_d
     assert {r["split"] for r in meta["cv_summary"]} == {"random", "spatial"}
     listed.write_text("AT-Neu\nXX-Nope\n")
     with pytest.raises(InputError, match=r"sites \['XX-Nope'\] are not in network 'mm'"):
-        T.build("mm", sites_file=listed)
+        T.build("mm", site_list=read_sites_file(listed))
 
 
 def test_network_without_a_recorded_resolution_uses_all_sites_spacing(shared_data, data_dir):
@@ -142,21 +149,6 @@ def test_network_without_a_recorded_resolution_uses_all_sites_spacing(shared_dat
     store.write_stations("nores", sites, obs, provenance={"test": "no resolution"}, synthetic=False)
     assert T.network_time_step("nores") == "month"
     assert T.build("nores").attrs["time_step"] == "month"
-
-
-def test_sites_file_locates_sites_of_a_folder(shared_data, tmp_path):
-    folder = shared_data / "fluxnet2015_monthly"
-    listed = tmp_path / "sites.csv"
-    listed.write_text("site_id,lat,lon,igbp\nAT-Neu,47.2,11.3,GRA\nBE-Vie,,,\n")
-    table = T.from_fluxnet_folder(folder, sites_file=listed)
-    assert set(table["site_id"]) == {"AT-Neu", "BE-Vie"}
-    neu = table[table["site_id"] == "AT-Neu"]
-    assert (neu["lat"] == 47.2).all() and (neu["lon"] == 11.3).all()  # the list's coordinates
-    vie = table[table["site_id"] == "BE-Vie"]
-    assert vie["lat"].iloc[0] == pytest.approx(50.30493, abs=1e-4)  # the folder's site list
-    listed.write_text("site_id\nAT-Neu\nZZ-Top\n")
-    with pytest.raises(InputError, match=r"sites \['ZZ-Top'\]"):
-        T.from_fluxnet_folder(folder, sites_file=listed)
 
 
 def test_demo_network_with_gridded_features(demo_world, monkeypatch):
