@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine:
-#   bash dev.sh serve   set everything up, build the demo world if needed, serve the dashboard
-#                       with a job worker beside it (re-predictions run from the dashboard)
+#   bash dev.sh serve   set everything up, build the demo world and train its emulator when the
+#                       data directory has no catalog (fluxlens demo), serve the dashboard with a
+#                       job worker beside it (re-predictions run from the dashboard)
 #   bash dev.sh test    set everything up and run the whole test suite
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -50,6 +51,13 @@ shift || true
 case "$cmd" in
     serve)
         setup_python
+        # fluxlens serve builds nothing: a data directory without a catalog gets the demo world first
+        # (the same default as catalog/settings.py: $FLUXLENS_DATA_DIR, else ./fluxlens-data)
+        data_dir=${FLUXLENS_DATA_DIR:-fluxlens-data}
+        if [ ! -f "$data_dir/catalog.yaml" ]; then
+            echo "no catalog in $data_dir: building the demo world and its emulator (fluxlens demo)"
+            .venv/bin/fluxlens demo
+        fi
         exec .venv/bin/fluxlens serve --with-worker "$@"
         ;;
     test)

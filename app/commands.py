@@ -7,7 +7,8 @@ import os
 
 def add_commands(subparsers) -> None:
     p = subparsers.add_parser(
-        "serve", help="serve the dashboard (builds the demo world when there is no catalog)"
+        "serve",
+        help="serve the dashboard of the data directory's catalog (make one with `fluxlens demo`)",
     )
     p.add_argument(
         "--port", type=int, default=int(os.environ.get("PORT", 5006)), help="port (default $PORT or 5006)"
@@ -20,7 +21,6 @@ def add_commands(subparsers) -> None:
         metavar="HOST[:PORT]",
         help="allowed websocket origin, repeatable (default: $FLUXLENS_WEBSOCKET_ORIGIN or localhost)",
     )
-    p.add_argument("--small-demo", action="store_true", help="build the small demo world if one is needed")
     p.add_argument("--show", action="store_true", help="open a browser")
     p.add_argument(
         "--with-worker",
@@ -38,7 +38,6 @@ def _serve(args) -> int:
         port=args.port,
         address=args.address,
         websocket_origin=args.allow_websocket_origin,
-        small_demo=args.small_demo,
         show=args.show,
         with_worker=args.with_worker,
     )

@@ -1,7 +1,8 @@
-"""Start the dashboard server: build the demo world when the data directory is empty, warm
-datashader, serve :func:`app.dashboard.create_dashboard` with the login settings of
-:mod:`app.auth` and the web hardening of :mod:`app.security` (security headers and cookie flags
-on every response, no tracebacks in pages)."""
+"""Start the dashboard server on a data directory that has a catalog (``fluxlens demo`` or
+``fluxlens ingest`` make one; the server builds nothing), warm datashader, serve
+:func:`app.dashboard.create_dashboard` with the login settings of :mod:`app.auth` and the web
+hardening of :mod:`app.security` (security headers and cookie flags on every response, no
+tracebacks in pages)."""
 
 from __future__ import annotations
 
@@ -17,45 +18,26 @@ import numpy as np
 import xarray as xr
 
 from catalog import settings
+from catalog.errors import InputError
 
 log = logging.getLogger("app")
 
 ENV_WEBSOCKET_ORIGIN = "FLUXLENS_WEBSOCKET_ORIGIN"
-DEMO_MODEL_ROUNDS = {False: 200, True: 60}  # boosting rounds of the demo emulator (full, small world)
 
 
 def has_catalog(data_dir) -> bool:
     return (settings.data_dir(data_dir) / "catalog.yaml").is_file()
 
 
-def ensure_demo(*, small: bool = False) -> bool:
-    """Build the demo world and its emulator when the data directory has no catalog; True when it
-    was built."""
+def require_catalog() -> None:
+    """:class:`InputError` (one line, exit code 2 in ``fluxlens serve``) when the data directory has no
+    catalog: the web process never builds the demo world or trains a model."""
     d = settings.data_dir()
-    if has_catalog(d):
-        return False
-    from data_prep.demo import build_demo  # the one place the app reaches data_prep
-
-    log.warning("no catalog in %s: building the demo world (small=%s)", d, small)
-    d.mkdir(parents=True, exist_ok=True)
-    build_demo(d, small=small)
-    train_demo_model(small=small)
-    return True
-
-
-def train_demo_model(*, small: bool = False) -> str:
-    """Train and register an emulator on the demo towers, so the Models and Jobs tabs work on a
-    fresh demo world (a smaller model than ``fluxlens train``'s default: it is built at start-up)."""
-    from models import training
-
-    t0 = time.perf_counter()
-    version = training.train(
-        training.TrainSettings(
-            sites_source="fluxnet_demo", n_folds=3, num_boost_round=DEMO_MODEL_ROUNDS[small]
+    if not has_catalog(d):
+        raise InputError(
+            f"no catalog in {d}: build the demo world with `fluxlens demo` (or ingest data with "
+            "`fluxlens ingest`), or point $FLUXLENS_DATA_DIR / --data-dir at a data directory"
         )
-    )
-    log.warning("demo emulator %s trained in %.1f s", version, time.perf_counter() - t0)
-    return version
 
 
 def warm_up() -> float:
@@ -167,16 +149,15 @@ def stop_worker(proc: subprocess.Popen, timeout: float = 30) -> None:
 
 
 def serve(
-    *, port: int = 5006, address: str | None = None, websocket_origin=None, small_demo=False, show=False,
-    with_worker=False,
+    *, port: int = 5006, address: str | None = None, websocket_origin=None, show=False, with_worker=False
 ):  # fmt: skip
     """Serve the dashboard until interrupted; ``with_worker`` also runs a job worker beside it."""
     import panel as pn
 
     from app import auth, dashboard
 
+    require_catalog()
     options = serve_options()  # bad login or security settings fail before the slow start-up
-    ensure_demo(small=small_demo)
     shutdown = Shutdown()
     shutdown.install()
     if with_worker:

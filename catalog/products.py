@@ -442,8 +442,10 @@ def write_product(
     title: str | None = None,
     kind: str | None = None,
     out_of_range: str = "fail",
+    data_dir: str | os.PathLike | None = None,
 ) -> ProductInfo:
-    """Write ``ds`` as product ``name`` (pyramid + product.json) and register it in catalog.yaml.
+    """Write ``ds`` as product ``name`` (pyramid + product.json) and register it in catalog.yaml
+    of ``data_dir`` (default: :func:`catalog.settings.data_dir`).
 
     ``provenance``: free-form dict, by convention ``{"sources": [{"path", "size", "sha256"}],
     "reader", "reader_version", "options"}`` (see :func:`catalog.provenance.source_provenance`); an
@@ -464,7 +466,7 @@ def write_product(
     plausibility.check_mode(out_of_range)
     if not isinstance(provenance, dict):
         raise InputError(f"product {name!r}: provenance must be a dict")
-    data_dir = settings.data_dir()
+    data_dir = settings.data_dir(data_dir)
     ds = normalize(ds, name)
     try:
         return _write_product(

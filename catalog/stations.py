@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import uuid
 from pathlib import Path
@@ -50,8 +51,10 @@ def write_stations(
     provenance: dict,
     synthetic: bool,
     mode: str = "replace",
+    data_dir: str | os.PathLike | None = None,
 ) -> dict:
-    """Write a station network (site table + observations) as Parquet and register it; atomic.
+    """Write a station network (site table + observations) as Parquet and register it in the
+    catalog of ``data_dir`` (default: :func:`catalog.settings.data_dir`); atomic.
 
     ``sites`` needs ``site_id``, ``lat``, ``lon`` (``name``, ``igbp``, ``start``, ``end`` are filled
     when absent); ``observations`` needs ``site_id`` and ``time``. ``mode="replace"`` (default)
@@ -98,7 +101,7 @@ def write_stations(
 
     if mode not in ("create", "replace"):
         raise InputError(f"bad write mode {mode!r} for network {network!r}; use create or replace")
-    data_dir = settings.data_dir()
+    data_dir = settings.data_dir(data_dir)
     parent = data_dir / AREA
     parent.mkdir(parents=True, exist_ok=True)
     commit.tidy(data_dir, AREA)

@@ -1,4 +1,5 @@
-"""``fluxlens ingest``, ``fluxlens demo`` and ``fluxlens catalog``."""
+"""``fluxlens ingest`` and ``fluxlens catalog`` (``fluxlens demo``, which also trains a model, is
+:mod:`fluxlens.demo`)."""
 
 from __future__ import annotations
 
@@ -74,16 +75,6 @@ def add_commands(subparsers) -> None:
     )
     p.set_defaults(func=run_ingest)
 
-    p = subparsers.add_parser("demo", help="build the synthetic demo world into the data directory")
-    size = p.add_mutually_exclusive_group()
-    size.add_argument("--small", action="store_true", help="a small, fast demo world")
-    size.add_argument(
-        "--fine",
-        action="store_true",
-        help="regional 0.1 deg cubes (500 x 500 px, July) and stations only, for job benchmarks",
-    )
-    p.set_defaults(func=run_demo)
-
     p = subparsers.add_parser("catalog", help="list the products and station networks")
     p.set_defaults(func=run_catalog)
 
@@ -152,13 +143,6 @@ def _masked_counts(provenance: dict) -> dict[str, int]:
     appended = provenance.get("appended") or []
     masked = appended[-1].get("masked_out_of_range") if appended else provenance.get("masked_out_of_range")
     return {v: int(n) for v, n in (masked or {}).items() if n}
-
-
-def run_demo(args: argparse.Namespace) -> int:
-    from data_prep import demo, demo_world
-
-    demo.build_demo(settings.data_dir(), small=args.small, spec=demo_world.FINE if args.fine else None)
-    return run_catalog(args)
 
 
 def run_catalog(args: argparse.Namespace) -> int:

@@ -19,9 +19,7 @@ and the two station networks only: feature cubes big enough for re-prediction be
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,7 +31,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from catalog import settings, store
+from catalog import store
 from catalog.igbp import IGBP_NAMES
 from data_prep import demo_sensors as sensors
 from data_prep import demo_world as w
@@ -71,20 +69,6 @@ _ATTRS = {
     "elevation": ("m", "elevation above sea level"),
     "igbp": ("1", "IGBP land cover class (1-17)"),
 }
-
-
-@contextlib.contextmanager
-def _data_dir_env(data_dir: Path):
-    """The store writes to ``$FLUXLENS_DATA_DIR``: point it at ``data_dir`` while building."""
-    old = os.environ.get(settings.ENV_DATA_DIR)
-    os.environ[settings.ENV_DATA_DIR] = str(data_dir)
-    try:
-        yield
-    finally:
-        if old is None:
-            os.environ.pop(settings.ENV_DATA_DIR, None)
-        else:
-            os.environ[settings.ENV_DATA_DIR] = old
 
 
 def _provenance(spec: w.DemoSpec, what: str, files=(), reader: str | None = None) -> dict:
@@ -130,7 +114,7 @@ def _cube(world: w.GridWorld, spec: w.DemoSpec, names) -> xr.Dataset:
     return xr.Dataset(data, coords=coords)
 
 
-def _write_cubes(world: w.GridWorld, spec: w.DemoSpec) -> None:
+def _write_cubes(world: w.GridWorld, spec: w.DemoSpec, data_dir: Path) -> None:
     res = f"{spec.global_res:g} degree"
     area = "global" if spec.bbox == w.GLOBE else "regional"
     cubes = {
@@ -146,6 +130,7 @@ def _write_cubes(world: w.GridWorld, spec: w.DemoSpec) -> None:
             synthetic=True,
             mode="replace",
             title=title,
+            data_dir=data_dir,
         )
     static = world.points.static
     ds = xr.Dataset(
@@ -158,14 +143,21 @@ def _write_cubes(world: w.GridWorld, spec: w.DemoSpec) -> None:
     title = f"Demo elevation and IGBP land cover ({res}, synthetic)"
     provenance = _provenance(spec, title)
     store.write_product(
-        ds, "static_demo", provenance=provenance, synthetic=True, mode="replace", title=title, kind="static"
+        ds,
+        "static_demo",
+        provenance=provenance,
+        synthetic=True,
+        mode="replace",
+        title=title,
+        kind="static",
+        data_dir=data_dir,
     )
 
 
-def _write_gssm(world: w.GridWorld, spec: w.DemoSpec, raw: Path) -> None:
+def _write_gssm(world: w.GridWorld, spec: w.DemoSpec, data_dir: Path) -> None:
     from data_prep import gssm
 
-    folder = raw / "gssm"
+    folder = data_dir / RAW_DIR / "gssm"
     folder.mkdir(parents=True, exist_ok=True)
     ssm = w.gssm_region(world, spec)
     start = pd.Timestamp(spec.gssm_period[0])
@@ -181,6 +173,7 @@ def _write_gssm(world: w.GridWorld, spec: w.DemoSpec, raw: Path) -> None:
         mode="replace",
         title=title,
         kind="soil_moisture",
+        data_dir=data_dir,
     )
 
 
@@ -189,11 +182,11 @@ def _product_grid(spec: w.DemoSpec):
     return lat, lon, w.land_mask(lat, lon)
 
 
-def _write_esacci(world: w.GridWorld, spec: w.DemoSpec, raw: Path, grid) -> None:
+def _write_esacci(world: w.GridWorld, spec: w.DemoSpec, data_dir: Path, grid) -> None:
     from data_prep import esacci
 
     lat, lon, land = grid
-    folder = raw / "esacci"
+    folder = data_dir / RAW_DIR / "esacci"
     folder.mkdir(parents=True, exist_ok=True)
     product = sensors.esacci_like(world, spec.comparison_period, lat, lon, land)
     paths = []
@@ -222,14 +215,15 @@ def _write_esacci(world: w.GridWorld, spec: w.DemoSpec, raw: Path, grid) -> None
         mode="replace",
         title=title,
         kind="soil_moisture",
+        data_dir=data_dir,
     )
 
 
-def _write_smap(world: w.GridWorld, spec: w.DemoSpec, raw: Path, grid) -> None:
+def _write_smap(world: w.GridWorld, spec: w.DemoSpec, data_dir: Path, grid) -> None:
     from data_prep import smap
 
     lat, lon, land = grid
-    folder = raw / "smap"
+    folder = data_dir / RAW_DIR / "smap"
     folder.mkdir(parents=True, exist_ok=True)
     product = sensors.smap_like(world, spec.smap_period, lat, lon, land)
     paths = []
@@ -258,13 +252,14 @@ def _write_smap(world: w.GridWorld, spec: w.DemoSpec, raw: Path, grid) -> None:
         mode="replace",
         title=title,
         kind="soil_moisture",
+        data_dir=data_dir,
     )
 
 
-def _write_towers(world: w.GridWorld, spec: w.DemoSpec, raw: Path) -> None:
+def _write_towers(world: w.GridWorld, spec: w.DemoSpec, data_dir: Path) -> None:
     from data_prep import fluxnet
 
-    folder = raw / "fluxnet"
+    folder = data_dir / RAW_DIR / "fluxnet"
     folder.mkdir(parents=True, exist_ok=True)
     sites = sensors.tower_sites(world, spec)
     site_list = pd.DataFrame(
@@ -292,13 +287,15 @@ def _write_towers(world: w.GridWorld, spec: w.DemoSpec, raw: Path) -> None:
     title = "Demo flux towers (FLUXNET2015 DD format, synthetic)"
     sources = [*paths, folder / "FluxNET_sites.csv"]
     provenance = _provenance(spec, title, sources, "data_prep.fluxnet.read_fluxnet")
-    store.write_stations("fluxnet_demo", table, obs, synthetic=True, mode="replace", provenance=provenance)
+    store.write_stations(
+        "fluxnet_demo", table, obs, synthetic=True, mode="replace", provenance=provenance, data_dir=data_dir
+    )
 
 
-def _write_ismn(world: w.GridWorld, spec: w.DemoSpec, raw: Path) -> None:
+def _write_ismn(world: w.GridWorld, spec: w.DemoSpec, data_dir: Path) -> None:
     from data_prep import ismn
 
-    folder = raw / "ismn" / ISMN_NETWORK
+    folder = data_dir / RAW_DIR / "ismn" / ISMN_NETWORK
     folder.mkdir(parents=True, exist_ok=True)
     stations = sensors.ismn_stations(world, spec)
     paths = []
@@ -329,6 +326,7 @@ def _write_ismn(world: w.GridWorld, spec: w.DemoSpec, raw: Path) -> None:
         synthetic=True,
         mode="replace",
         provenance=_provenance(spec, title, paths, "data_prep.ismn.read_ismn"),
+        data_dir=data_dir,
     )
 
 
@@ -348,8 +346,7 @@ def build_demo(data_dir, *, small: bool = False, spec: w.DemoSpec | None = None)
     spec = spec or (w.SMALL if small else w.FULL)
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
-    raw = data_dir / RAW_DIR
-    shutil.rmtree(raw, ignore_errors=True)
+    shutil.rmtree(data_dir / RAW_DIR, ignore_errors=True)
     timings: dict[str, float] = {}
 
     def timed(step: str, write, *args) -> None:
@@ -359,32 +356,31 @@ def build_demo(data_dir, *, small: bool = False, spec: w.DemoSpec | None = None)
         log.info("demo %s: %s %.1f s", spec.label, step, timings[step])
 
     def cubes_and_stations(world: w.GridWorld) -> None:
-        timed("cubes", _write_cubes, world, spec)
-        timed("towers", _write_towers, world, spec, raw)
-        timed("ismn", _write_ismn, world, spec, raw)
+        timed("cubes", _write_cubes, world, spec, data_dir)
+        timed("towers", _write_towers, world, spec, data_dir)
+        timed("ismn", _write_ismn, world, spec, data_dir)
 
-    with _data_dir_env(data_dir):
-        t0, c0 = time.perf_counter(), time.process_time()
-        static = w.reference_static()
-        keep = None if spec.bbox == w.GLOBE else spec.period
-        world = w.simulate_grid(static, spec.global_res, spec.year, spec.bbox, keep)
-        timings["world"], timings["world_cpu"] = (
-            round(time.perf_counter() - t0, 2),
-            round(time.process_time() - c0, 2),
-        )
-        log.info("demo %s: world %.1f s (CPU %.1f s)", spec.label, timings["world"], timings["world_cpu"])
-        t0, c0 = time.perf_counter(), time.process_time()
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-cubes") as pool:
-            background = pool.submit(cubes_and_stations, world)
-            if spec.satellite_products:
-                timed("gssm", _write_gssm, world, spec, raw)
-                grid = _product_grid(spec)
-                timed("esacci", _write_esacci, world, spec, raw, grid)
-                timed("smap", _write_smap, world, spec, raw, grid)
-            background.result()
-        timings["writes"], timings["writes_cpu"] = (
-            round(time.perf_counter() - t0, 2),
-            round(time.process_time() - c0, 2),
-        )
-        log.info("demo %s: writes %.1f s (CPU %.1f s)", spec.label, timings["writes"], timings["writes_cpu"])
+    t0, c0 = time.perf_counter(), time.process_time()
+    static = w.reference_static()
+    keep = None if spec.bbox == w.GLOBE else spec.period
+    world = w.simulate_grid(static, spec.global_res, spec.year, spec.bbox, keep)
+    timings["world"], timings["world_cpu"] = (
+        round(time.perf_counter() - t0, 2),
+        round(time.process_time() - c0, 2),
+    )
+    log.info("demo %s: world %.1f s (CPU %.1f s)", spec.label, timings["world"], timings["world_cpu"])
+    t0, c0 = time.perf_counter(), time.process_time()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-cubes") as pool:
+        background = pool.submit(cubes_and_stations, world)
+        if spec.satellite_products:
+            timed("gssm", _write_gssm, world, spec, data_dir)
+            grid = _product_grid(spec)
+            timed("esacci", _write_esacci, world, spec, data_dir, grid)
+            timed("smap", _write_smap, world, spec, data_dir, grid)
+        background.result()
+    timings["writes"], timings["writes_cpu"] = (
+        round(time.perf_counter() - t0, 2),
+        round(time.process_time() - c0, 2),
+    )
+    log.info("demo %s: writes %.1f s (CPU %.1f s)", spec.label, timings["writes"], timings["writes_cpu"])
     return timings

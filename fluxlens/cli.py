@@ -19,6 +19,7 @@ from catalog.errors import FluxLensError
 # (module, function): each function adds its subcommands; a subcommand sets ``func(args) -> int``.
 COMMANDS = (
     ("data_prep.commands", "add_commands"),
+    ("fluxlens.demo", "add_commands"),  # builds the demo world (data_prep) and trains its model (models)
     ("models.commands", "add_commands"),
     ("models.job_commands", "add_job_commands"),
     ("app.commands", "add_commands"),

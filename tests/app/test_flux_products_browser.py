@@ -71,7 +71,7 @@ def flux_server(chromium, demo_world, shared_data, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("FLUXLENS_DATA_DIR", str(data_dir))
     try:
-        from app.server import train_demo_model
+        from fluxlens.demo import train_demo_model
         from catalog import store
 
         src = shared_data / "gridded_real" / VALDIVIA

@@ -1,0 +1,40 @@
+"""``fluxlens demo`` (``fluxlens/demo.py``): the demo world and its emulator, built by the command,
+never by the server; ``fluxlens serve`` on a data directory without a catalog refuses in one line."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from catalog import api
+from fluxlens import cli, demo
+from models import registry
+from tests.test_cli import fluxlens_command
+
+
+@pytest.mark.slow
+def test_demo_small_builds_the_world_and_trains_its_emulator(data_dir, capsys):
+    assert cli.main(["demo", "--small"]) == 0
+    out = capsys.readouterr().out
+    (version,) = [v["version"] for v in registry.list_versions()]
+    assert f"demo emulator {version} trained on fluxnet_demo" in out
+    settings = registry.read_meta(version)["settings"]
+    assert settings["sites_source"] == "fluxnet_demo" and settings["n_folds"] == 3
+    assert settings["num_boost_round"] == demo.DEMO_MODEL_ROUNDS[True]
+    assert {"gssm1km_demo", "fluxes_demo"} <= {p.name for p in api.list_products()}
+    assert (data_dir / "catalog.yaml").is_file()
+
+
+def test_serve_without_a_catalog_builds_nothing_and_says_what_to_run(tmp_path):
+    data_dir = tmp_path / "fluxlens-data"
+    result = subprocess.run(
+        fluxlens_command("--data-dir", str(data_dir), "serve", "--port", "0"),
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert lines[0].startswith(f"fluxlens serve: error: no catalog in {data_dir}")
+    assert "fluxlens demo" in lines[0]
+    assert not data_dir.exists()  # nothing built, not even the folder
