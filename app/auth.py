@@ -26,12 +26,12 @@ headers and cookie flags on every response.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import panel as pn
 
 from app import security
+from catalog import settings
 from catalog.errors import InputError
 from models.jobs import ANONYMOUS, JobService, JobStore
 
@@ -44,14 +44,14 @@ _ANONYMOUS_NAMES = {"", ANONYMOUS, "guest"}
 
 
 def auth_mode() -> str:
-    mode = (os.environ.get(ENV_AUTH) or "off").strip().lower()
+    mode = settings.current().text(ENV_AUTH, "off").lower()
     if mode not in AUTH_MODES:
         raise InputError(f"${ENV_AUTH}={mode!r}: expected one of {', '.join(AUTH_MODES)}")
     return mode
 
 
 def _require_env(name: str) -> str:
-    value = os.environ.get(name, "").strip()
+    value = settings.current().text(name)
     if not value:
         raise InputError(f"${ENV_AUTH}={auth_mode()} needs ${name}")
     return value
@@ -78,7 +78,7 @@ def serve_kwargs() -> dict:
             "oauth_secret": _require_env("FLUXLENS_OAUTH_SECRET"),
         }
         for option in ("redirect_uri", "encryption_key"):
-            value = os.environ.get(f"FLUXLENS_OAUTH_{option.upper()}")
+            value = settings.current().text(f"FLUXLENS_OAUTH_{option.upper()}")
             if value:
                 kwargs[f"oauth_{option}"] = value
     return kwargs

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import os
+from catalog import settings
 
 
 def add_commands(subparsers) -> None:
@@ -10,9 +10,7 @@ def add_commands(subparsers) -> None:
         "serve",
         help="serve the dashboard of the data directory's catalog (make one with `fluxlens demo`)",
     )
-    p.add_argument(
-        "--port", type=int, default=int(os.environ.get("PORT", 5006)), help="port (default $PORT or 5006)"
-    )
+    p.add_argument("--port", type=int, default=None, help="port (default $PORT or 5006)")
     p.add_argument("--address", default=None, help="address to listen on (e.g. 0.0.0.0)")
     p.add_argument(
         "--allow-websocket-origin",
@@ -35,7 +33,7 @@ def _serve(args) -> int:
     from app.server import serve
 
     serve(
-        port=args.port,
+        port=args.port or int(settings.current().number("PORT", 5006, int)),
         address=args.address,
         websocket_origin=args.allow_websocket_origin,
         show=args.show,

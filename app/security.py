@@ -61,8 +61,6 @@ ENV_LOGIN_WINDOW = "FLUXLENS_LOGIN_WINDOW"
 ENV_TRUST_PROXY = "FLUXLENS_TRUST_PROXY"
 DEFAULT_LOGIN_MAX_FAILURES = 5
 DEFAULT_LOGIN_WINDOW_S = 60.0
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off"}
 
 FRAME_OPTIONS = "DENY"
 REFERRER_POLICY = "same-origin"
@@ -73,42 +71,21 @@ _HOST_RE = re.compile(r"^[A-Za-z0-9.\-]+(:\d+)?$|^\[[0-9A-Fa-f:.]+\](:\d+)?$")
 
 
 def secure_cookies_mode() -> str:
-    """``auto``, ``always`` or ``never``, from ``$FLUXLENS_SECURE_COOKIES``."""
-    value = (os.environ.get(ENV_SECURE_COOKIES) or "auto").strip().lower()
-    if value == "auto":
+    """``auto``, ``always`` or ``never``, from ``$FLUXLENS_SECURE_COOKIES`` (auto, 1 or 0)."""
+    if settings.current().text(ENV_SECURE_COOKIES, "auto").lower() == "auto":
         return "auto"
-    if value in _TRUE:
-        return "always"
-    if value in _FALSE:
-        return "never"
-    raise InputError(f"${ENV_SECURE_COOKIES}={value!r}: expected auto, 1 or 0")
+    return "always" if settings.current().flag(ENV_SECURE_COOKIES, False) else "never"
 
 
 def trust_proxy() -> bool:
-    value = (os.environ.get(ENV_TRUST_PROXY) or "0").strip().lower()
-    if value not in _TRUE | _FALSE:
-        raise InputError(f"${ENV_TRUST_PROXY}={value!r}: expected 1 or 0")
-    return value in _TRUE
-
-
-def _env_number(name: str, default: float, kind: type) -> float:
-    raw = (os.environ.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise InputError(f"${name}={raw!r}: expected a {kind.__name__}") from None
-    if value <= 0:
-        raise InputError(f"${name}={raw!r}: must be > 0")
-    return value
+    return settings.current().flag(ENV_TRUST_PROXY, False)
 
 
 def login_limits() -> tuple[int, float]:
     """(failures allowed, window in seconds) from the environment."""
     return (
-        int(_env_number(ENV_LOGIN_MAX_FAILURES, DEFAULT_LOGIN_MAX_FAILURES, int)),
-        float(_env_number(ENV_LOGIN_WINDOW, DEFAULT_LOGIN_WINDOW_S, float)),
+        int(settings.current().number(ENV_LOGIN_MAX_FAILURES, DEFAULT_LOGIN_MAX_FAILURES, int)),
+        float(settings.current().number(ENV_LOGIN_WINDOW, DEFAULT_LOGIN_WINDOW_S, float)),
     )
 
 

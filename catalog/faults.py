@@ -10,10 +10,12 @@ from __future__ import annotations
 import os
 import signal
 
+from catalog import settings
+
 ENV_FAULT_STEP = "FLUXLENS_FAULT_STEP"
 
 
 def point(step: str) -> None:
     """SIGKILL this process if the environment names ``step``."""
-    if os.environ.get(ENV_FAULT_STEP) == step:
+    if settings.current().text(ENV_FAULT_STEP) == step:
         os.kill(os.getpid(), signal.SIGKILL)

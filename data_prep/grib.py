@@ -20,6 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from catalog import settings
 from catalog.errors import InputError
 
 TIMEOUT_S = 3600
@@ -28,13 +29,15 @@ ENV_GRIB_PATH = "FLUXLENS_GRIB_PATH"
 
 def libs_path() -> Path:
     """Folder holding cfgrib and the ecCodes wheels: ``$FLUXLENS_GRIB_PATH`` or ``<venv>/grib``."""
-    return Path(os.environ.get(ENV_GRIB_PATH) or Path(sys.prefix) / "grib")
+    return Path(settings.current().text(ENV_GRIB_PATH) or Path(sys.prefix) / "grib")
 
 
 def child_env() -> dict:
     """Environment of a process that may import cfgrib / eccodes."""
     path = str(libs_path())
-    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [path, os.environ.get("PYTHONPATH")]))}
+    return settings.child_environment(
+        PYTHONPATH=os.pathsep.join(filter(None, [path, settings.current().text("PYTHONPATH")]))
+    )
 
 
 def to_netcdf(path: str, out_dir: Path) -> list[Path]:

@@ -45,6 +45,8 @@ from pathlib import Path
 
 import numpy as np
 
+from catalog import settings
+
 KERNEL_SOURCE = Path(__file__).with_name("forest_kernel.c")
 MAX_VIRTUAL_FEATURES = 64  # MAX_VF in the kernel
 NAN_CATEGORY = 32
@@ -302,8 +304,8 @@ _kernel: ctypes.CDLL | None = None
 
 
 def cache_dir() -> Path:
-    """Where compiled kernels are kept: ``FLUXLENS_CACHE_DIR`` or ``~/.cache/fluxlens``."""
-    return Path(os.environ.get("FLUXLENS_CACHE_DIR") or Path.home() / ".cache" / "fluxlens")
+    """Where compiled kernels are kept (:attr:`catalog.settings.Settings.cache_dir`)."""
+    return settings.current().cache_dir
 
 
 def _cpu_flags() -> str:
@@ -322,7 +324,7 @@ def kernel() -> ctypes.CDLL | None:
     with _kernel_lock:
         if _kernel is not None:
             return _kernel
-        cc = shutil.which(os.environ.get("CC", "gcc"))
+        cc = shutil.which(settings.current().text("CC", "gcc"))
         if cc is None:
             return None
         source = KERNEL_SOURCE.read_bytes()
