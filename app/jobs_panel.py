@@ -48,6 +48,8 @@ def _describe(job: Job) -> str:
     if job.kind == "repredict":
         where = _format_bbox(r.get("bbox", ()))
         return f"LE/H, model {r.get('version')}, box {where}, {r.get('start')} … {r.get('end')}"
+    if job.kind == "scoreboard":
+        return f"scoreboard {r.get('product')} {r.get('variable')} vs {r.get('network')}"
     period = f"{r.get('start') or 'all'} … {r.get('end') or 'all'}"
     return f"retrain ({'constrained' if r.get('constraint', True) else 'unconstrained'}), period {period}"
 
@@ -77,7 +79,9 @@ def _job_html(job: Job) -> str:
     if job.attempts > 1:
         times.append(f"attempt {job.attempts}")
     if job.output:
-        where = "product picker" if job.kind == "repredict" else "model versions"
+        where = {"repredict": "product picker", "scoreboard": "Validation tab's scoreboard cache"}.get(
+            job.kind, "model versions"
+        )
         result = f"<code>{html.escape(job.output)}</code> (in the {where})"
     elif job.error:
         result = f"<span style='color:#a00'>{html.escape(job.error)}</span>"

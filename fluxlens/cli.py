@@ -25,6 +25,9 @@ COMMANDS = (
     ("app.commands", "add_commands"),
     ("validation.commands", "add_commands"),
 )
+# Modules that add job kinds when imported (models.jobs.register_kind), so that every command knows
+# them: ``worker`` runs them, ``jobs`` lists and cancels them.
+JOB_KIND_MODULES = ("validation.jobs",)
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1  # a bug: one line on stderr, the traceback in a log file (or on stderr with -v)
@@ -62,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for module_name, function in COMMANDS:
         getattr(importlib.import_module(module_name), function)(sub)
+    for module_name in JOB_KIND_MODULES:
+        importlib.import_module(module_name)
     return parser
 
 

@@ -30,6 +30,7 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from catalog.errors import FluxLensError, InputError
@@ -43,21 +44,22 @@ _ANONYMOUS_NAMES = frozenset({"", ANONYMOUS, "guest"})
 QUEUED, RUNNING, SUCCEEDED, FAILED, CANCELLED = "queued", "running", "succeeded", "failed", "cancelled"
 ACTIVE_STATES = (QUEUED, RUNNING)
 FINAL_STATES = (SUCCEEDED, FAILED, CANCELLED)
-JOB_KINDS = ("repredict", "retrain")
+# Kinds of job models defines (requests checked by models.job_limits, run by models.worker); other
+# packages add theirs with register_kind.
+MODEL_KINDS = ("repredict", "retrain")
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 # {id} and {float} are the backend's identity-key and double-precision column types.
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS jobs (
-    id {{id}},
-    kind TEXT NOT NULL CHECK (kind IN ({", ".join(repr(k) for k in JOB_KINDS)})),
+_JOBS_TABLE = """jobs (
+    id {id},
+    kind TEXT NOT NULL,
     request TEXT NOT NULL,
     "user" TEXT NOT NULL,
     status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
-    created_at {{float}} NOT NULL,
-    started_at {{float}},
-    finished_at {{float}},
-    heartbeat_at {{float}},
+    created_at {float} NOT NULL,
+    started_at {float},
+    finished_at {float},
+    heartbeat_at {float},
     progress_done INTEGER NOT NULL DEFAULT 0,
     progress_total INTEGER NOT NULL DEFAULT 0,
     attempts INTEGER NOT NULL DEFAULT 0,
@@ -65,7 +67,9 @@ CREATE TABLE IF NOT EXISTS jobs (
     output TEXT,
     error TEXT,
     cancel_requested INTEGER NOT NULL DEFAULT 0
-);
+)"""
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {_JOBS_TABLE};
 CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, id);
 CREATE INDEX IF NOT EXISTS jobs_user ON jobs ("user", id);
 CREATE TABLE IF NOT EXISTS job_log (
@@ -87,6 +91,49 @@ CREATE TABLE IF NOT EXISTS job_runs (
     outcome TEXT
 );
 CREATE INDEX IF NOT EXISTS job_runs_job ON job_runs (job_id, id)"""
+# Schema 1 checked ``kind`` against a fixed list; since 2 the kinds are registered (register_kind) and
+# checked on insert. SQLite cannot drop a constraint: the table is rebuilt (indexes: by _SCHEMA after).
+_UPGRADES = {
+    "sqlite": {
+        2: "PRAGMA foreign_keys = OFF; BEGIN IMMEDIATE; "
+        f"CREATE TABLE jobs_v2 {_JOBS_TABLE.removeprefix('jobs ')}; INSERT INTO jobs_v2 SELECT * FROM jobs; "
+        "DROP TABLE jobs; ALTER TABLE jobs_v2 RENAME TO jobs; COMMIT"
+    },
+    "postgresql": {2: "ALTER TABLE jobs DROP CONSTRAINT IF EXISTS jobs_kind_check"},
+}
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """A kind of job another package defines. ``check(request, limits)`` returns the request
+    normalised before it is queued (``InputError`` when refused); ``run(ctx)`` runs it in a worker
+    (``ctx``: ``models.worker.JobContext``) and returns the job's output text."""
+
+    name: str
+    check: Callable[[dict, JobLimits], dict]
+    run: Callable[..., str]
+
+
+_REGISTERED: dict[str, JobKind] = {}
+
+
+def register_kind(kind: JobKind) -> None:
+    """Add a kind of job (models imports no package that adds one). The process that submits such a
+    job and the worker that runs it must both have imported the registering module; a worker only
+    claims kinds it knows."""
+    if kind.name in MODEL_KINDS:
+        raise ValueError(f"job kind {kind.name!r} is one of models' own")
+    _REGISTERED[kind.name] = kind
+
+
+def registered_kind(name: str) -> JobKind | None:
+    """The kind ``name`` added by :func:`register_kind`, or None (models' own kinds, unknown names)."""
+    return _REGISTERED.get(name)
+
+
+def job_kinds() -> tuple[str, ...]:
+    """Every kind this process can submit and run: models' own, then the registered ones."""
+    return MODEL_KINDS + tuple(_REGISTERED)
 
 
 class AccessDenied(FluxLensError):
@@ -183,7 +230,9 @@ class JobStore:
     def __init__(self, url: str | os.PathLike | None = None):
         self.db: SqliteDatabase | PostgresDatabase = open_job_database(url)
         self.path = self.db.path
-        self.db.create_schema(_SCHEMA.format(id=self.db.id_column, float=self.db.float_type), _SCHEMA_VERSION)
+        types = {"id": self.db.id_column, "float": self.db.float_type}
+        upgrades = {v: sql.format(**types) for v, sql in _UPGRADES[self.db.dialect].items()}
+        self.db.create_schema(_SCHEMA.format(**types), _SCHEMA_VERSION, upgrades)
 
     def close(self) -> None:
         """Release connections kept for reuse (PostgreSQL); the store stays usable."""
@@ -201,8 +250,8 @@ class JobStore:
     def insert(self, kind: str, request: dict, user: str, *, max_active: int | None = None) -> Job:
         """Queue a job. With ``max_active``, refuse (InputError) when ``user`` already has that many
         queued or running jobs; the count and the insert are one transaction."""
-        if kind not in JOB_KINDS:
-            raise InputError(f"unknown job kind {kind!r}; known: {', '.join(JOB_KINDS)}")
+        if kind not in job_kinds():
+            raise InputError(f"unknown job kind {kind!r}; known: {', '.join(job_kinds())}")
         with self.db.write() as con:
             if max_active is not None:
                 self.db.lock_user(con, user)
@@ -283,16 +332,20 @@ class JobStore:
 
     # -- worker side ------------------------------------------------------------------------------
 
-    def claim(self, worker: str, pid: int | None = None) -> Job | None:
-        """Atomically take the oldest queued job for ``worker``; None when the queue is empty."""
+    def claim(
+        self, worker: str, pid: int | None = None, *, kinds: tuple[str, ...] | None = None
+    ) -> Job | None:
+        """Atomically take the oldest queued job (of one of ``kinds``, default any) for ``worker``;
+        None when there is none."""
         now = time.time()
+        only = f" AND kind IN ({', '.join('?' * len(kinds))})" if kinds is not None else ""
         with self.db.write() as con:
             row = con.execute(
                 "UPDATE jobs SET status = 'running', worker = ?, started_at = ?, heartbeat_at = ?, "
                 "finished_at = NULL, attempts = attempts + 1, progress_done = 0, progress_total = 0 "
-                "WHERE id = (SELECT id FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1"
+                f"WHERE id = (SELECT id FROM jobs WHERE status = 'queued'{only} ORDER BY id LIMIT 1"
                 f"{self.db.claim_lock}) AND status = 'queued' RETURNING *",
-                (worker, now, now),
+                (worker, now, now, *(kinds or ())),
             ).fetchone()
             if row is None:
                 return None
@@ -431,11 +484,18 @@ class JobService:
         return job
 
     def submit(self, kind: str, request: dict, user: str | None) -> Job:
-        """Validate ``request`` for ``kind`` (see ``models.job_limits.validate``) and queue it."""
+        """Validate ``request`` for ``kind`` (``models.job_limits.validate``, or the registered kind's
+        ``check``) and queue it."""
         from models import job_limits
 
         user = self._check_submitter(user)
-        normalised = job_limits.validate(kind, request, self.limits)
+        other = registered_kind(kind)
+        if other is None:
+            normalised = job_limits.validate(kind, request, self.limits)
+        elif isinstance(request, dict):
+            normalised = other.check(request, self.limits)
+        else:
+            raise InputError(f"{kind} request must be a mapping, not {type(request).__name__}")
         return self.store.insert(
             kind,
             normalised,

@@ -25,7 +25,7 @@ import dask
 
 from catalog.errors import FluxLensError
 from models.job_limits import JobLimits
-from models.jobs import CANCELLED, FAILED, SUCCEEDED, Job, JobStore
+from models.jobs import CANCELLED, FAILED, SUCCEEDED, Job, JobStore, job_kinds, registered_kind
 
 ENV_DASK_SCHEDULER = "FLUXLENS_DASK_SCHEDULER"
 LOG_SOURCES = ("models", "catalog", "data_prep")
@@ -149,6 +149,16 @@ JOB_RUNNERS: dict[str, Callable[[JobContext], str]] = {
 }
 
 
+def _runner(kind: str) -> Callable[[JobContext], str]:
+    """models' own runner of ``kind``, else the one registered with ``models.jobs.register_kind``."""
+    if kind in JOB_RUNNERS:
+        return JOB_RUNNERS[kind]
+    other = registered_kind(kind)
+    if other is None:
+        raise FluxLensError(f"this worker cannot run {kind!r} jobs (known: {', '.join(job_kinds())})")
+    return other.run
+
+
 class _JobLogHandler(logging.Handler):
     """Copies log records of our packages into the running job's log."""
 
@@ -208,7 +218,7 @@ class Worker:
         self.store.log(job.id, f"running on the {self.scheduler}")
         output = error = None
         try:
-            output = JOB_RUNNERS[job.kind](ctx)
+            output = _runner(job.kind)(ctx)
             status = SUCCEEDED
         except Cancelled:
             status = CANCELLED
@@ -239,7 +249,7 @@ class Worker:
             while not self.stop.is_set() and (max_jobs is None or n < max_jobs):
                 if time.monotonic() - self._last_recovery > self.limits.stale_s:
                     self.recover()
-                job = self.store.claim(self.worker_id)
+                job = self.store.claim(self.worker_id, kinds=job_kinds())
                 if job is None:
                     if once:
                         break

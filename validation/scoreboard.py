@@ -1,8 +1,10 @@
-"""Scoreboard: one product variable against every site of a network, in the background, cached on disk.
+"""Scoreboard: one product variable against every site of a network, cached on disk.
 
-The cache key hashes the product (name and ``store_id``, which changes on every rewrite), the
-network (``store_id``), the variable, the options, the site list and the analyses; a hit is read
-from ``<cache_dir>/<key>.parquet`` (see :func:`cache_dir`).
+The dashboard has it computed by the job worker (the ``scoreboard`` job kind, :mod:`validation.jobs`);
+``fluxlens validate`` computes it in its own process. The cache key hashes the product (name and
+``store_id``, which changes on every rewrite), the network (``store_id``), the variable, the
+options, the site list and the analyses; a hit is read from ``<cache_dir>/<key>.parquet`` (see
+:func:`cache_dir`).
 """
 
 from __future__ import annotations
@@ -34,9 +36,7 @@ SITE_COLUMNS = ["site_id", "name", "network", "lat", "lon", "igbp", "start", "en
 PIXEL_COLUMNS = ["method", "pixel_lon", "pixel_lat", "distance_km", "obs_column", "error"]
 SUMMARY_METRICS = ("n", "bias", "rmse", "ubrmse", "r", "rho", "kge", "nse", "r2")
 
-# One scoreboard at a time in the background; each uses a few threads for its sites.
-_BACKGROUND = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="scoreboard")
-SITE_THREADS = 2
+SITE_THREADS = 2  # sites matched at once
 
 
 def select_sites(network: str, site_ids: list[str] | None = None) -> pd.DataFrame:
@@ -59,6 +59,7 @@ class Scoreboard:
     product: str
     variable: str
     network: str
+    key: str  # the cache key (see :func:`cached_scoreboard`)
     cached: bool = False
 
 
@@ -85,10 +86,36 @@ def cache_key(
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]
 
 
+def scoreboard_key(
+    product: str,
+    variable: str,
+    network: str,
+    *,
+    site_ids: list[str] | None = None,
+    options: ValidationOptions | None = None,
+    analyses: list[str] | None = None,
+) -> str:
+    """The cache key of :func:`compute_scoreboard` called with these arguments."""
+    options = options or ValidationOptions.from_config()
+    names = [a.name for a in analyses_mod.configured_analyses(analyses)]
+    sites = select_sites(network, site_ids)
+    return cache_key(product, variable, network, options, sites["site_id"].astype(str).tolist(), names)
+
+
 def cache_dir() -> Path:
     """``$FLUXLENS_VALIDATION_CACHE`` if set, else ``<data_dir>/cache/validation``."""
     override = os.environ.get(CACHE_ENV)
     return Path(override) if override else settings.data_dir() / "cache" / "validation"
+
+
+def cached_scoreboard(key: str, product: str, variable: str, network: str) -> Scoreboard | None:
+    """The scoreboard cached under ``key``, or None when it is not (or no longer) cached."""
+    path = cache_dir() / f"{key}.parquet"
+    pooled_path = path.with_suffix(".json")
+    if not (path.exists() and pooled_path.exists()):
+        return None
+    pooled = json.loads(pooled_path.read_text())
+    return Scoreboard(pd.read_parquet(path), pooled, product, variable, network, key, cached=True)
 
 
 def compute_scoreboard(
@@ -107,18 +134,16 @@ def compute_scoreboard(
     A site the product does not cover (or without the variable) keeps its row with NaN metrics and
     the reason in ``error``. Pooled metrics use every site's pairs together (on anomalies when
     ``options.anomaly``): pooled R is usually far higher than per-site R. ``progress(done, total)``
-    is called as sites finish.
+    is called as sites finish; an exception it raises stops the sites not started yet and is raised.
     """
     options = options or ValidationOptions.from_config()
     chosen = analyses_mod.configured_analyses(analyses)
     names = [a.name for a in chosen]
     sites = select_sites(network, site_ids)
     key = cache_key(product, variable, network, options, sites["site_id"].astype(str).tolist(), names)
+    if use_cache and (hit := cached_scoreboard(key, product, variable, network)) is not None:
+        return hit
     path = cache_dir() / f"{key}.parquet"
-    pooled_path = path.with_suffix(".json")
-    if use_cache and path.exists() and pooled_path.exists():
-        pooled = json.loads(pooled_path.read_text())
-        return Scoreboard(pd.read_parquet(path), pooled, product, variable, network, cached=True)
     metric_columns = [c for a in chosen for c in a.columns()]
 
     at_sites = products_at_sites(product, variable, sites, options)
@@ -147,13 +172,17 @@ def compute_scoreboard(
     rows, all_pairs = [], []
     with concurrent.futures.ThreadPoolExecutor(max_workers=SITE_THREADS) as pool:
         futures = [pool.submit(one, site) for _, site in sites.iterrows()]
-        for done, fut in enumerate(concurrent.futures.as_completed(futures), 1):
-            row, pairs = fut.result()
-            rows.append(row)
-            if pairs is not None and not pairs.empty:
-                all_pairs.append(pairs)
-            if progress is not None:
-                progress(done, len(futures))
+        try:
+            for done, fut in enumerate(concurrent.futures.as_completed(futures), 1):
+                row, pairs = fut.result()
+                rows.append(row)
+                if pairs is not None and not pairs.empty:
+                    all_pairs.append(pairs)
+                if progress is not None:
+                    progress(done, len(futures))
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
     columns = SITE_COLUMNS + PIXEL_COLUMNS + metric_columns
     table = pd.DataFrame(rows).reindex(columns=columns)
     table = table.sort_values("site_id").reset_index(drop=True)
@@ -163,13 +192,8 @@ def compute_scoreboard(
     pooled = metrics.all_metrics(pooled_pairs["obs"], pooled_pairs["pred"], min_n=options.min_pairs)
     pooled["sites"] = len(all_pairs)
     _write_atomic(table, path)
-    pooled_path.write_text(json.dumps(pooled))
-    return Scoreboard(table, pooled, product, variable, network)
-
-
-def submit_scoreboard(product: str, variable: str, network: str, **kwargs) -> concurrent.futures.Future:
-    """Run :func:`compute_scoreboard` in the background; returns its future."""
-    return _BACKGROUND.submit(compute_scoreboard, product, variable, network, **kwargs)
+    path.with_suffix(".json").write_text(json.dumps(pooled))
+    return Scoreboard(table, pooled, product, variable, network, key)
 
 
 def _write_atomic(table: pd.DataFrame, path: Path) -> None:

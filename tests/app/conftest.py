@@ -44,13 +44,14 @@ def serve_dashboard(chromium):
 def demo_server(chromium, demo_world, tmp_path_factory) -> Iterator[dict]:
     """``fluxlens serve`` on a hard-link copy of the session's small demo world, shared by the browser
     tests that only read it (stores are written by atomic replace, never in place, so the session's
-    ``demo_world`` stays untouched). ``url`` is the app page, ``data_dir`` the served directory."""
+    ``demo_world`` stays untouched). ``url`` is the app page, ``data_dir`` the served directory,
+    ``env`` the server's environment (for a job worker beside it)."""
     base = tmp_path_factory.mktemp("demo-server")
     data_dir = base / "fluxlens-data"
     shutil.copytree(demo_world, data_dir, copy_function=os.link)
     env = dict(os.environ, FLUXLENS_DATA_DIR=str(data_dir), FLUXLENS_VALIDATION_CACHE=str(base / "cache"))
     with serve_or_fail(env, base / "serve.log") as url:
-        yield {"url": f"{url}/app", "data_dir": data_dir}
+        yield {"url": f"{url}/app", "data_dir": data_dir, "env": env}
 
 
 @pytest.fixture

@@ -242,7 +242,7 @@ def test_series_table_says_how_each_product_is_sampled(products):
 
 
 def test_validation_notes_values_that_are_not_daily_means(products):
-    from app.validation_panel import sampling_caveats
+    from app.validation_site_panel import sampling_caveats
 
     notes = sampling_caveats(["samples", "daily"], "le")
     assert len(notes) == 1 and "samples le: one value per time step" in notes[0] and "daily means" in notes[0]

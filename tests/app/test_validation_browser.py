@@ -1,17 +1,19 @@
 """The Validation tab in a real Chromium against a real ``fluxlens serve`` on the small demo world:
-find a site by search, see its series, scatter and metrics; compute the scoreboard, see its Taylor
-diagram, download the metrics CSV. Screenshots go to ``artifacts/screenshots/``; any browser
-console error fails the test.
+find a site by search, see its series, scatter and metrics; compute the scoreboard (a job, run by a
+worker beside the server), see its Taylor diagram, download the metrics CSV. Screenshots go to
+``artifacts/screenshots/``; any browser console error fails the test.
 """
 
 from __future__ import annotations
 
 import csv
+import subprocess
 import time
 
 import pytest
 
 from tests.browser import save_screenshot, wait_idle
+from tests.models.test_jobs_cli import worker_command
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -75,8 +77,17 @@ def test_validation_site_and_scoreboard(demo_server, browser_page, tmp_path):
 
     page.locator(".bk-tab", has_text="Scoreboard").first.click()
     wait_idle(page)
-    page.get_by_role("button", name="Compute scoreboard").click()
-    page.get_by_text("sites matched").first.wait_for(timeout=180_000)
+    # the scoreboard is a job: a worker beside the server computes it
+    with open(tmp_path / "worker.log", "w") as log:
+        worker = subprocess.Popen(
+            [*worker_command(), "--poll", "0.2"], env=demo_server["env"], stdout=log, stderr=log
+        )
+        try:
+            page.get_by_role("button", name="Compute scoreboard").click()
+            page.get_by_text("sites matched").first.wait_for(timeout=180_000)
+        finally:
+            worker.terminate()
+            worker.wait(timeout=60)
     page.wait_for_function(f"({TAYLOR_POINTS}) > 0", timeout=60_000)
     wait_idle(page)
     n_taylor = page.evaluate(TAYLOR_POINTS)

@@ -17,13 +17,14 @@ from tests.stores import level_path
 def tab(demo_world, tmp_path, monkeypatch):
     monkeypatch.setenv("FLUXLENS_DATA_DIR", str(demo_world))
     monkeypatch.setenv("FLUXLENS_VALIDATION_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("FLUXLENS_JOBS_DB", str(tmp_path / "jobs.sqlite"))
     hv.extension("bokeh", logo=False)
     from app.state import AppState
     from app.validation_panel import ValidationTab
 
     t = ValidationTab(AppState())
-    t.network.value = "fluxnet_demo"
-    t.variable.value = "le"
+    t.site.network.value = "fluxnet_demo"
+    t.site.variable.value = "le"
     return t
 
 
@@ -31,19 +32,19 @@ def test_sites_map_filters_and_search(tab):
     from catalog import api
 
     sites = api.sites("fluxnet_demo")
-    assert len(tab._shown) == len(sites)
-    assert isinstance(tab.site_map.object, hv.Overlay)
+    assert len(tab.site._shown) == len(sites)
+    assert isinstance(tab.site.site_map.object, hv.Overlay)
     one_class = sites["igbp"].astype(str).iloc[0]
-    tab.igbp.value = [one_class]
-    assert len(tab._shown) == int((sites["igbp"].astype(str) == one_class).sum())
-    tab.igbp.value = []
-    tab.region.value = "Europe"
+    tab.site.igbp.value = [one_class]
+    assert len(tab.site._shown) == int((sites["igbp"].astype(str) == one_class).sum())
+    tab.site.igbp.value = []
+    tab.site.region.value = "Europe"
     expected = sites["lon"].between(-25, 45) & sites["lat"].between(34, 72)
-    assert len(tab._shown) == int(expected.sum())
-    tab.region.value = "World"
+    assert len(tab.site._shown) == int(expected.sum())
+    tab.site.region.value = "World"
     target = sites.iloc[3]
-    label = [o for o in tab.search.options if o.startswith(str(target["site_id"]))][0]
-    tab.search.value = label
+    label = [o for o in tab.site.search.options if o.startswith(str(target["site_id"]))][0]
+    tab.site.search.value = label
     assert tab.state.site == ("fluxnet_demo", target["site_id"])
 
 
@@ -53,7 +54,7 @@ def test_site_view_metrics_and_csv(tab, demo_world):
     site = api.sites("fluxnet_demo").iloc[0]
     tab.state.site = ("fluxnet_demo", site["site_id"])
     tab.wait()
-    table = tab.site_metrics.value.set_index("product")
+    table = tab.site.site_metrics.value.set_index("product")
     assert "fluxes_demo" in table.index
     # independent: tower LE with QC >= 0.8 against the nearest level-0 pixel read with xarray
     cube = xr.open_zarr(level_path(demo_world, "fluxes_demo"), consolidated=False)
@@ -67,44 +68,47 @@ def test_site_view_metrics_and_csv(tab, demo_world):
     assert row["n"] == len(both) >= 10
     assert row["rmse"] == pytest.approx(np.sqrt(((both["p"] - both["o"]) ** 2).mean()), abs=1e-4)
     assert row["r"] == pytest.approx(np.corrcoef(both["o"], both["p"])[0, 1], abs=1e-4)
-    assert isinstance(tab.series_plot.object, hv.Overlay)
-    assert isinstance(tab.scatter_plot.object, hv.Overlay)
-    assert isinstance(tab.closure_plot.object, hv.Overlay)  # towers have LE, H, NETRAD, G
-    text = tab._series_csv().getvalue()
+    assert isinstance(tab.site.series_plot.object, hv.Overlay)
+    assert isinstance(tab.site.scatter_plot.object, hv.Overlay)
+    assert isinstance(tab.site.closure_plot.object, hv.Overlay)  # towers have LE, H, NETRAD, G
+    text = tab.site._series_csv().getvalue()
     assert f"# site_id: {site['site_id']}" in text and "# units: W m-2" in text
     frame = pd.read_csv(io.StringIO(text), comment="#", parse_dates=["time"]).set_index("time")
     assert frame["fluxes_demo"].dropna().size == pred.dropna().size
     # anomaly toggle recomputes with anomalies: R of anomalies differs
-    tab.anomaly.value = True
+    tab.site.anomaly.value = True
     tab.wait()
-    assert tab.site_metrics.value.set_index("product").loc["fluxes_demo", "r"] != pytest.approx(row["r"])
+    assert tab.site.site_metrics.value.set_index("product").loc["fluxes_demo", "r"] != pytest.approx(row["r"])
 
 
 def test_scoreboard_in_background_with_taylor_and_csv(tab):
     from catalog import api
+    from models.jobs import JobStore
+    from models.worker import Worker
 
-    tab.sb_product.value = "fluxes_demo"
-    tab.run_scoreboard()
-    assert tab._board_future is not None  # submitted, not computed in this call
+    tab.board.sb_product.value = "fluxes_demo"
+    tab.board.run_scoreboard()
+    assert tab.board._job_id is not None  # submitted, not computed in this call
+    assert Worker(JobStore()).run(once=True) == 1  # the job worker computes it
     tab.wait()
-    board = tab._board
+    board = tab.board._board
     assert board is not None and not board.cached
-    assert len(tab.sb_table.value) == len(api.sites("fluxnet_demo"))
-    assert isinstance(tab.sb_taylor.object, hv.Overlay)
-    assert isinstance(tab.sb_map.object, hv.Overlay)
-    assert set(tab.sb_igbp.value["igbp"]) <= set(api.sites("fluxnet_demo")["igbp"].astype(str))
-    csv_text = tab._metrics_csv().getvalue()
+    assert len(tab.board.sb_table.value) == len(api.sites("fluxnet_demo"))
+    assert isinstance(tab.board.sb_taylor.object, hv.Overlay)
+    assert isinstance(tab.board.sb_map.object, hv.Overlay)
+    assert set(tab.board.sb_igbp.value["igbp"]) <= set(api.sites("fluxnet_demo")["igbp"].astype(str))
+    csv_text = tab.board._metrics_csv().getvalue()
     assert "# product: fluxes_demo" in csv_text
     table = pd.read_csv(io.StringIO(csv_text), comment="#")
     assert table["rmse"].notna().sum() >= 5
-    tab.run_scoreboard()
+    tab.board.run_scoreboard()
     tab.wait()
-    assert tab._board.cached
-    assert "from cache" in tab.sb_status.object
+    assert tab.board._board.cached
+    assert "from cache" in tab.board.sb_status.object
 
 
 def test_dense_scatter_is_rasterised(tab):
-    from app.validation_panel import DENSE_POINTS
+    from app.validation_site_panel import DENSE_POINTS
     from validation import metrics
     from validation.config import ValidationOptions
     from validation.site_view import SiteView
@@ -116,7 +120,7 @@ def test_dense_scatter_is_rasterised(tab):
         {"obs": o, "pred": o + rng.normal(0, 10, n)}, index=pd.date_range("2000-01-01", periods=n)
     )
     m = metrics.all_metrics(pairs["obs"], pairs["pred"])
-    tab._view = SiteView(
+    tab.site._view = SiteView(
         network="fluxnet_demo",
         site={"site_id": "X", "lon": 0.0, "lat": 0.0},
         variable="le",
@@ -130,13 +134,13 @@ def test_dense_scatter_is_rasterised(tab):
         closure=None,
         closure_points=None,
     )
-    tab.scatter_product.options = ["dense"]
-    tab.scatter_product.value = "dense"
-    tab._draw_scatter()
-    dense_layers = list(tab.scatter_plot.object)
+    tab.site.scatter_product.options = ["dense"]
+    tab.site.scatter_product.value = "dense"
+    tab.site._draw_scatter()
+    dense_layers = list(tab.site.scatter_plot.object)
     assert any(isinstance(layer, hv.DynamicMap) for layer in dense_layers)  # rasterised points
-    tab._view.pairs["dense"] = pairs.iloc[:500]
-    tab._draw_scatter()
-    sparse_layers = list(tab.scatter_plot.object)
+    tab.site._view.pairs["dense"] = pairs.iloc[:500]
+    tab.site._draw_scatter()
+    sparse_layers = list(tab.site.scatter_plot.object)
     assert not any(isinstance(layer, hv.DynamicMap) for layer in sparse_layers)
     assert any(isinstance(layer, hv.Points) for layer in sparse_layers)

@@ -363,3 +363,40 @@ def test_postgres_stores_of_a_process_share_connections(postgres_server):
     assert 1 <= open_connections <= stores[0].db.POOL_SIZE
     assert all(s.get(job.id).id == job.id for s in stores)
     stores[0].close()
+
+
+def test_schema_1_file_loses_its_fixed_kind_list(tmp_path):
+    """A job file written before kinds were registered (schema 1: ``kind`` checked against
+    repredict, retrain) is rebuilt without that check, its jobs and logs kept."""
+    from models import jobs
+
+    path = tmp_path / "old.sqlite"
+    insert = 'INSERT INTO jobs (kind, request, "user", status, created_at) VALUES (?, ?, ?, ?, ?)'
+    old = jobs._SCHEMA.format(id="INTEGER PRIMARY KEY AUTOINCREMENT", float="REAL").replace(
+        "kind TEXT NOT NULL,", "kind TEXT NOT NULL CHECK (kind IN ('repredict', 'retrain')),"
+    )
+    con = sqlite3.connect(path)
+    con.executescript(f"{old};\nPRAGMA user_version = 1;")
+    con.execute(insert, ("retrain", "{}", "ana", "queued", 1))
+    con.execute("INSERT INTO job_log (job_id, at, level, message) VALUES (1, 1, 'INFO', 'queued by ana')")
+    con.commit()
+    with pytest.raises(sqlite3.IntegrityError):
+        con.execute(insert, ("x", "{}", "a", "queued", 1))
+    con.close()
+
+    store = JobStore(path)
+    assert store.get(1).kind == "retrain" and [line.message for line in store.logs(1)] == ["queued by ana"]
+    with store.db.write() as con:
+        con.execute(insert, ("x", "{}", "a", "queued", 1))
+    assert store.get(2).kind == "x"
+    assert store.insert("retrain", {}, "ana").id == 3
+    with sqlite3.connect(path) as con:
+        assert con.execute("PRAGMA user_version").fetchone()[0] == jobs._SCHEMA_VERSION
+        assert (
+            "CHECK (kind"
+            not in con.execute("SELECT sql FROM sqlite_master WHERE name = 'jobs'").fetchone()[0]
+        )
+        assert {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'index'")} >= {
+            "jobs_status",
+            "jobs_user",
+        }
