@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import scipy.ndimage as ndi
 
 from catalog.igbp import IGBP_LONG_NAMES, IGBP_NAMES
 from data_prep import demo_world as w
@@ -56,7 +57,7 @@ _ISO2 = {
 
 def _countries(lat: np.ndarray, lon: np.ndarray) -> list[tuple[str, str]]:
     """(ISO alpha-2 or "XX", country name) at each point, from the Natural Earth polygons if installed."""
-    land_path, _ = w._natural_earth_paths()
+    land_path, _ = w.natural_earth_paths()
     if land_path is None:
         return [("XX", "")] * lat.size
     import pyogrio.raw
@@ -254,7 +255,7 @@ def regrid_truth(world: w.GridWorld, lat: np.ndarray, lon: np.ndarray, values: n
     wy = w.interpolation_matrix(world.lat[::-1], lat)[:, ::-1].astype(np.float32)
     wx = w.interpolation_matrix(world.lon, lon, periodic=360.0).astype(np.float32)
     iy, ix = np.nonzero(world.land)
-    _, (fy, fx) = w.ndi.distance_transform_edt(~world.land, return_indices=True)
+    _, (fy, fx) = ndi.distance_transform_edt(~world.land, return_indices=True)
     lookup = np.full(world.land.shape, -1, np.int64)
     lookup[iy, ix] = np.arange(iy.size)
     nearest = lookup[fy, fx]

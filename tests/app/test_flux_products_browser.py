@@ -71,8 +71,8 @@ def flux_server(chromium, demo_world, shared_data, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("FLUXLENS_DATA_DIR", str(data_dir))
     try:
-        from fluxlens.demo import train_demo_model
         from catalog import store
+        from fluxlens.demo import train_demo_model
 
         src = shared_data / "gridded_real" / VALDIVIA
         _cli(env, "ingest", "cube", str(src), "--recipe", "era5", "--name", "era5_valdivia")

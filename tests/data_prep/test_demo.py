@@ -144,33 +144,6 @@ def test_smap_has_orbit_gaps_and_a_dry_bias(catalog_at):
     assert -0.035 < np.median(diff) < -0.005
 
 
-def test_world_physics_at_points():
-    assert w.toa_shortwave(np.array([0.0]), np.array([80]))[0, 0] == pytest.approx(
-        1361 / np.pi * 1.0, rel=0.03
-    )
-    assert w.toa_shortwave(np.array([80.0]), np.array([355]))[0, 0] == 0.0  # polar night
-    static = w.reference_static()
-
-    def is_land(lat, lon):
-        return bool(static.land[int((90 - lat) / w.REFERENCE_RES), int((lon + 180) / w.REFERENCE_RES)])
-
-    assert is_land(23.2, 10.2) and is_land(-25.2, 134.2) and is_land(48.2, 2.2)  # Sahara, Australia, Paris
-    assert not is_land(0.2, -150.2) and not is_land(-40.2, -30.2)  # Pacific, South Atlantic
-    lat = np.array([40.0, 2.0, 23.0, 62.0])  # Kansas, Congo basin, Sahara, Siberia
-    lon = np.array([-98.0, 22.0, 10.0, 100.0])
-    pts = w.simulate_points(static, lat, lon, 2018)
-    s = pts.series
-    annual_p = s["precip"].sum(axis=0)
-    assert annual_p[1] > annual_p[0] > annual_p[2]  # wet tropics, prairie, desert
-    assert s["ta"][:, 3].min() < -20 and s["ta"][:, 3].max() > 10  # continental seasonal cycle
-    assert np.nanmean(s["ssm"][:, 2]) < np.nanmean(s["ssm"][:, 1])
-    wet = s["precip"][1:] > 10
-    rise = np.diff(s["ssm"], axis=0)
-    assert rise[wet].mean() > 0.01 > rise[~wet].mean()  # the bucket fills on rain days
-    np.testing.assert_array_equal(s["rn"] - s["g"], s["le"] + s["h"])
-    assert np.all((s["ssm"] >= 0.02) & (s["ssm"] <= 0.5))
-
-
 def _digests(data_dir: Path) -> dict[str, str]:
     """sha256 of every raw file and every Zarr chunk (metadata JSON holds paths and ids, so skipped)."""
     out = {}

@@ -41,7 +41,7 @@ def test_fine_spec_holds_a_500_by_500_px_30_day_job_mostly_on_land():
 def built(tmp_path_factory) -> Path:
     data_dir = tmp_path_factory.mktemp("demo-fine") / "fluxlens-data"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(w, "CHUNK_POINTS", 500)
+        mp.setattr("data_prep.demo_world.world.CHUNK_POINTS", 500)  # the module simulate_grid reads
         demo.build_demo(data_dir, spec=TINY)
     return data_dir
 
