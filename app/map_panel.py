@@ -1,5 +1,6 @@
-"""The map tab: the selected product drawn from the pyramid level matching the view, pixel and
-box selection, time series below, PNG and netCDF export."""
+"""The map tab: the selected product drawn from the pyramid level matching the view, or the whole
+globe in Equal Earth from a coarse level; pixel and box selection, time series below, PNG and
+netCDF export."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import time
 
 import panel as pn
 
-from app import compute, data, export, product_info, styles, ui
-from app.map_view import MERCATOR_METHOD, MapFigure, MapTabViews
+from app import compute, data, export, product_info, projected_view, projection, styles, ui
+from app.map_view import MERCATOR_METHOD, WORLD, MapFigure, MapTabViews
 from app.series_panel import SeriesPanel
 from app.ui import guarded
 from catalog import settings
@@ -20,7 +21,9 @@ log = logging.getLogger("app")
 
 TAB = "Map"
 MAP_WIDTH, MAP_HEIGHT = 760, 380
+PROJECTIONS = {"lon/lat (zoomable)": "lonlat", "Equal Earth (global)": "equal_earth"}
 REDRAW_ON = (
+    "projection",
     "product",
     "variable",
     "date",
@@ -58,7 +61,16 @@ class MapTab(MapTabViews):
             tile_url=settings.tile_url(),
             dark=pn.config.theme == "dark",
         )
-        self.map_pane = pn.pane.Bokeh(self.map.fig, name="map")
+        # Shown and hidden through holders: a Bokeh pane takes its visibility from its figure.
+        self.map_pane = pn.Column(pn.pane.Bokeh(self.map.fig, name="map"), margin=0)
+        self.projected = projected_view.ProjectedMapFigure(
+            width=MAP_WIDTH, height=MAP_HEIGHT, on_tap=self._on_tap, dark=pn.config.theme == "dark"
+        )
+        self.projected_pane = pn.Column(pn.pane.Bokeh(self.projected.fig, name="projected_map"), margin=0)
+        self.projection = pn.widgets.Select(
+            name="Projection", options=PROJECTIONS, value=state.projection, width=200
+        )
+        self.projection.param.watch(lambda e: setattr(state, "projection", e.new), "value")
         self.basemap = pn.widgets.Toggle(
             name="Basemap",
             value=state.basemap,
@@ -95,20 +107,24 @@ class MapTab(MapTabViews):
             lambda *e: self._plan_export(),
             ["product", "variable", "date", "aggregation", "period", "x_range", "y_range", "box"],
         )
+        state.param.watch(self._apply_projection, "projection")
         state.param.watch(self._on_state, list(REDRAW_ON))
         state.param.watch(self._reset_auto, ["product", "variable", "aggregation"])
-        state.param.watch(lambda e: self.map.mark_pixel(*(e.new or (None, None))), "pixel")
-        state.param.watch(lambda e: self.map.mark_box(e.new), "box")
+        state.param.watch(lambda e: self._mark_pixel(e.new), "pixel")
+        state.param.watch(lambda e: self._mark_box(e.new), "box")
         state.param.watch(lambda e: self.redraw() if e.new == TAB and self._stale else None, "tab")
         self._watch_basemap()
         self._stale = False
         self._drawing = False
-        self.map.mark_pixel(*(state.pixel or (None, None)))
-        self.map.mark_box(state.box)
+        self._mark_pixel(state.pixel)
+        self._mark_box(state.box)
+        self._apply_projection()
         if state.tab == TAB:
             self._show_basemap()
         if state.x_range is None and state.product:
-            self._fit_product()  # the view change draws the map
+            self._fit_product()  # the view change draws the lon/lat map
+            if self._projected():
+                self.redraw()
         else:
             if state.x_range is not None:
                 self.map.set_view(state.x_range, state.y_range)
@@ -116,8 +132,44 @@ class MapTab(MapTabViews):
         self._plan_export()
 
     # -- events -------------------------------------------------------------------------------
+    def _projected(self) -> bool:
+        return self.state.projection == "equal_earth"
+
+    def _apply_projection(self, *events) -> None:
+        """Show the figure of the state's projection; the basemap (Web Mercator tiles) and "Box =
+        visible region" belong to the lon/lat view. A basemap switch made while the globe is shown is
+        applied when the lon/lat view is shown again."""
+        projected = self._projected()
+        self.projection.value = self.state.projection
+        self.map_pane.visible, self.projected_pane.visible = not projected, projected
+        self.basemap.disabled = self.box_from_view.disabled = projected
+        self._update_note()
+        if not projected and events:
+            self._show_basemap()
+
+    def _on_basemap(self, event) -> None:
+        if self._projected():
+            self.basemap.value = event.new
+            self._basemap_pending = True
+            return
+        super()._on_basemap(event)
+
     def _basemap_switched(self) -> None:
-        self.method_note.visible = self.map.mercator
+        self._update_note()
+
+    def _update_note(self) -> None:
+        if self._projected():
+            self.method_note.param.update(object=projected_view.METHOD, visible=True)
+        else:
+            self.method_note.param.update(object=MERCATOR_METHOD, visible=self.map.mercator)
+
+    def _mark_pixel(self, pixel) -> None:
+        for fig in (self.map, self.projected):
+            fig.mark_pixel(*(pixel or (None, None)))
+
+    def _mark_box(self, box) -> None:
+        for fig in (self.map, self.projected):
+            fig.mark_box(box)
 
     def _on_tap(self, lon, lat) -> None:
         self.state.pixel = (round(lon, 5), round(lat, 5))
@@ -146,11 +198,14 @@ class MapTab(MapTabViews):
         names = {e.name for e in events}
         if "product" in names and self.state.product and not self._view_shows_product():
             self._fit_product()  # keep the view when it shows the new product, else show all of it
-            return
+            if not self._projected():
+                return  # the view change drew the map
         if names & {"x_range", "y_range"} and self.state.x_range is not None:
             (x0, x1), (y0, y1) = self.map.view()
             if (x0, x1) != tuple(self.state.x_range) or (y0, y1) != tuple(self.state.y_range):
                 self.map.set_view(self.state.x_range, self.state.y_range)
+            if self._projected() and names <= {"x_range", "y_range"}:
+                return  # the globe does not follow the lon/lat view
         self.redraw()
 
     # -- drawing ------------------------------------------------------------------------------
@@ -173,17 +228,24 @@ class MapTab(MapTabViews):
             if not (s.product and s.variable and s.x_range and s.y_range):
                 return
             info = data.info(s.product)
-            image, level = data.map_image(
-                s.product,
-                s.variable,
-                s.aggregation,
-                s.date,
-                s.period,
-                s.x_range,
-                s.y_range,
-                MAP_WIDTH,
-                self.map.render_rows(),
-            )
+            projected = self._projected()
+            if projected:
+                level = data.level_for_view(s.product, WORLD[:2], WORLD[2:], MAP_WIDTH)
+                lonlat = data.field(s.product, s.variable, level, s.aggregation, s.date, s.period)
+                image = projection.project_field(lonlat, *self.projected.world, MAP_WIDTH, MAP_HEIGHT)
+            else:
+                image, level = data.map_image(
+                    s.product,
+                    s.variable,
+                    s.aggregation,
+                    s.date,
+                    s.period,
+                    s.x_range,
+                    s.y_range,
+                    MAP_WIDTH,
+                    self.map.render_rows(),
+                )
+                lonlat = image
             if s.clim_mode == "auto":
                 if self._auto_clim is None:
                     self._auto_clim = styles.auto_clim(image.values)
@@ -195,17 +257,20 @@ class MapTab(MapTabViews):
             cmap = s.cmap or styles.default_cmap(s.variable)
             label = styles.label(s.variable, info)
             units = styles.units(s.variable, info)
-            self.map.show(image, clim=clim, cmap=cmap, label=label, units=units)
+            (self.projected if projected else self.map).show(
+                image, clim=clim, cmap=cmap, label=label, units=units
+            )
             when = map_period(s.product, s.aggregation, s.date, s.period)
             res = info.levels[level]["resolution"]
             caveat = product_info.time_aggregation(info, s.variable)
             self.status.object = (
                 f"**{info.title or info.name}** · {label} · {when} · pyramid level {level} ({res:g}°)"
                 + (" · *synthetic*" if info.synthetic else "")
-                + (" · Web Mercator" if self.map.mercator else "")
+                + (" · Web Mercator" if self.map.mercator and not projected else "")
+                + (" · Equal Earth" if projected else "")
                 + (f"\n\n{s.variable}: {caveat}" if product_info.is_not_daily_mean(info, s.variable) else "")
             )
-            self._last = dict(image=image, clim=clim, cmap=cmap, label=label, title=f"{info.name} · {when}")
+            self._last = dict(image=lonlat, clim=clim, cmap=cmap, label=label, title=f"{info.name} · {when}")
             s.message = ""
             log.info(
                 "map %s/%s level %d drawn in %.0f ms",
@@ -302,7 +367,9 @@ class MapTab(MapTabViews):
     def panel(self) -> pn.viewable.Viewable:
         return pn.Column(
             self.status,
+            self.projection,
             self.map_pane,
+            self.projected_pane,
             self.method_note,
             pn.Row(self.png, self.netcdf, self.nc_level, self.box_from_view, self.clear_sel, self.basemap),
             self.nc_info,

@@ -2,7 +2,8 @@
 
 Keys: ``product``, ``var``, ``date`` (YYYY-MM-DD), ``agg``, ``period`` (start~end), ``view``
 (W,E,S,N), ``px`` (lon,lat), ``box`` (W,S,E,N), ``cmap``, ``clim`` (mode or mode:low,high),
-``compare`` (names joined by ``~``), ``mask`` (1), ``basemap`` (1).
+``compare`` (names joined by ``~``), ``mask`` (1), ``basemap`` (1), ``proj`` (the Map tab's
+projection: ``equal_earth``; ``lonlat`` is the default).
 
 A link is anyone's text. Reading one happens in two steps, neither of which raises:
 :func:`decode` checks the syntax of every value (finite numbers, coordinates on the globe, real
@@ -37,6 +38,7 @@ KEYS = (
     "compare",
     "mask",
     "basemap",
+    "proj",
 )
 MAX_VALUE_CHARS = 256  # longer values are not settings anyone wrote
 MAX_SHOWN_CHARS = 60  # of a value quoted in a notice
@@ -118,6 +120,8 @@ def to_query(state: AppState) -> dict[str, str]:
         q["mask"] = "1"
     if state.basemap:
         q["basemap"] = "1"
+    if state.projection != AppState.param.projection.default:
+        q["proj"] = state.projection
     return {k: v for k, v in q.items() if v}
 
 
@@ -258,6 +262,11 @@ def decode(args: dict[str, str]) -> tuple[dict, list[Notice]]:
                 Notice("compare", args["compare"], f"only {MAX_COMPARED} products are compared", "shortened")
             )
         out["compare"] = names[:MAX_COMPARED]
+    if args.get("proj"):
+        if args["proj"] in AppState.param.projection.objects:
+            out["projection"] = args["proj"]
+        else:
+            bad("proj", f"not one of {', '.join(AppState.param.projection.objects)}")
     for key, name in (("mask", "common_mask"), ("basemap", "basemap")):
         if key in args:
             if args[key] in ("1", "0"):

@@ -29,6 +29,9 @@ class AppState(param.Parameterized):
     compare = param.List(default=[], item_type=str, doc="products compared side by side")
     common_mask = param.Boolean(default=False, doc="only pixels valid in every compared product")
     basemap = param.Boolean(default=False, doc="web tiles under the maps (Web Mercator view)")
+    projection = param.Selector(
+        default="lonlat", objects=["lonlat", "equal_earth"], doc="Map tab: lon/lat or Equal Earth globe"
+    )
     tab = param.String(default="Map", doc="title of the tab on screen (hidden tabs do not redraw)")
     message = param.String(default="", doc="last error or notice shown to the user")
 

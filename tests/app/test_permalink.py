@@ -30,6 +30,7 @@ def test_round_trip_restores_selections():
         compare=["ssm_global_demo", "esacci_demo"],
         common_mask=True,
         basemap=True,
+        projection="equal_earth",
     )
     q = permalink.to_query(s)
     assert q["view"] == "-100.5,-95.25,35.125,40"
@@ -44,12 +45,14 @@ def test_round_trip_restores_selections():
         "y_range",
         "pixel",
         "box",
+        "projection",
     ):
         assert getattr(restored, name) == getattr(s, name), name
     assert restored.clim_mode == "typed" and restored.clim == (0.05, 0.45)
     assert restored.compare == ["ssm_global_demo", "esacci_demo"] and restored.common_mask
     assert q["basemap"] == "1" and restored.basemap
     assert "basemap" not in permalink.to_query(AppState())
+    assert q["proj"] == "equal_earth" and "proj" not in permalink.to_query(AppState())
 
 
 def test_malformed_values_are_ignored():
@@ -88,6 +91,7 @@ HOSTILE = [
     ("mask", "yes", "not 1"),
     ("basemap", "<b>1</b>", "not 1"),
     ("basemap", "true", "not 1"),
+    ("proj", "robinson", "not one of lonlat, equal_earth"),
     ("product", "x" * 5000, "longer than"),
     ("product", "a\x00b", "control characters"),
 ]
@@ -104,9 +108,16 @@ def test_each_hostile_value_is_left_out_with_a_notice(key, value, reason):
 
 
 def test_good_values_still_decode_and_off_switches_work():
-    updates, notices = permalink.decode({"px": "-97.3,36.6", "mask": "0", "basemap": "0", "clim": "fixed"})
+    query = {"px": "-97.3,36.6", "mask": "0", "basemap": "0", "clim": "fixed", "proj": "lonlat"}
+    updates, notices = permalink.decode(query)
     assert notices == []
-    assert updates == {"pixel": (-97.3, 36.6), "common_mask": False, "basemap": False, "clim_mode": "fixed"}
+    assert updates == {
+        "pixel": (-97.3, 36.6),
+        "common_mask": False,
+        "basemap": False,
+        "clim_mode": "fixed",
+        "projection": "lonlat",
+    }
 
 
 def test_unknown_keys_long_values_and_swapped_periods_are_reported():
