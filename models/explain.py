@@ -1,14 +1,15 @@
-"""SHAP explanations of the emulator's boosters (LightGBM TreeSHAP).
+"""Reading the SHAP cache of the emulator's boosters (written at training time by
+:mod:`models.tree_shap`, which imports ``shap``; this module does not, so the dashboard can use it).
 
-``Booster.predict(x, pred_contrib=True)`` returns, per row, one exact TreeSHAP value per feature and
-the expected value (last column); they sum to the raw score (Lundberg et al. 2020, Nat. Mach. Intell.
-2:56). For the EF model the raw score is logit(EF) (cross-entropy objective); for A and the direct
-models it is W m-2.
+Per booster the version folder holds ``shap_<model>.parquet``: columns ``site_id, time, igbp``,
+``x_<feature>`` (feature value), ``shap_<feature>`` (SHAP value φ_i), ``base`` (expected value φ_0)
+and ``raw`` (φ_0 + Σ φ_i, the raw score: logit(EF) for the EF model (cross-entropy objective), W m-2
+for A and the direct models); and ``shap_interaction_<model>.parquet``: the strongest interacting pair
+(columns ``site_id, time, igbp, first, second, x_first, x_second, interaction, mean_abs``, see
+:func:`models.tree_shap.interaction_frame`). Formulas and references in :mod:`models.tree_shap`.
 
-Computing SHAP over a cube is not interactive, so it runs once per model version on a sample of the
-training table stratified by site (so every site, and with it every IGBP class present, is
-represented) and is cached in the version folder as ``shap_<model>.parquet``: columns ``site_id, time,
-igbp``, ``x_<feature>`` (feature value), ``shap_<feature>``, ``base`` and ``raw``.
+The rows are a sample of the training table stratified by site (:func:`stratified_sample`), so every
+site, and with it every IGBP class present, is represented.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from models import features as F
-from models.emulator import MODEL_NAMES, Emulator
+from models.emulator import Emulator
 
 SAMPLE_SIZE = 2000
+BEESWARM_HALF_HEIGHT = 0.4  # rows are 1 apart: points never reach a neighbour's band
 SHAP_UNITS = {"ef": "logit(EF)", "a": "W m-2", "le_direct": "W m-2", "h_direct": "W m-2"}
 
 
@@ -38,33 +39,6 @@ def model_features(emulator: Emulator, model: str) -> list[str]:
     return emulator.a_features if model == "a" else list(emulator.features)
 
 
-def shap_frame(emulator: Emulator, model: str, sample: pd.DataFrame) -> pd.DataFrame:
-    """TreeSHAP values of booster ``model`` on the rows of ``sample``."""
-    feats = model_features(emulator, model)
-    x = F.feature_matrix(sample, feats)
-    contrib = emulator.boosters[model].predict(x, pred_contrib=True)
-    out = pd.DataFrame(
-        {
-            "site_id": sample["site_id"].to_numpy(),
-            "time": sample["time"].to_numpy(),
-            "igbp": sample["igbp"].to_numpy(dtype=float),
-        }
-    )
-    for i, f in enumerate(feats):
-        out[f"x_{f}"] = x[:, i]
-    for i, f in enumerate(feats):
-        out[f"shap_{f}"] = contrib[:, i]
-    out["base"] = contrib[:, -1]
-    out["raw"] = contrib.sum(axis=1)
-    return out
-
-
-def compute(emulator: Emulator, table: pd.DataFrame, *, n: int = SAMPLE_SIZE, seed: int = 0) -> dict:
-    """``{"shap_<model>": frame}`` for every booster, on one stratified sample."""
-    sample = stratified_sample(table, n, seed=seed)
-    return {f"shap_{m}": shap_frame(emulator, m, sample) for m in MODEL_NAMES}
-
-
 def feature_names(frame: pd.DataFrame) -> list[str]:
     return [c[len("shap_") :] for c in frame.columns if c.startswith("shap_")]
 
@@ -78,16 +52,48 @@ def global_importance(frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def swarm_offsets(
+    values: np.ndarray, *, n_bins: int = 100, half_height: float = BEESWARM_HALF_HEIGHT
+) -> np.ndarray:
+    """Vertical offsets within ``±half_height`` that spread points of similar value apart, as ``shap``'s
+    beeswarm does: values binned into ``n_bins`` along their range; in each bin the k-th point (in
+    order of value) goes ``ceil(k / 2)`` steps up (k odd) or down (k even), and the steps are scaled
+    so the fullest bin spans the band. Deterministic; NaN values get offset 0."""
+    values = np.asarray(values, dtype=float)
+    out = np.zeros(len(values))
+    ok = np.flatnonzero(np.isfinite(values))
+    if len(ok) < 2:
+        return out
+    v = values[ok]
+    span = v.max() - v.min()
+    bins = np.round(n_bins * (v - v.min()) / span).astype(int) if span > 0 else np.zeros(len(v), int)
+    order = np.lexsort((v, bins))
+    sorted_bins = bins[order]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_bins)) + 1]
+    k = np.arange(len(v)) - np.repeat(starts, np.diff(np.r_[starts, len(v)]))
+    steps = np.ceil(k / 2) * np.where(k % 2 == 1, 1.0, -1.0)
+    top = np.abs(steps).max()
+    out[ok[order]] = steps * (half_height / top) if top > 0 else 0.0
+    return out
+
+
 def beeswarm_data(frame: pd.DataFrame, *, top: int = 10) -> pd.DataFrame:
-    """Long table (feature, shap, value, value_rank 0-1 within the feature) for the ``top`` features."""
+    """Long table for a beeswarm of the ``top`` features by mean |SHAP|: ``feature``, ``row`` (0 = the
+    most important), ``y`` (``top_row − row`` plus a :func:`swarm_offsets` offset, so the most important
+    feature is drawn highest and every point stays within ``±BEESWARM_HALF_HEIGHT`` of its row),
+    ``shap``, ``value``, ``value_rank`` (0–1 within the feature) and ``site_id``."""
+    names = list(global_importance(frame)["feature"].head(top))
     parts = []
-    for f in global_importance(frame)["feature"].head(top):
+    for row, f in enumerate(names):
         x = frame[f"x_{f}"]
+        shap_values = frame[f"shap_{f}"].to_numpy()
         parts.append(
             pd.DataFrame(
                 {
                     "feature": f,
-                    "shap": frame[f"shap_{f}"].to_numpy(),
+                    "row": row,
+                    "y": (len(names) - 1 - row) + swarm_offsets(shap_values),
+                    "shap": shap_values,
                     "value": x.to_numpy(),
                     "value_rank": x.rank(pct=True).to_numpy(),
                     "site_id": frame["site_id"].to_numpy(),
@@ -126,3 +132,8 @@ def site_explanation(frame: pd.DataFrame, site_id: str) -> pd.DataFrame | None:
     ).sort_values("mean_shap", key=np.abs, ascending=False, ignore_index=True)
     out.attrs.update(base=float(rows["base"].mean()), raw=float(rows["raw"].mean()), n=len(rows))
     return out
+
+
+def interaction_pair(frame: pd.DataFrame) -> tuple[str, str, float]:
+    """``(first, second, mean |Φ|)`` of a ``shap_interaction_<model>`` table."""
+    return str(frame["first"].iloc[0]), str(frame["second"].iloc[0]), float(frame["mean_abs"].iloc[0])

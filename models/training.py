@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from catalog.errors import InputError
-from models import evaluation, explain, registry
+from models import evaluation, explain, registry, tree_shap
 from models import features as F
 from models import training_table as T
 from models.emulator import A_MIN, DEFAULT_PARAMS, DEFAULT_ROUNDS, TARGET_COLUMNS, fit_emulator
@@ -49,6 +49,7 @@ class TrainSettings:
     monotone: dict[str, int] = field(default_factory=dict)
     a_min: float = A_MIN
     shap_sample: int = explain.SAMPLE_SIZE
+    shap_interaction_sample: int = tree_shap.INTERACTION_SAMPLE
     splits: tuple[str, ...] = evaluation.SPLITS
     feature_source: str = "tower"
     gridded_inputs: dict | None = None
@@ -201,7 +202,9 @@ def train(
     )
     if progress:
         progress(n_runs * n_cv + 1, total)
-    shap_tables = explain.compute(emulator, table, n=settings.shap_sample)
+    shap_tables, shap_info = tree_shap.compute(
+        emulator, table, n=settings.shap_sample, n_interaction=settings.shap_interaction_sample
+    )
 
     fp = T.fingerprint(table)
     version = registry.new_version(fp)
@@ -262,7 +265,7 @@ def train(
             "n_folds": settings.n_folds,
             "tuning": "none (fixed parameters)",
         },
-        "shap": {"sample_size": int(len(next(iter(shap_tables.values())))), "units": explain.SHAP_UNITS},
+        "shap": {**shap_info, "units": explain.SHAP_UNITS, "method": tree_shap.METHOD},
         "libraries": registry.library_versions(),
     }
     tables = {"cv_scores": scores, "cv_scores_igbp": scores_igbp, "cv_predictions": oof_out, **shap_tables}

@@ -27,7 +27,15 @@ def test_train_registers_version_with_cv_for_both_models(data_dir):
     }
     closed = [r for r in cv if r["model"] == "constrained"]
     assert max(r["eb_residual_max_abs"] for r in closed) < 1e-9
-    for name in ("cv_scores", "cv_scores_igbp", "cv_predictions", "shap_ef", "shap_a"):
+    for name in (
+        "cv_scores",
+        "cv_scores_igbp",
+        "cv_predictions",
+        "shap_ef",
+        "shap_a",
+        "shap_interaction_h_direct",
+    ):
         assert len(registry.read_table(version, name)) > 0
+    assert meta["shap"]["sample_size"] == 120 and meta["shap"]["interaction_sample_size"] == 120
     oof = registry.read_table(version, "cv_predictions")
     assert np.allclose(oof["obs_le_corr"], table["le_corr"].to_numpy()[oof["row"]])
