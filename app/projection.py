@@ -6,7 +6,7 @@ inverse projection: every screen pixel centre is taken back to lon/lat once per 
 shows the grid cell containing that point, the cells first block-averaged when several fit in one
 screen pixel. So the value under the mouse is the value of the lon/lat field at the lon/lat the hover
 reports. (Forward-warping the field with ``geoviews.project`` took 0.32 s per 720 × 360 field against
-≈ 2 ms for the cached lookup.)
+≈ 7 ms for the cached lookup.)
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def block_mean(field: xr.DataArray, pixel_deg: float) -> xr.DataArray:
     if max(k_lon, k_lat) < MIN_BLOCK:
         return field
     k_lon, k_lat = max(k_lon, 1), max(k_lat, 1)
-    out = field.coarsen(lon=k_lon, lat=k_lat, boundary="trim").mean(skipna=True)
+    out = field.coarsen(lon=k_lon, lat=k_lat, boundary="trim").mean()  # skips NaN
     out.attrs = {**field.attrs, "res_lon": res_lon * k_lon, "res_lat": res_lat * k_lat}
     return out
 
