@@ -40,7 +40,7 @@ import pandas as pd
 import xarray as xr
 from zarr.codecs import ZstdCodec
 
-from catalog import chunking, commit, intake_catalog, plausibility, pyramid, settings
+from catalog import chunking, commit, intake_catalog, plausibility, pyramid, settings, time_steps
 from catalog.api import ProductInfo
 from catalog.chunking import (
     COARSEN_READ,
@@ -139,14 +139,7 @@ def normalize(ds: xr.Dataset, name: str) -> xr.Dataset:
 def _time_step(ds: xr.Dataset) -> str:
     if ds.attrs.get("time_step") in ("day", "month"):
         return ds.attrs["time_step"]
-    t = pd.DatetimeIndex(ds.time.values)
-    if (
-        len(t) > 1
-        and (np.diff(t.values).astype("timedelta64[D]").astype(int) >= 28).all()
-        and (t.day == 1).all()
-    ):
-        return "month"
-    return "day"
+    return time_steps.time_step(ds.time.values)
 
 
 def _kind(ds: xr.Dataset) -> str:
@@ -163,7 +156,6 @@ def _kind(ds: xr.Dataset) -> str:
 
 
 # ---------------------------------------------------------------- chunking
-
 
 
 def _encoding(ds: xr.Dataset, chunks: tuple[int, int, int]) -> dict:
@@ -200,14 +192,12 @@ def _append_zarr(ds: xr.Dataset, path: Path, n_old: int) -> None:
         ds.to_zarr(path, mode="a", append_dim="time", zarr_format=3, consolidated=False)
 
 
-
 def _open_level(path: Path, chunks: dict | None = None) -> xr.Dataset:
     """A written level, lazily; ``chunks`` (rounded up to whole stored chunks) makes fewer, larger
     tasks."""
     if chunks:
         chunks = aligned_chunks(chunks, _stored_chunks(path))
     return xr.open_zarr(path, consolidated=False, chunks=chunks or {}).drop_encoding()
-
 
 
 def _hardlink_clone(src: Path, dst: Path) -> None:
@@ -220,7 +210,6 @@ def _hardlink_clone(src: Path, dst: Path) -> None:
             shutil.copy2(s, d)
 
     shutil.copytree(src, dst, copy_function=link)
-
 
 
 # ---------------------------------------------------------------- product.json and catalog entries

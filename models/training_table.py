@@ -16,8 +16,8 @@ Rows kept: LE, H, NETRAD and G all finite and their QC (fraction of good data) �
 source gives a QC. Meteorological features may be NaN (LightGBM routes missing values).
 
 The time step (day or month) is the network's ingest resolution (``provenance.options.resolution``
-of its catalog entry) or, where none is recorded, the median spacing of all its sites' time stamps —
-never a single site's.
+of its catalog entry) or, where none is recorded, :func:`catalog.time_steps.pooled_time_step` over
+all its sites' time stamps (the median of their pooled spacings) — never a single site's.
 
 Gridded features (:func:`build_gridded`): the same tower rows (targets, A, QC filter) with the
 features sampled from catalog cubes at each tower's pixel and time step instead of the tower
@@ -33,7 +33,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 
-from catalog import api
+from catalog import api, time_steps
 from catalog.errors import InputError
 from models import features as F
 
@@ -54,24 +54,11 @@ _ENERGY_COLUMNS = {
 STEP_OF_RESOLUTION = {"MM": "month", "DD": "day"}  # FLUXNET resolution codes the emulator trains on
 
 
-def _spacing_step(time_lists) -> str | None:
-    """ "month" or "day" from the median spacing of the time stamps of every series pooled (None: no
-    series has two distinct stamps)."""
-    diffs = [np.diff(pd.DatetimeIndex(pd.Series(t).dropna().sort_values().unique()).asi8) for t in time_lists]
-    diffs = [d for d in diffs if len(d)]
-    if not diffs:
-        return None
-    return "month" if np.median(np.concatenate(diffs)) >= 27 * 86400e9 else "day"
-
-
-def _time_step(times: pd.Series) -> str:
-    return _spacing_step([times]) or "day"
-
-
 def network_time_step(network: str, observations=None) -> str:
     """The time step of a station network: its ingest resolution (``MM`` → month, ``DD`` → day) from
-    the catalog, else the median spacing of all sites' time stamps (``observations``: the sites'
-    tables, read when not given). InputError for resolutions the emulator does not train on."""
+    the catalog, else :func:`catalog.time_steps.pooled_time_step` of all sites' time stamps
+    (``observations``: the sites' tables, read when not given). InputError for resolutions the
+    emulator does not train on."""
     info = api.network_info(network)
     resolution = ((info.get("provenance") or {}).get("options") or {}).get("resolution")
     if resolution:
@@ -84,7 +71,7 @@ def network_time_step(network: str, observations=None) -> str:
         return step
     if observations is None:
         observations = [api.site_observations(network, sid) for sid in api.sites(network)["site_id"]]
-    return _spacing_step([o["time"] for o in observations if len(o)]) or "day"
+    return time_steps.pooled_time_step([o["time"] for o in observations])
 
 
 def station_rows(obs: pd.DataFrame, site: pd.Series, *, qc_min: float = QC_MIN, time_step: str | None = None):
@@ -101,7 +88,7 @@ def station_rows(obs: pd.DataFrame, site: pd.Series, *, qc_min: float = QC_MIN, 
             keep &= ~(qc.to_numpy(dtype=float) < qc_min)  # NaN QC (none given) keeps the value
     obs = obs.loc[keep]
     time = pd.to_datetime(obs["time"])
-    step = time_step or _time_step(time)
+    step = time_step or time_steps.time_step(time)
     lat = float(site["lat"])
     igbp_name = str(site.get("igbp") or "").strip().upper()
     out = pd.DataFrame(

@@ -12,7 +12,9 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from catalog import time_steps
 from catalog.errors import InputError
+from catalog.time_steps import samples_per_day
 from validation import metrics
 
 EARTH_RADIUS_KM = 6371.0088
@@ -111,20 +113,6 @@ def _bracket(centres: np.ndarray, x: float) -> list[int]:
     order = np.argsort(centres)
     k = int(np.clip(np.searchsorted(centres[order], x), 1, max(centres.size - 1, 1)))
     return sorted({int(order[max(k - 1, 0)]), int(order[min(k, centres.size - 1)])})
-
-
-def _median_step_days(index: pd.DatetimeIndex) -> float:
-    if len(index) < 2:
-        return 1.0
-    step = pd.Series(index).diff().median()
-    if pd.isna(step) or step <= pd.Timedelta(0):
-        return 1.0
-    return step / pd.Timedelta(days=1)
-
-
-def samples_per_day(index: pd.DatetimeIndex) -> float:
-    """Nominal number of samples per day from the median sampling interval (1 for daily or coarser)."""
-    return max(1.0 / _median_step_days(index), 1.0)
 
 
 def to_daily(series: pd.Series, *, min_coverage: float = 0.5) -> pd.Series:
@@ -233,7 +221,7 @@ def seasonal_climatology(series: pd.Series, *, window_days: int = ANOMALY_WINDOW
     s = _as_time_series(series)
     if s.empty:
         return s.copy()
-    if _is_monthly(s.index):
+    if time_steps.is_monthly(s.index):
         clim = s.groupby(s.index.month).mean()
         return pd.Series(clim.reindex(s.index.month).to_numpy(), index=s.index)
     doy = _day_of_year_365(s.index)
@@ -296,10 +284,6 @@ def _as_time_series(series: pd.Series) -> pd.Series:
     if not s.index.is_monotonic_increasing:
         s = s.sort_index()
     return s[~s.index.duplicated(keep="first")]
-
-
-def _is_monthly(index: pd.DatetimeIndex) -> bool:
-    return bool(len(index) > 0 and (index.day == 1).all() and _median_step_days(index) >= 27)
 
 
 def _day_of_year_365(index: pd.DatetimeIndex) -> np.ndarray:
