@@ -19,8 +19,8 @@ import xarray as xr
 
 from catalog import intake_catalog, settings
 from catalog.errors import InputError
+from catalog.geo import haversine_km
 
-EARTH_RADIUS_KM = 6371.0088  # IUGG mean Earth radius
 REGION_MAX_PIXELS = 1_000_000
 
 
@@ -158,14 +158,6 @@ def choose_level(name: str, lon_range, lat_range, width_px: int) -> int:
         if (lon1 - lon0) / lev["resolution"] >= width_px:
             return int(lev["level"])
     return 0
-
-
-def haversine_km(lon1, lat1, lon2, lat2):
-    """Great-circle distance (haversine formula, mean Earth radius 6371.0088 km)."""
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    dp, dl = p2 - p1, np.radians(np.asarray(lon2) - np.asarray(lon1))
-    a = np.sin(dp / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(dl / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(a))
 
 
 def _select_vars(ds: xr.Dataset, name: str, variables) -> xr.Dataset:

@@ -19,6 +19,7 @@ import pandas as pd
 import xarray as xr
 
 from catalog.errors import InputError
+from catalog.geo import haversine_km
 
 CELL_NAME = re.compile(r"^\d{4}\.nc$")
 MISSING = -9999
@@ -38,7 +39,6 @@ SM_UNITS = {"m3 m-3", "cm**3/cm**3", "m3/m3", "m**3/m**3"}
 # Encoding attributes and pointers into the source file's own layout do not describe the result.
 DROPPED_ATTRS = {"_FillValue", "missing_value", "coordinates", "name"}
 MAX_CELLS = 50_000_000  # (locations x distinct times) above which a ragged file must be subset
-EARTH_RADIUS_KM = 6371.0088  # mean Earth radius (IUGG)
 
 
 def _cell_files(path: Path) -> list[Path]:
@@ -219,13 +219,6 @@ def read_ts_cells(path, *, variables=None, location_ids=None) -> xr.Dataset:
     return ds
 
 
-def great_circle_km(lon1, lat1, lon2, lat2) -> np.ndarray:
-    """Haversine distance (km) on a sphere of the mean Earth radius."""
-    lon1, lat1, lon2, lat2 = (np.radians(np.asarray(v, dtype=float)) for v in (lon1, lat1, lon2, lat2))
-    h = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0, 1)))
-
-
 def nearest_series(
     ds: xr.Dataset, lon: float, lat: float, *, max_distance_km: float | None = None
 ) -> xr.Dataset:
@@ -234,7 +227,7 @@ def nearest_series(
     ``max_distance_km``."""
     if ds.sizes.get("location", 0) == 0:
         raise InputError("nearest_series: the dataset has no locations")
-    distance = great_circle_km(ds["lon"].values, ds["lat"].values, lon, lat)
+    distance = haversine_km(ds["lon"].values, ds["lat"].values, lon, lat)
     i = int(np.argmin(distance))
     if max_distance_km is not None and distance[i] > max_distance_km:
         raise InputError(

@@ -14,20 +14,12 @@ import xarray as xr
 
 from catalog import time_steps
 from catalog.errors import InputError
+from catalog.geo import haversine_km
 from catalog.time_steps import samples_per_day
 from validation import metrics
 
-EARTH_RADIUS_KM = 6371.0088
-
 SPATIAL_METHODS = ("nearest", "bilinear")
 ANOMALY_WINDOW_DAYS = 31
-
-
-def haversine_km(lon1, lat1, lon2, lat2):
-    """Great-circle distance in km between points given in degrees (mean Earth radius 6371.0088 km)."""
-    lon1, lat1, lon2, lat2 = (np.radians(np.asarray(v, dtype="float64")) for v in (lon1, lat1, lon2, lat2))
-    a = np.sin((lat2 - lat1) / 2) ** 2 + np.cos(lat1) * np.cos(lat2) * np.sin((lon2 - lon1) / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
 
 
 def nearest_location(lons, lats, lon: float, lat: float) -> tuple[int, float]:

@@ -9,7 +9,8 @@ import pytest
 import xarray as xr
 
 from catalog.errors import InputError
-from data_prep.ts_cells import great_circle_km, nearest_series, read_ts_cells
+from catalog.geo import haversine_km
+from data_prep.ts_cells import nearest_series, read_ts_cells
 
 CELLS = "qa4sm_hawaii/ts_cells"
 CCI = f"{CELLS}/ESA_CCI_SM_combined/ESA_CCI_SM_C_V08_1"
@@ -97,18 +98,12 @@ def test_nearest_series_and_distance(shared_data):
     lon, lat = float(target["lon"]) + 0.05, float(target["lat"]) - 0.03
     series = nearest_series(ds, lon, lat)
     assert series.attrs["location_id"] == int(target["location"])
-    expected = great_circle_km(lon, lat, float(target["lon"]), float(target["lat"]))
+    expected = haversine_km(lon, lat, float(target["lon"]), float(target["lat"]))
     assert series.attrs["distance_km"] == pytest.approx(float(expected))
     assert 5 < series.attrs["distance_km"] < 7  # 0.05° lon at 19.6°N and 0.03° lat
     xr.testing.assert_equal(series["ssm"], target["ssm"])
     with pytest.raises(InputError, match="within 10 km"):
         nearest_series(ds, 0.0, 0.0, max_distance_km=10)
-
-
-def test_great_circle_reference_values():
-    assert great_circle_km(0, 0, 1, 0) == pytest.approx(111.195, rel=1e-4)
-    assert great_circle_km(-155.5, 19.5, -155.5, 19.5) == 0
-    assert great_circle_km(179.9, 0, -179.9, 0) == pytest.approx(22.24, rel=1e-3)
 
 
 def test_location_filter_and_bad_input(shared_data, tmp_path):

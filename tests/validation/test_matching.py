@@ -9,13 +9,14 @@ import pandas as pd
 import pytest
 import xarray as xr
 
+from catalog import geo
 from catalog.errors import InputError
 from validation import config, matching, series
 from validation.config import ValidationOptions
 
 
 def test_haversine_one_degree_of_latitude():
-    assert matching.haversine_km(10.0, 0.0, 10.0, 1.0) == pytest.approx(2 * math.pi * 6371.0088 / 360)
+    assert geo.haversine_km(10.0, 0.0, 10.0, 1.0) == pytest.approx(2 * math.pi * 6371.0088 / 360)
 
 
 def _grid() -> xr.Dataset:
@@ -32,7 +33,7 @@ def test_grid_series_nearest_and_bilinear():
     # nearest centre (lon 1, lat 2) holds v[:, 0, 1] = [1, 10]
     assert near["le"].values.tolist() == [1.0, 10.0]
     assert near.attrs["pixel_lon"] == 1.0 and near.attrs["pixel_lat"] == 2.0
-    assert near.attrs["distance_km"] == pytest.approx(matching.haversine_km(1.0, 2.0, 0.8, 1.9))
+    assert near.attrs["distance_km"] == pytest.approx(geo.haversine_km(1.0, 2.0, 0.8, 1.9))
     bil = matching.grid_series(ds, 0.5, 1.5, "bilinear")
     # midway between v[0, 0:2, 0:2] = [[0, 1], [3, 4]] -> 2.0 (and 11.0 on day 2)
     assert bil["le"].values.tolist() == pytest.approx([2.0, 11.0])
@@ -46,7 +47,7 @@ def test_grid_series_nearest_and_bilinear():
 def test_nearest_location():
     i, d = matching.nearest_location([0.0, 1.0, 2.0], [0.0, 0.0, 0.0], 1.1, 0.0)
     assert i == 1
-    assert d == pytest.approx(matching.haversine_km(1.0, 0.0, 1.1, 0.0))
+    assert d == pytest.approx(geo.haversine_km(1.0, 0.0, 1.1, 0.0))
 
 
 def test_to_daily_coverage():
