@@ -7,7 +7,6 @@ tracebacks in pages)."""
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -59,8 +58,8 @@ def websocket_origins(option: list[str] | None, port: int) -> list[str]:
     """Allowed websocket origins: the option, else ``$FLUXLENS_WEBSOCKET_ORIGIN`` (comma separated),
     else localhost on the port."""
     values = list(option or [])
-    if not values and os.environ.get(ENV_WEBSOCKET_ORIGIN):
-        values = [v.strip() for v in os.environ[ENV_WEBSOCKET_ORIGIN].split(",") if v.strip()]
+    if not values:
+        values = [v.strip() for v in settings.current().text(ENV_WEBSOCKET_ORIGIN).split(",") if v.strip()]
     return values or [f"localhost:{port}", f"127.0.0.1:{port}"]
 
 
@@ -130,8 +129,8 @@ def start_worker() -> subprocess.Popen:
     """A ``fluxlens worker`` child process on the same data directory and job database
     (``fluxlens serve --with-worker``: the one-command setup runs jobs too; jobs still never run in
     the web process). :func:`stop_worker` ends it."""
-    env = {**os.environ, settings.ENV_DATA_DIR: str(settings.data_dir().resolve())}
-    proc = subprocess.Popen([sys.executable, "-m", "fluxlens.cli", "worker"], env=env)
+    command = [sys.executable, "-m", "fluxlens.cli", "worker"]
+    proc = subprocess.Popen(command, env=settings.child_environment())
     log.warning("job worker started (pid %d)", proc.pid)
     return proc
 

@@ -14,7 +14,9 @@ import tempfile
 import traceback
 from pathlib import Path
 
+from catalog import settings
 from catalog.errors import FluxLensError
+from fluxlens import train_sources
 
 # (module, function): each function adds its subcommands; a subcommand sets ``func(args) -> int``.
 COMMANDS = (
@@ -67,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
         getattr(importlib.import_module(module_name), function)(sub)
     for module_name in JOB_KIND_MODULES:
         importlib.import_module(module_name)
+    train_sources.add_to_train(sub)  # train across the layers: a FLUXNET folder is ingested first
     return parser
 
 
@@ -77,8 +80,15 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    if args.data_dir:
-        os.environ["FLUXLENS_DATA_DIR"] = args.data_dir
+    # the command's settings, built once: the environment as it is now and --data-dir
+    settings.configure(settings.from_environment(data_dir=args.data_dir or None))
+    try:
+        return _run(args, argv)
+    finally:
+        settings.configure(None)  # a caller in the same process (a test) follows the environment again
+
+
+def _run(args: argparse.Namespace, argv: list[str] | None) -> int:
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit

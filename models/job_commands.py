@@ -10,9 +10,9 @@ import argparse
 import dataclasses
 import json
 import logging
-import os
 import time
 
+from catalog import settings
 from models.jobs import ANONYMOUS, JobService, JobStore, format_duration, format_time
 from models.worker import LOG_SOURCES, Worker
 
@@ -37,12 +37,10 @@ def _service(args) -> JobService:
 
 
 def _cmd_worker(args) -> int:
-    if args.scheduler:
-        os.environ["FLUXLENS_DASK_SCHEDULER"] = args.scheduler
     logging.getLogger().setLevel(logging.INFO)
     for name in LOG_SOURCES:
         logging.getLogger(name).setLevel(logging.INFO)
-    worker = Worker(JobStore(args.jobs_db))
+    worker = Worker(JobStore(args.jobs_db), scheduler=args.scheduler or None)
     worker.install_signal_handlers()
     n = worker.run(once=args.once, poll_s=args.poll, max_jobs=args.max_jobs)
     print(f"worker {worker.worker_id}: ran {n} job(s)")
@@ -112,7 +110,7 @@ def add_job_commands(subparsers) -> None:
         "job database: path, sqlite:///path or postgresql://user:password@host:port/db "
         "(default $FLUXLENS_JOBS_DB or <data-dir>/jobs.sqlite)"
     )
-    user_default = os.environ.get("FLUXLENS_USER") or ANONYMOUS
+    user_default = settings.current().text("FLUXLENS_USER", ANONYMOUS)
 
     worker = subparsers.add_parser("worker", help="run queued retrain / re-prediction jobs")
     worker.add_argument("--jobs-db", help=db_help)

@@ -60,7 +60,7 @@ def redact_url(url: str) -> str:
 
 def open_job_database(url: str | os.PathLike | None = None) -> SqliteDatabase | PostgresDatabase:
     """The backend for ``url``, else ``$FLUXLENS_JOBS_DB``, else ``<data_dir>/jobs.sqlite``."""
-    raw = str(url) if url is not None else os.environ.get(ENV_JOBS_DB, "")
+    raw = str(url) if url is not None else settings.current().text(ENV_JOBS_DB)
     if not raw:
         return SqliteDatabase(settings.data_dir() / "jobs.sqlite")
     scheme = raw.split("://", 1)[0].lower() if "://" in raw else ""

@@ -15,28 +15,15 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-import os
 import secrets
 from dataclasses import dataclass
 
+from catalog import settings
 from catalog.errors import InputError
 
 
-def _env_number(name: str, default: float, kind: type = int) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = kind(raw)
-    except ValueError:
-        raise InputError(f"${name}={raw!r} is not a valid {kind.__name__}") from None
-    if value <= 0:
-        raise InputError(f"${name}={raw!r} must be positive")
-    return value
-
-
 def _env_block(name: str) -> tuple[int, int, int] | None:
-    raw = os.environ.get(name, "").strip()
+    raw = settings.current().text(name)
     if not raw:
         return None
     try:
@@ -61,12 +48,13 @@ class JobLimits:
 
     @classmethod
     def from_env(cls) -> JobLimits:
+        env = settings.current()
         return cls(
-            max_pixel_days=int(_env_number("FLUXLENS_JOB_MAX_PIXEL_DAYS", cls.max_pixel_days)),
-            max_active_per_user=int(_env_number("FLUXLENS_JOB_MAX_ACTIVE", cls.max_active_per_user)),
-            max_attempts=int(_env_number("FLUXLENS_JOB_MAX_ATTEMPTS", cls.max_attempts)),
-            heartbeat_s=float(_env_number("FLUXLENS_JOB_HEARTBEAT_S", cls.heartbeat_s, float)),
-            stale_s=float(_env_number("FLUXLENS_JOB_STALE_S", cls.stale_s, float)),
+            max_pixel_days=int(env.number("FLUXLENS_JOB_MAX_PIXEL_DAYS", cls.max_pixel_days)),
+            max_active_per_user=int(env.number("FLUXLENS_JOB_MAX_ACTIVE", cls.max_active_per_user)),
+            max_attempts=int(env.number("FLUXLENS_JOB_MAX_ATTEMPTS", cls.max_attempts)),
+            heartbeat_s=float(env.number("FLUXLENS_JOB_HEARTBEAT_S", cls.heartbeat_s, float)),
+            stale_s=float(env.number("FLUXLENS_JOB_STALE_S", cls.stale_s, float)),
             block=_env_block("FLUXLENS_JOB_BLOCK"),
         )
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 import dask
 
+from catalog import settings
 from catalog.errors import FluxLensError
 from models.job_limits import JobLimits
 from models.jobs import CANCELLED, FAILED, SUCCEEDED, Job, JobStore, job_kinds, registered_kind
@@ -41,7 +42,7 @@ def new_worker_id() -> str:
 def dask_scheduler(address: str | None = None) -> Iterator[str]:
     """Make Dask compute on the cluster at ``address`` (default ``$FLUXLENS_DASK_SCHEDULER``) or,
     without one, on the local threaded scheduler. Yields a description of the choice."""
-    address = address or os.environ.get(ENV_DASK_SCHEDULER) or None
+    address = address or settings.current().text(ENV_DASK_SCHEDULER) or None
     if address:
         from distributed import Client
 
@@ -178,11 +179,14 @@ class _JobLogHandler(logging.Handler):
 class Worker:
     """One worker process's loop. Several workers may share a database: claims are atomic."""
 
-    def __init__(self, store: JobStore | None = None, limits: JobLimits | None = None, worker_id=None):
+    def __init__(
+        self, store: JobStore | None = None, limits: JobLimits | None = None, worker_id=None, scheduler=None
+    ):  # fmt: skip
         self.store = store or JobStore()
         self.limits = limits or JobLimits.from_env()
         self.worker_id = worker_id or new_worker_id()
         self.stop = threading.Event()
+        self.scheduler_address = scheduler  # None: $FLUXLENS_DASK_SCHEDULER, else Dask's threads
         self.scheduler = "dask local threaded scheduler"
         self._last_recovery = 0.0
 
@@ -243,7 +247,7 @@ class Worker:
     def run(self, *, once: bool = False, poll_s: float = 1.0, max_jobs: int | None = None) -> int:
         """Claim and run jobs until stopped; ``once``: until the queue is empty. Returns jobs run."""
         n = 0
-        with dask_scheduler() as self.scheduler:
+        with dask_scheduler(self.scheduler_address) as self.scheduler:
             log.info("worker %s on %s, database %s", self.worker_id, self.scheduler, self.store.path)
             self.recover()
             while not self.stop.is_set() and (max_jobs is None or n < max_jobs):

@@ -104,7 +104,7 @@ def scoreboard_key(
 
 def cache_dir() -> Path:
     """``$FLUXLENS_VALIDATION_CACHE`` if set, else ``<data_dir>/cache/validation``."""
-    override = os.environ.get(CACHE_ENV)
+    override = settings.current().text(CACHE_ENV)
     return Path(override) if override else settings.data_dir() / "cache" / "validation"
 
 
