@@ -1,4 +1,5 @@
-"""Time steps of series and products: the one rule that tells monthly from daily data.
+"""Time steps of series and products: the one rule that tells monthly from daily data, and the
+one daily mean of sub-daily samples with its coverage rule (:func:`daily_mean`).
 
 A series is **monthly** when every time stamp is the first day of a month and the median spacing of
 its distinct time stamps is at least :data:`MONTHLY_MIN_DAYS` days; otherwise (including a series with
@@ -9,6 +10,8 @@ stamp from turning it daily.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pandas as pd
@@ -63,3 +66,27 @@ def time_step(times) -> str:
 def is_monthly(times) -> bool:
     """Whether one series of time stamps is monthly (module rule)."""
     return time_step(times) == "month"
+
+
+def min_valid_samples(samples_per_day: float, min_coverage: float) -> int:
+    """Valid samples a day needs for a daily mean: ⌈min_coverage × samples_per_day⌉, at least 1 (a
+    1e-9 slack keeps float rounding of the product from asking for one more)."""
+    return max(1, math.ceil(min_coverage * samples_per_day - 1e-9))
+
+
+def daily_mean(obj, *, samples_per_day: float, min_coverage: float, dim: str = "time"):
+    """Daily mean of the valid samples of each day, missing where fewer than
+    :func:`min_valid_samples` (``min_coverage`` of the nominal ``samples_per_day``) are valid.
+
+    ``obj``: a pandas Series/DataFrame on a ``DatetimeIndex`` or an xarray object with a time
+    dimension ``dim``; days are bins of ``.resample("1D")`` labelled by their start (00:00), days
+    without a sample included (NaN). Mean = Σ valid x / n valid, per column or variable.
+    """
+    need = min_valid_samples(samples_per_day, min_coverage)
+    if hasattr(obj, "dims"):  # xarray
+        mean = obj.resample({dim: "1D"}).mean(skipna=True)
+        count = obj.notnull().resample({dim: "1D"}).sum()
+    else:
+        days = obj.resample("1D")
+        mean, count = days.mean(), days.count()
+    return mean.where(count >= need)

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import glob
 import logging
-import math
 import zipfile
 from pathlib import Path
 
@@ -42,6 +41,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from catalog import time_steps
 from catalog.errors import InputError
 from catalog.variables import VARIABLES
 from data_prep import meteo, regrid, units
@@ -330,7 +330,10 @@ def _converted(rule: Rule, name: str, src: dict, recipe: Recipe, notes: list[str
 # derive name → (function of the inputs in DERIVED order, their units, result units, note)
 DERIVATIONS = {
     "vpd_from_dewpoint": (
-        meteo.vpd_from_dewpoint_hpa, "degC", "hPa", "vpd = e_s({}) − e_s({}), Tetens/FAO-56 (data_prep.meteo)"
+        meteo.vpd_from_dewpoint_hpa,
+        "degC",
+        "hPa",
+        "vpd = e_s({}) − e_s({}), Tetens/FAO-56 (data_prep.meteo)",
     ),
     "wind_speed": (meteo.wind_speed, "m s-1", "m s-1", "ws = sqrt({}² + {}²)"),
 }
@@ -412,10 +415,9 @@ def to_daily(
     label = t - pd.Timedelta(seconds=(period_s or step_s) / 2) if accumulated else t
     shifted = da.assign_coords(time=label.values)
     expected = int(round(86400.0 / step_s))
-    need = max(1, int(math.ceil(min_coverage * expected - 1e-9)))
-    mean = shifted.resample(time="1D").mean(skipna=True)
-    count = shifted.notnull().resample(time="1D").sum()
-    daily = mean.where(count >= need).astype("float32")
+    need = time_steps.min_valid_samples(expected, min_coverage)
+    daily = time_steps.daily_mean(shifted, samples_per_day=expected, min_coverage=min_coverage)
+    daily = daily.astype("float32")
     daily.attrs = dict(da.attrs)
     rule = (
         f"daily mean of {step_s / 3600:g}-hourly values per UTC day"

@@ -42,6 +42,7 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
+from catalog import time_steps
 from catalog.errors import InputError
 from catalog.igbp import IGBP_CODES
 from data_prep import badm
@@ -679,16 +680,20 @@ def to_daily(df: pd.DataFrame, *, min_coverage: float = 0.5) -> pd.DataFrame:
         raise InputError(f"to_daily: min_coverage must be in (0, 1], got {min_coverage}")
     steps_per_day = int(pd.Timedelta("1D") / pd.Timedelta(PERIODS[resolution]))
     pieces = []
+    qc_columns = [f"{n}_QC" for n in CANONICAL]
     for site, table in df.groupby("site_id", sort=False):
-        day = table["time"].dt.floor("D")
-        grouped = table[list(CANONICAL) + [f"{n}_QC" for n in CANONICAL]].groupby(day)
-        mean = grouped.mean()
-        count = grouped.count()
+        steps = table.set_index("time")
+        mean = time_steps.daily_mean(
+            steps[list(CANONICAL)], samples_per_day=steps_per_day, min_coverage=min_coverage
+        )
+        present = mean.index.isin(steps.index.floor("D"))  # resample adds days without rows: drop them
+        mean = mean[present]
+        count = steps[list(CANONICAL)].resample("1D").count()[present]
+        qc_sum = steps[qc_columns].resample("1D").sum(min_count=1)[present]
         daily = pd.DataFrame(index=mean.index)
         for name in CANONICAL:
-            value = mean[name].where(count[name] >= min_coverage * steps_per_day)
-            daily[name] = value * steps_per_day if name == "P" else value
-            daily[f"{name}_QC"] = grouped[f"{name}_QC"].sum(min_count=1) / steps_per_day
+            daily[name] = mean[name] * steps_per_day if name == "P" else mean[name]
+            daily[f"{name}_QC"] = qc_sum[f"{name}_QC"] / steps_per_day
             daily[f"{name}_N"] = count[name]
         daily.index.name = "time"
         daily = daily.reset_index()

@@ -115,12 +115,7 @@ def to_daily(series: pd.Series, *, min_coverage: float = 0.5) -> pd.Series:
     returned on day starts unchanged.
     """
     s = _as_time_series(series)
-    per_day = samples_per_day(s.index)
-    grouped = s.resample("1D")
-    mean, count = grouped.mean(), grouped.count()
-    if per_day <= 1.0:
-        return mean.where(count > 0)
-    return mean.where(count >= min_coverage * per_day)
+    return time_steps.daily_mean(s, samples_per_day=samples_per_day(s.index), min_coverage=min_coverage)
 
 
 def to_monthly(series: pd.Series, *, min_coverage: float = 0.5) -> pd.Series:

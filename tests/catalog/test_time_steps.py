@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 
 from catalog import time_steps as T
 
@@ -70,3 +71,47 @@ def test_samples_per_day_from_the_median_spacing():
     hourly_with_gap = pd.date_range("2018-01-01", periods=30, freq="h").delete(slice(5, 15))
     assert T.samples_per_day(hourly_with_gap) == pytest.approx(24.0)
     assert np.isfinite(T.samples_per_day(pd.DatetimeIndex([])))
+
+
+def test_min_valid_samples_rounds_up_and_needs_one():
+    assert T.min_valid_samples(24, 0.5) == 12
+    assert T.min_valid_samples(48, 0.7) == 34  # 33.6 -> 34
+    assert T.min_valid_samples(1, 0.5) == 1
+    assert T.min_valid_samples(25, 0.28) == 7  # 0.28 * 25 = 7.000000000000001 in floats, still 7
+    assert T.min_valid_samples(24, 1e-6) == 1
+
+
+def _hourly_two_days() -> pd.Series:
+    t = pd.date_range("2020-01-01", periods=48, freq="h")
+    values = np.r_[np.arange(24.0), np.full(24, np.nan)]
+    values[24:34] = 5.0  # day 2: 10 of 24 hours valid
+    return pd.Series(values, index=t)
+
+
+def test_daily_mean_keeps_days_with_enough_valid_samples():
+    s = _hourly_two_days()
+    daily = T.daily_mean(s, samples_per_day=24, min_coverage=0.5)
+    assert daily.index.tolist() == [pd.Timestamp("2020-01-01"), pd.Timestamp("2020-01-02")]
+    assert daily.iloc[0] == pytest.approx(11.5) and np.isnan(daily.iloc[1])
+    assert T.daily_mean(s, samples_per_day=24, min_coverage=10 / 24).iloc[1] == pytest.approx(5.0)
+    assert np.isnan(T.daily_mean(s, samples_per_day=24, min_coverage=11 / 24).iloc[1])
+
+
+def test_daily_mean_of_a_table_is_per_column():
+    s = _hourly_two_days()
+    table = pd.DataFrame({"a": s, "b": s.fillna(1.0)})
+    daily = T.daily_mean(table, samples_per_day=24, min_coverage=0.5)
+    assert np.isnan(daily.loc["2020-01-02", "a"])
+    assert daily.loc["2020-01-02", "b"] == pytest.approx((10 * 5.0 + 14 * 1.0) / 24)
+
+
+def test_daily_mean_of_xarray_matches_pandas():
+    s = _hourly_two_days()
+    da = xr.DataArray(
+        np.repeat(s.to_numpy()[:, None], 2, axis=1), dims=("time", "x"), coords={"time": s.index}
+    )
+    out = T.daily_mean(da, samples_per_day=24, min_coverage=0.5)
+    assert out.sizes == {"time": 2, "x": 2}
+    np.testing.assert_allclose(out.isel(x=1).values, T.daily_mean(s, samples_per_day=24, min_coverage=0.5))
+    ds = T.daily_mean(xr.Dataset({"v": da}), samples_per_day=24, min_coverage=0.4)
+    assert float(ds["v"].isel(time=1, x=0)) == pytest.approx(5.0)
