@@ -12,6 +12,7 @@ import pandas as pd
 import xarray as xr
 
 from catalog.errors import InputError
+from catalog.geo import cos_lat_mean, cos_lat_weights
 
 AGGREGATIONS = ("day", "month", "year", "period")
 
@@ -367,19 +368,10 @@ def common_mask(fields) -> xr.DataArray:
     return mask
 
 
-def cos_lat_weights(lat) -> np.ndarray:
-    """Area weights of regular lat-lon cells: cos(latitude)."""
-    return np.cos(np.deg2rad(np.asarray(lat, dtype="float64")))
-
-
 def weighted_mean(field: xr.DataArray) -> float:
-    """cos(lat)-weighted mean of the valid cells of a 2-D field (NaN when none is valid):
-    sum(w·x) / sum(w) over valid cells, w = cos(lat)."""
-    values = np.asarray(field.transpose("lat", "lon").values, dtype="float64")
-    w = np.broadcast_to(cos_lat_weights(field["lat"].values)[:, None], values.shape)
-    ok = np.isfinite(values)
-    total = w[ok].sum()
-    return float((w[ok] * values[ok]).sum() / total) if total > 0 else float("nan")
+    """cos(lat)-weighted mean of the valid cells of a 2-D field as a number (NaN when none is valid);
+    the weighting is :func:`catalog.geo.cos_lat_mean`'s."""
+    return float(cos_lat_mean(field.astype("float64")))
 
 
 def zonal_mean(field: xr.DataArray, band_deg: float = 1.0) -> pd.Series:

@@ -19,7 +19,7 @@ import xarray as xr
 
 from catalog import intake_catalog, settings
 from catalog.errors import InputError
-from catalog.geo import haversine_km
+from catalog.geo import cos_lat_mean, haversine_km
 
 REGION_MAX_PIXELS = 1_000_000
 
@@ -229,8 +229,7 @@ def region_series(name: str, bbox, variables=None) -> xr.Dataset:
     if sub.sizes["lat"] == 0 or sub.sizes["lon"] == 0:
         clon, clat = (max(w, pw) + min(e, pe)) / 2, (max(s, ps) + min(n, pn)) / 2
         sub = ds.sel(lat=[clat], lon=[clon], method="nearest")
-    weights = np.cos(np.deg2rad(sub.lat)).astype("float64")
-    out = sub.weighted(weights).mean(("lat", "lon"), skipna=True)
+    out = cos_lat_mean(sub)
     for v in out.data_vars:
         out[v].attrs = dict(ds[v].attrs)
         out[v] = out[v].astype(np.float32)

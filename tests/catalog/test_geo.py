@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+import xarray as xr
 
 from catalog import geo
 
@@ -36,3 +37,30 @@ def test_haversine_broadcasts_and_is_symmetric():
     assert d.shape == (3,)
     assert d[1] == 0 and d[0] == pytest.approx(d[2])
     assert geo.haversine_km(5.0, 50.0, 6.0, 51.0) == pytest.approx(geo.haversine_km(6.0, 51.0, 5.0, 50.0))
+
+
+def test_cos_lat_weights():
+    np.testing.assert_allclose(
+        geo.cos_lat_weights([0.0, 60.0, -60.0, 90.0]), [1.0, 0.5, 0.5, 0.0], atol=1e-15
+    )
+
+
+def _field(values) -> xr.DataArray:
+    """Rows at 60 N (w = 0.5) and at the equator (w = 1), two columns."""
+    coords = {"lat": [60.0, 0.0], "lon": [10.0, 11.0]}
+    return xr.DataArray(np.asarray(values, dtype="float64"), dims=("lat", "lon"), coords=coords)
+
+
+def test_cos_lat_mean_weights_rows_and_skips_missing_cells():
+    # rows at 60 N (w = 0.5) and the equator (w = 1): (0.5 * 2 * 3 + 1 * 2 * 6) / (0.5 * 2 + 1 * 2) = 5
+    assert float(geo.cos_lat_mean(_field([[3.0, 3.0], [6.0, 6.0]]))) == pytest.approx(5.0)
+    # a missing cell leaves both the sum and the weights: (0.5 * 3 + 1 * 2 * 6) / (0.5 + 2) = 5.4
+    assert float(geo.cos_lat_mean(_field([[3.0, np.nan], [6.0, 6.0]]))) == pytest.approx(5.4)
+    assert np.isnan(float(geo.cos_lat_mean(_field(np.full((2, 2), np.nan)))))
+
+
+def test_cos_lat_mean_keeps_other_dimensions():
+    cube = xr.concat([_field([[3.0, 3.0], [6.0, 6.0]]), _field([[1.0, 1.0], [1.0, 1.0]])], dim="time")
+    out = geo.cos_lat_mean(cube)
+    assert out.dims == ("time",)
+    np.testing.assert_allclose(out.values, [5.0, 1.0])
