@@ -19,7 +19,7 @@ import xarray as xr
 
 from catalog import intake_catalog, settings
 from catalog.errors import InputError
-from catalog.geo import cos_lat_mean, haversine_km
+from catalog.geo import cos_lat_mean, haversine_km, nearest_index
 
 REGION_MAX_PIXELS = 1_000_000
 
@@ -186,8 +186,7 @@ def point_series(name: str, lon: float, lat: float, variables=None) -> xr.Datase
     if not (math.isfinite(lon) and math.isfinite(lat)) or not _inside(info, lon, lat):
         raise InputError(f"point ({lon}, {lat}) is outside product {name!r} (bbox W,S,E,N = {info.bbox})")
     ds = _select_vars(_open_series(info), name, variables)
-    i = int(np.abs(ds.lat.values - lat).argmin())
-    j = int(np.abs(ds.lon.values - lon).argmin())
+    i, j = int(nearest_index(ds.lat.values, lat)), int(nearest_index(ds.lon.values, lon))
     out = ds.isel(lat=i, lon=j).load()
     plon, plat = float(out.lon), float(out.lat)
     out = out.drop_vars(["lat", "lon"])
@@ -228,7 +227,9 @@ def region_series(name: str, bbox, variables=None) -> xr.Dataset:
     sub = ds.sel(lat=slice(n, s), lon=slice(w, e))
     if sub.sizes["lat"] == 0 or sub.sizes["lon"] == 0:
         clon, clat = (max(w, pw) + min(e, pe)) / 2, (max(s, ps) + min(n, pn)) / 2
-        sub = ds.sel(lat=[clat], lon=[clon], method="nearest")
+        sub = ds.isel(
+            lat=[int(nearest_index(ds.lat.values, clat))], lon=[int(nearest_index(ds.lon.values, clon))]
+        )
     out = cos_lat_mean(sub)
     for v in out.data_vars:
         out[v].attrs = dict(ds[v].attrs)

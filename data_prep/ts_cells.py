@@ -19,7 +19,7 @@ import pandas as pd
 import xarray as xr
 
 from catalog.errors import InputError
-from catalog.geo import haversine_km
+from catalog.geo import nearest_point
 
 CELL_NAME = re.compile(r"^\d{4}\.nc$")
 MISSING = -9999
@@ -227,11 +227,10 @@ def nearest_series(
     ``max_distance_km``."""
     if ds.sizes.get("location", 0) == 0:
         raise InputError("nearest_series: the dataset has no locations")
-    distance = haversine_km(ds["lon"].values, ds["lat"].values, lon, lat)
-    i = int(np.argmin(distance))
-    if max_distance_km is not None and distance[i] > max_distance_km:
+    i, distance = nearest_point(ds["lon"].values, ds["lat"].values, lon, lat)
+    if max_distance_km is not None and distance > max_distance_km:
         raise InputError(
-            f"no location within {max_distance_km} km of ({lon}, {lat}); nearest is {distance[i]:.1f} km away"
+            f"no location within {max_distance_km} km of ({lon}, {lat}); nearest is {distance:.1f} km away"
         )
     series = ds.isel(location=i)
     series.attrs = {
@@ -239,6 +238,6 @@ def nearest_series(
         "location_id": int(series["location"]),
         "pixel_lon": float(series["lon"]),
         "pixel_lat": float(series["lat"]),
-        "distance_km": float(distance[i]),
+        "distance_km": distance,
     }
     return series

@@ -18,7 +18,7 @@ Gridded features (the second half of this module). A :class:`FeatureSet` names t
 that gives each canonical cube variable; :func:`open_cubes` puts them on the pixels of one grid
 product (regional prediction), :func:`tower_cubes` samples the same at a tower's pixel (training),
 and :func:`cube_rows` / :func:`block_matrix` turn either into feature rows. Both paths pick source
-cells with :func:`nearest_index` and time steps with :func:`time_index`, so a pixel and time step
+cells with :func:`catalog.geo.nearest_index` and time steps with :func:`time_index`, so a pixel and time step
 gets the same row whichever path builds it.
 
 LightGBM is invariant to monotone transforms of a predictor, so features enter untransformed in
@@ -36,6 +36,7 @@ import xarray as xr
 
 from catalog import api
 from catalog.errors import InputError
+from catalog.geo import nearest_index
 from catalog.igbp import IGBP_CODES, IGBP_NAMES
 
 SOLAR_CONSTANT = 1367.0  # W m-2 (FAO-56 uses 0.0820 MJ m-2 min-1 = 1367 W m-2)
@@ -284,7 +285,8 @@ GRIDDED_FEATURES: tuple[str, ...] = DEMO_FEATURES
 REGRIDDING = (
     "nearest source cell: each pixel of the grid product takes the value of the source pixel whose "
     "centre is nearest to the pixel's centre, if that centre lies within half a source cell of it "
-    "(pandas Index.get_indexer method='nearest', tolerance half a source cell), else missing; no "
+    "(catalog.geo.nearest_index, tolerance half a source cell; a centre midway between two source "
+    "centres takes the first in the source's order), else missing; no "
     "averaging (for area-weighted means ingest the product onto the grid with `fluxlens ingest cube "
     "--grid`)"
 )
@@ -538,15 +540,6 @@ def resolutions(info) -> tuple[float, float]:
     return float(level0.get("resolution_lat", res_lon)), res_lon
 
 
-def nearest_index(source, target, half_cell: float) -> np.ndarray:
-    """Positions in ``source`` (monotonic cell centres) of the centre nearest to each ``target``
-    value, or -1 where none lies within ``half_cell`` (edges included)."""
-    index = pd.Index(np.asarray(source, dtype=float))
-    return index.get_indexer(
-        np.asarray(target, dtype=float), method="nearest", tolerance=half_cell * (1 + 1e-6)
-    )
-
-
 def time_index(source_times, target_times, source_step: str) -> np.ndarray | None:
     """Positions in ``source_times`` for each target time (-1: none); ``None`` for a product with one
     time step (static: it applies to every time). See :data:`TIME_MATCHING`."""
@@ -662,7 +655,8 @@ def open_cubes(fs: FeatureSet, features, bbox, t0, t1) -> xr.Dataset:
 def tower_cubes(fs: FeatureSet, features, lon: float, lat: float, times) -> xr.Dataset:
     """The same as :func:`open_cubes` for one tower: at the pixel of ``fs.grid`` nearest to (lon, lat)
     (found by :func:`catalog.api.point_series`) and at the tower's ``times``; every source product
-    read there with :func:`catalog.api.point_series` at the source cell :func:`nearest_index` picks.
+    read there with :func:`catalog.api.point_series` at the source cell
+    :func:`catalog.geo.nearest_index` picks.
     A (time, 1, 1) dataset; attrs ``pixel_lon``, ``pixel_lat``, ``distance_km``. InputError if the
     tower is outside the grid product."""
     located = api.point_series(fs.grid, lon, lat, list(api.product_info(fs.grid).variables)[:1])

@@ -14,21 +14,12 @@ import xarray as xr
 
 from catalog import time_steps
 from catalog.errors import InputError
-from catalog.geo import haversine_km
+from catalog.geo import haversine_km, nearest_index
 from catalog.time_steps import samples_per_day
 from validation import metrics
 
 SPATIAL_METHODS = ("nearest", "bilinear")
 ANOMALY_WINDOW_DAYS = 31
-
-
-def nearest_location(lons, lats, lon: float, lat: float) -> tuple[int, float]:
-    """Index of the point (of a point-series product) nearest to (lon, lat) and its distance in km."""
-    d = haversine_km(lons, lats, lon, lat)
-    if d.size == 0:
-        raise InputError("matching: the product has no locations")
-    i = int(np.nanargmin(d))
-    return i, float(d[i])
 
 
 def grid_pixels_nearest(ds: xr.Dataset, lons, lats) -> pd.DataFrame:
@@ -39,8 +30,7 @@ def grid_pixels_nearest(ds: xr.Dataset, lons, lats) -> pd.DataFrame:
     """
     glat, glon = ds["lat"].values, ds["lon"].values
     lons, lats = np.asarray(lons, dtype="float64"), np.asarray(lats, dtype="float64")
-    ilat = np.abs(glat[None, :] - lats[:, None]).argmin(axis=1)
-    ilon = np.abs(glon[None, :] - lons[:, None]).argmin(axis=1)
+    ilat, ilon = nearest_index(glat, lats), nearest_index(glon, lons)
     half_lat = abs(float(glat[1] - glat[0])) / 2 if glat.size > 1 else 0.5
     half_lon = abs(float(glon[1] - glon[0])) / 2 if glon.size > 1 else 0.5
     inside = (
@@ -79,7 +69,7 @@ def grid_series(ds: xr.Dataset, lon: float, lat: float, method: str = "nearest")
         glon.min() - half_lon <= lon <= glon.max() + half_lon
     ):
         raise InputError(f"matching: station at lon {lon:.4f}, lat {lat:.4f} lies outside the product grid")
-    near = ds.sel(lat=lat, lon=lon, method="nearest")
+    near = ds.isel(lat=int(nearest_index(glat, lat)), lon=int(nearest_index(glon, lon)))
     plon, plat = float(near["lon"]), float(near["lat"])
     if method == "nearest":
         out = near

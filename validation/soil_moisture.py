@@ -12,8 +12,9 @@ from __future__ import annotations
 import pandas as pd
 import xarray as xr
 
+from catalog import geo
 from catalog.errors import InputError
-from validation import matching, series
+from validation import series
 from validation.analyses import SiteMatch
 from validation.config import ValidationOptions
 
@@ -24,7 +25,7 @@ def nearest_point(product: xr.Dataset, lon: float, lat: float) -> tuple[xr.Datas
         raise InputError(
             f"validation: point-series product needs a 'location' dimension, has {dict(product.sizes)}"
         )
-    i, dist = matching.nearest_location(product["lon"].values, product["lat"].values, lon, lat)
+    i, dist = geo.nearest_point(product["lon"].values, product["lat"].values, lon, lat)
     one = product.isel(location=i)
     pixel = {
         "method": "nearest",

@@ -9,6 +9,7 @@ import pytest
 import xarray as xr
 
 from catalog import geo
+from catalog.errors import InputError
 
 
 def test_one_degree_of_latitude_is_111_19_km():
@@ -64,3 +65,41 @@ def test_cos_lat_mean_keeps_other_dimensions():
     out = geo.cos_lat_mean(cube)
     assert out.dims == ("time",)
     np.testing.assert_allclose(out.values, [5.0, 1.0])
+
+
+def test_nearest_index_within_half_a_source_cell():
+    src = np.array([0.0, 0.25, 0.5])
+    got = geo.nearest_index(src, [0.1, 0.13, 0.62, 0.75, -0.125, 0.5], 0.125)
+    assert got.tolist() == [0, 1, 2, -1, 0, 2]  # 0.75 is outside; -0.125 lies on the edge: inside
+    lat = np.array([60.0, 59.75, 59.5])  # descending, as products store lat
+    assert geo.nearest_index(lat, [59.8, 59.3, 59.4], 0.125).tolist() == [1, -1, 2]
+
+
+def test_nearest_index_ties_take_the_first_centre_as_argmin():
+    lon = np.array([0.0, 1.0, 2.0])  # ascending: a midway value takes the western centre
+    assert geo.nearest_index(lon, [0.5, 1.5]).tolist() == [0, 1]
+    lat = lon[::-1]  # descending: the northern one, still the first in the coordinate's order
+    assert geo.nearest_index(lat, [0.5, 1.5]).tolist() == [1, 0]
+    for c in (lon, lat, np.linspace(-179.75, 179.75, 720)):
+        x = np.r_[(c[1:] + c[:-1]) / 2, c, np.linspace(c.min() - 1, c.max() + 1, 997)]
+        np.testing.assert_array_equal(geo.nearest_index(c, x), np.abs(c[None, :] - x[:, None]).argmin(axis=1))
+
+
+def test_nearest_index_missing_values_and_scalars():
+    assert geo.nearest_index([0.0, 1.0], [np.nan, 0.9]).tolist() == [-1, 1]
+    assert int(geo.nearest_index([0.0, 1.0], 5.0)) == 1  # no half_cell: any distance
+    assert int(geo.nearest_index([0.0, 1.0], 5.0, 0.5)) == -1
+    assert geo.nearest_index([], [1.0]).tolist() == [-1]
+
+
+def test_nearest_point():
+    i, d = geo.nearest_point([0.0, 1.0, 2.0], [0.0, 0.0, 0.0], 1.1, 0.0)
+    assert i == 1
+    assert d == pytest.approx(geo.haversine_km(1.0, 0.0, 1.1, 0.0))
+
+
+def test_nearest_point_skips_locations_without_coordinates():
+    i, d = geo.nearest_point([np.nan, 5.0, 1.0], [np.nan, 0.0, 0.0], 1.1, 0.0)
+    assert i == 2 and d == pytest.approx(geo.haversine_km(1.0, 0.0, 1.1, 0.0))
+    with pytest.raises(InputError, match="no locations"):
+        geo.nearest_point([], [], 0.0, 0.0)

@@ -51,14 +51,6 @@ def test_feature_declarations_complete():
     assert "a" not in F.available_energy_features(F.FLUXNET_FEATURES)
 
 
-def test_nearest_index_within_half_a_source_cell():
-    src = np.array([0.0, 0.25, 0.5])
-    got = F.nearest_index(src, [0.1, 0.13, 0.62, 0.75, -0.125, 0.5], 0.125)
-    assert got.tolist() == [0, 1, 2, -1, 0, 2]  # 0.75 is outside; -0.125 lies on the edge: inside
-    lat = np.array([60.0, 59.75, 59.5])  # descending, as products store lat
-    assert F.nearest_index(lat, [59.8, 59.3, 59.4], 0.125).tolist() == [1, -1, 2]
-
-
 def test_time_index_static_daily_monthly_and_sparse():
     days = pd.date_range("2020-01-01", "2020-01-05", freq="D")
     assert F.time_index(["2020-01-01"], days, "day") is None  # one step: applies to every time

@@ -44,12 +44,6 @@ def test_grid_series_nearest_and_bilinear():
         matching.grid_series(ds, 1.0, 1.0, "cubic")
 
 
-def test_nearest_location():
-    i, d = matching.nearest_location([0.0, 1.0, 2.0], [0.0, 0.0, 0.0], 1.1, 0.0)
-    assert i == 1
-    assert d == pytest.approx(geo.haversine_km(1.0, 0.0, 1.1, 0.0))
-
-
 def test_to_daily_coverage():
     t = pd.date_range("2020-01-01", periods=48, freq="h")
     values = np.r_[np.arange(24.0), np.full(24, np.nan)]
