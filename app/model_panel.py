@@ -1,7 +1,8 @@
 """The Models tab: cross-validation and SHAP explanations of the registered LE/H emulator versions.
 
 Read-only: everything shown comes from the registry folder of the chosen version (``meta.json``,
-``cv_*.parquet``, ``shap_*.parquet``); nothing is trained or explained in a request.
+``cv_*.parquet``, ``shap_*.parquet``, ``shap_interaction_*.parquet``, written at training time by
+:mod:`models.tree_shap`); nothing is trained or explained in a request.
 """
 
 from __future__ import annotations
@@ -23,6 +24,11 @@ SHAP_MODELS = {
     "H (direct)": "h_direct",
 }
 SCATTER_MAX_POINTS = 4000
+BEESWARM_TOP = 12
+ROW_PX = 22  # per feature row of the bar and beeswarm plots
+PLOT_MARGIN_PX = 110  # title, x axis and its label
+# the wheel scrolls the page, not a plot it passes over (wheel zoom stays in the toolbar)
+ACTIVE_TOOLS = ["pan"]
 TARGET_LABELS = {"corrected": "LE_CORR/H_CORR", "raw": "LE_F_MDS/H_F_MDS"}
 
 
@@ -58,7 +64,13 @@ def _scatter(oof: pd.DataFrame, split: str, var: str, obs_col: str) -> hv.Overla
         width=330,
         height=300,
         legend_position="top_left",
+        active_tools=ACTIVE_TOOLS,
     )
+
+
+def _rows_height(n_rows: int) -> int:
+    """Plot height giving each of ``n_rows`` categorical rows ROW_PX pixels (labels never overlap)."""
+    return PLOT_MARGIN_PX + ROW_PX * n_rows
 
 
 def _importance_plot(frame: pd.DataFrame, units: str) -> hv.Bars:
@@ -66,34 +78,39 @@ def _importance_plot(frame: pd.DataFrame, units: str) -> hv.Bars:
     return hv.Bars(imp.iloc[::-1], "feature", "mean_abs_shap").opts(
         invert_axes=True,
         width=380,
-        height=320,
+        height=_rows_height(len(imp)),
         title="global importance (mean |SHAP|)",
         ylabel=f"mean |SHAP| ({units})",
         xlabel="",
+        active_tools=ACTIVE_TOOLS,
     )
 
 
-def _beeswarm_plot(frame: pd.DataFrame, units: str) -> hv.Points:
-    bee = explain.beeswarm_data(frame, top=10)
-    order = list(explain.global_importance(frame)["feature"].head(10))
-    rng = np.random.default_rng(0)
-    bee["row"] = [len(order) - 1 - order.index(f) for f in bee["feature"]]
-    bee["y"] = bee["row"] + rng.uniform(-0.3, 0.3, len(bee))
-    ticks = [(len(order) - 1 - i, f) for i, f in enumerate(order)]
-    return hv.Points(bee, ["shap", "y"], ["value_rank", "feature", "value"]).opts(
+def _beeswarm_plot(frame: pd.DataFrame, units: str) -> hv.Overlay:
+    bee = explain.beeswarm_data(frame, top=BEESWARM_TOP)
+    n = int(bee["row"].max()) + 1
+    names = bee.drop_duplicates("row").sort_values("row")["feature"]
+    ticks = [(n - 1 - row, name) for row, name in enumerate(names)]
+    points = hv.Points(bee, ["shap", "y"], ["value_rank", "feature", "value", "site_id"]).opts(
         color="value_rank",
         cmap="coolwarm",
+        clim=(0, 1),
         size=3,
-        alpha=0.6,
+        alpha=0.7,
         colorbar=True,
-        width=460,
-        height=320,
+        clabel="feature value rank",
+        tools=["hover"],
+    )
+    return (hv.VLine(0).opts(color="#888888", line_width=1) * points).opts(
+        width=480,
+        height=_rows_height(n),
         yticks=ticks,
+        ylim=(-0.5, n - 0.5),
         ylabel="",
         xlabel=f"SHAP value ({units})",
-        title="beeswarm (colour: feature value rank)",
-        tools=["hover"],
-        clabel="value rank",
+        title=f"beeswarm: top {n} features",
+        show_grid=False,
+        active_tools=ACTIVE_TOOLS,
     )
 
 
@@ -105,32 +122,70 @@ def _dependence_plot(frame: pd.DataFrame, feature: str, units: str) -> hv.Points
         cmap="Category20",
         size=4,
         alpha=0.6,
-        width=460,
-        height=320,
+        width=480,
+        height=340,
         xlabel=feature,
         ylabel=f"SHAP of {feature} ({units})",
         title=f"dependence: {feature}",
         tools=["hover"],
         legend_position="right",
+        active_tools=ACTIVE_TOOLS,
     )
+
+
+def _interaction_plot(pair: pd.DataFrame, units: str) -> hv.Points:
+    first, second, _ = explain.interaction_pair(pair)
+    return hv.Points(pair, ["x_first", "interaction"], ["x_second", "site_id"]).opts(
+        color="x_second",
+        cmap="viridis",
+        size=4,
+        alpha=0.7,
+        colorbar=True,
+        clabel=second,
+        width=480,
+        height=340,
+        xlabel=first,
+        ylabel=f"SHAP interaction value ({units})",
+        title=f"interaction: {first} × {second}",
+        tools=["hover"],
+        active_tools=ACTIVE_TOOLS,
+    )
+
+
+def _interaction_view(version: str, model: str, units: str):
+    try:
+        pair = registry.read_table(version, f"shap_interaction_{model}")
+    except FluxLensError:
+        return pn.pane.Markdown(
+            "No SHAP interaction values cached for this version (trained before they were computed).",
+            width=380,
+        )
+    first, second, mean_abs = explain.interaction_pair(pair)
+    note = (
+        f"The strongest interacting pair: SHAP interaction value Φ({first}, {second}) (half the pair's "
+        f"interaction effect) on {len(pair)} sampled rows, mean |Φ| = {mean_abs:.3g} {units}; "
+        f"colour: {second}."
+    )
+    return pn.Column(pn.pane.HoloViews(_interaction_plot(pair, units)), pn.pane.Markdown(note, width=480))
 
 
 def _site_plot(frame: pd.DataFrame, site, units: str):
     if not site:
-        return pn.pane.Markdown("Select a tower on the map to see its explanation.")
+        return pn.pane.Markdown("Select a tower on the map to see its explanation.", width=380)
     site_id = site[1] if isinstance(site, (tuple, list)) else str(site)
     expl = explain.site_explanation(frame, site_id)
     if expl is None:
-        return pn.pane.Markdown(f"Site `{site_id}` is not in this model's training set.")
+        return pn.pane.Markdown(f"Site `{site_id}` is not in this model's training set.", width=380)
     return hv.Bars(expl.iloc[::-1], "feature", "mean_shap").opts(
         invert_axes=True,
         width=380,
-        height=320,
+        height=_rows_height(len(expl)),
         color="mean_shap",
         cmap="RdBu_r",
         title=f"{site_id}: mean SHAP over {expl.attrs['n']} samples",
         ylabel=f"mean SHAP ({units})",
         xlabel="",
+        active_tools=ACTIVE_TOOLS,
     )
 
 
@@ -171,7 +226,13 @@ def version_view(version: str, site=None) -> pn.viewable.Viewable:
         )
         return pn.Column(
             pn.pane.Markdown(note),
-            pn.pane.DataFrame(cv_table(scores, t).round(3), index=False, sizing_mode="stretch_width"),
+            # scrolls inside its own box: its min-content width would otherwise widen the whole tab
+            pn.pane.DataFrame(
+                cv_table(scores, t).round(3),
+                index=False,
+                sizing_mode="stretch_width",
+                styles={"overflow-x": "auto"},
+            ),
         )
 
     def scatters_for(t):
@@ -182,8 +243,11 @@ def version_view(version: str, site=None) -> pn.viewable.Viewable:
             for s in SPLITS
             if f"obs_{c}" in oof
         ]
-        # one pane per plot: a HoloViews Layout (Bokeh gridplot) drew these overlays empty
-        return pn.GridBox(*[pn.pane.HoloViews(p, linked_axes=False) for p in plots], ncols=3)
+        # one pane per plot: a HoloViews Layout (Bokeh gridplot) drew these overlays empty; a wrapping
+        # FlexBox, so the plots never run out of a narrow window
+        return pn.FlexBox(
+            *[pn.pane.HoloViews(p, linked_axes=False) for p in plots], sizing_mode="stretch_width"
+        )
 
     shap_model = pn.widgets.Select(label="explained model", options=SHAP_MODELS, value="ef")
     features = [f["name"] for f in meta["features"]]
@@ -197,15 +261,15 @@ def version_view(version: str, site=None) -> pn.viewable.Viewable:
         units = explain.SHAP_UNITS.get(model, "")
         if f"shap_{feature}" not in frame:
             feature = explain.feature_names(frame)[0]
-        return pn.Column(
-            pn.Row(
-                pn.pane.HoloViews(_importance_plot(frame, units)),
-                pn.pane.HoloViews(_beeswarm_plot(frame, units)),
-            ),
-            pn.Row(
-                pn.pane.HoloViews(_dependence_plot(frame, feature, units)),
-                pn.panel(_site_plot(frame, site, units)),
-            ),
+        # a wrapping FlexBox: each plot keeps its own box (legends and colour bars inside it) and moves
+        # to the next line when the window is too narrow, instead of overlapping its neighbour
+        return pn.FlexBox(
+            pn.pane.HoloViews(_importance_plot(frame, units)),
+            pn.pane.HoloViews(_beeswarm_plot(frame, units)),
+            pn.pane.HoloViews(_dependence_plot(frame, feature, units)),
+            _interaction_view(version, model, units),
+            pn.panel(_site_plot(frame, site, units)),
+            sizing_mode="stretch_width",
         )
 
     return pn.Column(

@@ -1,6 +1,7 @@
 """The Models tab in a real Chromium against a real ``fluxlens serve`` on the small demo world with an
 emulator trained on its towers: the CV tables (three splits, constrained vs baseline) and the SHAP
-plots show. Screenshots go to ``artifacts/screenshots/``; any browser console error fails the test.
+plots show, at 1280×720 and 1400×900, laid out so nothing overlaps or overflows. Screenshots go to
+``artifacts/screenshots/``; any browser console error fails the test.
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ import os
 
 import pytest
 
+from models import explain, registry
 from tests.browser import save_screenshot, wait_idle
 from tests.conftest import demo_copy_with_model
 
@@ -17,6 +19,64 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 PLOT_TITLES = """(() => { const out = [];
   for (const m of Bokeh.documents[0].all_models) { if (m.title && m.title.text) out.push(m.title.text); }
   return out; })()"""
+
+# Per drawn plot with a title: its box on the page, its canvas size, its title / legend / colour bar
+# boxes (canvas pixels) with the size the title text needs, its y tick labels (screen centre, height,
+# text) and the layout boxes between it and the tab that scroll sideways (content wider than the box).
+PLOT_LAYOUT = """(() => {
+  const plots = [];
+  for (const v of Bokeh.index.all_views()) {
+    if (v.axis_views === undefined || !v.el.isConnected || !(v.model.title && v.model.title.text)) continue;
+    const r = v.el.getBoundingClientRect();
+    if (r.width === 0) continue;
+    const annotations = [];
+    for (const a of v.computed_renderer_views ?? v.renderer_views.values()) {
+      if (!["Title", "Legend", "ColorBar"].includes(a.model.type) || a.bbox === undefined) continue;
+      const b = a.bbox;
+      const need = a.model.type === "Title" ? a.get_size().width : 0;
+      annotations.push(
+        {kind: a.model.type, left: b.left, right: b.right, top: b.top, bottom: b.bottom, need});
+    }
+    const yticks = [];
+    for (const ax of v.axis_views) {
+      if (ax.dimension !== 1) continue;
+      const major = ax.tick_coords.major;
+      const sy = ax.scoords(major)[1];
+      const labels = ax.compute_labels(major[1]);
+      const text = ax.visuals.major_label_text.values();
+      labels.items.forEach((l, i) => {
+        l.visuals = text;
+        yticks.push({sy: sy[i], h: l.size().height, text: String(l.text)});
+      });
+    }
+    const overflow = [];
+    let tab = null;
+    for (let p = v.parent; p; p = p.parent) {
+      if (p.model.type.endsWith("Tabs")) { tab = p.el.getBoundingClientRect(); break; }
+      const e = p.el;
+      if (e.scrollWidth > e.clientWidth + 1)
+        overflow.push(`${p.model.type} ${e.scrollWidth}>${e.clientWidth}`)
+    }
+    plots.push({title: v.model.title.text, left: r.left, right: r.right, top: r.top, bottom: r.bottom,
+                width: v.bbox.width, height: v.bbox.height, annotations, yticks, overflow,
+                tab_left: tab ? tab.left : null, tab_right: tab ? tab.right : null});
+  }
+  return plots;
+})()"""
+
+SCROLL_TO_PLOT = """(prefix) => {
+  for (const v of Bokeh.index.all_views()) {
+    if (v.axis_views !== undefined && v.model.title && String(v.model.title.text).startsWith(prefix)) {
+      v.el.scrollIntoView({block: "start"}); return true;
+    }
+  }
+  return false;
+}"""
+
+
+def _models_tab_plot(title: str) -> bool:
+    starts = ("global importance", "beeswarm", "dependence:", "interaction:")
+    return title.startswith(starts) or title.endswith(" split") or ": mean SHAP" in title
 
 
 @pytest.fixture(scope="module")
@@ -31,20 +91,24 @@ def model_server(demo_world, serve_dashboard, tmp_path_factory):
             yield {"url": f"{url}/app", "version": version}
 
 
-@pytest.fixture
-def viewport() -> dict:
-    return {"width": 1500, "height": 2400}
+@pytest.fixture(params=[(1280, 720), (1400, 900)], ids=lambda wh: f"{wh[0]}x{wh[1]}")
+def viewport(request) -> dict:
+    return {"width": request.param[0], "height": request.param[1]}
 
 
-def test_model_tab_shows_cv_tables_and_shap(model_server, browser_page):
-    page, errors = browser_page
-    page.goto(model_server["url"])
+def _open_models_tab(page, url: str) -> None:
+    page.goto(url)
     wait_idle(page, 120_000)
     page.locator(".bk-tab", has_text="Models").first.click()
     page.wait_for_function(
-        f"{PLOT_TITLES}.some(t => t.startsWith('global importance'))", timeout=120_000, polling=500
+        f"{PLOT_TITLES}.some(t => t.startsWith('interaction:'))", timeout=120_000, polling=500
     )
     wait_idle(page)
+
+
+def test_model_tab_shows_cv_tables_and_shap(model_server, browser_page, viewport):
+    page, errors = browser_page
+    _open_models_tab(page, model_server["url"])
     # Playwright locators pierce Bokeh's shadow roots (page.inner_text("body") does not)
     assert page.get_by_text(model_server["version"]).count() > 0
     tables = "\n".join(page.locator("table").all_inner_texts())
@@ -52,9 +116,51 @@ def test_model_tab_shows_cv_tables_and_shap(model_server, browser_page):
         assert split in tables
     assert "constrained" in tables and "direct" in tables
     titles = page.evaluate(PLOT_TITLES)
-    assert any(t.startswith("beeswarm") for t in titles), titles
-    assert any(t.startswith("dependence:") for t in titles), titles
+    for start in ("global importance", "beeswarm", "dependence:", "interaction:"):
+        assert any(t.startswith(start) for t in titles), titles
     for split in ("random", "temporal", "spatial"):
         assert any(t.endswith(f"{split} split") for t in titles), titles
-    save_screenshot(page, "models_01_cv_and_shap")
+    size = f"{viewport['width']}x{viewport['height']}"
+    save_screenshot(page, f"models_01_cv_{size}", full_page=False)
+    for k, prefix in enumerate(("global importance", "dependence:"), start=2):
+        assert page.evaluate(SCROLL_TO_PLOT, prefix)
+        page.wait_for_timeout(500)
+        save_screenshot(page, f"models_0{k}_shap_{size}", full_page=False)
+    assert not errors
+
+
+def _overlap(a: dict, b: dict) -> bool:
+    return (
+        a["left"] < b["right"] - 1
+        and b["left"] < a["right"] - 1
+        and a["top"] < b["bottom"] - 1
+        and (b["top"] < a["bottom"] - 1)
+    )
+
+
+def test_model_tab_plots_neither_overlap_nor_overflow(model_server, browser_page):
+    page, errors = browser_page
+    _open_models_tab(page, model_server["url"])
+    plots = [p for p in page.evaluate(PLOT_LAYOUT) if _models_tab_plot(p["title"])]
+    assert len(plots) >= 10, [p["title"] for p in plots]  # six CV scatters and four SHAP plots
+    for p in plots:
+        name = p["title"]
+        assert not p["overflow"], (name, p["overflow"])
+        assert p["tab_left"] - 1 <= p["left"] and p["right"] <= p["tab_right"] + 1, (name, p)
+        for a in p["annotations"]:
+            assert a["left"] >= -1 and a["right"] <= p["width"] + 1, (name, a)
+            assert a["top"] >= -1 and a["bottom"] <= p["height"] + 1, (name, a)
+            if a["kind"] == "Title":  # left-aligned: the text must end inside the canvas
+                assert a["left"] + a["need"] <= p["width"] + 1, (name, a, p["width"])
+        ticks = sorted(p["yticks"], key=lambda t: t["sy"])
+        for upper, lower in zip(ticks, ticks[1:], strict=False):
+            gap = lower["sy"] - upper["sy"]
+            assert gap >= (upper["h"] + lower["h"]) / 2, (name, upper, lower)
+    for i, a in enumerate(plots):
+        for b in plots[i + 1 :]:
+            assert not _overlap(a, b), (a["title"], b["title"])
+    bee = next(p for p in plots if p["title"].startswith("beeswarm"))
+    top_down = [t["text"] for t in sorted(bee["yticks"], key=lambda t: t["sy"])]
+    importance = explain.global_importance(registry.read_table(model_server["version"], "shap_ef"))
+    assert top_down == list(importance["feature"].head(len(top_down)))  # by name, most important on top
     assert not errors

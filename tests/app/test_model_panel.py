@@ -3,7 +3,7 @@ import pytest
 
 from app import model_panel
 from app.state import AppState
-from models import registry
+from models import explain, registry
 from tests.conftest import demo_copy_with_model
 
 
@@ -38,6 +38,19 @@ def test_panel_renders_from_registry(demo_registry):
     text = _texts(root)
     assert demo_registry in text and "spatial" in text
     assert f"{site}: mean SHAP" in text  # the per-site explanation of the selected tower
+    first, second, _ = explain.interaction_pair(registry.read_table(demo_registry, "shap_interaction_ef"))
+    assert f"interaction: {first} × {second}" in text  # the strongest pair, read from the cache
+    assert "beeswarm: top 12 features" in text
+
+
+def test_beeswarm_rows_follow_importance_and_heights_fit_the_labels(demo_registry):
+    frame = registry.read_table(demo_registry, "shap_ef")
+    bee = model_panel._beeswarm_plot(frame, "logit(EF)")
+    order = list(explain.global_importance(frame)["feature"].head(model_panel.BEESWARM_TOP))
+    ticks = sorted(bee.opts.get("plot").kwargs["yticks"], reverse=True)
+    assert [name for _, name in ticks] == order  # one named row per feature, most important on top
+    imp = model_panel._importance_plot(frame, "logit(EF)")
+    assert imp.opts.get("plot").kwargs["height"] >= model_panel.ROW_PX * len(explain.feature_names(frame))
 
 
 def test_cv_table_matches_registry(demo_registry):
