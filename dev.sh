@@ -58,7 +58,7 @@ case "$cmd" in
             echo "no catalog in $data_dir: building the demo world and its emulator (fluxlens demo)"
             .venv/bin/fluxlens demo
         fi
-        exec .venv/bin/fluxlens serve --with-worker "$@"
+        exec .venv/bin/fluxlens serve "$@"
         ;;
     test)
         setup_python

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 from catalog import settings
 
 
@@ -21,12 +23,25 @@ def add_commands(subparsers) -> None:
     )
     p.add_argument("--show", action="store_true", help="open a browser")
     p.add_argument(
-        "--with-worker",
-        action="store_true",
-        help="also run a job worker (a separate process, stopped with the server) so re-predictions "
-        "and retraining submitted from the dashboard run without a second command",
+        "--workers",
+        type=_worker_count,
+        default=1,
+        metavar="N",
+        help="job worker processes run beside the server and stopped with it, so re-predictions and "
+        "retraining submitted from the dashboard run (default 1; 0 where workers run apart, e.g. "
+        "the Procfile's worker process)",
     )
     p.set_defaults(func=_serve)
+
+
+def _worker_count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if not 0 <= n <= 16:
+        raise argparse.ArgumentTypeError(f"--workers {text!r}: a whole number from 0 to 16")
+    return n
 
 
 def _serve(args) -> int:
@@ -37,6 +52,6 @@ def _serve(args) -> int:
         address=args.address,
         websocket_origin=args.allow_websocket_origin,
         show=args.show,
-        with_worker=args.with_worker,
+        workers=args.workers,
     )
     return 0

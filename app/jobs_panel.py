@@ -15,7 +15,7 @@ import panel as pn
 
 from app import auth
 from catalog.errors import FluxLensError
-from models.jobs import Job, JobService, format_duration
+from models.jobs import Job, JobService, WorkerBeat, format_duration
 
 REFRESH_MS = 2000
 MAX_LISTED = 12  # newest jobs shown
@@ -154,6 +154,9 @@ class JobsView:
         self.submit_button = pn.widgets.Button(label="Submit", color="primary", width=120)
         self.submit_button.on_click(lambda _e: self.submit())
         self.message = pn.pane.Alert("", alert_type="light", visible=False, margin=(5, 5))
+        self.workers = pn.pane.Alert(
+            "", alert_type="light", width=700, margin=(5, 0), css_classes=["jobs-workers"]
+        )
         # The list's structure never changes after the page is built: one HTML table, a job picker
         # with Cancel, and a log box, all of fixed size; refreshes only change their values.
         self.table = pn.pane.HTML(
@@ -275,6 +278,7 @@ class JobsView:
         """Re-read this user's newest jobs (one query) and update the table, picker and log."""
         jobs = self.service.list_jobs(self.user, limit=MAX_LISTED)
         self.jobs_shown = jobs
+        self._show_workers()
         rows = "".join(_job_html(job) for job in jobs)
         table = f"{_TABLE_HEAD}{rows}</table>" if jobs else "<p class='jobs-empty'>No jobs yet.</p>"
         if table != self.table.object:
@@ -292,6 +296,17 @@ class JobsView:
         if finished:
             self._refresh_versions()
             self._refresh_inputs()  # a finished job may have added a product
+
+    def _show_workers(self) -> None:
+        """Whether a job worker is alive (reported within the limits' stale time), in plain words."""
+        try:
+            alive = self.service.store.live_workers(self.service.limits.stale_s)
+        except FluxLensError as exc:
+            text, kind = f"The job database cannot be read: {html.escape(str(exc))}", "danger"
+        else:
+            text, kind = workers_text(alive)
+        if text != self.workers.object or kind != self.workers.alert_type:
+            self.workers.param.update(object=text, alert_type=kind)
 
     def _show_selected(self) -> None:
         """Cancel button state and log of the picked job (one small query)."""
@@ -350,6 +365,7 @@ class JobsView:
             form,
             pn.Column(
                 "### Your jobs",
+                self.workers,
                 self.table,
                 pn.Row(self.selected, self.cancel_button),
                 self.log,
@@ -357,6 +373,21 @@ class JobsView:
             ),
             css_classes=["jobs-panel"],
         )
+
+
+NO_WORKER = (
+    "**No job worker is running**, so submitted jobs wait in the queue. Start one on this data "
+    "directory with `fluxlens worker` (or serve with `fluxlens serve --workers 1`, what "
+    "`bash dev.sh serve` does)."
+)
+
+
+def workers_text(alive: list[WorkerBeat]) -> tuple[str, str]:
+    """(Markdown, alert type) saying which workers are alive, or how to start one."""
+    if not alive:
+        return NO_WORKER, "warning"
+    hosts = ", ".join(f"{w.host} (pid {w.pid})" for w in alive[:3]) + (" …" if len(alive) > 3 else "")
+    return f"{len(alive)} job worker{'s' if len(alive) > 1 else ''} running: {hosts}.", "success"
 
 
 def _feature_names() -> list[str]:

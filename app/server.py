@@ -100,7 +100,7 @@ class Shutdown:
 
     def __init__(self) -> None:
         self.requested = False
-        self.worker: subprocess.Popen | None = None
+        self.workers: list[subprocess.Popen] = []
         self.server = None
 
     def install(self) -> None:
@@ -108,10 +108,11 @@ class Shutdown:
             signal.signal(signum, self.on_signal)
 
     def on_signal(self, signum, _frame) -> None:
-        log.warning("signal %d: stopping the server%s", signum, " and its job worker" if self.worker else "")
+        log.warning("signal %d: stopping the server and its %d job worker(s)", signum, len(self.workers))
         self.requested = True
-        if self.worker is not None and self.worker.poll() is None:
-            self.worker.terminate()  # the worker finishes its current job, then exits
+        for worker in self.workers:
+            if worker.poll() is None:
+                worker.terminate()  # the worker finishes its current job, then exits
         if self.server is not None:
             self.server.io_loop.asyncio_loop.call_soon_threadsafe(self.server.io_loop.stop)
 
@@ -127,8 +128,8 @@ class Shutdown:
 
 def start_worker() -> subprocess.Popen:
     """A ``fluxlens worker`` child process on the same data directory and job database
-    (``fluxlens serve --with-worker``: the one-command setup runs jobs too; jobs still never run in
-    the web process). :func:`stop_worker` ends it."""
+    (``fluxlens serve --workers N``: the one-command setup runs jobs too; jobs still never run in the
+    web process). :func:`stop_worker` ends it."""
     command = [sys.executable, "-m", "fluxlens.cli", "worker"]
     proc = subprocess.Popen(command, env=settings.child_environment())
     log.warning("job worker started (pid %d)", proc.pid)
@@ -148,9 +149,10 @@ def stop_worker(proc: subprocess.Popen, timeout: float = 30) -> None:
 
 
 def serve(
-    *, port: int = 5006, address: str | None = None, websocket_origin=None, show=False, with_worker=False
+    *, port: int = 5006, address: str | None = None, websocket_origin=None, show=False, workers: int = 1
 ):  # fmt: skip
-    """Serve the dashboard until interrupted; ``with_worker`` also runs a job worker beside it."""
+    """Serve the dashboard until interrupted, with ``workers`` job worker processes beside it
+    (0: none, where workers run apart, e.g. the Procfile's ``worker`` process)."""
     import panel as pn
 
     from app import auth, dashboard
@@ -159,8 +161,7 @@ def serve(
     options = serve_options()  # bad login or security settings fail before the slow start-up
     shutdown = Shutdown()
     shutdown.install()
-    if with_worker:
-        shutdown.worker = start_worker()
+    shutdown.workers = [start_worker() for _ in range(workers)]
     try:
         log.warning("datashader warm-up: %.2f s", warm_up())
         auth.apply_to_config()
@@ -186,5 +187,5 @@ def serve(
         )
         shutdown.run(server)
     finally:
-        if shutdown.worker is not None:
-            stop_worker(shutdown.worker)
+        for worker in shutdown.workers:
+            stop_worker(worker)

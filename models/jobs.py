@@ -29,6 +29,7 @@ import datetime as dt
 import json
 import math
 import os
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ FINAL_STATES = (SUCCEEDED, FAILED, CANCELLED)
 # packages add theirs with register_kind.
 MODEL_KINDS = ("repredict", "retrain")
 
-_SCHEMA_VERSION = 2
+_SCHEMA_VERSION = 3
 # {id} and {float} are the backend's identity-key and double-precision column types.
 _JOBS_TABLE = """jobs (
     id {id},
@@ -90,16 +91,27 @@ CREATE TABLE IF NOT EXISTS job_runs (
     finished_at {{float}},
     outcome TEXT
 );
-CREATE INDEX IF NOT EXISTS job_runs_job ON job_runs (job_id, id)"""
+CREATE INDEX IF NOT EXISTS job_runs_job ON job_runs (job_id, id);
+CREATE TABLE IF NOT EXISTS job_workers (
+    worker TEXT PRIMARY KEY,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    kinds TEXT NOT NULL,
+    started_at {{float}} NOT NULL,
+    seen_at {{float}} NOT NULL,
+    stopped_at {{float}}
+)"""
 # Schema 1 checked ``kind`` against a fixed list; since 2 the kinds are registered (register_kind) and
 # checked on insert. SQLite cannot drop a constraint: the table is rebuilt (indexes: by _SCHEMA after).
+# Schema 3 adds job_workers (workers' own heartbeats), created by _SCHEMA itself.
 _UPGRADES = {
     "sqlite": {
         2: "PRAGMA foreign_keys = OFF; BEGIN IMMEDIATE; "
         f"CREATE TABLE jobs_v2 {_JOBS_TABLE.removeprefix('jobs ')}; INSERT INTO jobs_v2 SELECT * FROM jobs; "
-        "DROP TABLE jobs; ALTER TABLE jobs_v2 RENAME TO jobs; COMMIT"
+        "DROP TABLE jobs; ALTER TABLE jobs_v2 RENAME TO jobs; COMMIT",
+        3: "SELECT 1",
     },
-    "postgresql": {2: "ALTER TABLE jobs DROP CONSTRAINT IF EXISTS jobs_kind_check"},
+    "postgresql": {2: "ALTER TABLE jobs DROP CONSTRAINT IF EXISTS jobs_kind_check", 3: "SELECT 1"},
 }
 
 
@@ -202,6 +214,21 @@ class LogLine:
     at: float
     level: str
     message: str
+
+
+@dataclass(frozen=True)
+class WorkerBeat:
+    """A worker process as it last reported itself (``JobStore.worker_seen``)."""
+
+    worker: str
+    host: str
+    pid: int
+    kinds: tuple[str, ...]
+    started_at: float
+    seen_at: float
+
+    def age_s(self, now: float | None = None) -> float:
+        return (time.time() if now is None else now) - self.seen_at
 
 
 @dataclass(frozen=True)
@@ -356,6 +383,43 @@ class JobStore:
             )
             self._log(con, job.id, f"attempt {job.attempts} started by worker {worker}")
         return job
+
+    def worker_seen(self, worker: str, kinds: tuple[str, ...], *, host: str | None = None) -> None:
+        """Record that worker process ``worker`` (this process) is alive and runs ``kinds``."""
+        now = time.time()
+        with self.db.write() as con:
+            con.execute(
+                "INSERT INTO job_workers (worker, host, pid, kinds, started_at, seen_at) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (worker) DO UPDATE SET seen_at = excluded.seen_at, "
+                "kinds = excluded.kinds, stopped_at = NULL",
+                (worker, host or socket.gethostname(), os.getpid(), ",".join(kinds), now, now),
+            )
+
+    def worker_stopped(self, worker: str) -> None:
+        """Record that ``worker`` has stopped (it no longer counts as alive)."""
+        with self.db.write() as con:
+            con.execute("UPDATE job_workers SET stopped_at = ? WHERE worker = ?", (time.time(), worker))
+
+    def live_workers(self, within_s: float, *, now: float | None = None) -> list[WorkerBeat]:
+        """Workers that reported within the last ``within_s`` seconds and have not stopped."""
+        now = time.time() if now is None else now
+        with self.db.read() as con:
+            rows = con.execute(
+                "SELECT worker, host, pid, kinds, started_at, seen_at FROM job_workers "
+                "WHERE stopped_at IS NULL AND seen_at >= ? ORDER BY started_at",
+                (now - within_s,),
+            ).fetchall()
+        return [
+            WorkerBeat(
+                r["worker"],
+                r["host"],
+                int(r["pid"]),
+                tuple(filter(None, r["kinds"].split(","))),
+                float(r["started_at"]),
+                float(r["seen_at"]),
+            )  # fmt: skip
+            for r in rows
+        ]
 
     def heartbeat(self, job_id: int, worker: str) -> bool:
         """Record that ``worker`` is alive; False when the job is no longer running under it."""

@@ -189,6 +189,12 @@ class Worker:
         self.scheduler_address = scheduler  # None: $FLUXLENS_DASK_SCHEDULER, else Dask's threads
         self.scheduler = "dask local threaded scheduler"
         self._last_recovery = 0.0
+        self._last_beat = 0.0
+
+    def beat(self) -> None:
+        """Tell the job database this worker is alive (the Jobs tab shows whether any is)."""
+        self.store.worker_seen(self.worker_id, job_kinds())
+        self._last_beat = time.monotonic()
 
     def recover(self) -> list[Job]:
         self._last_recovery = time.monotonic()
@@ -200,6 +206,7 @@ class Worker:
     def _heartbeat(self, ctx: JobContext, done: threading.Event) -> None:
         while not done.wait(self.limits.heartbeat_s):
             try:
+                self.beat()
                 if not self.store.heartbeat(ctx.job.id, self.worker_id):
                     ctx.lost.set()
                     return
@@ -245,23 +252,34 @@ class Worker:
         return status
 
     def run(self, *, once: bool = False, poll_s: float = 1.0, max_jobs: int | None = None) -> int:
-        """Claim and run jobs until stopped; ``once``: until the queue is empty. Returns jobs run."""
-        n = 0
+        """Claim and run jobs until stopped; ``once``: until the queue is empty. Returns jobs run. The
+        worker reports itself alive every ``heartbeat_s`` and stopped when it leaves."""
         with dask_scheduler(self.scheduler_address) as self.scheduler:
             log.info("worker %s on %s, database %s", self.worker_id, self.scheduler, self.store.path)
+            self.beat()
             self.recover()
-            while not self.stop.is_set() and (max_jobs is None or n < max_jobs):
-                if time.monotonic() - self._last_recovery > self.limits.stale_s:
-                    self.recover()
-                job = self.store.claim(self.worker_id, kinds=job_kinds())
-                if job is None:
-                    if once:
-                        break
-                    self.stop.wait(poll_s)
-                    continue
-                log.info("job %s (%s) claimed", job.id, job.kind)
-                self.execute(job)
-                n += 1
+            try:
+                n = self._loop(once=once, poll_s=poll_s, max_jobs=max_jobs)
+            finally:
+                self.store.worker_stopped(self.worker_id)
+        return n
+
+    def _loop(self, *, once: bool, poll_s: float, max_jobs: int | None) -> int:
+        n = 0
+        while not self.stop.is_set() and (max_jobs is None or n < max_jobs):
+            if time.monotonic() - self._last_beat > self.limits.heartbeat_s:
+                self.beat()
+            if time.monotonic() - self._last_recovery > self.limits.stale_s:
+                self.recover()
+            job = self.store.claim(self.worker_id, kinds=job_kinds())
+            if job is None:
+                if once:
+                    break
+                self.stop.wait(poll_s)
+                continue
+            log.info("job %s (%s) claimed", job.id, job.kind)
+            self.execute(job)
+            n += 1
         return n
 
     def install_signal_handlers(self) -> None:

@@ -93,3 +93,16 @@ def test_other_users_log_is_refused(store):
 def test_panel_builds_without_a_server(store):
     viewable = panel(AppState(), service=JobService(store, JobLimits()))
     assert "jobs-panel" in viewable.css_classes
+
+
+def test_says_whether_a_worker_is_alive(store):
+    from app.jobs_panel import NO_WORKER
+
+    view = JobsView(AppState(user="ana"), JobService(store, JobLimits()))
+    assert view.workers.object == NO_WORKER and view.workers.alert_type == "warning"
+    store.worker_seen("host:1:ab", ("repredict", "retrain"), host="node7")
+    view.refresh()
+    assert view.workers.alert_type == "success" and "1 job worker running: node7" in view.workers.object
+    store.worker_stopped("host:1:ab")
+    view.refresh()
+    assert view.workers.object == NO_WORKER

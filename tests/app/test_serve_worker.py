@@ -1,6 +1,7 @@
-"""`fluxlens serve --with-worker` (what `bash dev.sh serve` runs): a re-prediction submitted to the
-served data directory runs to the end without a second command, in a worker process that is not the
-web process and that stops with the server."""
+"""`fluxlens serve` (what `bash dev.sh serve` runs) starts a job worker beside it by default: a
+re-prediction submitted to the served data directory runs to the end without a second command, in a
+worker process that is not the web process, reports itself alive and stops with the server;
+``--workers 0`` starts none."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import psutil
 import pytest
 
 from models.jobs import SUCCEEDED, JobLimits, JobService, JobStore
-from tests.browser import FLUXLENS, free_port
+from tests.browser import FLUXLENS, _wait_answering, free_port
 from tests.models import test_worker
 from tests.models.test_worker import region, watch
 
@@ -26,8 +27,8 @@ def _children(pid: int) -> list[psutil.Process]:
 
 
 def _serve(env: dict, log) -> tuple[subprocess.Popen, psutil.Process]:
-    """``fluxlens serve --with-worker`` in its own process group, once its worker child exists."""
-    server = subprocess.Popen([*FLUXLENS, "serve", "--with-worker", "--port", str(free_port())], env=env,
+    """``fluxlens serve`` (default: one worker) in its own process group, once its worker child exists."""
+    server = subprocess.Popen([*FLUXLENS, "serve", "--port", str(free_port())], env=env,
                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     deadline = time.monotonic() + 120
     while not _children(server.pid):
@@ -51,11 +52,13 @@ def test_served_dashboard_runs_a_repredict_and_stops_its_worker(world, tmp_path)
         job = JobService(store, JobLimits()).submit("repredict", region(world, 8, 2), None)
         final, _ = watch(store, job.id, timeout=180)
         assert final.status == SUCCEEDED, final.error
-        store.close()
+        assert [w.pid for w in store.live_workers(60)] == [worker.pid]  # the Jobs tab sees it alive
         server.send_signal(signal.SIGTERM)  # the server alone, not its process group
         assert server.wait(timeout=60) == 0, (tmp_path / "serve.log").read_text()
         worker.wait(timeout=40)
         assert not worker.is_running()
+        assert store.live_workers(60) == []  # it said it stopped
+        store.close()
     finally:
         if server.poll() is None:
             os.killpg(server.pid, signal.SIGKILL)
@@ -84,9 +87,25 @@ def test_sigterm_during_start_up_stops_server_and_worker(world, tmp_path):
         assert "Traceback" not in log_path.read_text()
 
 
-def test_serve_help_names_the_worker_option(capsys):
+def test_no_worker_with_workers_0(world, tmp_path, capsys):
+    env = dict(
+        os.environ, FLUXLENS_DATA_DIR=str(world["root"]), FLUXLENS_JOBS_DB=str(tmp_path / "jobs.sqlite")
+    )
+    port = free_port()
+    with open(tmp_path / "serve.log", "w") as log:
+        server = subprocess.Popen([*FLUXLENS, "serve", "--workers", "0", "--port", str(port)], env=env,
+                                  stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        try:
+            _wait_answering(server, f"http://localhost:{port}/app", tmp_path / "serve.log", 120)
+            assert _children(server.pid) == []
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=60)
     from fluxlens import cli
 
     with pytest.raises(SystemExit):
         cli.main(["serve", "--help"])
-    assert "--with-worker" in capsys.readouterr().out
+    assert "--workers N" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as refused:
+        cli.main(["serve", "--workers", "-1"])
+    assert refused.value.code == 2 and "a whole number from 0 to 16" in capsys.readouterr().err

@@ -400,3 +400,21 @@ def test_schema_1_file_loses_its_fixed_kind_list(tmp_path):
             "jobs_status",
             "jobs_user",
         }
+
+
+def test_workers_report_themselves_alive_and_stopped(store):
+    """Workers' own heartbeats (the Jobs tab says whether any worker is alive)."""
+    assert store.live_workers(60) == []
+    store.worker_seen("w1", ("repredict", "retrain"), host="h1")
+    store.worker_seen("w2", ("repredict",), host="h2")
+    now = time.time()
+    alive = store.live_workers(60)
+    assert [(w.worker, w.host, w.kinds) for w in alive] == [("w1", "h1", ("repredict", "retrain")),
+                                                             ("w2", "h2", ("repredict",))]  # fmt: skip
+    assert all(0 <= w.age_s(now) < 5 for w in alive)
+    assert store.live_workers(60, now=now + 120) == []  # silent for longer than the window: dead
+    store.worker_seen("w1", ("repredict",), host="h1")  # a beat updates, never duplicates
+    store.worker_stopped("w2")
+    assert [(w.worker, w.kinds) for w in store.live_workers(60)] == [("w1", ("repredict",))]
+    store.worker_seen("w2", ("repredict",), host="h2")  # the same id back: alive again
+    assert {w.worker for w in store.live_workers(60)} == {"w1", "w2"}
