@@ -371,7 +371,15 @@ class MapTab(MapTabViews):
             self.map_pane,
             self.projected_pane,
             self.method_note,
-            pn.Row(self.png, self.netcdf, self.nc_level, self.box_from_view, self.clear_sel, self.basemap),
+            pn.FlexBox(
+                self.png,
+                self.netcdf,
+                self.nc_level,
+                self.box_from_view,
+                self.clear_sel,
+                self.basemap,
+                sizing_mode="stretch_width",
+            ),  # wraps in narrow windows
             self.nc_info,
             self.info_box.card,
             self.series.panel(),

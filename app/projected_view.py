@@ -27,17 +27,17 @@ from bokeh.plotting import figure
 from app import projection, styles
 from app.map_view import coastlines
 
-# Hover readout of lon/lat from the plot coordinates under the mouse.
-_LON = CustomJSHover(
-    code=projection.INVERSE_JS
-    + "const p = inverse(special_vars.x, special_vars.y);"
-    + "return Number.isFinite(p[0]) ? p[0].toFixed(3) : 'off the globe';"
-)
-_LAT = CustomJSHover(
-    code=projection.INVERSE_JS
-    + "const p = inverse(special_vars.x, special_vars.y);"
-    + "return Number.isFinite(p[1]) ? p[1].toFixed(3) : 'off the globe';"
-)
+
+def _lonlat_formatter(index: int) -> CustomJSHover:
+    """Hover readout of lon (``index`` 0) or lat (1) from the plot coordinates under the mouse. One
+    per figure: a Bokeh model belongs to one document, and each session has its own."""
+    return CustomJSHover(
+        code=projection.INVERSE_JS
+        + "const p = inverse(special_vars.x, special_vars.y);"
+        + f"return Number.isFinite(p[{index}]) ? p[{index}].toFixed(3) : 'off the globe';"
+    )
+
+
 METHOD = (
     "Equal Earth (EPSG:8857, equal-area), the whole globe from a coarse pyramid level: each screen "
     "pixel shows the grid cell under its centre (cells averaged first where several fit in a pixel). "
@@ -66,7 +66,7 @@ class ProjectedMapFigure:
         wheel = WheelZoomTool(zoom_on_axis=False)
         tools = [PanTool(), wheel, BoxZoomTool(match_aspect=True), ResetTool()]
         if on_tap is not None:
-            tools.append(TapTool())
+            tools.append(TapTool())  # hit-tests the image only (set below): a tap never selects a coastline
         self.fig = figure(
             frame_width=self.width,
             frame_height=self.height,
@@ -92,6 +92,9 @@ class ProjectedMapFigure:
         self.image = self.fig.image(
             image="image", x="x", y="y", dw="dw", dh="dh", source=self.source, color_mapper=self.mapper
         )
+        for tool in tools:
+            if isinstance(tool, TapTool):
+                tool.renderers = [self.image]
         self.colorbar = ColorBar(color_mapper=self.mapper, title="", width=14, title_text_font_size="11px")
         self.fig.add_layout(self.colorbar, "right")
         line = styles.coastline_colour(dark)
@@ -120,7 +123,9 @@ class ProjectedMapFigure:
             line_color="red",
             line_dash="dashed",
         )
-        self.hover = HoverTool(renderers=[self.image], formatters={"$x": _LON, "$y": _LAT})
+        self.hover = HoverTool(
+            renderers=[self.image], formatters={"$x": _lonlat_formatter(0), "$y": _lonlat_formatter(1)}
+        )
         self.hover.tooltips = self._tooltips(None, None)
         self.fig.add_tools(self.hover)
         if on_tap is not None:

@@ -11,6 +11,7 @@ reports. (Forward-warping the field with ``geoviews.project`` took 0.32 s per 72
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 
 import numpy as np
@@ -153,8 +154,8 @@ def globe_outline() -> tuple[list, list]:
 # WGS 84 constants of the JavaScript inverse below, as PROJ's eqearth uses them.
 _A = 6378137.0
 _ES = 0.0066943799901413165  # first eccentricity squared (1 / f = 298.257223563)
-_E = np.sqrt(_ES)
-_QP = (1 - _ES) * (1 / (1 - _ES) - np.log((1 - _E) / (1 + _E)) / (2 * _E))
+_E = math.sqrt(_ES)
+_QP = (1 - _ES) * (1 / (1 - _ES) - math.log((1 - _E) / (1 + _E)) / (2 * _E))
 _APA = (
     _ES / 3 + _ES**2 * 31 / 180 + _ES**3 * 517 / 5040,
     _ES**2 * 23 / 360 + _ES**3 * 251 / 3780,

@@ -28,7 +28,8 @@ class SeriesPanel:
             show_index=False,
             disabled=True,
             height=140,
-            width=1000,
+            sizing_mode="stretch_width",  # scrolls inside narrow windows instead of widening the tab
+            max_width=1000,
             name="pixel_table",
             visible=False,
         )
