@@ -17,6 +17,8 @@ setup_python() {
     local want
     want=$(cat pyproject.toml dev.sh | sha256sum | cut -d' ' -f1)
     if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+        local t0=$SECONDS
+        echo "dev.sh: installing FluxLens and its pinned dependencies into .venv (first run: 2-3 min)" >&2
         .venv/bin/python -m pip install -q --upgrade pip
         .venv/bin/python -m pip install -q -e ".[test]"
         # GRIB reading (cfgrib + the ecCodes wheels) lives apart, in .venv/grib, on the path of the
@@ -26,6 +28,7 @@ setup_python() {
         .venv/bin/python -m pip install -q --no-deps --upgrade --target .venv/grib \
             cfgrib==0.9.15.1 eccodes==2.50.0 eccodeslib==2.50.0.33 eckitlib==2.5.0.33 findlibs==0.1.3
         echo "$want" > "$stamp"
+        echo "dev.sh: dependencies installed in $((SECONDS - t0)) s" >&2
     fi
 }
 
@@ -55,7 +58,7 @@ case "$cmd" in
         # (the same default as catalog/settings.py: $FLUXLENS_DATA_DIR, else ./fluxlens-data)
         data_dir=${FLUXLENS_DATA_DIR:-fluxlens-data}
         if [ ! -f "$data_dir/catalog.yaml" ]; then
-            echo "no catalog in $data_dir: building the demo world and its emulator (fluxlens demo)"
+            echo "dev.sh: no catalog in $data_dir: building the demo world and its emulator (fluxlens demo)" >&2
             .venv/bin/fluxlens demo
         fi
         exec .venv/bin/fluxlens serve "$@"

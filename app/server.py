@@ -132,7 +132,7 @@ def start_worker() -> subprocess.Popen:
     web process). :func:`stop_worker` ends it."""
     command = [sys.executable, "-m", "fluxlens.cli", "worker"]
     proc = subprocess.Popen(command, env=settings.child_environment())
-    log.warning("job worker started (pid %d)", proc.pid)
+    log.info("job worker started (pid %d)", proc.pid)
     return proc
 
 
@@ -146,6 +146,16 @@ def stop_worker(proc: subprocess.Popen, timeout: float = 30) -> None:
         log.warning("job worker %d still running after %.0f s: killed", proc.pid, timeout)
         proc.kill()
         proc.wait()
+
+
+def _progress():
+    """``say(text)``: one start-up step on stderr with the time since the start."""
+    t0 = time.perf_counter()
+
+    def say(text: str) -> None:
+        print(f"fluxlens serve: [{time.perf_counter() - t0:6.1f} s] {text}", file=sys.stderr, flush=True)
+
+    return say
 
 
 def serve(
@@ -162,8 +172,10 @@ def serve(
     shutdown = Shutdown()
     shutdown.install()
     shutdown.workers = [start_worker() for _ in range(workers)]
+    say = _progress()
     try:
-        log.warning("datashader warm-up: %.2f s", warm_up())
+        say(f"{workers} job worker(s) started; warming up datashader")
+        say(f"datashader warmed up ({warm_up():.1f} s); building the dashboard once")
         auth.apply_to_config()
         dashboard._load_extensions()
         t0 = time.perf_counter()
@@ -171,7 +183,7 @@ def serve(
             dashboard.create_dashboard()
         except Exception:
             log.exception("dashboard warm-up failed")
-        log.warning("dashboard warm-up: %.2f s", time.perf_counter() - t0)
+        say(f"dashboard built ({time.perf_counter() - t0:.1f} s); serving http://localhost:{port}/app")
         if shutdown.requested:
             return
         server = pn.serve(

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import shutil
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -330,7 +331,23 @@ def _write_ismn(world: w.GridWorld, spec: w.DemoSpec, data_dir: Path) -> None:
     )
 
 
-def build_demo(data_dir, *, small: bool = False, spec: w.DemoSpec | None = None) -> dict[str, float]:
+STEP_NAMES = {
+    "cubes": "forcing, static and soil-moisture cubes",
+    "towers": "FLUXNET-like towers",
+    "ismn": "ISMN-like soil-moisture stations",
+    "gssm": "GSSM1km-like GeoTIFF product",
+    "esacci": "ESA CCI-like product",
+    "smap": "SMAP-like product",
+}
+
+
+def build_demo(
+    data_dir,
+    *,
+    small: bool = False,
+    spec: w.DemoSpec | None = None,
+    report: Callable[[str], None] | None = None,
+) -> dict[str, float]:
     """Build the demo world into ``data_dir`` (products, networks, raw files).
 
     Returns seconds: ``world`` / ``world_cpu`` for the simulation, then the wall-clock time of each
@@ -342,7 +359,9 @@ def build_demo(data_dir, *, small: bool = False, spec: w.DemoSpec | None = None)
     world on a coarser grid, a smaller 1 km region and a shorter period (for tests); ``spec`` any
     other size (``demo_world.FINE``). A regional world (``spec.bbox`` not the globe) keeps only the
     days of ``spec.period``; without ``spec.satellite_products`` only cubes and stations are written.
+    ``report(text)`` is told each step as it ends (the command line prints them with the elapsed time).
     """
+    say = report or (lambda _text: None)
     spec = spec or (w.SMALL if small else w.FULL)
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
@@ -354,6 +373,7 @@ def build_demo(data_dir, *, small: bool = False, spec: w.DemoSpec | None = None)
         write(*args)
         timings[step] = round(time.perf_counter() - t0, 2)
         log.info("demo %s: %s %.1f s", spec.label, step, timings[step])
+        say(f"{STEP_NAMES.get(step, step)} written ({timings[step]:.1f} s)")
 
     def cubes_and_stations(world: w.GridWorld) -> None:
         timed("cubes", _write_cubes, world, spec, data_dir)
@@ -361,6 +381,7 @@ def build_demo(data_dir, *, small: bool = False, spec: w.DemoSpec | None = None)
         timed("ismn", _write_ismn, world, spec, data_dir)
 
     t0, c0 = time.perf_counter(), time.process_time()
+    say(f"simulating the {spec.label} demo world (land, climate, surface model)")
     static = w.reference_static()
     keep = None if spec.bbox == w.GLOBE else spec.period
     world = w.simulate_grid(static, spec.global_res, spec.year, spec.bbox, keep)
@@ -369,6 +390,7 @@ def build_demo(data_dir, *, small: bool = False, spec: w.DemoSpec | None = None)
         round(time.process_time() - c0, 2),
     )
     log.info("demo %s: world %.1f s (CPU %.1f s)", spec.label, timings["world"], timings["world_cpu"])
+    say(f"world simulated ({timings['world']:.1f} s); writing products and stations")
     t0, c0 = time.perf_counter(), time.process_time()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="demo-cubes") as pool:
         background = pool.submit(cubes_and_stations, world)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 import time
+from collections.abc import Callable
 
 from catalog import settings
 
@@ -50,13 +52,29 @@ def train_demo_model(*, small: bool = False) -> str:
     return version
 
 
+def progress_printer(prefix: str = "fluxlens demo") -> Callable[[str], None]:
+    """A ``report(text)`` that prints each step on stderr with the time since it was made."""
+    t0 = time.perf_counter()
+
+    def report(text: str) -> None:
+        print(f"{prefix}: [{time.perf_counter() - t0:6.1f} s] {text}", file=sys.stderr, flush=True)
+
+    return report
+
+
 def run_demo(args: argparse.Namespace) -> int:
     from data_prep import demo, demo_world
     from data_prep.commands import run_catalog
 
-    demo.build_demo(settings.data_dir(), small=args.small, spec=demo_world.FINE if args.fine else None)
+    report = progress_printer()
+    report(f"building the demo world into {settings.data_dir()}")
+    spec = demo_world.FINE if args.fine else None
+    demo.build_demo(settings.data_dir(), small=args.small, spec=spec, report=report)
     if not args.fine:
+        report("training the demo emulator on the demo towers (fluxnet_demo, 3-fold CV, SHAP)")
         t0 = time.perf_counter()
         version = train_demo_model(small=args.small)
-        print(f"demo emulator {version} trained on fluxnet_demo in {time.perf_counter() - t0:.1f} s")
+        seconds = time.perf_counter() - t0
+        report(f"demo emulator trained in {seconds:.1f} s")
+        print(f"demo emulator {version} trained on fluxnet_demo in {seconds:.1f} s")
     return run_catalog(args)

@@ -16,7 +16,11 @@ from tests.test_cli import fluxlens_command
 @pytest.mark.slow
 def test_demo_small_builds_the_world_and_trains_its_emulator(data_dir, capsys):
     assert cli.main(["demo", "--small"]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out, err = captured.out, captured.err
+    steps = [line for line in err.splitlines() if line.startswith("fluxlens demo: [")]  # progress
+    assert any("world simulated" in s for s in steps) and any("towers written" in s for s in steps)
+    assert "trained in" in steps[-1] and len(steps) >= 8
     (version,) = [v["version"] for v in registry.list_versions()]
     assert f"demo emulator {version} trained on fluxnet_demo" in out
     settings = registry.read_meta(version)["settings"]
