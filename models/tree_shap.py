@@ -55,7 +55,7 @@ from models.emulator import MODEL_NAMES, Emulator
 if TYPE_CHECKING:
     import shap
 
-INTERACTION_SAMPLE = 500
+INTERACTION_SAMPLE = 250
 METHOD = f"shap {metadata.version('shap')} TreeExplainer (feature_perturbation=tree_path_dependent)"
 
 
