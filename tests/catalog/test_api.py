@@ -155,3 +155,19 @@ def test_sites_and_observations(data_dir):
         api.site_observations("net", "C")
     with pytest.raises(InputError, match="unknown station network 'x'; known networks: net"):
         api.sites("x")
+
+
+def test_one_catalog_object_per_data_directory_owns_its_caches(demo_world, tmp_path, monkeypatch):
+    """The context object: two data directories read side by side, each through its own Catalog."""
+    from catalog import api as catalog_api
+
+    empty = tmp_path / "empty"
+    monkeypatch.setenv("FLUXLENS_DATA_DIR", str(demo_world))
+    demo = catalog_api.catalog()
+    assert demo is catalog_api.catalog(demo_world) and demo.data_dir == demo_world.resolve()
+    other = catalog_api.catalog(empty)
+    assert other is not demo and other.list_products() == [] and demo.list_products()
+    first = demo.open_product("ssm_global_demo")
+    again = catalog_api.open_product("ssm_global_demo")  # the module's function: the same object
+    assert first is not again and first["ssm"].data is again["ssm"].data  # one opened store, shared
+    assert demo.sites("fluxnet_demo").equals(catalog_api.sites("fluxnet_demo"))
