@@ -1,4 +1,5 @@
-"""Data for the views, through ``catalog.api`` only, with process-wide caches shared by sessions.
+"""Data for the views, through ``catalog.api`` only, with caches shared by sessions (:class:`ViewData`,
+one per catalog).
 
 Maps are read from the pyramid level that matches the screen and only over the visible window;
 time aggregates are computed lazily and cached per (product, variable, level, aggregation, period).
@@ -9,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -24,20 +26,54 @@ WHOLE_LEVEL_AGG_MAX_PX = 4_000_000
 # Largest netCDF export (values), to keep one request from exhausting the server.
 EXPORT_MAX_VALUES = 50_000_000
 
-_lock = threading.RLock()
-_products_cache: tuple[float, list] = (0.0, [])
 PRODUCTS_TTL_S = 5.0
+
+
+class ViewData:
+    """What the views keep between requests for one data directory's catalog, shared by the
+    sessions: the product list (re-read at most every :data:`PRODUCTS_TTL_S`), opened levels,
+    time aggregates and time axes (keyed by the product's stored version, so a rewritten or grown
+    product is read again). One per :class:`catalog.api.Catalog` (:func:`view_data`)."""
+
+    def __init__(self, catalog: api.Catalog):
+        self.catalog = catalog
+        self._lock = threading.RLock()
+        self._products: tuple[float, list] = (0.0, [])
+        self.open = lru_cache(maxsize=64)(lambda name, level, _version: catalog.open_product(name, level))
+        self.whole_level_aggregate = lru_cache(maxsize=24)(_whole_level_aggregate)
+        self.window_aggregate = lru_cache(maxsize=64)(_window_aggregate)
+        self.time_axis = lru_cache(maxsize=64)(_time_axis)
+
+    def forget_products(self) -> None:
+        """Read the product list again at the next call (after a product was written)."""
+        with self._lock:
+            self._products = (0.0, [])
+
+    def list_products(self) -> list:
+        with self._lock:
+            stamp, items = self._products
+            if time.monotonic() - stamp > PRODUCTS_TTL_S or not items:
+                items = list(self.catalog.list_products())
+                self._products = (time.monotonic(), items)
+            return items
+
+
+_views_lock = threading.Lock()
+_views: dict[Path, ViewData] = {}
+
+
+def view_data() -> ViewData:
+    """The :class:`ViewData` of the current settings' catalog."""
+    cat = api.catalog()
+    with _views_lock:
+        if cat.data_dir not in _views:
+            _views[cat.data_dir] = ViewData(cat)
+        return _views[cat.data_dir]
 
 
 def list_products() -> list:
     """Catalog products (re-read at most every few seconds, so new products appear)."""
-    global _products_cache
-    with _lock:
-        stamp, items = _products_cache
-        if time.monotonic() - stamp > PRODUCTS_TTL_S or not items:
-            items = list(api.list_products())
-            _products_cache = (time.monotonic(), items)
-        return items
+    return view_data().list_products()
 
 
 def info(name: str):
@@ -58,14 +94,9 @@ def _version(name: str):
     return (p.store_id, str(p.time_end), int(p.n_time))
 
 
-@lru_cache(maxsize=64)
-def _open(name: str, level: int, version) -> xr.Dataset:
-    return api.open_product(name, level=level)
-
-
 def open_level(name: str, level: int) -> xr.Dataset:
     """Lazy dataset of one pyramid level (cached; reopened when the product grows)."""
-    return _open(name, int(level), _version(name))
+    return view_data().open(name, int(level), _version(name))
 
 
 def variable_array(name: str, variable: str, level: int) -> xr.DataArray:
@@ -84,7 +115,6 @@ def _period_key(agg: str, date, period):
     return (agg, start.strftime("%Y-%m-%d"), end.strftime("%Y-%m-%d"))
 
 
-@lru_cache(maxsize=24)
 def _whole_level_aggregate(name, variable, level, agg_key, version) -> xr.DataArray:
     agg, start, end = agg_key
     da = variable_array(name, variable, level)
@@ -92,7 +122,6 @@ def _whole_level_aggregate(name, variable, level, agg_key, version) -> xr.DataAr
     return out.load()
 
 
-@lru_cache(maxsize=64)
 def _window_aggregate(name, variable, level, agg_key, window_key, version) -> xr.DataArray:
     agg, start, end = agg_key
     x0, x1, y0, y1 = window_key
@@ -143,7 +172,7 @@ def _field(name: str, variable: str, level: int, agg: str, date, period=None, x_
     key = _period_key(agg, date, period)
     n_px = da.sizes["lat"] * da.sizes["lon"]
     if n_px <= WHOLE_LEVEL_AGG_MAX_PX or x_range is None:
-        whole = _whole_level_aggregate(name, variable, int(level), key, version)
+        whole = view_data().whole_level_aggregate(name, variable, int(level), key, version)
         return whole if x_range is None else compute.visible_window(whole, x_range, y_range)
     # Snap the window outward to a coarse lattice so small pans reuse the cache.
     step = max(float(x_range[1] - x_range[0]), float(y_range[1] - y_range[0])) / 4
@@ -153,7 +182,8 @@ def _field(name: str, variable: str, level: int, agg: str, date, period=None, x_
         np.floor(y_range[0] / step) * step,
         np.ceil(y_range[1] / step) * step,
     )
-    win = _window_aggregate(name, variable, int(level), key, tuple(round(v, 6) for v in snap), version)
+    window_key = tuple(round(v, 6) for v in snap)
+    win = view_data().window_aggregate(name, variable, int(level), key, window_key, version)
     return compute.visible_window(win, x_range, y_range)
 
 
@@ -175,10 +205,9 @@ def nearest_time(name: str, date) -> pd.Timestamp:
 
 def time_axis(name: str) -> pd.DatetimeIndex:
     """The product's time steps (empty for a product without a time axis)."""
-    return _time_axis(name, _version(name))
+    return view_data().time_axis(name, _version(name))
 
 
-@lru_cache(maxsize=64)
 def _time_axis(name: str, version) -> pd.DatetimeIndex:
     ds = open_level(name, 0)
     if "time" not in ds.dims:

@@ -29,7 +29,7 @@ def _cube(value: float, start: str = "2018-07-01", periods: int = 2) -> xr.Datas
 def test_new_product_appears_in_the_picker(data_dir, monkeypatch):
     monkeypatch.setattr(data, "PRODUCTS_TTL_S", 0.0)
     store.write_product(_cube(0.2), "first", provenance={}, synthetic=True)
-    data._products_cache = (0.0, [])
+    data.view_data().forget_products()
     controls = Controls(AppState())
     assert list(controls.product.options.values()) == ["first"]
 
@@ -45,7 +45,7 @@ def test_switching_product_keeps_the_period_inside_its_range(data_dir, monkeypat
     failing with the picker's error."""
     store.write_product(_cube(0.2), "july", provenance={}, synthetic=True)
     store.write_product(_cube(0.3, "2018-06-01", 20), "june", provenance={}, synthetic=True)
-    data._products_cache = (0.0, [])
+    data.view_data().forget_products()
     state = AppState(product="june", aggregation="period", period=(dt.date(2018, 6, 5), dt.date(2018, 6, 9)))
     controls = Controls(state)
     assert controls.period.value == (dt.date(2018, 6, 5), dt.date(2018, 6, 9))

@@ -117,7 +117,7 @@ def wide(data_dir):
         synthetic=True,
         mode="append",
     )
-    data._products_cache = (0.0, [])
+    data.view_data().forget_products()
     return api.product_info("wide")
 
 

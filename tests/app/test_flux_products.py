@@ -56,7 +56,7 @@ def products(data_dir, monkeypatch):
     daily = _cube(DAILY, COARSE_LAT, COARSE_LON, 2)
     daily["le"][:, :, 0] = np.nan  # the western column is sea
     store.write_product(daily, "daily", provenance={}, synthetic=True)
-    data._products_cache = (0.0, [])
+    data.view_data().forget_products()
     return {"samples": _cube(SAMPLES, FINE_LAT, FINE_LON, 1), "daily": daily}
 
 

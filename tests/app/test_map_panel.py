@@ -18,7 +18,7 @@ TO_MERC = Transformer.from_crs(4326, 3857, always_xy=True)
 @pytest.fixture
 def demo(demo_world, monkeypatch):
     monkeypatch.setenv("FLUXLENS_DATA_DIR", str(demo_world))
-    data._products_cache = (0.0, [])
+    data.view_data().forget_products()
     return demo_world
 
 

@@ -210,7 +210,7 @@ def test_query_string_percent_encodes_values():
 @pytest.fixture
 def demo(demo_world, monkeypatch):
     monkeypatch.setenv("FLUXLENS_DATA_DIR", str(demo_world))
-    data._products_cache = (0.0, [])
+    data.view_data().forget_products()
     return demo_world
 
 
