@@ -371,15 +371,11 @@ class MapTab(MapTabViews):
             self.map_pane,
             self.projected_pane,
             self.method_note,
-            pn.FlexBox(
-                self.png,
-                self.netcdf,
-                self.nc_level,
-                self.box_from_view,
-                self.clear_sel,
-                self.basemap,
-                sizing_mode="stretch_width",
-            ),  # wraps in narrow windows
+            # One row of fixed widths (about 1000 px: the tab overflows 1280 px windows). A wrapping
+            # FlexBox fitted them but made the Compare maps open on a 25 % wider view than the
+            # map's (test_basemap_browser): BokehJS refits a tile layer's extent to its frame's size
+            # as it paints, and that size was transient while the tab was laid out.
+            pn.Row(self.png, self.netcdf, self.nc_level, self.box_from_view, self.clear_sel, self.basemap),
             self.nc_info,
             self.info_box.card,
             self.series.panel(),

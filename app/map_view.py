@@ -50,10 +50,12 @@ MERCATOR_METHOD = (
     "screen row) and each screen row shows the lon/lat row holding its centre latitude; "
     "latitudes beyond ±85.05° are not shown."
 )
-# Hover readout of lon/lat from Web Mercator plot coordinates (same formulas as app.compute).
-_LON_FROM_X = CustomJSHover(code=f"return (value / {compute.EARTH_RADIUS_M} * 180 / Math.PI).toFixed(3)")
-_LAT_FROM_Y = CustomJSHover(
-    code=f"return ((2 * Math.atan(Math.exp(value / {compute.EARTH_RADIUS_M})) - Math.PI / 2)"
+# Hover readout of lon/lat from Web Mercator plot coordinates (same formulas as app.compute). Made
+# per figure: a Bokeh model belongs to one document, and a module-level one shown in a second
+# session's figure read "undefined".
+_LON_FROM_X_JS = f"return (value / {compute.EARTH_RADIUS_M} * 180 / Math.PI).toFixed(3)"
+_LAT_FROM_Y_JS = (
+    f"return ((2 * Math.atan(Math.exp(value / {compute.EARTH_RADIUS_M})) - Math.PI / 2)"
     " * 180 / Math.PI).toFixed(3)"
 )
 
@@ -377,7 +379,7 @@ class MapFigure:
             for axis, dim in ((self.fig.xaxis[0], "lon"), (self.fig.yaxis[0], "lat")):
                 axis.ticker = MercatorTicker(dimension=dim)
                 axis.formatter = MercatorTickFormatter(dimension=dim)
-            formatters = {"$x": _LON_FROM_X, "$y": _LAT_FROM_Y}
+            formatters = {"$x": CustomJSHover(code=_LON_FROM_X_JS), "$y": CustomJSHover(code=_LAT_FROM_Y_JS)}
             world = (-compute.MERCATOR_MAX_Y, compute.MERCATOR_MAX_Y)
             reset_x, reset_y = world, world
         else:

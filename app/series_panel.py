@@ -28,8 +28,7 @@ class SeriesPanel:
             show_index=False,
             disabled=True,
             height=140,
-            sizing_mode="stretch_width",  # scrolls inside narrow windows instead of widening the tab
-            max_width=1000,
+            width=820,  # the map's width: a wider table widened the tab past 1280 px windows
             name="pixel_table",
             visible=False,
         )

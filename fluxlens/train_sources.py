@@ -51,7 +51,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from data_prep.site_lists import read_sites_file, site_records
     from models import commands
 
-    args.sites_source = network_of(args.sites_source, name=args.ingest_as)
+    if args.ingest_as or (
+        args.sites_source not in api.list_networks() and source_folder(args.sites_source) is not None
+    ):
+        args.sites_source = network_of(args.sites_source, name=args.ingest_as)
+    # anything else goes to the trainer as it is: it checks the settings first, then names the source
     if args.sites:
         args.site_list = site_records(read_sites_file(args.sites))
     return commands.cmd_train(args)
