@@ -1,7 +1,8 @@
 """Analyses run on one matched site: small classes with one interface, chosen in ``validation.yaml``.
 
-An analysis declares its ``name`` and turns a :class:`SiteMatch` into a flat dict of numbers, which
-become columns of the scoreboard (prefixed by the analysis' ``prefix``).
+An analysis declares its ``name``, the station variables it needs besides the matched pair
+(``station_variables``; ilamb3's way of stating an analysis' inputs) and turns a :class:`SiteMatch`
+into a flat dict of numbers, which become columns of the scoreboard (prefixed by its ``prefix``).
 """
 
 from __future__ import annotations
@@ -35,6 +36,14 @@ class Analysis(abc.ABC):
 
     name: str
     prefix: str = ""
+    station_variables: tuple[str, ...] = ()  # station columns needed besides the matched pair
+
+    def has_inputs(self, match: SiteMatch) -> bool:
+        """Whether the match carries the station variables this analysis needs."""
+        if not self.station_variables:
+            return True
+        table = match.station_table
+        return table is not None and set(self.station_variables) <= set(table.columns)
 
     @abc.abstractmethod
     def __call__(self, match: SiteMatch, options: ValidationOptions) -> dict[str, float]:
@@ -74,15 +83,16 @@ class EnergyClosure(Analysis):
 
     name = "closure"
     prefix = "closure_"
+    station_variables = ("LE", "H", "NETRAD")  # and G where the tower measures it
 
     def columns(self) -> list[str]:
         return [self.prefix + k for k in ("n", "slope_origin", "ols_slope", "ols_intercept", "ratio")]
 
     def __call__(self, match: SiteMatch, options: ValidationOptions) -> dict[str, float]:
+        if not self.has_inputs(match):
+            return dict.fromkeys(self.columns(), float("nan"))
         table = match.station_table
         names = ("LE", "H", "NETRAD", "G")
-        if table is None or not {"LE", "H", "NETRAD"} <= set(table.columns):
-            return dict.fromkeys(self.columns(), float("nan"))
         cols = {}
         for name in names:
             if name not in table.columns:

@@ -213,3 +213,20 @@ def test_us_ar1_monthly_product_uses_monthly_means_with_coverage(us_ar1_world):
     assert list(match.pairs.index) == sorted(expected)
     np.testing.assert_allclose(match.pairs["obs"].to_numpy(), [v[0] for v in expected.values()], rtol=1e-6)
     np.testing.assert_allclose(match.pairs["pred"].to_numpy(), [v[1] for v in expected.values()], rtol=1e-5)
+
+
+def test_analyses_state_the_station_variables_they_need():
+    """ilamb3-style: an analysis names its inputs, and gives NaN rather than a number without them."""
+    import pandas as pd
+
+    from validation.analyses import ANALYSES, EnergyClosure, SiteMatch
+    from validation.config import ValidationOptions
+
+    assert EnergyClosure.station_variables == ("LE", "H", "NETRAD")
+    assert all(isinstance(cls.station_variables, tuple) for cls in ANALYSES.values())
+    pairs = pd.DataFrame({"obs": [1.0, 2.0], "pred": [1.0, 2.0]})
+    without = SiteMatch("S", "le", "p", "LE", pairs, "day", {}, pd.DataFrame({"LE": [1.0], "H": [2.0]}))
+    closure = EnergyClosure()
+    assert not closure.has_inputs(without)
+    row = closure(without, ValidationOptions())
+    assert set(row) == set(closure.columns()) and all(pd.isna(v) for v in row.values())
