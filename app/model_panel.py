@@ -32,6 +32,11 @@ ACTIVE_TOOLS = ["pan"]
 TARGET_LABELS = {"corrected": "LE_CORR/H_CORR", "raw": "LE_F_MDS/H_F_MDS"}
 
 
+# The tab's width, fixed: a stretching tab takes the width of the widest tab (the Map tab's row of
+# export buttons, wider than a 1280 px window), and its wrapping plots then ran off the window.
+TAB_WIDTH = 880
+
+
 def cv_table(scores: pd.DataFrame, targets: str) -> pd.DataFrame:
     """One row per split and model; R², RMSE, bias for LE and H and the energy-balance residual."""
     sel = scores[scores["targets"] == targets]
@@ -245,9 +250,8 @@ def version_view(version: str, site=None) -> pn.viewable.Viewable:
         ]
         # one pane per plot: a HoloViews Layout (Bokeh gridplot) drew these overlays empty; a wrapping
         # FlexBox, so the plots never run out of a narrow window
-        return pn.FlexBox(
-            *[pn.pane.HoloViews(p, linked_axes=False) for p in plots], sizing_mode="stretch_width"
-        )
+        panes = [pn.pane.HoloViews(p, linked_axes=False) for p in plots]
+        return pn.FlexBox(*panes, sizing_mode="stretch_width")
 
     shap_model = pn.widgets.Select(label="explained model", options=SHAP_MODELS, value="ef")
     features = [f["name"] for f in meta["features"]]
@@ -293,4 +297,4 @@ def panel(state) -> pn.viewable.Viewable:
     picker = pn.widgets.Select(label="model version", options=versions, value=versions[0])
     site = state.param.site if hasattr(state, "param") and "site" in state.param else None
     view = pn.bind(version_view, picker, site) if site is not None else pn.bind(version_view, picker)
-    return pn.Column(picker, view, name="Models", sizing_mode="stretch_width")
+    return pn.Column(picker, view, name="Models", width=TAB_WIDTH)  # the parts stretch inside it
