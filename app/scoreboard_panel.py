@@ -168,15 +168,7 @@ class ScoreboardView:
         self._job_id = job.id
         self.sb_status.object = f"Scoreboard of {product}: job {job.id} queued, waiting for a worker …"
         self.sb_run.disabled = True
-        self._ensure_poller()
-
-    def _ensure_poller(self) -> None:
-        if (
-            self._poller is None
-            and pn.state.curdoc is not None
-            and pn.state.curdoc.session_context is not None
-        ):
-            self._poller = pn.state.add_periodic_callback(self.poll, period=POLL_MS)
+        self._poller = ui.session_poller(self._poller, self.poll, POLL_MS)
 
     def poll(self) -> None:
         """Show the job's progress, and its result once it has finished (called periodically in a

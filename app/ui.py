@@ -95,3 +95,12 @@ def guarded(state, what: str, *, loading=None):
         return run
 
     return wrap
+
+
+def session_poller(current, callback, period_ms: int):
+    """The periodic callback polling background work: ``current`` when there is one, else a new
+    one of ``callback`` in this session (None outside a served session: tests call the poll
+    themselves)."""
+    if current is None and pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
+        return pn.state.add_periodic_callback(callback, period=period_ms)
+    return current

@@ -272,15 +272,7 @@ class SiteValidation:
         self._site_future = _SITE_POOL.submit(
             site_view.load_site_view, network, site_id, self.variable.value, options
         )
-        self._ensure_poller()
-
-    def _ensure_poller(self) -> None:
-        if (
-            self._poller is None
-            and pn.state.curdoc is not None
-            and pn.state.curdoc.session_context is not None
-        ):
-            self._poller = pn.state.add_periodic_callback(self.poll, period=POLL_MS)
+        self._poller = ui.session_poller(self._poller, self.poll, POLL_MS)
 
     def poll(self) -> None:
         """Draw finished background work (called periodically in a session, directly in tests)."""

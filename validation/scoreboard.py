@@ -96,10 +96,16 @@ def scoreboard_key(
     analyses: list[str] | None = None,
 ) -> str:
     """The cache key of :func:`compute_scoreboard` called with these arguments."""
+    return _plan(product, variable, network, site_ids, options, analyses)[3]
+
+
+def _plan(product, variable, network, site_ids, options, analyses):
+    """(options, analyses, sites, cache key) of a scoreboard request, defaults filled in."""
     options = options or ValidationOptions.from_config()
-    names = [a.name for a in analyses_mod.configured_analyses(analyses)]
+    chosen = analyses_mod.configured_analyses(analyses)
     sites = select_sites(network, site_ids)
-    return cache_key(product, variable, network, options, sites["site_id"].astype(str).tolist(), names)
+    ids, names = sites["site_id"].astype(str).tolist(), [a.name for a in chosen]
+    return options, chosen, sites, cache_key(product, variable, network, options, ids, names)
 
 
 def cache_dir() -> Path:
@@ -136,11 +142,7 @@ def compute_scoreboard(
     ``options.anomaly``): pooled R is usually far higher than per-site R. ``progress(done, total)``
     is called as sites finish; an exception it raises stops the sites not started yet and is raised.
     """
-    options = options or ValidationOptions.from_config()
-    chosen = analyses_mod.configured_analyses(analyses)
-    names = [a.name for a in chosen]
-    sites = select_sites(network, site_ids)
-    key = cache_key(product, variable, network, options, sites["site_id"].astype(str).tolist(), names)
+    options, chosen, sites, key = _plan(product, variable, network, site_ids, options, analyses)
     if use_cache and (hit := cached_scoreboard(key, product, variable, network)) is not None:
         return hit
     path = cache_dir() / f"{key}.parquet"
