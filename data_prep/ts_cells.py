@@ -149,6 +149,39 @@ def _read_cell(path: Path, variables, location_ids) -> xr.Dataset:
     return ds
 
 
+def _grid_points(g: netCDF4.Dataset, grid_file: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flat ``gpi``, ``lon``, ``lat`` (int64, float64, float64) of a grid file, masked points left out.
+
+    ``gpi`` is 1-D on ``gp`` (current cell sets), or 2-D on (lat, lon) with ``lat``/``lon`` either
+    1-D axes along those dimensions or 2-D like ``gpi`` (older C3S / ESA CCI cell sets).
+    """
+    gpi_var = g["gpi"]
+    gpi = np.ma.asarray(gpi_var[:])
+    positions = {}
+    for name in ("lon", "lat"):
+        var = g[name]
+        values = np.ma.getdata(np.ma.asarray(var[:], np.float64))
+        dims = gpi_var.dimensions
+        axis = dims.index(var.dimensions[0]) if var.dimensions and var.dimensions[0] in dims else -1
+        if values.shape == gpi.shape and gpi.ndim in (1, 2):
+            positions[name] = values
+        elif gpi.ndim == 2 and values.ndim == 1 and axis >= 0 and values.size == gpi.shape[axis]:
+            shape = [1, 1]
+            shape[axis] = values.size
+            positions[name] = np.broadcast_to(values.reshape(shape), gpi.shape)
+        else:
+            raise InputError(
+                f"{grid_file}: 'gpi' on {gpi_var.dimensions}, '{name}' on {var.dimensions}: expected one "
+                "grid-point dimension, or a (lat, lon) grid with 1-D axes or 2-D positions"
+            )
+    keep = ~np.ma.getmaskarray(gpi).ravel()
+    return (
+        np.ma.getdata(gpi).ravel()[keep].astype(np.int64),
+        positions["lon"].ravel()[keep],
+        positions["lat"].ravel()[keep],
+    )
+
+
 def _grid_positions(folder: Path, ds: xr.Dataset) -> xr.Dataset:
     """Replace per-location lon/lat by the grid file's (float64) values where ``grid.nc`` exists."""
     grid_file = folder / "grid.nc"
@@ -156,9 +189,8 @@ def _grid_positions(folder: Path, ds: xr.Dataset) -> xr.Dataset:
         return ds
     try:
         with netCDF4.Dataset(grid_file) as g:
-            gpi = np.asarray(g["gpi"][:]).astype(np.int64)
-            lon, lat = np.asarray(g["lon"][:], np.float64), np.asarray(g["lat"][:], np.float64)
-    except (OSError, IndexError) as err:
+            gpi, lon, lat = _grid_points(g, grid_file)
+    except (OSError, IndexError, KeyError) as err:
         raise InputError(f"{grid_file}: not a readable grid file ({err})") from err
     order = np.argsort(gpi)
     pos = np.searchsorted(gpi, ds["location"].values, sorter=order)

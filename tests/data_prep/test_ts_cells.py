@@ -129,3 +129,66 @@ def test_location_filter_and_bad_input(shared_data, tmp_path):
     empty.mkdir()
     with pytest.raises(InputError, match="no time-series cell files"):
         read_ts_cells(empty)
+
+
+def _cell_set_with_2d_grid(folder, *, lon_2d: bool):
+    """A cell file of 3 locations and a grid.nc whose ``gpi`` is (lat, lon) on a 0.25° grid, with the
+    ocean points masked (older C3S / ESA CCI cell sets); returns the locations' ids, lons, lats."""
+    lats = np.array([19.875, 19.625, 19.375])
+    lons = np.array([-155.875, -155.625, -155.375, -155.125])
+    gpi = np.arange(lats.size * lons.size).reshape(lats.size, lons.size) + 1000
+    land = np.array([[0, 1, 0, 0], [0, 0, 1, 1], [0, 0, 0, 0]], bool)
+    with netCDF4.Dataset(folder / "grid.nc", "w") as g:
+        g.createDimension("lat", lats.size)
+        g.createDimension("lon", lons.size)
+        if lon_2d:
+            g.createVariable("lat", "f8", ("lat", "lon"))[:] = np.repeat(lats[:, None], lons.size, 1)
+            g.createVariable("lon", "f8", ("lat", "lon"))[:] = np.repeat(lons[None, :], lats.size, 0)
+        else:
+            g.createVariable("lat", "f8", ("lat",))[:] = lats
+            g.createVariable("lon", "f8", ("lon",))[:] = lons
+        g.createVariable("gpi", "i4", ("lat", "lon"), fill_value=-1)[:] = np.ma.masked_where(~land, gpi)
+    ii, jj = np.nonzero(land)
+    ids, cell_lon, cell_lat = gpi[ii, jj], lons[jj], lats[ii]
+    with netCDF4.Dataset(folder / "0165.nc", "w") as nc:
+        nc.createDimension("locations", ids.size)
+        nc.createDimension("time", 4)
+        nc.createVariable("location_id", "i8", ("locations",))[:] = ids
+        nc.createVariable("lon", "f4", ("locations",))[:] = cell_lon
+        nc.createVariable("lat", "f4", ("locations",))[:] = cell_lat
+        t = nc.createVariable("time", "f8", ("time",))
+        t.units = "days since 2018-01-01 00:00:00"
+        t[:] = np.arange(4)
+        sm = nc.createVariable("sm", "f4", ("locations", "time"), fill_value=-9999.0)
+        sm.units = "m3 m-3"
+        sm[:] = 0.1 + 0.01 * np.arange(ids.size * 4).reshape(ids.size, 4)
+    return ids, cell_lon, cell_lat
+
+
+@pytest.mark.parametrize("lon_2d", [False, True])
+def test_grid_file_with_2d_gpi(tmp_path, lon_2d):
+    """A grid.nc whose gpi is (lat, lon) gave numpy's 'object too deep' even for one cell file."""
+    ids, lons, lats = _cell_set_with_2d_grid(tmp_path, lon_2d=lon_2d)
+    for path in (tmp_path / "0165.nc", tmp_path):
+        ds = read_ts_cells(path)
+        assert list(ds["location"].values) == list(ids)
+        np.testing.assert_array_equal(ds["lon"].values, lons)  # the grid's float64 positions
+        np.testing.assert_array_equal(ds["lat"].values, lats)
+        assert ds["ssm"].dtype == np.float32 and float(ds["ssm"][1, 2]) == pytest.approx(0.16)
+
+
+def test_grid_file_with_2d_gpi_missing_location_and_bad_axes(tmp_path):
+    _cell_set_with_2d_grid(tmp_path, lon_2d=False)
+    with netCDF4.Dataset(tmp_path / "0165.nc", "a") as nc:
+        nc["location_id"][0] = 1000  # an ocean point, masked in the grid
+    with pytest.raises(InputError, match=r"grid\.nc: does not list every location"):
+        read_ts_cells(tmp_path / "0165.nc")
+    odd = tmp_path / "odd"
+    odd.mkdir()
+    _cell_set_with_2d_grid(odd, lon_2d=False)
+    with netCDF4.Dataset(odd / "grid.nc", "a") as g:
+        g.createDimension("x", 2)
+        g.renameVariable("lon", "lon_axis")
+        g.createVariable("lon", "f8", ("x",))[:] = [0.0, 1.0]
+    with pytest.raises(InputError, match=r"grid\.nc: 'gpi' on \('lat', 'lon'\), 'lon' on \('x',\)"):
+        read_ts_cells(odd)
