@@ -82,7 +82,11 @@ def _job_html(job: Job) -> str:
         where = {"repredict": "product picker", "scoreboard": "Validation tab's scoreboard cache"}.get(
             job.kind, "model versions"
         )
-        result = f"<code>{html.escape(job.output)}</code> (in the {where})"
+        title = job.request.get("title") if job.kind == "repredict" else None
+        named = f"{html.escape(title)}, <code>{html.escape(job.output)}</code>" if title else (
+            f"<code>{html.escape(job.output)}</code>"
+        )
+        result = f"{named} (in the {where})"
     elif job.error:
         result = f"<span style='color:#a00'>{html.escape(job.error)}</span>"
     else:

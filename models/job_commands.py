@@ -82,11 +82,12 @@ def _cmd_list(args) -> int:
         print(json.dumps([dataclasses.asdict(job) for job in jobs], indent=1))
         return 0
     for job in jobs:
+        title = f"  {job.request['title']}" if job.request.get("title") else ""
         progress = f"{job.progress_done}/{job.progress_total}" if job.progress_total else "-"
         print(
             f"{job.id:>5} {job.kind:<9} {job.status:<9} {job.user:<12} {progress:>9} "
             f"created {format_time(job.created_at)}  elapsed {format_duration(job.elapsed_s())}  "
-            f"{job.output or job.error or ''}"
+            f"{job.output or job.error or ''}{title}"
         )
     return 0
 

@@ -556,6 +556,8 @@ class JobService:
         other = registered_kind(kind)
         if other is None:
             normalised = job_limits.validate(kind, request, self.limits)
+            if kind == "repredict":
+                normalised["title"] = repredict_title(normalised)
         elif isinstance(request, dict):
             normalised = other.check(request, self.limits)
         else:
@@ -583,6 +585,21 @@ class JobService:
         if not job.is_active:
             return job
         return self.store.request_cancel(job_id)
+
+
+def _degrees(value: float) -> str:
+    return f"{value:g}".replace("-", "\u2212")
+
+
+def repredict_title(request: dict) -> str:
+    """The catalog title of a re-prediction's product: what, where (box W…E, S…N in degrees east
+    and north) and when, e.g. ``LE/H re-prediction −105…−95 E, 35…45 N, 2018-07-01…2018-07-10
+    (model v3)``; the product keeps its unique name beside it."""
+    w, s, e, n = (float(v) for v in request["bbox"])
+    return (
+        f"LE/H re-prediction {_degrees(w)}…{_degrees(e)} E, {_degrees(s)}…{_degrees(n)} N, "
+        f"{request['start']}…{request['end']} (model {request['version']})"
+    )
 
 
 def format_duration(seconds: float | None) -> str:

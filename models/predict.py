@@ -247,6 +247,7 @@ def predict_region(
     end,
     *,
     product_name: str | None = None,
+    title: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
     inputs: dict | None = None,
@@ -268,6 +269,7 @@ def predict_region(
     Unknown version, bbox/period outside the inputs, or too large a request → :class:`InputError`
     before any work; ``should_cancel()`` true between blocks → :class:`Cancelled`, nothing
     registered. ``block``: (time, lat, lon) size of a prediction block; default :func:`default_block`.
+    ``title``: the product's catalog title (default ``LE/H emulator <version>``).
     """
     meta = registry.read_meta(version)
     bbox, t0, t1 = _check_request(bbox, start, end)
@@ -290,6 +292,7 @@ def predict_region(
     nt, ny, nx = grid.sizes["time"], grid.sizes["lat"], grid.sizes["lon"]
     time_step = api.product_info(fs.grid).time_step
     name = product_name or _request_name(version, bbox, t0, t1, used)
+    title = title or f"LE/H emulator {version}"
     if not store.NAME_RE.match(name):
         raise InputError(f"bad product name {name!r}: use lower-case letters, digits, _ and -")
     if any(p.name == name for p in api.list_products()):
@@ -357,7 +360,7 @@ def predict_region(
             result[v].attrs = dict(attrs)
         gi = api.product_info(fs.grid).levels[0]
         result.attrs = {
-            "title": f"LE/H emulator {version}",
+            "title": title,
             "time_step": time_step,
             # the grid's own steps: a one-column or one-row prediction cannot infer them
             "resolution_lon": float(gi["resolution"]),
@@ -392,7 +395,7 @@ def predict_region(
             provenance=provenance,
             synthetic=synthetic,
             mode="create",
-            title=f"LE/H emulator {version}",
+            title=title,
             kind="flux",
         )
     finally:

@@ -90,6 +90,7 @@ def _run_repredict(ctx: JobContext) -> str:
         req["start"],
         req["end"],
         product_name=name,
+        title=req.get("title"),
         progress=ctx.progress,
         should_cancel=ctx.should_cancel,
         inputs=req.get("inputs"),

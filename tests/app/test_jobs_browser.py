@@ -88,6 +88,9 @@ def test_submit_in_browser_progress_and_product_picker(world, stack, browser_pag
     assert values[-1] == 1000
     # the result is named in the job's row (the product picker lists it too, as a hidden option)
     page.locator(".job-row").first.get_by_text(final.output).wait_for(timeout=10_000)
+    title = final.request["title"]  # its box and period, beside the unique name
+    assert req["start"] in title and req["end"] in title
+    page.locator(".job-row").first.get_by_text(title).wait_for(timeout=10_000)
     save_screenshot(page, "jobs-succeeded", full_page=False)
 
     # a new session's product picker lists the new product (once the server's product list cache,
@@ -96,5 +99,5 @@ def test_submit_in_browser_progress_and_product_picker(world, stack, browser_pag
     page.reload()
     page.wait_for_function(BOKEH_IDLE, timeout=120_000)
     options = page.locator("select").first.locator("option").all_text_contents()
-    assert any(f"({final.output})" in o for o in options), options
+    assert f"{title} ({final.output})" in options, options
     save_screenshot(page, "jobs-product-picker", full_page=False)

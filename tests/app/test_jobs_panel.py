@@ -106,3 +106,16 @@ def test_says_whether_a_worker_is_alive(store):
     store.worker_stopped("host:1:ab")
     view.refresh()
     assert view.workers.object == NO_WORKER
+
+
+def test_finished_repredict_shows_its_title_and_name(store):
+    from models.jobs import SUCCEEDED, repredict_title
+
+    request = {**REQUEST, "title": repredict_title(REQUEST), "product_name": "emulator-v1-0a1b2c3d"}
+    job = store.insert("repredict", request, "ana")
+    store.claim("w")
+    assert store.finish(job.id, "w", SUCCEEDED, output="emulator-v1-0a1b2c3d")
+    view = JobsView(AppState(user="ana"), JobService(store, JobLimits()))
+    title = "LE/H re-prediction \u2212100…\u221299 E, 35…36 N, 2018-07-01…2018-07-05 (model v1)"
+    assert title in view.table.object
+    assert "<code>emulator-v1-0a1b2c3d</code>" in view.table.object

@@ -418,3 +418,13 @@ def test_workers_report_themselves_alive_and_stopped(store):
     assert [(w.worker, w.kinds) for w in store.live_workers(60)] == [("w1", ("repredict",))]
     store.worker_seen("w2", ("repredict",), host="h2")  # the same id back: alive again
     assert {w.worker for w in store.live_workers(60)} == {"w1", "w2"}
+
+
+def test_repredict_title_names_box_period_and_model():
+    from models.jobs import repredict_title
+
+    request = {"version": "v3", "bbox": [-105.0, 35.0, -95.5, 45.0]}
+    request.update(start="2018-07-01", end="2018-07-10")
+    assert repredict_title(request) == (
+        "LE/H re-prediction \u2212105…\u221295.5 E, 35…45 N, 2018-07-01…2018-07-10 (model v3)"
+    )

@@ -16,7 +16,7 @@ import pytest
 
 from catalog import api
 from models.job_limits import JobLimits, prediction_domain
-from models.jobs import CANCELLED, FAILED, RUNNING, SUCCEEDED, JobService, JobStore
+from models.jobs import CANCELLED, FAILED, RUNNING, SUCCEEDED, JobService, JobStore, repredict_title
 from tests.conftest import demo_copy_with_model
 from tests.models.conftest import jobs_db_url
 from tests.models.test_jobs_cli import worker_command
@@ -130,6 +130,10 @@ def test_repredict_progress_to_result(world, queue):
     assert {"le", "h"} <= set(ds.data_vars)
     assert info.bbox[0] >= w - 1e-6 and info.bbox[2] <= e + 1e-6
     assert str(info.time_start)[:10] == job.request["start"] and str(info.time_end)[:10] == job.request["end"]
+    # titled with its box and period, named uniquely
+    assert info.title == job.request["title"] == repredict_title(job.request)
+    assert f"{job.request['start']}…{job.request['end']}" in info.title and world["version"] in info.title
+    assert final.output.startswith("emulator-") and final.output != info.title
     le = ds["le"].isel(time=0).values
     assert np.isfinite(le).any()
     assert [r.outcome for r in store.runs(job.id)] == [SUCCEEDED]
