@@ -393,6 +393,10 @@ class Forest:
             ),
         )
 
+    def __reduce__(self):
+        # the ctypes struct points into this process's arrays: rebuild it where the forest lands
+        return (Forest, (self.packed,))
+
     @classmethod
     def from_booster(cls, booster) -> Forest:
         return cls(pack(booster))
