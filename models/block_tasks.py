@@ -97,7 +97,12 @@ def block_tasks(
         arrays = {v: sub[v].data for v in sub.data_vars}
         tasks.append(
             dask.delayed(_block_task, pure=False)(
-                compute_block, forests, arrays, block_args(block), block.region, store,
+                compute_block,
+                forests,
+                arrays,
+                block_args(block),
+                block.region,
+                store,
                 dask_key_name=f"predict-block-{block.index}",
             )  # fmt: skip
         )

@@ -9,7 +9,6 @@ import signal
 import threading
 import time
 
-import dask
 import dask.array as da
 import lightgbm as lgb
 import numpy as np
@@ -53,14 +52,20 @@ def _blocks():
     for i in range(0, SHAPE[0], BLOCK[0]):
         for j in range(0, SHAPE[1], BLOCK[1]):
             for k in range(0, SHAPE[2], BLOCK[2]):
-                region = {"time": slice(i, i + BLOCK[0]), "lat": slice(j, j + BLOCK[1]), "lon": slice(k, k + BLOCK[2])}
+                region = {
+                    "time": slice(i, i + BLOCK[0]),
+                    "lat": slice(j, j + BLOCK[1]),
+                    "lon": slice(k, k + BLOCK[2]),
+                }
                 out.append(block_tasks.Block(len(out), region))
     return out
 
 
 def _empty_store(path) -> str:
     full = da.full(SHAPE, np.nan, dtype=np.float32, chunks=BLOCK)
-    xr.Dataset({"y": (("time", "lat", "lon"), full)}).to_zarr(path, compute=False, mode="w", consolidated=False)
+    xr.Dataset({"y": (("time", "lat", "lon"), full)}).to_zarr(
+        path, compute=False, mode="w", consolidated=False
+    )
     return str(path)
 
 
@@ -83,7 +88,9 @@ def _run(tmp_path, name, *, delay_s=0.0, **kw):
 
 @pytest.fixture(scope="module")
 def cluster():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as c:
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as c:
         yield c
 
 
