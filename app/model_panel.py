@@ -16,7 +16,7 @@ from catalog.errors import FluxLensError
 from catalog.igbp import IGBP_NAMES
 from models import explain, registry
 
-SPLITS = ("random", "temporal", "spatial")
+SPLITS = ("random", "temporal", "spatial", "cluster")
 SHAP_MODELS = {
     "EF (constrained)": "ef",
     "A = Rn − G": "a",
@@ -194,6 +194,22 @@ def _site_plot(frame: pd.DataFrame, site, units: str):
     )
 
 
+def _split_text(cv: dict) -> str:
+    """How the splits were made: temporal unit, cluster distance, skipped splits."""
+    unit = cv.get("temporal_unit")
+    parts = [f"Temporal split unit: {unit}." if unit else "Temporal split unit: not recorded."]
+    clusters = cv.get("clusters")
+    if clusters:
+        parts.append(
+            f"Cluster split: towers within {clusters['distance_km']:g} km linked (single linkage), "
+            f"{clusters['n_clusters']} clusters of {clusters['n_sites']} sites; "
+            f"{clusters['sites_with_neighbour']} sites have a neighbour within that distance."
+        )
+    for split, reason in (cv.get("skipped_splits") or {}).items():
+        parts.append(f"{split} split skipped: {reason}.")
+    return " ".join(parts)
+
+
 def _version_header(meta: dict) -> str:
     td = meta.get("training_data", {})
     t = meta.get("targets", {})
@@ -202,8 +218,7 @@ def _version_header(meta: dict) -> str:
         f"{td.get('n_rows')} rows from {td.get('n_sites')} sites ({td.get('source')}, "
         f"{td.get('time_step')}, years {td.get('years')}, synthetic: {td.get('synthetic')}); "
         f"targets `{t.get('le')}`/`{t.get('h')}`; EF objective: {meta.get('ef_objective', '')}. "
-        f"Fixed parameters, no tuning on test folds. Temporal split unit: "
-        f"{meta.get('cv_settings', {}).get('temporal_unit', 'year')}."
+        f"Fixed parameters, no tuning on test folds. {_split_text(meta.get('cv_settings', {}))}"
         + (
             " Note: trained on monthly means; predictions on daily cubes carry a scale error the "
             "cross-validation does not measure."
@@ -227,7 +242,9 @@ def version_view(version: str, site=None) -> pn.viewable.Viewable:
     def table_for(t):
         note = (
             f"Scores against **{t}** targets ({TARGET_LABELS[t]});"
-            f" both models were trained on **{trained_on}** targets. RMSE and bias in W m-2."
+            f" both models were trained on **{trained_on}** targets. R² is the coefficient of "
+            "determination 1 − SS_res/SS_tot of the out-of-fold predictions (= Nash–Sutcliffe "
+            "efficiency; not the squared correlation, can be negative). RMSE and bias in W m-2."
         )
         return pn.Column(
             pn.pane.Markdown(note),
@@ -246,7 +263,7 @@ def version_view(version: str, site=None) -> pn.viewable.Viewable:
             _scatter(oof, s, v, f"obs_{c}")
             for v, c in (("le", le_col), ("h", h_col))
             for s in SPLITS
-            if f"obs_{c}" in oof
+            if f"obs_{c}" in oof and s in set(oof["split"])
         ]
         # one pane per plot: a HoloViews Layout (Bokeh gridplot) drew these overlays empty; a wrapping
         # FlexBox, so the plots never run out of a narrow window

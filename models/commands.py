@@ -27,12 +27,25 @@ def _bbox(text: str) -> tuple[float, float, float, float]:
     return w, s, e, n
 
 
+SPLITS = ("random", "temporal", "spatial", "cluster")  # models.evaluation.SPLITS, without importing it
+
+
 def _splits(text: str) -> tuple[str, ...]:
     out = tuple(s.strip() for s in text.split(",") if s.strip())
-    bad = [s for s in out if s not in ("random", "temporal", "spatial")]
+    bad = [s for s in out if s not in SPLITS]
     if bad or not out:
-        raise argparse.ArgumentTypeError(f"bad splits {text!r}; use some of random,temporal,spatial")
+        raise argparse.ArgumentTypeError(f"bad splits {text!r}; use some of {','.join(SPLITS)}")
     return out
+
+
+def _km(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"bad distance {text!r}; use a positive number of km")
+    return value
 
 
 def _progress(done: int, total: int) -> None:
@@ -103,9 +116,12 @@ def cmd_train(args) -> int:
         site_list=getattr(args, "site_list", None),
         site_list_file=args.sites,
         splits=tuple(args.splits),
+        cluster_km=args.cluster_km,
     )
     version = training.train(settings, progress=_progress)
     print(version)
+    for split, reason in registry.read_meta(version)["cv_settings"].get("skipped_splits", {}).items():
+        print(f"{split} split skipped: {reason}")
     comparison = format_comparison(registry.read_meta(version))
     if comparison:
         print(comparison)
@@ -212,8 +228,16 @@ def add_commands(subparsers) -> None:
     p.add_argument(
         "--splits",
         type=_splits,
-        default=("random", "temporal", "spatial"),
-        help="CV splits, comma-separated (default random,temporal,spatial)",
+        default=SPLITS,
+        help=f"CV splits, comma-separated (default {','.join(SPLITS)}; cluster: towers within "
+        "--cluster-km of each other held out together)",
+    )
+    p.add_argument(
+        "--cluster-km",
+        type=_km,
+        default=50.0,
+        help="cluster split: towers within this great-circle distance are linked (single linkage; "
+        "default 50 km)",
     )
     p.add_argument("--qc-min", type=float, default=0.5, help="minimum QC fraction of LE, H, NETRAD, G")
     p.add_argument("--folds", type=int, default=5, help="folds per split (default 5)")

@@ -1,9 +1,12 @@
-"""Honest cross-validation of the emulator: random, temporal and spatial splits side by side.
+"""Honest cross-validation of the emulator: random, temporal, spatial and cluster splits side by side.
 
 - ``random``: shuffled K-fold over rows (flatters: neighbouring months of a site sit on both sides);
 - ``temporal``: calendar years held out (GroupKFold on year), no year in both train and test; a
   table spanning a single year (the demo world) holds out calendar months instead;
-- ``spatial``: sites held out (GroupKFold on site), no site in both train and test.
+- ``spatial``: sites held out (GroupKFold on site), no site in both train and test;
+- ``cluster``: clusters of towers within ``cluster_km`` (default 50 km, single linkage,
+  :mod:`models.site_clusters`) held out (GroupKFold on cluster): no tower on the training side lies
+  within ``cluster_km`` of a test tower, as for a map pixel far from every tower.
 
 Every fold trains with the same fixed parameters (nothing is tuned on a test fold). Both the
 constrained (EF-closed) and the direct baseline models are scored, against the targets they were
@@ -20,9 +23,10 @@ from sklearn.model_selection import GroupKFold, KFold
 
 from catalog.errors import InputError
 from models.emulator import TARGET_COLUMNS, fit_emulator
+from models.site_clusters import CLUSTER_KM, row_clusters
 from validation import metrics
 
-SPLITS = ("random", "temporal", "spatial")
+SPLITS = ("random", "temporal", "spatial", "cluster")
 MODELS = ("constrained", "direct")
 CV_METRICS = ("r2", "rmse", "bias", "n")
 
@@ -38,8 +42,16 @@ def temporal_groups(table: pd.DataFrame) -> np.ndarray:
     return (t.year if temporal_unit(table) == "year" else t.year * 100 + t.month).to_numpy()
 
 
-def split_folds(table: pd.DataFrame, split: str, *, n_folds: int = 5, seed: int = 0):
-    """(train_index, test_index) positional arrays for ``split`` over the table's rows."""
+GROUP_NAMES = {"temporal": "time groups", "spatial": "sites", "cluster": "tower clusters"}
+
+
+def split_folds(
+    table: pd.DataFrame, split: str, *, n_folds: int = 5, seed: int = 0, cluster_km: float = CLUSTER_KM
+):
+    """(train_index, test_index) positional arrays for ``split`` over the table's rows.
+
+    Grouped splits use min(n_folds, number of groups) folds; InputError when there are fewer than 2
+    groups (e.g. every tower of a small set within ``cluster_km`` of another)."""
     n = len(table)
     idx = np.arange(n)
     if split == "random":
@@ -48,12 +60,28 @@ def split_folds(table: pd.DataFrame, split: str, *, n_folds: int = 5, seed: int 
         groups = temporal_groups(table)
     elif split == "spatial":
         groups = table["site_id"].to_numpy()
+    elif split == "cluster":
+        groups = row_clusters(table, cluster_km)
     else:
         raise ValueError(f"split must be one of {SPLITS}, not {split!r}")
     k = min(n_folds, len(np.unique(groups)))
     if k < 2:
-        raise InputError(f"{split} split needs at least 2 distinct groups, the table has {k}")
+        within = f" (towers within {cluster_km:g} km linked)" if split == "cluster" else ""
+        raise InputError(f"{split} split needs at least 2 {GROUP_NAMES[split]}{within}, the table has {k}")
     return list(GroupKFold(n_splits=k).split(idx, groups=groups))
+
+
+def fold_plan(
+    table: pd.DataFrame, splits, *, n_folds: int = 5, cluster_km: float = CLUSTER_KM
+) -> tuple[dict[str, list], dict[str, str]]:
+    """Folds of each split that can be made, and the reason for each one that cannot."""
+    folds, skipped = {}, {}
+    for split in splits:
+        try:
+            folds[split] = split_folds(table, split, n_folds=n_folds, cluster_km=cluster_km)
+        except InputError as exc:
+            skipped[split] = str(exc)
+    return folds, skipped
 
 
 def out_of_fold_predictions(
@@ -63,16 +91,20 @@ def out_of_fold_predictions(
     targets: str = "corrected",
     splits: tuple[str, ...] = SPLITS,
     n_folds: int = 5,
+    cluster_km: float = CLUSTER_KM,
     fit_kwargs: dict | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
     """Out-of-fold LE, H, EF of both models for every row and split (long table).
 
     Columns: split, fold, row, site_id, time, igbp, model, le, h, a (A used to close: observed
-    Rn − G), a_model (the A model's prediction).
+    Rn − G), a_model (the A model's prediction). Splits that cannot be made raise InputError
+    (see :func:`fold_plan` to leave them out first).
     """
     table = table.reset_index(drop=True)
-    plan = [(s, f) for s in splits for f in split_folds(table, s, n_folds=n_folds)]
+    plan = [
+        (s, f) for s in splits for f in split_folds(table, s, n_folds=n_folds, cluster_km=cluster_km)
+    ]
     out = []
     for step, (split, (train, test)) in enumerate(plan):
         emu = fit_emulator(table.iloc[train], features, targets=targets, **(fit_kwargs or {}))

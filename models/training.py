@@ -1,4 +1,4 @@
-"""Train a model version: training table → three-split CV → final fit → SHAP cache → registry.
+"""Train a model version: training table → four-split CV → final fit → SHAP cache → registry.
 
 Feature sources: ``tower`` (default: the towers' own meteorology, plus cube-only features sampled at
 the tower pixels for the demo set) or ``gridded`` (every feature from catalog cubes at the tower
@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from catalog.errors import InputError
-from models import evaluation, explain, registry, tree_shap
+from models import evaluation, explain, registry, site_clusters, tree_shap
 from models import features as F
 from models import training_table as T
 from models.emulator import A_MIN, DEFAULT_PARAMS, DEFAULT_ROUNDS, TARGET_COLUMNS, fit_emulator
@@ -51,6 +51,7 @@ class TrainSettings:
     shap_sample: int = explain.SAMPLE_SIZE
     shap_interaction_sample: int = tree_shap.INTERACTION_SAMPLE
     splits: tuple[str, ...] = evaluation.SPLITS
+    cluster_km: float = site_clusters.CLUSTER_KM
     feature_source: str = "tower"
     gridded_inputs: dict | None = None
     feature_set: str | None = None
@@ -75,6 +76,8 @@ def _check(settings: TrainSettings) -> None:
     bad = [s for s in settings.splits if s not in evaluation.SPLITS]
     if bad or not settings.splits:
         raise InputError(f"splits must be among {evaluation.SPLITS}, not {list(settings.splits)}")
+    if not settings.cluster_km > 0:
+        raise InputError(f"cluster distance must be a positive number of km, not {settings.cluster_km!r}")
 
 
 def cv_summary(scores: pd.DataFrame) -> list[dict]:
@@ -154,7 +157,13 @@ def train(
     if missing:
         raise InputError(f"{table.attrs.get('source')}: the training table lacks features {missing}")
 
-    n_cv = len(settings.splits) * settings.n_folds
+    folds, skipped = evaluation.fold_plan(
+        table, settings.splits, n_folds=settings.n_folds, cluster_km=settings.cluster_km
+    )
+    if not folds:
+        raise InputError(f"no cross-validation split can be made: {'; '.join(skipped.values())}")
+    splits = tuple(folds)
+    n_cv = sum(len(f) for f in folds.values())
     n_runs = 2 if tower_table is not None else 1
     total = n_runs * n_cv + 2
 
@@ -175,8 +184,9 @@ def train(
         table,
         features,
         targets=settings.targets,
-        splits=settings.splits,
+        splits=splits,
         n_folds=settings.n_folds,
+        cluster_km=settings.cluster_km,
         fit_kwargs=fit_kwargs,
         progress=cv_progress(0),
     )
@@ -190,8 +200,9 @@ def train(
             tower_table,
             tower_features,
             targets=settings.targets,
-            splits=settings.splits,
+            splits=splits,
             n_folds=settings.n_folds,
+            cluster_km=settings.cluster_km,
             fit_kwargs={**fit_kwargs, "monotone": tower_monotone or None},
             progress=cv_progress(n_cv),
         )
@@ -261,8 +272,14 @@ def train(
         "cv_summary": cv_summary(scores),
         "a_model_cv": a_scores.to_dict("records"),
         "cv_settings": {
-            "splits": list(settings.splits),
+            "splits": list(splits),
+            "skipped_splits": skipped,
             "n_folds": settings.n_folds,
+            "folds": {s: len(f) for s, f in folds.items()},
+            "temporal_unit": evaluation.temporal_unit(table),
+            "clusters": site_clusters.cluster_summary(table, settings.cluster_km)
+            if "cluster" in folds
+            else None,
             "tuning": "none (fixed parameters)",
         },
         "shap": {**shap_info, "units": explain.SHAP_UNITS, "method": tree_shap.METHOD},

@@ -56,7 +56,7 @@ def test_beeswarm_rows_follow_importance_and_heights_fit_the_labels(demo_registr
 def test_cv_table_matches_registry(demo_registry):
     scores = registry.read_table(demo_registry, "cv_scores")
     table = model_panel.cv_table(scores, "corrected")
-    assert list(table["split"]) == ["random", "random", "temporal", "temporal", "spatial", "spatial"]
+    assert list(table["split"]) == [s for s in model_panel.SPLITS for _ in range(2)]
     row = table[(table["split"] == "spatial") & (table["model"] == "direct")].iloc[0]
     ref = scores.query(
         "split == 'spatial' and model == 'direct' and targets == 'corrected' and variable == 'h'"

@@ -23,8 +23,11 @@ def test_train_registers_version_with_cv_for_both_models(data_dir):
     assert all(f["units"] for f in meta["features"])
     cv = meta["cv_summary"]
     assert {(r["split"], r["model"]) for r in cv} == {
-        (s, m) for s in ("random", "temporal", "spatial") for m in ("constrained", "direct")
+        (s, m) for s in ("random", "temporal", "spatial", "cluster") for m in ("constrained", "direct")
     }
+    cv_settings = meta["cv_settings"]
+    assert cv_settings["temporal_unit"] == "year" and cv_settings["skipped_splits"] == {}
+    assert cv_settings["clusters"]["n_clusters"] == table["site_id"].nunique()  # sites far apart
     closed = [r for r in cv if r["model"] == "constrained"]
     assert max(r["eb_residual_max_abs"] for r in closed) < 1e-9
     for name in (
@@ -39,3 +42,21 @@ def test_train_registers_version_with_cv_for_both_models(data_dir):
     assert meta["shap"]["sample_size"] == 120 and meta["shap"]["interaction_sample_size"] == 120
     oof = registry.read_table(version, "cv_predictions")
     assert np.allclose(oof["obs_le_corr"], table["le_corr"].to_numpy()[oof["row"]])
+
+
+def test_cluster_split_skipped_with_its_reason_when_all_towers_are_neighbours(data_dir):
+    table = synthetic_table(n_sites=6, years=(2018,))
+    table["lat"] = 45.0 + table["site_id"].str[-2:].astype(int) * 0.05  # 5.6 km apart
+    table["lon"] = 7.0
+    settings = training.TrainSettings(
+        num_boost_round=5,
+        n_folds=3,
+        params={"min_data_in_leaf": 5},
+        shap_sample=50,
+        shap_interaction_sample=50,
+    )
+    meta = registry.read_meta(training.train(settings, table=table))
+    assert meta["cv_settings"]["temporal_unit"] == "month"
+    assert "cluster" not in meta["cv_settings"]["splits"]
+    assert "at least 2 tower clusters" in meta["cv_settings"]["skipped_splits"]["cluster"]
+    assert {r["split"] for r in meta["cv_summary"]} == {"random", "temporal", "spatial"}
