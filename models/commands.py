@@ -76,7 +76,9 @@ def _role_inputs(args) -> dict[str, str]:
 
 def format_comparison(meta: dict) -> str:
     """Gridded-feature vs tower-meteorology CV skill of a model (its targets), one line each."""
-    rows = [r for r in meta.get("cv_comparison") or [] if r["targets"] == meta["targets"]["set"]]
+    rows = [
+        r for r in meta.get("cv_comparison") or [] if r["targets"] == meta["targets"]["set"] and _headline(r)
+    ]
     if not rows:
         return ""
     fs = meta["feature_source"]["feature_set"]
@@ -148,8 +150,20 @@ def cmd_predict(args) -> int:
     return 0
 
 
+def _headline(row: dict) -> bool:
+    """A CV row of the headline numbers: A observed, observed A at or above the threshold (versions
+    trained before A sources and regimes were recorded have only those)."""
+    return row.get("a_source", "observed") == "observed" and str(row.get("a_regime", "A>=")).startswith("A>=")
+
+
+def _num(value, fmt: str) -> str:
+    return "nan" if value is None or value != value else format(value, fmt)
+
+
 def format_versions(versions: list[dict]) -> str:
-    """One block per version: header line, then R² / RMSE / bias per split, model and variable."""
+    """One block per version: header line, then per split, model and variable the headline R²
+    (1 − SS_res/SS_tot) / RMSE / bias (A observed, A ≥ threshold), the same with A from the A model,
+    and the small-A rows apart (n, R², RMSE)."""
     lines = []
     for v in versions:
         lines.append(
@@ -157,14 +171,34 @@ def format_versions(versions: list[dict]) -> str:
             f"rows={v['n_rows']}  source={v['source']}  features={v.get('feature_source') or 'tower'}  "
             f"step={v.get('time_step')}  synthetic={v['synthetic']}"
         )
-        for r in v["cv"]:
-            if r["targets"] != v["targets"]:
-                continue
+        rows = [r for r in v["cv"] if r["targets"] == v["targets"]]
+        if any("a_regime" in r for r in rows):
             lines.append(
-                f"    {r['split']:<9} {r['model']:<12} {r['variable']:<3} R2 {r['r2']:6.3f}  "
-                f"RMSE {r['rmse']:7.2f}  bias {r['bias']:6.2f}  EB residual max "
-                f"{r['eb_residual_max_abs']:.2g} W m-2"
+                "    R2 = 1 - SS_res/SS_tot; headline: A observed, rows with A >= threshold; "
+                "'A model': the chain closed on the A model; small-A rows apart; RMSE, bias in W m-2"
             )
+        others = {}
+        for r in rows:
+            if not _headline(r):
+                key = (r["split"], r["model"], r["variable"])
+                others.setdefault(key, []).append(r)
+        for r in filter(_headline, rows):
+            line = (
+                f"    {r['split']:<9} {r['model']:<12} {r['variable']:<3} R2 {_num(r['r2'], '6.3f')}  "
+                f"RMSE {_num(r['rmse'], '7.2f')}  bias {_num(r['bias'], '6.2f')}  n {r['n']}"
+            )
+            for o in others.get((r["split"], r["model"], r["variable"]), []):
+                if o["a_regime"] == r.get("a_regime") and o["a_source"] != "observed":
+                    line += (
+                        f"  | A {o['a_source']}: R2 {_num(o['r2'], '6.3f')} RMSE {_num(o['rmse'], '6.2f')}"
+                    )
+                elif o["a_source"] == "observed":
+                    line += (
+                        f"  | {o['a_regime']} (n {o['n']}): R2 {_num(o['r2'], '6.3f')} "
+                        f"RMSE {_num(o['rmse'], '6.2f')}"
+                    )
+            line += f"  | EB residual max {_num(r['eb_residual_max_abs'], '.2g')} W m-2"
+            lines.append(line)
     return "\n".join(lines)
 
 

@@ -22,7 +22,7 @@ import pandas as pd
 from sklearn.model_selection import GroupKFold, KFold
 
 from catalog.errors import InputError
-from models.emulator import TARGET_COLUMNS, fit_emulator
+from models.emulator import A_MIN, TARGET_COLUMNS, fit_emulator
 from models.site_clusters import CLUSTER_KM, row_clusters
 from validation import metrics
 
@@ -84,6 +84,35 @@ def fold_plan(
     return folds, skipped
 
 
+A_OBSERVED = "observed"
+A_MODEL = "a_model"
+
+
+def a_sources(table: pd.DataFrame) -> dict[str, str]:
+    """The available energies the CV closes on: ``observed`` (the towers' Rn − G), ``a_model`` (the
+    emulator's A model, as a map without a radiation product gets A) and, where the table has
+    ``a_gridded``, the radiation product's rn − g under the product's name. Name → table column
+    (``a_model`` is computed per fold, not a column)."""
+    out = {A_OBSERVED: "a", A_MODEL: ""}
+    if "a_gridded" in table.columns and np.isfinite(table["a_gridded"].to_numpy(float)).any():
+        source = table.attrs.get("feature_source") or {}
+        out[source.get("radiation") or "radiation product"] = "a_gridded"
+    return out
+
+
+def a_regime_labels(a_obs, threshold: float = A_MIN) -> np.ndarray:
+    """``"A>=10"`` / ``"A<10"`` (the threshold in W m-2) by the observed A of each row: small-A rows
+    (nights of the year: winter months, high latitudes) are scored apart, as EF is undefined there."""
+    a_obs = np.asarray(a_obs, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return np.where(a_obs >= threshold, f"A>={threshold:g}", f"A<{threshold:g}")
+
+
+def headline_regime(threshold: float = A_MIN) -> str:
+    """The regime of the headline numbers (rows with observed A at or above the threshold)."""
+    return f"A>={threshold:g}"
+
+
 def out_of_fold_predictions(
     table: pd.DataFrame,
     features: list[str],
@@ -95,41 +124,46 @@ def out_of_fold_predictions(
     fit_kwargs: dict | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
-    """Out-of-fold LE, H, EF of both models for every row and split (long table).
+    """Out-of-fold LE, H, EF of both models for every row, split and A source (long table).
 
-    Columns: split, fold, row, site_id, time, igbp, model, le, h, a (A used to close: observed
-    Rn − G), a_model (the A model's prediction). Splits that cannot be made raise InputError
-    (see :func:`fold_plan` to leave them out first).
+    Columns: split, fold, row, site_id, time, igbp, model, a_source (:func:`a_sources`), le, h, ef,
+    a (the A the chain closed on, W m-2), a_obs (observed Rn − G), a_model (the fold's A model).
+    With ``a_model`` as the source A is also the ``a`` feature of both models, as in a map. Splits
+    that cannot be made raise InputError (see :func:`fold_plan` to leave them out first).
     """
     table = table.reset_index(drop=True)
-    plan = [
-        (s, f) for s in splits for f in split_folds(table, s, n_folds=n_folds, cluster_km=cluster_km)
-    ]
+    sources = a_sources(table)
+    plan = [(s, f) for s in splits for f in split_folds(table, s, n_folds=n_folds, cluster_km=cluster_km)]
     out = []
     for step, (split, (train, test)) in enumerate(plan):
         emu = fit_emulator(table.iloc[train], features, targets=targets, **(fit_kwargs or {}))
         held = table.iloc[test]
+        a_obs = held["a"].to_numpy(dtype=float)
         a_model = emu.predict_a(held)
-        for model in MODELS:
-            pred = emu.predict(held, a=held["a"].to_numpy(dtype=float), model=model)
-            out.append(
-                pd.DataFrame(
-                    {
-                        "split": split,
-                        "fold": step,
-                        "row": test,
-                        "site_id": held["site_id"].to_numpy(),
-                        "time": held["time"].to_numpy(),
-                        "igbp": held["igbp"].to_numpy(dtype=float),
-                        "model": model,
-                        "le": pred["le"].to_numpy(),
-                        "h": pred["h"].to_numpy(),
-                        "ef": pred["ef"].to_numpy(),
-                        "a": held["a"].to_numpy(dtype=float),
-                        "a_model": a_model,
-                    }
+        for source, column in sources.items():
+            a = a_model if source == A_MODEL else held[column].to_numpy(dtype=float)
+            for model in MODELS:
+                pred = emu.predict(held, a=a, model=model)
+                out.append(
+                    pd.DataFrame(
+                        {
+                            "split": split,
+                            "fold": step,
+                            "row": test,
+                            "site_id": held["site_id"].to_numpy(),
+                            "time": held["time"].to_numpy(),
+                            "igbp": held["igbp"].to_numpy(dtype=float),
+                            "model": model,
+                            "a_source": source,
+                            "le": pred["le"].to_numpy(),
+                            "h": pred["h"].to_numpy(),
+                            "ef": pred["ef"].to_numpy(),
+                            "a": a,
+                            "a_obs": a_obs,
+                            "a_model": a_model,
+                        }
+                    )
                 )
-            )
         if progress:
             progress(step + 1, len(plan))
     return pd.concat(out, ignore_index=True)
@@ -145,21 +179,28 @@ def _scores(obs: np.ndarray, pred: np.ndarray) -> dict[str, float]:
 
 
 def score_table(
-    oof: pd.DataFrame, table: pd.DataFrame, *, by_igbp: bool = False, min_n: int = 30
+    oof: pd.DataFrame,
+    table: pd.DataFrame,
+    *,
+    by_igbp: bool = False,
+    min_n: int = 30,
+    a_threshold: float = A_MIN,
 ) -> pd.DataFrame:
-    """R², RMSE, bias (W m-2), n per split, model, target set and variable (and IGBP class).
+    """R² (1 − SS_res/SS_tot), RMSE, bias (W m-2), n per split, model, A source, A regime, target set
+    and variable (and IGBP class).
 
-    Also each model's energy-balance residual LE + H − (Rn − G): ``eb_residual_mean`` and
-    ``eb_residual_max_abs`` (W m-2), computed on its predictions against the observed A.
-    Target sets missing from the table are skipped.
+    ``a_source``: the A the chain closed on (:func:`a_sources`); ``a_regime``: rows with observed A
+    at or above ``a_threshold`` (W m-2; the headline numbers) and below it, always apart. Groups with
+    fewer than ``min_n`` rows keep their ``n`` with NaN scores. Also each model's energy-balance
+    residual LE + H − A against the A it closed on: ``eb_residual_mean`` and ``eb_residual_max_abs``
+    (W m-2). Target sets missing from the table are skipped.
     """
     table = table.reset_index(drop=True)
+    oof = oof.assign(a_regime=a_regime_labels(oof["a_obs"], a_threshold))
     rows = []
-    keys = ["split", "model"] + (["igbp"] if by_igbp else [])
+    keys = ["split", "model", "a_source", "a_regime"] + (["igbp"] if by_igbp else [])
     for key, grp in oof.groupby(keys, sort=False, dropna=False):
         key = dict(zip(keys, key if isinstance(key, tuple) else (key,), strict=True))
-        if len(grp) < min_n:
-            continue
         resid = grp["le"].to_numpy() + grp["h"].to_numpy() - grp["a"].to_numpy()
         resid = resid[np.isfinite(resid)]
         eb = {
@@ -171,10 +212,16 @@ def score_table(
                 continue
             for var, col in zip(("le", "h"), cols, strict=True):
                 obs = table[col].to_numpy(dtype=float)[grp["row"].to_numpy()]
-                rows.append(
-                    {**key, "targets": target_set, "variable": var, **_scores(obs, grp[var].to_numpy()), **eb}
-                )
+                score = _scores(obs, grp[var].to_numpy())
+                if score["n"] < min_n:
+                    score.update(r2=np.nan, rmse=np.nan, bias=np.nan)
+                rows.append({**key, "targets": target_set, "variable": var, **score, **eb})
     return pd.DataFrame(rows)
+
+
+def headline(scores: pd.DataFrame, a_threshold: float = A_MIN) -> pd.DataFrame:
+    """The headline rows of a score table: A observed, rows with observed A ≥ the threshold."""
+    return scores[(scores["a_source"] == A_OBSERVED) & (scores["a_regime"] == headline_regime(a_threshold))]
 
 
 def observed_closure(table: pd.DataFrame) -> dict[str, float]:
@@ -190,10 +237,10 @@ def observed_closure(table: pd.DataFrame) -> dict[str, float]:
 
 
 def a_model_scores(oof: pd.DataFrame) -> pd.DataFrame:
-    """R², RMSE, bias of the A model (Rn − G, W m-2) per split."""
-    one = oof[oof["model"] == MODELS[0]]
+    """R², RMSE, bias of the A model (Rn − G, W m-2) against the observed A per split."""
+    one = oof[(oof["model"] == MODELS[0]) & (oof["a_source"] == A_OBSERVED)]
     rows = [
-        {"split": split, "variable": "a", **_scores(g["a"].to_numpy(), g["a_model"].to_numpy())}
+        {"split": split, "variable": "a", **_scores(g["a_obs"].to_numpy(), g["a_model"].to_numpy())}
         for split, g in one.groupby("split", sort=False)
     ]
     return pd.DataFrame(rows)
@@ -203,7 +250,7 @@ def compare_feature_sources(gridded: pd.DataFrame, tower: pd.DataFrame) -> pd.Da
     """Gridded-feature and tower-meteorology CV scores side by side (same rows and folds): one row per
     split, model, target set and variable with ``r2``, ``rmse``, ``bias`` of each (suffixes
     ``_gridded``, ``_tower``) and ``n``."""
-    keys = ["split", "model", "targets", "variable"]
+    keys = ["split", "model", "a_source", "a_regime", "targets", "variable"]
     cols = ["r2", "rmse", "bias"]
     both = gridded[keys + cols + ["n"]].merge(
         tower[keys + cols], on=keys, how="left", suffixes=("_gridded", "_tower")

@@ -23,6 +23,10 @@ from models import training_table as T
 from models.emulator import A_MIN, DEFAULT_PARAMS, DEFAULT_ROUNDS, TARGET_COLUMNS, fit_emulator
 
 FEATURE_SOURCES = ("tower", "gridded")
+A_SOURCE_TEXT = {
+    evaluation.A_OBSERVED: "the towers' NETRAD - G",
+    evaluation.A_MODEL: "the A model of each fold, also as the a feature (as a map without radiation data)",
+}
 EF_OBJECTIVE = (
     "LightGBM cross_entropy on EF = LE/(LE+H) clipped to [0,1]; predictions sigmoid(raw) in (0,1); "
     "rows with A or LE+H below a_min excluded; rows weighted by A"
@@ -85,6 +89,8 @@ def cv_summary(scores: pd.DataFrame) -> list[dict]:
     cols = [
         "split",
         "model",
+        "a_source",
+        "a_regime",
         "targets",
         "variable",
         "r2",
@@ -190,8 +196,8 @@ def train(
         fit_kwargs=fit_kwargs,
         progress=cv_progress(0),
     )
-    scores = evaluation.score_table(oof, table)
-    scores_igbp = evaluation.score_table(oof, table, by_igbp=True)
+    scores = evaluation.score_table(oof, table, a_threshold=settings.a_min)
+    scores_igbp = evaluation.score_table(oof, table, by_igbp=True, a_threshold=settings.a_min)
     a_scores = evaluation.a_model_scores(oof)
     tower_scores = None
     if tower_table is not None:
@@ -206,7 +212,7 @@ def train(
             fit_kwargs={**fit_kwargs, "monotone": tower_monotone or None},
             progress=cv_progress(n_cv),
         )
-        tower_scores = evaluation.score_table(tower_oof, tower_table)
+        tower_scores = evaluation.score_table(tower_oof, tower_table, a_threshold=settings.a_min)
 
     emulator = fit_emulator(
         table, features, targets=settings.targets, constrained=settings.constrained, **fit_kwargs
@@ -270,6 +276,16 @@ def train(
             "igbp_classes": sorted(int(c) for c in table["igbp"].dropna().unique()),
         },
         "cv_summary": cv_summary(scores),
+        "cv_reporting": {
+            "r2": "coefficient of determination 1 - SS_res/SS_tot of the out-of-fold predictions (= NSE)",
+            "a_sources": {
+                k: A_SOURCE_TEXT.get(k, f"rn - g of the radiation product {k}")
+                for k in evaluation.a_sources(table)
+            },
+            "a_regimes": f"rows with observed A >= {settings.a_min:g} W m-2 and below it, scored apart",
+            "headline": f"a_source observed, a_regime {evaluation.headline_regime(settings.a_min)}",
+            "small_a_fraction": float((table["a"].to_numpy(float) < settings.a_min).mean()),
+        },
         "a_model_cv": a_scores.to_dict("records"),
         "cv_settings": {
             "splits": list(splits),

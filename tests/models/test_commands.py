@@ -15,6 +15,9 @@ def test_models_command_lists_versions(data_dir, capsys):
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert version in out and "spatial" in out and "constrained" in out and "direct" in out
+    assert (
+        "cluster" in out and "| A a_model: R2" in out and "| A<10 (n " in out and "1 - SS_res/SS_tot" in out
+    )
 
 
 def test_predict_command_rejects_unknown_model(data_dir, capsys):
