@@ -22,6 +22,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import product as cartesian
 
@@ -31,8 +32,8 @@ import pandas as pd
 import xarray as xr
 
 from catalog import api, settings, store
-from catalog.errors import FluxLensError, InputError
-from models import compiled, registry
+from catalog.errors import InputError
+from models import block_tasks, compiled, registry
 from models import features as F
 from models.emulator import constrained_fluxes
 
@@ -59,8 +60,7 @@ OUTPUT_ATTRS = {
 }
 
 
-class Cancelled(FluxLensError):
-    """The prediction was cancelled between two blocks; nothing was registered."""
+Cancelled = block_tasks.Cancelled  # the prediction was cancelled; nothing was registered
 
 
 def _check_request(bbox, start, end) -> tuple[tuple[float, float, float, float], pd.Timestamp, pd.Timestamp]:
@@ -305,7 +305,10 @@ def predict_region(
 
     bt, by, bx = block or default_block(grid)
     block = (bt, by, bx)
-    plan = list(cartesian(range(0, nt, bt), range(0, ny, by), range(0, nx, bx)))
+    blocks = [
+        block_tasks.Block(n, {"time": slice(i, i + bt), "lat": slice(j, j + by), "lon": slice(k, k + bx)})
+        for n, (i, j, k) in enumerate(cartesian(range(0, nt, bt), range(0, ny, by), range(0, nx, bx)))
+    ]
     scratch = settings.data_dir() / "tmp"
     scratch.mkdir(parents=True, exist_ok=True)
     store.clean_stale(scratch)  # left by a worker that was killed mid-job
@@ -318,41 +321,20 @@ def predict_region(
         },
         coords=coords,
     )
+    lats, lons, times = grid.lat.values.astype(float), grid.lon.values, grid.time.values
+    spec = BlockSpec(features, a_features, constrained, float(meta["a_min"]), required, time_step, n_jobs)
+
+    def block_args(b: block_tasks.Block) -> tuple:
+        return (spec, times[b.region["time"]], lats[b.region["lat"]], lons[b.region["lon"]].size)
+
     try:
         template.to_zarr(tmp, compute=False, mode="w", consolidated=False)
-        lats = grid.lat.values.astype(float)
-        for done, (i, j, k) in enumerate(plan):
-            if should_cancel is not None and should_cancel():
-                raise Cancelled(f"prediction {name!r} cancelled after {done} of {len(plan)} blocks")
-            sl = dict(time=slice(i, i + bt), lat=slice(j, j + by), lon=slice(k, k + bx))
-            sub = grid.isel(sl)
-            arrays = dict(
-                zip(
-                    sub.data_vars,
-                    dask.compute(*[sub[v].data for v in sub.data_vars]),
-                    strict=True,
-                )
-            )
-            shape = (sub.sizes["time"], sub.sizes["lat"], sub.sizes["lon"])
-            out = _predict_block(
-                version,
-                arrays,
-                features,
-                a_features,
-                constrained,
-                float(meta["a_min"]),
-                required,
-                sub.time.values,
-                lats[j : j + by],
-                shape,
-                time_step,
-                n_jobs,
-            )
-            xr.Dataset({v: (("time", "lat", "lon"), out[v]) for v in OUTPUT_ATTRS}).to_zarr(
-                tmp, region=sl, consolidated=False
-            )
-            if progress is not None:
-                progress(done + 1, len(plan))
+        forests = block_tasks.share(_forests(version, constrained, radiation="rn" in grid))
+        tasks = block_tasks.block_tasks(predict_block, forests, grid, blocks, block_args, str(tmp.resolve()))
+        try:
+            computed_on = block_tasks.run(tasks, progress=progress, should_cancel=should_cancel)
+        except block_tasks.Cancelled as exc:
+            raise Cancelled(f"prediction {name!r} {exc}") from None
         if should_cancel is not None and should_cancel():
             raise Cancelled(f"prediction {name!r} cancelled before registering")
         result = xr.open_zarr(tmp, consolidated=False)
@@ -378,6 +360,7 @@ def predict_region(
             "period": [str(t0.date()), str(t1.date())],
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "training_data_fingerprint": meta["training_data"]["fingerprint_sha256"],
+            "computed_on": computed_on,
         }
         provenance["feature_set"] = fs.to_dict()
         provenance["model_feature_source"] = model_feature_source(meta)["kind"]
@@ -418,14 +401,38 @@ def _valid_rows(x: np.ndarray, flat: np.ndarray) -> np.ndarray:
     return x if flat.all() else x[flat]
 
 
-def _predict_block(
-    version, arrays, features, a_features, constrained, a_min, required, times, lats, shape, time_step, n_jobs
+@dataclass(frozen=True)
+class BlockSpec:
+    """What every block of one prediction shares (sent with each block task)."""
+
+    features: list[str]
+    a_features: list[str]
+    constrained: bool
+    a_min: float
+    required: list[str]  # cube variables whose absence makes a pixel unpredictable
+    time_step: str
+    n_jobs: int
+
+
+def _forests(version: str, constrained: bool, *, radiation: bool) -> dict:
+    """The packed boosters a prediction of ``version`` uses, by model name."""
+    names = ["ef", "le_direct"] if constrained else ["le_direct", "h_direct"]
+    if not radiation:
+        names.append("a")
+    return {m: compiled.compiled_model(version, m) for m in names}
+
+
+def predict_block(
+    forests: dict, arrays: dict, spec: BlockSpec, times, lats, nx: int
 ) -> dict[str, np.ndarray]:
-    """le, h, ef float32 arrays of one block (NaN where a required input is missing)."""
-    nt, ny, nx = shape
+    """le, h, ef float32 arrays of one block of ``times`` × ``lats`` × ``nx`` pixels (NaN where a
+    required input is missing) from its input ``arrays`` (cube variables broadcastable to
+    (time, lat, lon)) and the packed ``forests``."""
+    nt, ny = len(times), len(lats)
+    shape = (nt, ny, nx)
     full = {k: np.broadcast_to(np.asarray(v, dtype=np.float64), shape) for k, v in arrays.items()}
     valid = np.ones(shape, dtype=bool)
-    for v in required:
+    for v in spec.required:
         valid &= np.isfinite(full[v])
     if "rn" in full:
         a = full["rn"] - full["g"]
@@ -434,26 +441,27 @@ def _predict_block(
         a = None
     flat = valid.reshape(-1)
     out = {v: np.full(nt * ny * nx, np.nan, dtype=np.float32) for v in OUTPUT_ATTRS}
+    n_jobs = spec.n_jobs
     if flat.any():
         if a is None:
-            xa = _valid_rows(F.block_matrix(full, a_features, times, lats, time_step), flat)
-            a_flat = compiled.predict(version, "a", xa, n_jobs=n_jobs)
+            xa = _valid_rows(F.block_matrix(full, spec.a_features, times, lats, spec.time_step), flat)
+            a_flat = forests["a"].predict(xa, n_jobs=n_jobs)
         else:
             a_flat = a.reshape(-1)[flat]
         full["a"] = np.zeros(shape)
-        x = _valid_rows(F.block_matrix(full, features, times, lats, time_step), flat)
-        if "a" in features:
-            x[:, features.index("a")] = a_flat
-        if constrained:
-            ef = compiled.predict(version, "ef", x, n_jobs=n_jobs)
-            small = ~(a_flat >= a_min)
+        x = _valid_rows(F.block_matrix(full, spec.features, times, lats, spec.time_step), flat)
+        if "a" in spec.features:
+            x[:, spec.features.index("a")] = a_flat
+        if spec.constrained:
+            ef = forests["ef"].predict(x, n_jobs=n_jobs)
+            small = ~(a_flat >= spec.a_min)
             le_direct = np.full(len(a_flat), np.nan)
             if small.any():
-                le_direct[small] = compiled.predict(version, "le_direct", x[small], n_jobs=n_jobs)
-            le, h, ef = constrained_fluxes(ef, a_flat, le_direct, a_min=a_min)
+                le_direct[small] = forests["le_direct"].predict(x[small], n_jobs=n_jobs)
+            le, h, ef = constrained_fluxes(ef, a_flat, le_direct, a_min=spec.a_min)
         else:
-            le = compiled.predict(version, "le_direct", x, n_jobs=n_jobs)
-            h = compiled.predict(version, "h_direct", x, n_jobs=n_jobs)
+            le = forests["le_direct"].predict(x, n_jobs=n_jobs)
+            h = forests["h_direct"].predict(x, n_jobs=n_jobs)
             with np.errstate(invalid="ignore", divide="ignore"):
                 ef = le / (le + h)
         out["le"][flat], out["h"][flat], out["ef"][flat] = le, h, ef
