@@ -1,8 +1,10 @@
 """Pure functions that pair station observations with a gridded or point product.
 
 Spatial: the product pixel nearest to the station (great-circle distance reported), or bilinear
-interpolation between the four surrounding pixel centres. Temporal: sub-daily observations become
-daily means when enough of the day is covered; daily values become monthly means likewise. Anomalies
+interpolation between the four surrounding pixel centres. Temporal, two pairings: ``daily_mean``
+(sub-daily observations become daily means when enough of the day is covered, daily values monthly
+means likewise, then paired on common stamps) and ``nearest`` (QA4SM's: each record of the temporal
+reference with the other side's record nearest in time within a window, one to one). Anomalies
 remove a mean seasonal cycle. Closure: how far LE + H falls short of Rn - G.
 """
 
@@ -20,6 +22,9 @@ from validation import metrics
 
 SPATIAL_METHODS = ("nearest", "bilinear")
 ANOMALY_WINDOW_DAYS = 31
+PAIRINGS = ("daily_mean", "nearest")
+TEMPORAL_REFERENCES = ("station", "product")
+NEAREST_WINDOW = pd.Timedelta(hours=12)
 
 
 def grid_pixels_nearest(ds: xr.Dataset, lons, lats) -> pd.DataFrame:
@@ -186,6 +191,74 @@ def pair(obs: pd.Series, pred: pd.Series) -> pd.DataFrame:
     """Observation and prediction on their common time stamps, columns ``obs``/``pred``, both valid."""
     df = pd.concat({"obs": _as_time_series(obs), "pred": _as_time_series(pred)}, axis=1, join="inner")
     return df.dropna()
+
+
+def nearest_in_time(reference: pd.Series, other: pd.Series, *, window=NEAREST_WINDOW) -> pd.DataFrame:
+    """One-to-one nearest-in-time collocation of ``other`` onto the records of ``reference``.
+
+    Only valid (finite) values of either series take part. Each reference record takes the ``other``
+    record nearest in time with |Δt| <= ``window`` (a tie goes to the earlier record); an ``other``
+    record chosen by several reference records stays with the nearest of them only (a tie: the
+    earlier), so each record of either side is used at most once: pytesmo's ``df_match`` with a
+    window and ``dropduplicates``, the temporal matching of QA4SM (default window ±12 h; Gruber et al.
+    2020, RSE 244:111806). Index: the reference's time stamps (``time``); columns ``reference``,
+    ``other``, ``other_time``.
+    """
+    window = pd.Timedelta(window)
+    if window < pd.Timedelta(0):
+        raise InputError(f"matching: the time window {window} is negative")
+    ref, oth = _as_time_series(reference).dropna(), _as_time_series(other).dropna()
+    empty = pd.DataFrame(
+        {"reference": [], "other": [], "other_time": pd.DatetimeIndex([])},
+        index=pd.DatetimeIndex([], name="time"),
+    )
+    if ref.empty or oth.empty:
+        return empty
+    rt = ref.index.as_unit("ns").asi8
+    ot = oth.index.as_unit("ns").asi8
+    k = np.searchsorted(ot, rt)
+    left, right = np.clip(k - 1, 0, ot.size - 1), np.clip(k, 0, ot.size - 1)
+    chosen = np.where(np.abs(ot[right] - rt) < np.abs(rt - ot[left]), right, left)
+    distance = np.abs(ot[chosen] - rt)
+    within = np.flatnonzero(distance <= window.value)
+    candidates = pd.DataFrame({"ref": within, "oth": chosen[within], "distance": distance[within]})
+    kept = (
+        candidates.sort_values(["oth", "distance", "ref"], kind="stable")
+        .drop_duplicates("oth", keep="first")
+        .sort_values("ref")
+    )
+    if kept.empty:
+        return empty
+    out = pd.DataFrame(
+        {
+            "reference": ref.to_numpy()[kept["ref"].to_numpy()],
+            "other": oth.to_numpy()[kept["oth"].to_numpy()],
+            "other_time": oth.index[kept["oth"].to_numpy()],
+        },
+        index=ref.index[kept["ref"].to_numpy()],
+    )
+    out.index.name = "time"
+    return out
+
+
+def pair_nearest_in_time(
+    obs: pd.Series, pred: pd.Series, *, reference: str = "station", window=NEAREST_WINDOW
+) -> pd.DataFrame:
+    """Observation and prediction paired by :func:`nearest_in_time`, either side the temporal reference.
+
+    ``reference="station"``: each station record takes the nearest product record (QA4SM with the
+    in-situ data as temporal reference); ``"product"``: each product record the nearest station record.
+    Columns ``obs``, ``pred`` on the reference's time stamps, ``matched_time`` the other side's stamp.
+    """
+    if reference not in TEMPORAL_REFERENCES:
+        raise InputError(f"matching: temporal reference {reference!r} is not one of {TEMPORAL_REFERENCES}")
+    if reference == "station":
+        m = nearest_in_time(obs, pred, window=window)
+        columns = {"obs": m["reference"], "pred": m["other"]}
+    else:
+        m = nearest_in_time(pred, obs, window=window)
+        columns = {"obs": m["other"], "pred": m["reference"]}
+    return pd.DataFrame({**columns, "matched_time": m["other_time"]}, index=m.index)
 
 
 def seasonal_climatology(series: pd.Series, *, window_days: int = ANOMALY_WINDOW_DAYS) -> pd.Series:
