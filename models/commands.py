@@ -163,7 +163,9 @@ def _num(value, fmt: str) -> str:
 def format_versions(versions: list[dict]) -> str:
     """One block per version: header line, then per split, model and variable the headline R²
     (1 − SS_res/SS_tot) / RMSE / bias (A observed, A ≥ threshold), the same with A from the A model,
-    and the small-A rows apart (n, R², RMSE)."""
+    the small-A rows apart (n, R², RMSE), and the closed-vs-direct verdicts (``verdicts``)."""
+    from models.verdict import verdict_text
+
     lines = []
     for v in versions:
         lines.append(
@@ -199,13 +201,20 @@ def format_versions(versions: list[dict]) -> str:
                     )
             line += f"  | EB residual max {_num(r['eb_residual_max_abs'], '.2g')} W m-2"
             lines.append(line)
+        for r in v.get("verdicts") or []:
+            lines.append(
+                f"    verdict {r['split']:<9} A {r['a_source']:<9} {r['variable']:<3} {verdict_text(r)}"
+            )
     return "\n".join(lines)
 
 
 def cmd_models(args) -> int:
     from models import registry
 
-    versions = registry.list_versions()
+    versions = [
+        {**v, "verdicts": registry.read_meta(v["version"]).get("cv_verdicts", [])}
+        for v in registry.list_versions()
+    ]
     if args.json:
         print(json.dumps(versions, indent=2))
     elif not versions:

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from catalog.errors import InputError
-from models import evaluation, explain, registry, site_clusters, tree_shap
+from models import evaluation, explain, registry, site_clusters, tree_shap, verdict
 from models import features as F
 from models import training_table as T
 from models.emulator import A_MIN, DEFAULT_PARAMS, DEFAULT_ROUNDS, TARGET_COLUMNS, fit_emulator
@@ -199,6 +199,7 @@ def train(
     scores = evaluation.score_table(oof, table, a_threshold=settings.a_min)
     scores_igbp = evaluation.score_table(oof, table, by_igbp=True, a_threshold=settings.a_min)
     a_scores = evaluation.a_model_scores(oof)
+    verdicts = verdict.verdicts(oof, table, targets=settings.targets, a_threshold=settings.a_min)
     tower_scores = None
     if tower_table is not None:
         tower_monotone = {k: v for k, v in (settings.monotone or {}).items() if k in tower_features}
@@ -287,6 +288,7 @@ def train(
             "small_a_fraction": float((table["a"].to_numpy(float) < settings.a_min).mean()),
         },
         "a_model_cv": a_scores.to_dict("records"),
+        "cv_verdicts": verdicts.to_dict("records"),
         "cv_settings": {
             "splits": list(splits),
             "skipped_splits": skipped,
@@ -301,7 +303,13 @@ def train(
         "shap": {**shap_info, "units": explain.SHAP_UNITS, "method": tree_shap.METHOD},
         "libraries": registry.library_versions(),
     }
-    tables = {"cv_scores": scores, "cv_scores_igbp": scores_igbp, "cv_predictions": oof_out, **shap_tables}
+    tables = {
+        "cv_scores": scores,
+        "cv_scores_igbp": scores_igbp,
+        "cv_predictions": oof_out,
+        "cv_verdicts": verdicts,
+        **shap_tables,
+    }
     if tower_scores is not None:
         meta["cv_tower_meteorology"] = {
             "features": tower_features,
