@@ -12,7 +12,7 @@ import pandas as pd
 import panel as pn
 import xarray as xr
 
-from app import compute, data, map_panel, product_info, styles, ui
+from app import compute, data, le_units, map_panel, product_info, styles, ui
 from app.map_view import MERCATOR_METHOD, MapFigure, MapTabViews
 from app.ui import guarded
 from catalog import settings
@@ -78,7 +78,17 @@ class CompareTab(MapTabViews):
         state.param.watch(lambda *e: self._options(), ["variable", "product"])
         state.param.watch(
             lambda *e: self.redraw(),
-            ["compare", "common_mask", "date", "aggregation", "period", "x_range", "y_range", "cmap"],
+            [
+                "compare",
+                "common_mask",
+                "date",
+                "aggregation",
+                "period",
+                "x_range",
+                "y_range",
+                "cmap",
+                "le_units",
+            ],
         )
         state.param.watch(lambda e: self.redraw() if e.new == TAB and self._stale else None, "tab")
         self._watch_basemap()
@@ -131,7 +141,7 @@ class CompareTab(MapTabViews):
                 return
             a, b = s.compare
             if a == b:
-                self.stats.object = "Choose two different products."
+                self._same_product(a)
                 return
             (x0, x1), (y0, y1) = self.left.view()
             if (x0, x1) != tuple(s.x_range) or (y0, y1) != tuple(s.y_range):
@@ -140,17 +150,22 @@ class CompareTab(MapTabViews):
             if plan["days"] is not None and plan["days"].empty:
                 self._no_common_time(a, b, plan)
                 return
-            fields, levels = {}, {}
+            fields, levels, convs = {}, {}, {}
             for name in (a, b):
                 levels[name] = data.level_for_view(name, s.x_range, s.y_range, W)
                 if plan["own"][name]:
-                    fields[name] = data.field(
+                    field = data.field(
                         name, s.variable, levels[name], s.aggregation, s.date, s.period, s.x_range, s.y_range
                     )
+                    when = dict(agg=s.aggregation, date=s.date, period=s.period)
                 else:
-                    fields[name] = data.field_on_days(
+                    field = data.field_on_days(
                         name, s.variable, levels[name], plan["days"], s.x_range, s.y_range
                     )
+                    when = dict(days=plan["days"])
+                fields[name], convs[name] = le_units.convert_field(
+                    field, name, s.variable, s.le_units, **when
+                )
             common = compute.to_common_grid(fields)
             summary = compute.regrid_summary(fields, common)
             if s.common_mask:
@@ -161,10 +176,9 @@ class CompareTab(MapTabViews):
                 shown = fields
             diff = common[a] - common[b]
             diff.attrs.update(common[a].attrs)  # keeps the grid spacing for one-cell views
-            info = data.info(a)
-            label, units = styles.label(s.variable, info), styles.units(s.variable, info)
+            label, units = convs[a].label, convs[a].units
             cmap = s.cmap or styles.default_cmap(s.variable)
-            clim = styles.clim_for(s.variable, "fixed", None, shown[a].values)
+            clim = styles.clim_for(s.variable, "fixed", None, shown[a].values, units)
             rows = self.left.render_rows()
             when = plan["label"]
             for fig, name in ((self.left, a), (self.right, b)):
@@ -180,6 +194,7 @@ class CompareTab(MapTabViews):
             res_lat, res_lon = summary["res"]
             rmsd = float(np.sqrt(compute.weighted_mean(diff**2))) if ok.any() else float("nan")
             notes = [method_text(a, b, summary, units), time_text(a, b, plan)]
+            notes += sorted({c.note for c in convs.values() if c.note})
             notes += [
                 c for c in (product_info.sampling_caveat(data.info(n), s.variable) for n in (a, b)) if c
             ]
@@ -198,36 +213,58 @@ class CompareTab(MapTabViews):
 
         run()
 
+    def _blank(self) -> xr.DataArray:
+        """An empty screen raster over the view."""
+        s = self.state
+        empty = xr.DataArray(np.empty((0, 0), "float32"), coords={"lat": [], "lon": []}, dims=("lat", "lon"))
+        return compute.rasterize_to_screen(empty, s.x_range, s.y_range, W, self.left.render_rows())
+
+    def _show_own(self, fig: MapFigure, name: str) -> str:
+        """Draw product ``name`` on ``fig`` over its own time steps of the map's window (no common
+        grid); returns its units."""
+        s = self.state
+        level = data.level_for_view(name, s.x_range, s.y_range, W)
+        own = data.field(name, s.variable, level, s.aggregation, s.date, s.period, s.x_range, s.y_range)
+        own, conv = le_units.convert_field(
+            own, name, s.variable, s.le_units, agg=s.aggregation, date=s.date, period=s.period
+        )
+        img = compute.rasterize_to_screen(own, s.x_range, s.y_range, W, self.left.render_rows())
+        cmap = s.cmap or styles.default_cmap(s.variable)
+        clim = styles.clim_for(s.variable, "fixed", None, img.values, conv.units)
+        fig.show(img, clim=clim, cmap=cmap, label=conv.label, units=conv.units)
+        fig.fig.title.text = f"{name} · {map_panel.map_period(name, s.aggregation, s.date, s.period)}"
+        return conv.units
+
+    def _show_blank(self, fig: MapFigure, title: str, units: str) -> None:
+        s = self.state
+        cmap = s.cmap or styles.default_cmap(s.variable)
+        fig.show(self._blank(), clim=(-1.0, 1.0), cmap=cmap, label="", units=units)
+        fig.fig.title.text = title
+
+    def _same_product(self, name: str) -> None:
+        """A and B are one product: both maps show it, the difference map is emptied."""
+        units = ""
+        for fig in (self.left, self.right):
+            units = self._show_own(fig, name)
+        self.diff.show(self._blank(), clim=(-1.0, 1.0), cmap=styles.DIFF_CMAP, label="", units=units)
+        self.diff.fig.title.text = "A − B: A and B are the same product"
+        self.stats.object = (
+            f"A and B are both **{ui.markdown_plain(name)}**: choose two different products to see "
+            "their difference."
+        )
+        self.state.message = ""
+
     def _no_common_time(self, a: str, b: str, plan: dict) -> None:
         """Say that the two products share no time step in the window, and offer the nearest date
         both have."""
-        s = self.state
-        info = data.info(a)
-        label, units = styles.label(s.variable, info), styles.units(s.variable, info)
-        cmap = s.cmap or styles.default_cmap(s.variable)
-        rows = self.left.render_rows()
-        blank = compute.rasterize_to_screen(
-            xr.DataArray(np.empty((0, 0), "float32"), coords={"lat": [], "lon": []}, dims=("lat", "lon")),
-            s.x_range,
-            s.y_range,
-            W,
-            rows,
-        )
+        units = ""
         for fig, name in ((self.left, a), (self.right, b)):
             if plan["counts"][name]:  # its own steps in the window, for orientation
-                level = data.level_for_view(name, s.x_range, s.y_range, W)
-                own = data.field(
-                    name, s.variable, level, s.aggregation, s.date, s.period, s.x_range, s.y_range
-                )
-                img = compute.rasterize_to_screen(own, s.x_range, s.y_range, W, rows)
-                fig.fig.title.text = f"{name} · {map_panel.map_period(name, s.aggregation, s.date, s.period)}"
+                units = self._show_own(fig, name)
             else:
-                img = blank
-                fig.fig.title.text = f"{name} · no time step {plan['where']}"
-            fig.show(img, clim=styles.clim_for(s.variable, "fixed", None, img.values), cmap=cmap,
-                     label=label, units=units)  # fmt: skip
+                self._show_blank(fig, f"{name} · no time step {plan['where']}", units)
         self.diff.show(
-            blank, clim=(-1.0, 1.0), cmap=styles.DIFF_CMAP, label=f"{a} − {b} ({units})", units=units
+            self._blank(), clim=(-1.0, 1.0), cmap=styles.DIFF_CMAP, label=f"{a} − {b} ({units})", units=units
         )
         self.diff.fig.title.text = f"{a} − {b} · no common time step"
         before, after = plan["nearest"]

@@ -12,6 +12,7 @@ import pandas as pd
 import xarray as xr
 
 from catalog.errors import InputError
+from catalog.evaporation import REFERENCE_TA_C
 from catalog.geo import cos_lat_mean, cos_lat_weights
 
 AGGREGATIONS = ("day", "month", "year", "period")
@@ -406,24 +407,33 @@ def histogram(field: xr.DataArray, bins: int = 30, value_range=None) -> tuple[np
 
 
 def series_table(
-    series: dict[str, xr.DataArray], units: dict[str, str], lon: float, lat: float
+    series: dict[str, xr.DataArray],
+    units: dict[str, str],
+    lon: float,
+    lat: float,
+    lambda_ta: dict[str, np.ndarray | None] | None = None,
 ) -> pd.DataFrame:
-    """Long table of time series (one row per product and time) with lon, lat and units columns."""
+    """Long table of time series (one row per product and time) with lon, lat and units columns.
+    ``lambda_ta`` (per product, °C per step, NaN = the 20 °C reference) adds the column
+    ``lambda_ta_degC``: the air temperature behind λ(T) of values converted to evaporation."""
     frames = []
     for product, s in series.items():
-        frames.append(
-            pd.DataFrame(
-                {
-                    "time": pd.to_datetime(s["time"].values),
-                    "product": product,
-                    "variable": s.name,
-                    "value": np.asarray(s.values, dtype="float64"),
-                    "units": units.get(product, ""),
-                    "lon": float(s.attrs.get("pixel_lon", lon)),
-                    "lat": float(s.attrs.get("pixel_lat", lat)),
-                }
-            )
+        frame = pd.DataFrame(
+            {
+                "time": pd.to_datetime(s["time"].values),
+                "product": product,
+                "variable": s.name,
+                "value": np.asarray(s.values, dtype="float64"),
+                "units": units.get(product, ""),
+                "lon": float(s.attrs.get("pixel_lon", lon)),
+                "lat": float(s.attrs.get("pixel_lat", lat)),
+            }
         )
+        if lambda_ta is not None and product in lambda_ta:
+            ta = lambda_ta[product]
+            ta = np.full(len(frame), np.nan) if ta is None else np.asarray(ta, dtype="float64")
+            frame["lambda_ta_degC"] = np.where(np.isfinite(ta), ta, REFERENCE_TA_C)
+        frames.append(frame)
     if not frames:
         return pd.DataFrame(columns=["time", "product", "variable", "value", "units", "lon", "lat"])
     return pd.concat(frames, ignore_index=True)

@@ -1,5 +1,6 @@
 """Sidebar controls bound to an :class:`~app.state.AppState`: product, variable, date (slider,
-calendar, step and play), time aggregation and period, colormap and colour limits.
+calendar, step and play), time aggregation and period, colormap and colour limits, LE units.
+Each tab shows only the groups it uses (:data:`TAB_GROUPS`) and says so at the top.
 
 The date always is one of the product's own time steps: the slider moves through them (a product
 sampled on the 1st and 15th of each month has 24 positions a year, not 365), the calendar offers
@@ -16,9 +17,19 @@ import panel as pn
 
 from app import compute, data, styles, ui
 from app.ui import guarded
+from catalog.evaporation import LE_UNITS
 
 PLAY_INTERVAL_MS = 1200
 PREFERRED_PRODUCTS = ("gssm1km_demo", "ssm_global_demo")  # shown first when present
+WIDGET_WIDTH = 270  # the sidebar's width (300 px) less its padding
+TITLE_CHARS = 30  # of a product title in the picker (about 270 px); the full title is shown below it
+# The sidebar groups each tab uses; a tab not listed uses none of them.
+GROUPS = ("product", "date", "aggregation", "colormap", "clim", "le_units")
+TAB_GROUPS: dict[str, tuple[str, ...]] = {
+    "Map": GROUPS,
+    "Compare": ("product", "date", "aggregation", "colormap", "le_units"),
+    "Profile": ("product", "date", "aggregation", "le_units"),
+}
 
 
 def _two_way(
@@ -49,13 +60,23 @@ class Controls:
     def __init__(self, state):
         self.state = state
         products = data.list_products()
-        self.product = pn.widgets.Select(name="Product", options=_product_options(products), width=260)
-        self.variable = pn.widgets.Select(name="Variable", options=[], width=260)
+        self.product = pn.widgets.Select(
+            name="Product", options=_product_options(products), width=WIDGET_WIDTH
+        )
+        self.product_title = pn.pane.HTML(
+            "", css_classes=["product-title"], margin=(0, 10), name="product_title"
+        )
+        self.variable = pn.widgets.Select(name="Variable", options=[], width=WIDGET_WIDTH)
         self.date_slider = pn.widgets.DiscreteSlider(
-            name="Date", options={"01 Jul 2018": dt.date(2018, 7, 1)}, value=dt.date(2018, 7, 1), width=260
+            name="Date",
+            options={"01 Jul 2018": dt.date(2018, 7, 1)},
+            value=dt.date(2018, 7, 1),
+            width=WIDGET_WIDTH,
         )
         self.sampling = pn.pane.HTML("", css_classes=["time-sampling"], margin=(0, 10), name="time_sampling")
-        self.date_picker = pn.widgets.DatePicker(name="Calendar", value=dt.date(2018, 7, 1), width=260)
+        self.date_picker = pn.widgets.DatePicker(
+            name="Calendar", value=dt.date(2018, 7, 1), width=WIDGET_WIDTH
+        )
         self.prev_btn = pn.widgets.Button(name="◀ step", width=80, description="previous time step")
         self.next_btn = pn.widgets.Button(name="step ▶", width=80, description="next time step")
         self.play = pn.widgets.Toggle(name="▶ play", width=80)
@@ -63,15 +84,25 @@ class Controls:
             name="Time aggregation",
             options={"day": "day", "month": "month", "year": "year", "period": "period"},
             value="day",
-            width=260,
+            width=WIDGET_WIDTH,
         )
-        self.period = pn.widgets.DateRangePicker(name="Period (mean over)", width=260, visible=False)
+        self.period = pn.widgets.DateRangePicker(name="Period (mean over)", width=WIDGET_WIDTH, visible=False)
         self.cmap = pn.widgets.Select(
-            name="Colormap", options=["(variable default)", *styles.COLORMAPS], width=260
+            name="Colormap", options=["(variable default)", *styles.COLORMAPS], width=WIDGET_WIDTH
         )
         self.clim_mode = pn.widgets.RadioButtonGroup(
-            name="Colour limits", options=["fixed", "auto", "typed"], value="fixed", width=260
+            name="Colour limits", options=["fixed", "auto", "typed"], value="fixed", width=WIDGET_WIDTH
         )
+        self.le_units = pn.widgets.RadioButtonGroup(
+            name="LE units",
+            options={"W m-2": LE_UNITS[0], "evaporation mm d-1": LE_UNITS[1]},
+            value=state.le_units,
+            width=WIDGET_WIDTH,
+        )
+        self.tab_note = pn.pane.HTML(
+            "", css_classes=["sidebar-tab-note"], margin=(0, 10), name="sidebar_note"
+        )
+        self.groups: dict[str, pn.Column] = {}
         self.clim_low = pn.widgets.FloatInput(name="low", width=120, disabled=True)
         self.clim_high = pn.widgets.FloatInput(name="high", width=120, disabled=True)
         self._play_cb = None
@@ -103,6 +134,7 @@ class Controls:
         self.period.visible = s.aggregation == "period"
         self.cmap.value = s.cmap or "(variable default)"
         self.clim_mode.value = s.clim_mode
+        self.le_units.value = s.le_units
         self._show_clim()
 
     # -- wiring -------------------------------------------------------------------------------
@@ -137,6 +169,8 @@ class Controls:
             to_widget=lambda v: v or "(variable default)",
         )
         _two_way(self.clim_mode, s, "clim_mode")
+        _two_way(self.le_units, s, "le_units")
+        s.param.watch(lambda e: self._show_groups(), "tab")
         self.clim_low.param.watch(self._typed_clim, "value")
         self.clim_high.param.watch(self._typed_clim, "value")
         s.param.watch(self._show_clim, ["clim", "clim_mode"])
@@ -153,6 +187,9 @@ class Controls:
             if not s.product:
                 return
             info = data.info(s.product)
+            self.product_title.object = ui.as_html(
+                (info.title or info.name) + (" · synthetic" if info.synthetic else "")
+            )
             variables = data.gridded_variables(info)
             self.variable.options = {f"{info.variables[v].get('long_name', v)} ({v})": v for v in variables}
             if s.variable not in variables and variables:
@@ -232,22 +269,42 @@ class Controls:
                 self._play_cb.stop()
                 self._play_cb = None
 
-    def panel(self) -> pn.viewable.Viewable:
-        return pn.Column(
-            self.product,
-            self.variable,
-            pn.pane.Markdown("**Date**", margin=(5, 10, 0, 10)),
-            pn.Column(self.date_slider, self.sampling, margin=0),
-            self.date_picker,
-            pn.Row(self.prev_btn, self.next_btn, self.play),
-            pn.pane.Markdown("**Time aggregation**", margin=(5, 10, 0, 10)),
-            self.aggregation,
-            self.period,
-            self.cmap,
-            pn.pane.Markdown("**Colour limits**", margin=(5, 10, 0, 10)),
-            self.clim_mode,
-            pn.Row(self.clim_low, self.clim_high),
+    def _show_groups(self) -> None:
+        """Show the groups the current tab uses, and say which tab they serve."""
+        tab = self.state.tab
+        used = TAB_GROUPS.get(tab, ())
+        for name, group in self.groups.items():
+            group.visible = name in used
+        users = ", ".join(TAB_GROUPS)
+        self.tab_note.object = ui.as_html(
+            f"Settings of the {tab} tab"
+            if used
+            else f"The {tab} tab uses none of the map settings "
+            f"(product, date, colours, LE units); they are shown on the {users} tabs."
         )
+
+    def panel(self) -> pn.viewable.Viewable:
+        def heading(text):
+            return pn.pane.Markdown(f"**{text}**", margin=(5, 10, 0, 10))
+
+        self.groups = {
+            "product": pn.Column(self.product, self.product_title, self.variable, margin=0),
+            "date": pn.Column(
+                heading("Date"),
+                pn.Column(self.date_slider, self.sampling, margin=0),
+                self.date_picker,
+                pn.Row(self.prev_btn, self.next_btn, self.play),
+                margin=0,
+            ),
+            "aggregation": pn.Column(heading("Time aggregation"), self.aggregation, self.period, margin=0),
+            "colormap": pn.Column(self.cmap, margin=0),
+            "clim": pn.Column(
+                heading("Colour limits"), self.clim_mode, pn.Row(self.clim_low, self.clim_high), margin=0
+            ),
+            "le_units": pn.Column(heading("LE units"), self.le_units, margin=0),
+        }
+        self._show_groups()
+        return pn.Column(self.tab_note, *self.groups.values())
 
 
 def nearest_day(days: list[dt.date], date) -> dt.date:
@@ -284,7 +341,22 @@ def clip_period(period, start: dt.date, end: dt.date, default_days: int = 10):
 
 
 def _product_options(products) -> dict[str, str]:
-    return {f"{p.title or p.name} ({p.name})": p.name for p in products}
+    """Picker labels: the product's title cut to fit the picker (the full title is shown below it),
+    with its name where two cut titles are the same."""
+    cut = {p.name: short_title(p.title or p.name) for p in products}
+    counts = pd.Series(list(cut.values())).value_counts()
+    return {(c if counts[c] == 1 else f"{c} ({n})"): n for n, c in cut.items()}
+
+
+def short_title(title: str, limit: int = TITLE_CHARS) -> str:
+    """``title`` without a trailing parenthesis, cut at a word to ``limit`` characters (with "…")."""
+    text = title.strip()
+    if text.endswith(")") and "(" in text:
+        text = text[: text.rindex("(")].rstrip() or text
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1].rsplit(" ", 1)[0].rstrip(",;:-–— ")
+    return f"{cut}…"
 
 
 def _as_date(value):

@@ -292,11 +292,20 @@ def scrub_paths(text: str) -> str:
     return redact_paths(text, prefix="")
 
 
-def region_netcdf(info, ds: xr.Dataset, variables, bbox, start, end, level: int, *, region: str):
-    """(netCDF bytes, RegionExport) of a region export (see :func:`plan_region_export`)."""
+def region_netcdf(
+    info, ds: xr.Dataset, variables, bbox, start, end, level: int, *, region: str, convert=None
+):
+    """(netCDF bytes, RegionExport) of a region export (see :func:`plan_region_export`).
+    ``convert(subset) -> (subset, note)`` puts values in the units the user asked for (e.g. LE in
+    mm d-1); its note goes into the global attribute ``units_conversion``."""
     sub, plan = plan_region_export(info, ds, variables, bbox, start, end, level, region=region)
+    note = ""
+    if convert is not None:
+        sub, note = convert(sub)
     out = sub.copy()
     out.attrs = region_attrs(info, plan, ds.attrs)
+    if note:
+        out.attrs["units_conversion"] = note
     for v in out.data_vars:
         out[v].attrs = {k: scrub_paths(a) if isinstance(a, str) else a for k, a in out[v].attrs.items()}
     return netcdf_bytes(out), plan

@@ -10,11 +10,11 @@ import time
 
 import panel as pn
 
-from app import compute, data, export, product_info, projected_view, projection, styles, ui
+from app import compute, data, export, le_units, product_info, projected_view, projection, styles, ui
 from app.map_view import MERCATOR_METHOD, WORLD, MapFigure, MapTabViews
 from app.series_panel import SeriesPanel
 from app.ui import guarded
-from catalog import settings
+from catalog import evaporation, settings
 from catalog.errors import FluxLensError
 
 log = logging.getLogger("app")
@@ -34,6 +34,7 @@ REDRAW_ON = (
     "clim",
     "x_range",
     "y_range",
+    "le_units",
 )
 
 
@@ -109,7 +110,8 @@ class MapTab(MapTabViews):
         )
         state.param.watch(self._apply_projection, "projection")
         state.param.watch(self._on_state, list(REDRAW_ON))
-        state.param.watch(self._reset_auto, ["product", "variable", "aggregation"])
+        state.param.watch(self._reset_auto, ["product", "variable", "aggregation", "le_units"])
+        state.param.watch(self._typed_in_units, "le_units")
         state.param.watch(lambda e: self._mark_pixel(e.new), "pixel")
         state.param.watch(lambda e: self._mark_box(e.new), "box")
         state.param.watch(lambda e: self.redraw() if e.new == TAB and self._stale else None, "tab")
@@ -180,6 +182,17 @@ class MapTab(MapTabViews):
     def _reset_auto(self, *events) -> None:
         self._auto_clim = None
 
+    def _typed_in_units(self, event) -> None:
+        """Typed LE colour limits follow a switch of LE units (at λ(20 °C): they are round numbers)."""
+        s = self.state
+        if s.clim_mode == "typed" and s.clim and s.variable == le_units.LE:
+            convert = (
+                evaporation.le_to_mm_per_day
+                if event.new == evaporation.MM_D
+                else evaporation.mm_per_day_to_le
+            )
+            s.clim = tuple(round(float(convert(v)), 4) for v in s.clim)
+
     def _fit_product(self) -> None:
         if not self.state.product:
             return
@@ -229,9 +242,11 @@ class MapTab(MapTabViews):
                 return
             info = data.info(s.product)
             projected = self._projected()
+            window = dict(agg=s.aggregation, date=s.date, period=s.period)
             if projected:
                 level = data.level_for_view(s.product, WORLD[:2], WORLD[2:], MAP_WIDTH)
                 lonlat = data.field(s.product, s.variable, level, s.aggregation, s.date, s.period)
+                lonlat, conv = le_units.convert_field(lonlat, s.product, s.variable, s.le_units, **window)
                 image = projection.project_field(lonlat, *self.projected.world, MAP_WIDTH, MAP_HEIGHT)
             else:
                 image, level = data.map_image(
@@ -245,18 +260,18 @@ class MapTab(MapTabViews):
                     MAP_WIDTH,
                     self.map.render_rows(),
                 )
+                image, conv = le_units.convert_field(image, s.product, s.variable, s.le_units, **window)
                 lonlat = image
             if s.clim_mode == "auto":
                 if self._auto_clim is None:
                     self._auto_clim = styles.auto_clim(image.values)
                 clim = self._auto_clim
             else:
-                clim = styles.clim_for(s.variable, s.clim_mode, s.clim, image.values)
+                clim = styles.clim_for(s.variable, s.clim_mode, s.clim, image.values, conv.units)
             if s.clim_mode != "typed" and s.clim != clim:
                 s.param.update(clim=clim)  # shows the limits in the typed inputs
             cmap = s.cmap or styles.default_cmap(s.variable)
-            label = styles.label(s.variable, info)
-            units = styles.units(s.variable, info)
+            label, units = conv.label, conv.units
             (self.projected if projected else self.map).show(
                 image, clim=clim, cmap=cmap, label=label, units=units
             )
@@ -269,6 +284,7 @@ class MapTab(MapTabViews):
                 + (" · Web Mercator" if self.map.mercator and not projected else "")
                 + (" · Equal Earth" if projected else "")
                 + (f"\n\n{s.variable}: {caveat}" if product_info.is_not_daily_mean(info, s.variable) else "")
+                + (f"\n\n{ui.markdown_plain(conv.note)}" if conv.note else "")
             )
             self._last = dict(image=lonlat, clim=clim, cmap=cmap, label=label, title=f"{info.name} · {when}")
             s.message = ""
@@ -357,8 +373,19 @@ class MapTab(MapTabViews):
         def run():
             s = self.state
             info, ds, bbox, start, end, level, region = self._export_request()
-            body, plan = export.region_netcdf(info, ds, [s.variable], bbox, start, end, level, region=region)
-            self.netcdf.filename = f"{s.product}_{s.variable}_{start:%Y%m%d}_{end:%Y%m%d}_L{level}.nc"
+            body, plan = export.region_netcdf(
+                info,
+                ds,
+                [s.variable],
+                bbox,
+                start,
+                end,
+                level,
+                region=region,
+                convert=lambda sub: le_units.convert_dataset(sub, s.product, level, s.le_units),
+            )
+            mm = "_mm_d" if le_units.converts(s.variable, s.le_units) else ""
+            self.netcdf.filename = f"{s.product}_{s.variable}{mm}_{start:%Y%m%d}_{end:%Y%m%d}_L{level}.nc"
             log.info("netCDF export %s (%d bytes)", plan.describe(), len(body))
             return io.BytesIO(body)
 

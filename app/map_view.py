@@ -1,5 +1,7 @@
 """A Bokeh map figure: a colour-mapped screen raster, coastlines, colorbar, hover with the real
-value and units, wheel zoom active. The figure only draws what it is given.
+value and units. The figure only draws what it is given. Wheel zoom is in the toolbar but not active
+(the mouse wheel scrolls the page until the user picks it), and pan and zoom stay within the globe
+and a rim of :data:`WORLD_RIM` around it.
 
 Two projections: plate carrée (plot coordinates are lon/lat degrees, the default) and Web
 Mercator (EPSG:3857 metres) under an optional web tile basemap. Everything going in or out of a
@@ -44,6 +46,7 @@ from app import compute, styles
 COASTLINES = Path(__file__).parent / "static" / "coastlines_110m.json"
 WORLD = (-180.0, 180.0, -90.0, 90.0)
 RANGE_COALESCE_MS = 40
+WORLD_RIM = 0.1  # pan/zoom bounds: the globe fitted to the frame, 10 % wider
 OSM_ATTRIBUTION = "© OpenStreetMap contributors"
 MERCATOR_METHOD = (
     "Basemap on: Web Mercator. The map is rendered on a regular lon/lat grid (at least one row per "
@@ -233,8 +236,9 @@ class MapFigure:
         self._box: tuple | None = None
         self._value_tooltip: tuple = (None, None)
         xr0, yr0 = fit_view((-180, -90, 180, 90), self.width, self.height, margin=0)
-        self.x_range = x_range or Range1d(*xr0)
-        self.y_range = y_range or Range1d(*yr0)
+        bx, by = self._world_bounds()
+        self.x_range = x_range or Range1d(*xr0, bounds=bx)
+        self.y_range = y_range or Range1d(*yr0, bounds=by)
         self.wheel = WheelZoomTool(zoom_on_axis=False)
         tools = [PanTool(), self.wheel, BoxZoomTool(match_aspect=True), ResetTool()]
         if on_tap is not None:
@@ -247,7 +251,7 @@ class MapFigure:
             x_range=self.x_range,
             y_range=self.y_range,
             tools=tools,
-            active_scroll=self.wheel,
+            active_scroll=None,
             active_drag=tools[0],
             title=title,
             x_axis_label="longitude (°E)",
@@ -326,6 +330,14 @@ class MapFigure:
 
             self.fig.on_event(SelectionGeometry, _box)
 
+    def _world_bounds(self) -> tuple[tuple, tuple]:
+        """Pan/zoom bounds in plot coordinates: the globe (the Web Mercator square world with the
+        basemap) fitted to the frame, :data:`WORLD_RIM` wider."""
+        if self.mercator:
+            m = compute.MERCATOR_MAX_Y
+            return fit_view((-m, -m, m, m), self.width, self.height, margin=WORLD_RIM)
+        return fit_view((-180, -90, 180, 90), self.width, self.height, margin=WORLD_RIM)
+
     def _range_changed(self, attr, old, new) -> None:
         doc = self.fig.document
         if doc is None or self._view_pending:
@@ -368,6 +380,8 @@ class MapFigure:
         if view is None:
             view = view_for_projection(*self.view(), self.width, self.height, mercator=on)
         self.mercator = on
+        bx, by = self._world_bounds()  # before the view: the bounds are in the new plot coordinates
+        self.x_range.bounds, self.y_range.bounds = bx, by
         self.source.data = {"image": [np.full((1, 1), np.nan, dtype="float32")], **_EMPTY_PLACE}
         self.set_view(*view)  # before the tiles appear, so that they never see a degree view
         if on:

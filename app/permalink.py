@@ -3,7 +3,8 @@
 Keys: ``product``, ``var``, ``date`` (YYYY-MM-DD), ``agg``, ``period`` (start~end), ``view``
 (W,E,S,N), ``px`` (lon,lat), ``box`` (W,S,E,N), ``cmap``, ``clim`` (mode or mode:low,high),
 ``compare`` (names joined by ``~``), ``mask`` (1), ``basemap`` (1), ``proj`` (the Map tab's
-projection: ``equal_earth``; ``lonlat`` is the default).
+projection: ``equal_earth``; ``lonlat`` is the default), ``le`` (LE units: ``mm_d`` for evaporation
+in mm d-1; ``W_m2`` is the default).
 
 A link is anyone's text. Reading one happens in two steps, neither of which raises:
 :func:`decode` checks the syntax of every value (finite numbers, coordinates on the globe, real
@@ -39,7 +40,10 @@ KEYS = (
     "mask",
     "basemap",
     "proj",
+    "le",
 )
+# URL values of the LE units (no spaces in links).
+LE_UNITS_KEYS = {"W_m2": "W m-2", "mm_d": "mm d-1"}
 MAX_VALUE_CHARS = 256  # longer values are not settings anyone wrote
 MAX_SHOWN_CHARS = 60  # of a value quoted in a notice
 MAX_COMPARED = 2
@@ -122,6 +126,8 @@ def to_query(state: AppState) -> dict[str, str]:
         q["basemap"] = "1"
     if state.projection != AppState.param.projection.default:
         q["proj"] = state.projection
+    if state.le_units != AppState.param.le_units.default:
+        q["le"] = next(k for k, v in LE_UNITS_KEYS.items() if v == state.le_units)
     return {k: v for k, v in q.items() if v}
 
 
@@ -267,6 +273,11 @@ def decode(args: dict[str, str]) -> tuple[dict, list[Notice]]:
             out["projection"] = args["proj"]
         else:
             bad("proj", f"not one of {', '.join(AppState.param.projection.objects)}")
+    if args.get("le"):
+        if args["le"] in LE_UNITS_KEYS:
+            out["le_units"] = LE_UNITS_KEYS[args["le"]]
+        else:
+            bad("le", f"not one of {', '.join(LE_UNITS_KEYS)} (LE in W m-2 or mm d-1)")
     for key, name in (("mask", "common_mask"), ("basemap", "basemap")):
         if key in args:
             if args[key] in ("1", "0"):

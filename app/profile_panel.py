@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import panel as pn
 
-from app import compute, data, product_info, styles, ui
+from app import compute, data, le_units, product_info, styles, ui
 from app.ui import guarded
 
 TAB = "Profile"
@@ -43,7 +43,7 @@ class ProfileTab:
         for w in (self.products, self.region, self.band):
             w.param.watch(lambda e: self.redraw(), "value")
         state.param.watch(
-            lambda *e: self.redraw(), ["common_mask", "date", "aggregation", "period", "variable"]
+            lambda *e: self.redraw(), ["common_mask", "date", "aggregation", "period", "variable", "le_units"]
         )
         state.param.watch(
             lambda *e: self.redraw() if self.region.value == "visible region" else None,
@@ -83,7 +83,7 @@ class ProfileTab:
                 self.plot.object = None
                 return
             (x0, x1), (y0, y1) = self._bounds()
-            fields, used, left_out = {}, {}, []
+            fields, used, left_out, convs = {}, {}, [], {}
             for name in names:
                 w, so, e, n = data.info(name).bbox
                 xr_ = (max(x0, w), min(x1, e))
@@ -98,7 +98,10 @@ class ProfileTab:
                     continue
                 level = data.level_for_view(name, xr_, yr_, PROFILE_WIDTH_PX)
                 f = data.field(name, s.variable, level, s.aggregation, s.date, s.period, xr_, yr_)
-                fields[name] = compute.visible_window(f, xr_, yr_, pad=0).assign_attrs(f.attrs)
+                f = compute.visible_window(f, xr_, yr_, pad=0).assign_attrs(f.attrs)
+                fields[name], convs[name] = le_units.convert_field(
+                    f, name, s.variable, s.le_units, agg=s.aggregation, date=s.date, period=s.period
+                )
                 used[name] = _steps_label(steps) if times.size else "no time axis"
             if not fields:
                 self.note.object = "No selected product covers this region and time. " + "; ".join(left_out)
@@ -111,7 +114,7 @@ class ProfileTab:
                 mask = compute.common_mask(common.values())
                 masked = {k: v.where(mask) for k, v in common.items()}
             use = masked if (s.common_mask and masked is not None) else fields
-            label = styles.label(s.variable, data.info(names[0]))
+            label = convs[next(iter(fields))].label
             curves = []
             for i, (name, f) in enumerate(use.items()):
                 colour = styles.SERIES_COLOURS[i % len(styles.SERIES_COLOURS)]
@@ -130,7 +133,12 @@ class ProfileTab:
             when = _window(s)
             title = f"Zonal mean of {s.variable}, {when}" + (" (common mask)" if use is masked else "")
             self.plot.object = hv.Overlay(curves).opts(
-                title=title, width=540, height=480, show_grid=True, legend_position="bottom_right"
+                title=title,
+                width=540,
+                height=480,
+                show_grid=True,
+                legend_position="bottom_right",
+                active_tools=["pan"],
             )
             rows = []
             for name, f in fields.items():
@@ -141,7 +149,7 @@ class ProfileTab:
                         "mean, common mask": round(compute.weighted_mean(masked[name]), 5)
                         if masked
                         else np.nan,
-                        "units": styles.units(s.variable, data.info(name)),
+                        "units": convs[name].units,
                         "grid (°)": compute.grid_step(f, "lon"),
                         "time steps used": used[name],
                     }
@@ -155,6 +163,7 @@ class ProfileTab:
                         "mask puts all products on the coarsest grid (block mean) and keeps cells valid in "
                         "every product. Each product uses its own time steps (see the table).",
                         *[c for c in caveats if c],
+                        *sorted({c.note for c in convs.values() if c.note}),
                         *(["Left out: " + "; ".join(left_out)] if left_out else []),
                     ]
                 )

@@ -62,7 +62,8 @@ class ProjectedMapFigure:
         self.width, self.height = int(width), int(height)
         self.world = projection.fit_world(self.width, self.height)
         (x0, x1), (y0, y1) = self.world
-        self.x_range, self.y_range = Range1d(x0, x1), Range1d(y0, y1)
+        # Pan and zoom stay on the globe (zooming only enlarges its pixels anyway).
+        self.x_range, self.y_range = Range1d(x0, x1, bounds=(x0, x1)), Range1d(y0, y1, bounds=(y0, y1))
         wheel = WheelZoomTool(zoom_on_axis=False)
         tools = [PanTool(), wheel, BoxZoomTool(match_aspect=True), ResetTool()]
         if on_tap is not None:
@@ -73,7 +74,7 @@ class ProjectedMapFigure:
             x_range=self.x_range,
             y_range=self.y_range,
             tools=tools,
-            active_scroll=wheel,
+            active_scroll=None,  # the mouse wheel scrolls the page; wheel zoom is in the toolbar
             active_drag=tools[0],
             title=title,
             name=name,

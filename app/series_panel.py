@@ -10,10 +10,13 @@ import numpy as np
 import pandas as pd
 import panel as pn
 
-from app import compute, data, export, product_info, styles
+from app import compute, data, export, le_units, product_info, styles, ui
 from app.ui import guarded
 
-PLOT_OPTS = dict(width=800, height=260, show_grid=True, legend_position="right", tools=["hover"])
+# Wheel zoom in the toolbar, not active: the mouse wheel scrolls the page.
+PLOT_OPTS = dict(
+    width=800, height=260, show_grid=True, legend_position="right", tools=["hover"], active_tools=["pan"]
+)
 
 
 class SeriesPanel:
@@ -51,20 +54,15 @@ class SeriesPanel:
         )
         self._pixel_table = None
         self._box_table = None
-        state.param.watch(lambda *e: self.update_pixel(), ["pixel", "variable"])
-        state.param.watch(lambda *e: self.update_box(), ["box", "variable"])
+        state.param.watch(lambda *e: self.update_pixel(), ["pixel", "variable", "le_units"])
+        state.param.watch(lambda *e: self.update_box(), ["box", "variable", "le_units"])
         state.param.watch(
-            lambda *e: self.update_histogram(), ["box", "product", "variable", "date", "aggregation"]
+            lambda *e: self.update_histogram(),
+            ["box", "product", "variable", "date", "aggregation", "period", "le_units"],
         )
         self.update_pixel()
         self.update_box()
         self.update_histogram()
-
-    def _units(self) -> dict[str, str]:
-        return {
-            n: styles.units(self.state.variable, data.info(n))
-            for n in data.products_with(self.state.variable)
-        }
 
     def update_pixel(self) -> None:
         @guarded(self.state, "pixel time series", loading=lambda: [self.pixel_plot])
@@ -75,15 +73,18 @@ class SeriesPanel:
                 self.csv.disabled = True
                 return
             lon, lat = s.pixel
-            series, rows = {}, []
+            series, rows, units, temps, notes = {}, [], {}, {}, set()
             for name in data.products_with(s.variable):
                 info = data.info(name)
                 if not data.contains(info, lon, lat):
                     continue
                 ds = data.point_series(name, lon, lat, variables=[s.variable])
-                da = ds[s.variable]
+                da, conv, temps[name] = le_units.convert_series(
+                    ds[s.variable], name, s.variable, s.le_units, point=(lon, lat)
+                )
                 da.attrs.update(pixel_lon=ds.attrs["pixel_lon"], pixel_lat=ds.attrs["pixel_lat"])
-                series[name] = da
+                series[name], units[name] = da, conv.units
+                notes.add(conv.note)
                 rows.append(
                     {
                         "product": name,
@@ -96,8 +97,8 @@ class SeriesPanel:
                         or f"one value per {info.time_step}",
                     }
                 )
-            units = self._units()
-            self._pixel_table = compute.series_table(series, units, lon, lat)
+            converted = le_units.converts(s.variable, s.le_units)
+            self._pixel_table = compute.series_table(series, units, lon, lat, temps if converted else None)
             self.pixel_table.value = pd.DataFrame(rows)
             self.pixel_table.visible = bool(rows)
             self.csv.disabled = not series
@@ -106,8 +107,8 @@ class SeriesPanel:
                 f"**Pixel** lon {lon:.4f}, lat {lat:.4f}: {len(series)} product(s) with `{s.variable}` here"
                 if series
                 else f"**Pixel** lon {lon:.4f}, lat {lat:.4f}: no product with `{s.variable}` here"
-            )
-            self.pixel_plot.object = self._curves(series, f"{s.variable} at ({lon:.3f}, {lat:.3f})")
+            ) + _notes(notes)
+            self.pixel_plot.object = self._curves(series, units, f"{s.variable} at ({lon:.3f}, {lat:.3f})")
 
         run()
 
@@ -120,20 +121,26 @@ class SeriesPanel:
                 self.box_csv.disabled = True
                 return
             w, so, e, n = s.box
-            series = {}
+            series, units, temps, notes = {}, {}, {}, set()
             for name in data.products_with(s.variable):
                 bw, bs, be, bn = data.info(name).bbox
                 if e < bw or w > be or n < bs or so > bn:
                     continue
-                series[name] = data.region_series(name, s.box, variables=[s.variable])[s.variable]
+                da = data.region_series(name, s.box, variables=[s.variable])[s.variable]
+                series[name], conv, temps[name] = le_units.convert_series(
+                    da, name, s.variable, s.le_units, bbox=s.box
+                )
+                units[name] = conv.units
+                notes.add(conv.note)
             cx, cy = (w + e) / 2, (so + n) / 2
-            self._box_table = compute.series_table(series, self._units(), cx, cy)
+            converted = le_units.converts(s.variable, s.le_units)
+            self._box_table = compute.series_table(series, units, cx, cy, temps if converted else None)
             self._box_table["bbox_wsen"] = f"{w:.4f},{so:.4f},{e:.4f},{n:.4f}"
             self.box_csv.disabled = not series
             self.box_info.object = (
                 f"**Box** W {w:.3f} S {so:.3f} E {e:.3f} N {n:.3f}: cos(lat)-weighted mean of valid pixels"
-            )
-            self.box_plot.object = self._curves(series, f"{s.variable}, box mean")
+            ) + _notes(notes)
+            self.box_plot.object = self._curves(series, units, f"{s.variable}, box mean")
 
         run()
 
@@ -148,24 +155,27 @@ class SeriesPanel:
             level = data.level_for_view(s.product, (w, e), (so, n), 400)
             field = data.field(s.product, s.variable, level, s.aggregation, s.date, s.period, (w, e), (so, n))
             field = field.sel(lon=slice(w, e), lat=slice(n, so))
+            field, conv = le_units.convert_field(
+                field, s.product, s.variable, s.le_units, agg=s.aggregation, date=s.date, period=s.period
+            )
             counts, edges = compute.histogram(field, bins=30)
-            info = data.info(s.product)
-            label = styles.label(s.variable, info)
+            label = conv.label
             self.hist_plot.object = hv.Histogram((edges, counts), kdims=[label], vdims=["pixels"]).opts(
                 width=420,
                 height=240,
                 title=f"{s.product}: pixels in the box (level {level})",
                 tools=["hover"],
+                active_tools=["pan"],
             )
 
         run()
 
-    def _curves(self, series: dict, title: str):
+    def _curves(self, series: dict, units: dict[str, str], title: str):
         if not series:
             return None
         s = self.state
-        units = {styles.units(s.variable, data.info(n)) for n in series}
-        label = f"{s.variable} ({units.pop()})" if len(units) == 1 else s.variable
+        shown = set(units.values())
+        label = f"{s.variable} ({shown.pop()})" if len(shown) == 1 else s.variable
         curves = []
         for i, (name, da) in enumerate(series.items()):
             colour = styles.SERIES_COLOURS[i % len(styles.SERIES_COLOURS)]
@@ -199,3 +209,8 @@ class SeriesPanel:
             pn.Row(self.box_plot),
             pn.Row(self.hist_plot, self.box_csv),
         )
+
+
+def _notes(notes: set[str]) -> str:
+    """The λ notes of converted series, as Markdown paragraphs ('' when nothing was converted)."""
+    return "".join(f"\n\n{ui.markdown_plain(n)}" for n in sorted(notes) if n)

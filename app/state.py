@@ -7,6 +7,7 @@ import datetime as dt
 import param
 
 from app.compute import AGGREGATIONS
+from catalog.evaporation import LE_UNITS
 
 
 class AppState(param.Parameterized):
@@ -31,6 +32,9 @@ class AppState(param.Parameterized):
     basemap = param.Boolean(default=False, doc="web tiles under the maps (Web Mercator view)")
     projection = param.Selector(
         default="lonlat", objects=["lonlat", "equal_earth"], doc="Map tab: lon/lat or Equal Earth globe"
+    )
+    le_units = param.Selector(
+        default=LE_UNITS[0], objects=list(LE_UNITS), doc="LE as W m-2 or as evaporation in mm d-1"
     )
     tab = param.String(default="Map", doc="title of the tab on screen (hidden tabs do not redraw)")
     message = param.String(default="", doc="last error or notice shown to the user")

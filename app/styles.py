@@ -27,6 +27,10 @@ DEFAULT_CLIM: dict[str, tuple[float, float]] = {
     "igbp": (1.0, 17.0),
 }
 
+# Fixed colour limits of a variable shown in other units than its stored ones: LE as evaporation
+# (−50…300 W m-2 is −1.8…10.6 mm d-1 at 20 °C).
+DEFAULT_CLIM_IN: dict[tuple[str, str], tuple[float, float]] = {("le", "mm d-1"): (-2.0, 10.0)}
+
 DEFAULT_CMAP: dict[str, str] = {
     "ssm": "YlGnBu",
     "le": "viridis",
@@ -83,10 +87,13 @@ def auto_clim(values: np.ndarray, symmetric: bool = False) -> tuple[float, float
     return (lo, hi)
 
 
-def clim_for(variable: str, mode: str, typed, values) -> tuple[float, float]:
-    """Colour limits for ``mode`` fixed (per-variable default) / auto (from the data) / typed."""
+def clim_for(variable: str, mode: str, typed, values, units: str | None = None) -> tuple[float, float]:
+    """Colour limits for ``mode`` fixed (per-variable default, in ``units`` when the variable is
+    shown converted) / auto (from the data) / typed."""
     if mode == "typed" and typed and typed[0] < typed[1]:
         return (float(typed[0]), float(typed[1]))
+    if mode == "fixed" and (variable, units) in DEFAULT_CLIM_IN:
+        return DEFAULT_CLIM_IN[(variable, units)]
     if mode == "fixed" and variable in DEFAULT_CLIM:
         return DEFAULT_CLIM[variable]
     return auto_clim(values)

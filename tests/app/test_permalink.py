@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from urllib.parse import parse_qs
 
+import panel as pn
 import pytest
 
 from app import dashboard, data, permalink, ui
@@ -218,6 +219,12 @@ def _panes(page, name):
     return [o for o in page.main[0].select() if getattr(o, "name", None) == name]
 
 
+def _widget(page, label):
+    """The sidebar widget labelled ``label``."""
+    (widget,) = [o for o in page.sidebar[0].select(pn.widgets.Widget) if o.name == label]
+    return widget
+
+
 def test_dashboard_shows_notices_escaped_and_falls_back(demo):
     page = dashboard.build_dashboard(
         {
@@ -235,8 +242,7 @@ def test_dashboard_shows_notices_escaped_and_falls_back(demo):
         assert key in notes.object, key
     (message,) = _panes(page, "message")
     assert not message.visible, message.object  # the map was drawn with the defaults
-    controls = page.sidebar[0]
-    product, period = controls[0], controls[8]
+    product, period = _widget(page, "Product"), _widget(page, "Period (mean over)")
     assert product.value == "gssm1km_demo" and period.visible
     assert period.value == (dt.date(2018, 7, 1), dt.date(2018, 7, 10))
 
@@ -245,7 +251,7 @@ def test_good_link_has_no_notice(demo):
     page = dashboard.build_dashboard({"product": "ssm_global_demo", "var": "ssm", "date": "2018-07-03"})
     (notes,) = _panes(page, "link_notices")
     assert not notes.visible and notes.object == ""
-    assert page.sidebar[0][0].value == "ssm_global_demo"
+    assert _widget(page, "Product").value == "ssm_global_demo"
 
 
 def test_failure_while_building_gives_a_plain_page(demo, monkeypatch):
@@ -274,3 +280,13 @@ def test_messages_redact_paths_and_never_render_markup():
     assert pane.visible and pane.object == "map failed: OSError: cannot open …/0.zarr &lt;b&gt;now&lt;/b&gt;"
     ui.show_alert(pane, "")
     assert not pane.visible
+
+
+def test_le_units_round_trip_and_bad_value():
+    s = AppState(le_units="mm d-1")
+    q = permalink.to_query(s)
+    assert q["le"] == "mm_d" and "le" not in permalink.to_query(AppState())
+    assert AppState(**permalink.from_query(q)).le_units == "mm d-1"
+    assert permalink.from_query({"le": "W_m2"}) == {"le_units": "W m-2"}
+    out, notices = permalink.decode({"le": "kg"})
+    assert out == {} and "not one of W_m2, mm_d" in notices[0].text()
