@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from catalog.errors import InputError
-from models import evaluation, explain, registry, site_clusters, tree_shap, verdict
+from models import evaluation, explain, intervals, registry, site_clusters, tree_shap, verdict
 from models import features as F
 from models import training_table as T
 from models.emulator import A_MIN, DEFAULT_PARAMS, DEFAULT_ROUNDS, TARGET_COLUMNS, fit_emulator
@@ -137,6 +137,29 @@ def _tables(settings: TrainSettings):
     return table, features, None, None
 
 
+def _intervals(
+    oof: pd.DataFrame, table: pd.DataFrame, settings: TrainSettings, splits
+) -> tuple[dict, pd.DataFrame]:
+    """The interval calibration stored with the model (quantiles per A source from the residuals of
+    the calibration split) and the CV coverage table (:mod:`models.intervals`)."""
+    model = "constrained" if settings.constrained else "direct"
+    split = intervals.calibration_split(splits)
+    common = dict(model=model, targets=settings.targets, a_min=settings.a_min, level=intervals.LEVEL)
+    quantiles = intervals.calibrate(oof[oof["split"] == split], table, **common)
+    coverage = intervals.cv_coverage(oof, table, **common)
+    pooled = coverage[coverage["igbp"].isna()]
+    return {
+        "level": intervals.LEVEL,
+        "bounds": list(intervals.bound_names(intervals.LEVEL)),
+        "model": model,
+        "calibration_split": split,
+        "method": intervals.METHOD,
+        "quantiles": quantiles,
+        "quantile_units": {"ef": "1 (LE/A)", "le": "W m-2", "h": "W m-2"},
+        "cv_coverage": pooled.drop(columns="igbp").to_dict("records"),
+    }, coverage
+
+
 def train(
     settings: TrainSettings,
     *,
@@ -200,6 +223,7 @@ def train(
     scores_igbp = evaluation.score_table(oof, table, by_igbp=True, a_threshold=settings.a_min)
     a_scores = evaluation.a_model_scores(oof)
     verdicts = verdict.verdicts(oof, table, targets=settings.targets, a_threshold=settings.a_min)
+    interval_meta, coverage = _intervals(oof, table, settings, splits)
     tower_scores = None
     if tower_table is not None:
         tower_monotone = {k: v for k, v in (settings.monotone or {}).items() if k in tower_features}
@@ -289,6 +313,7 @@ def train(
         },
         "a_model_cv": a_scores.to_dict("records"),
         "cv_verdicts": verdicts.to_dict("records"),
+        "intervals": interval_meta,
         "cv_settings": {
             "splits": list(splits),
             "skipped_splits": skipped,
@@ -308,6 +333,7 @@ def train(
         "cv_scores_igbp": scores_igbp,
         "cv_predictions": oof_out,
         "cv_verdicts": verdicts,
+        "cv_coverage": coverage,
         **shap_tables,
     }
     if tower_scores is not None:

@@ -40,6 +40,14 @@ def test_train_registers_version_with_cv_for_both_models(data_dir):
     ):
         assert len(registry.read_table(version, name)) > 0
     assert meta["shap"]["sample_size"] == 120 and meta["shap"]["interaction_sample_size"] == 120
+    iv = meta["intervals"]
+    assert iv["calibration_split"] == "cluster" and iv["bounds"] == ["q05", "q95"] and iv["level"] == 0.9
+    assert set(iv["quantiles"]) == {"observed", "a_model"}
+    q = iv["quantiles"]["a_model"]["ef"]
+    assert q["q_lo"] < 0 < q["q_hi"] and q["n"] > 100
+    coverage = registry.read_table(version, "cv_coverage")
+    assert set(coverage["split"]) == set(cv_settings["splits"]) and coverage["coverage"].between(0, 1).all()
+    assert {r["a_regime"] for r in iv["cv_coverage"]} == {"all", "A>=10", "A<10"}
     oof = registry.read_table(version, "cv_predictions")
     assert np.allclose(oof["obs_le_corr"], table["le_corr"].to_numpy()[oof["row"]])
 

@@ -1,0 +1,185 @@
+"""Prediction intervals of LE and H that keep the closure: split-conformal on cluster-CV residuals.
+
+Choice. Conformal intervals from the out-of-fold residuals of the grouped (leave-cluster-out) split,
+not quantile LightGBM on EF: a quantile booster learns the spread of its *training* residuals, which
+is narrower than its error at towers it never saw, so its 90 % band under-covers held-out sites; the
+cluster-split residuals are errors at towers farther than D km from every training tower, as a map
+pixel is. The quantiles are the split-conformal ones (Lei et al. 2018, JASA 113:1094; Vovk et al.
+2005), with the out-of-fold residuals of grouped CV as calibration set, as in CV+ (Barber et al.
+2021, Ann. Stat. 49:486), two-sided and asymmetric with α/2 per side (Romano et al. 2019, NeurIPS,
+"conformalized quantile regression", Thm. 2): q_lo = the ⌊(n + 1) α/2⌋-th and q_hi = the
+⌈(n + 1)(1 − α/2)⌉-th smallest of n signed scores. Coverage is marginal, assuming sites exchangeable;
+it is measured, not assumed: :func:`cv_coverage` calibrates on the other folds only.
+
+Scores (constrained model), on the A the chain closes on (observed, or the A model as in a map):
+
+- A ≥ a_min (EF branch): s = LE_obs / A − EF_pred, the LE error as a fraction of A. Bounds
+  EF_lo = EF + q_lo, EF_hi = EF + q_hi; LE_lo = EF_lo·A, LE_hi = EF_hi·A; H_lo = A − LE_hi,
+  H_hi = A − LE_lo. So LE_lo + H_hi = LE_hi + H_lo = A: each bound closes (not clipped to [0, 1]:
+  LE < 0 with dew and H < 0 under advection are observed).
+- A < a_min (LE from the direct model): s = LE_obs − LE_pred (W m-2); LE_lo,hi = LE + q_lo,hi and
+  H bounds = A − LE bounds as above.
+
+Direct model: s = LE_obs − LE_pred and H_obs − H_pred, bounds LE + q and H + q (no closure to keep).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from models.emulator import A_MIN, TARGET_COLUMNS
+from models.evaluation import A_MODEL, A_OBSERVED, a_regime_labels
+
+LEVEL = 0.90
+CALIBRATION_SPLITS = ("cluster", "spatial", "temporal", "random")  # the first one trained calibrates
+METHOD = (
+    "split-conformal quantiles (Lei et al. 2018; asymmetric, alpha/2 per side, Romano et al. 2019) of "
+    "out-of-fold residuals of grouped CV (as CV+, Barber et al. 2021): constrained model s = LE_obs/A - "
+    "EF_pred where A >= a_min, s = LE_obs - LE_pred (W m-2) where A < a_min; LE and H bounds from the "
+    "same EF bounds and A, so LE_lo + H_hi = A"
+)
+
+
+def bound_names(level: float = LEVEL) -> tuple[str, str]:
+    """Suffixes of the lower and upper bounds, e.g. ``q05`` and ``q95`` for a 90 % interval."""
+    lo = round(100 * (1 - level) / 2)
+    return f"q{lo:02d}", f"q{100 - lo:02d}"
+
+
+def conformal_quantiles(scores, level: float = LEVEL) -> dict:
+    """``{"q_lo", "q_hi", "n"}``: the ⌊(n+1)α/2⌋-th and ⌈(n+1)(1−α/2)⌉-th smallest finite scores
+    (None, an unbounded side, where n is too small for that rank)."""
+    s = np.sort(np.asarray(scores, dtype=float)[np.isfinite(scores)])
+    n = s.size
+    alpha = 1 - level
+    k_lo = math.floor((n + 1) * alpha / 2 + 1e-9)  # slack against rounding of 1 - level
+    k_hi = math.ceil((n + 1) * (1 - alpha / 2) - 1e-9)
+    return {
+        "q_lo": float(s[k_lo - 1]) if k_lo >= 1 else None,
+        "q_hi": float(s[k_hi - 1]) if k_hi <= n else None,
+        "n": int(n),
+    }
+
+
+def branch_scores(le_obs, h_obs, pred: pd.DataFrame, *, model: str, a_min: float = A_MIN) -> dict:
+    """Branch → (row mask, scores) of out-of-fold predictions ``pred`` (columns le, h, ef, a)."""
+    le_obs, h_obs = np.asarray(le_obs, dtype=float), np.asarray(h_obs, dtype=float)
+    le, h, ef, a = (pred[c].to_numpy(dtype=float) for c in ("le", "h", "ef", "a"))
+    if model == "direct":
+        every = np.ones(le.size, dtype=bool)
+        return {"le": (every, le_obs - le), "h": (every, h_obs - h)}
+    with np.errstate(invalid="ignore", divide="ignore"):
+        big = a >= a_min
+        return {"ef": (big, np.where(big, le_obs / a - ef, np.nan)), "le": (~big, le_obs - le)}
+
+
+def calibrate(
+    oof: pd.DataFrame, table: pd.DataFrame, *, model: str, targets: str, a_min: float = A_MIN,
+    level: float = LEVEL,
+) -> dict:  # fmt: skip
+    """A source → branch → conformal quantiles, from out-of-fold rows ``oof`` of one split."""
+    le_col, h_col = TARGET_COLUMNS[targets]
+    out = {}
+    for source, grp in oof[oof["model"] == model].groupby("a_source", sort=False):
+        rows = grp["row"].to_numpy()
+        le_obs = table[le_col].to_numpy(dtype=float)[rows]
+        h_obs = table[h_col].to_numpy(dtype=float)[rows]
+        out[source] = {
+            branch: conformal_quantiles(s[mask], level)
+            for branch, (mask, s) in branch_scores(le_obs, h_obs, grp, model=model, a_min=a_min).items()
+        }
+    return out
+
+
+def _sides(q: dict) -> tuple[float, float]:
+    """Both quantiles; NaN (bounds unknown) where the calibration had too few scores for a rank."""
+    lo, hi = q["q_lo"], q["q_hi"]
+    return (math.nan if lo is None else lo), (math.nan if hi is None else hi)
+
+
+def bounds(le, h, ef, a, quantiles: dict, *, model: str, a_min: float = A_MIN) -> dict[str, np.ndarray]:
+    """``le_lo, le_hi, h_lo, h_hi`` (W m-2) of predictions from the quantiles of one A source.
+
+    Constrained: EF bounds times A where A ≥ a_min, LE + q elsewhere; H bounds = A − LE bounds;
+    NaN where A is missing or the branch had too few calibration scores (a row then counts as not
+    covered in :func:`cv_coverage`)."""
+    le, h, ef, a = (np.asarray(x, dtype=float) for x in (le, h, ef, a))
+    if model == "direct":
+        (le_q0, le_q1), (h_q0, h_q1) = _sides(quantiles["le"]), _sides(quantiles["h"])
+        return {"le_lo": le + le_q0, "le_hi": le + le_q1, "h_lo": h + h_q0, "h_hi": h + h_q1}
+    (ef_q0, ef_q1), (le_q0, le_q1) = _sides(quantiles["ef"]), _sides(quantiles["le"])
+    with np.errstate(invalid="ignore"):
+        big = a >= a_min
+        known = np.isfinite(a)
+        le_lo = np.where(big, (ef + ef_q0) * a, np.where(known, le + le_q0, np.nan))
+        le_hi = np.where(big, (ef + ef_q1) * a, np.where(known, le + le_q1, np.nan))
+    return {"le_lo": le_lo, "le_hi": le_hi, "h_lo": a - le_hi, "h_hi": a - le_lo}
+
+
+def calibration_split(splits) -> str:
+    """The split whose residuals calibrate the intervals: the first of :data:`CALIBRATION_SPLITS`."""
+    for split in CALIBRATION_SPLITS:
+        if split in splits:
+            return split
+    raise ValueError(f"no split to calibrate intervals on among {list(splits)}")
+
+
+def cv_coverage(
+    oof: pd.DataFrame, table: pd.DataFrame, *, model: str, targets: str, a_min: float = A_MIN,
+    level: float = LEVEL,
+) -> pd.DataFrame:  # fmt: skip
+    """Coverage of the intervals in CV: the rows of each fold bounded with quantiles calibrated on the
+    other folds of the same split and A source (never on their own residuals).
+
+    One row per split, A source, A regime (``all``, then by observed A as :func:`models.evaluation.
+    score_table`), IGBP class (NaN: every class) and variable: ``n``, ``coverage`` (fraction of
+    observed values inside [lo, hi]) and ``mean_width`` (W m-2)."""
+    le_col, h_col = TARGET_COLUMNS[targets]
+    obs = {"le": table[le_col].to_numpy(dtype=float), "h": table[h_col].to_numpy(dtype=float)}
+    part = oof[oof["model"] == model]
+    bounded = []
+    for (split, source), grp in part.groupby(["split", "a_source"], sort=False):
+        for fold, held in grp.groupby("fold", sort=False):
+            cal = calibrate(grp[grp["fold"] != fold], table, model=model, targets=targets, a_min=a_min,
+                            level=level)[source]  # fmt: skip
+            b = bounds(held["le"], held["h"], held["ef"], held["a"], cal, model=model, a_min=a_min)
+            rows = held["row"].to_numpy()
+            frame = held[["igbp", "a_obs"]].assign(split=split, a_source=source)
+            for var in ("le", "h"):
+                o = obs[var][rows]
+                inside = np.where(np.isfinite(o), (o >= b[f"{var}_lo"]) & (o <= b[f"{var}_hi"]), np.nan)
+                frame[f"{var}_in"] = inside
+                frame[f"{var}_width"] = np.where(np.isfinite(o), b[f"{var}_hi"] - b[f"{var}_lo"], np.nan)
+            bounded.append(frame)
+    rows = pd.concat(bounded, ignore_index=True)
+    rows["a_regime"] = a_regime_labels(rows["a_obs"], a_min)
+    out = []
+    for keys, by_igbp in ((["split", "a_source"], False), (["split", "a_source", "igbp"], True)):
+        for regime in ("all", *sorted(rows["a_regime"].unique(), reverse=True)):
+            sel = rows if regime == "all" else rows[rows["a_regime"] == regime]
+            for key, g in sel.groupby(keys, sort=False):
+                key = dict(zip(keys, key, strict=True))
+                for var in ("le", "h"):
+                    inside = g[f"{var}_in"].to_numpy(dtype=float)
+                    ok = np.isfinite(inside)
+                    width = g[f"{var}_width"].to_numpy(dtype=float)
+                    width = width[np.isfinite(width)]
+                    out.append({
+                        "split": key["split"], "a_source": key["a_source"], "a_regime": regime,
+                        "igbp": key["igbp"] if by_igbp else np.nan, "variable": var, "n": int(ok.sum()),
+                        "coverage": float(inside[ok].mean()) if ok.any() else np.nan,
+                        "mean_width": float(width.mean()) if width.size else np.nan,
+                    })  # fmt: skip
+    return pd.DataFrame(out)
+
+
+def prediction_source(quantiles: dict, radiation: str | None) -> str:
+    """The A source whose quantiles bound a prediction: the radiation product's where the model was
+    calibrated on it, observed A for another radiation product (its own A error is not in them), the
+    A model's without one."""
+    if radiation is None:
+        return A_MODEL
+    return radiation if radiation in quantiles else A_OBSERVED
