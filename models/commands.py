@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def _monotone(text: str) -> dict[str, int]:
@@ -132,20 +133,21 @@ def cmd_train(args) -> int:
 
 def cmd_predict(args) -> int:
     from models import predict, registry
+    from models.cluster import dask_scheduler
 
     version = args.model or registry.latest_version()
-    inputs = _role_inputs(args)
-    name = predict.predict_region(
-        version,
-        args.bbox,
-        args.start,
-        args.end,
-        product_name=args.name,
-        inputs=inputs,
-        feature_set=args.feature_set,
-        allow_mismatch=args.allow_mismatch,
-        progress=_progress,
+    request = dict(
+        inputs=_role_inputs(args), feature_set=args.feature_set, allow_mismatch=args.allow_mismatch
     )
+    if args.dry_run:
+        plan = predict.plan_region(version, args.bbox, args.start, args.end, **request)
+        print("\n".join(plan.lines()))
+        return 0
+    with dask_scheduler(args.scheduler) as where:
+        name = predict.predict_region(
+            version, args.bbox, args.start, args.end, product_name=args.name, progress=_progress, **request
+        )
+    print(f"computed on the {where}", file=sys.stderr)
     print(name)
     return 0
 
@@ -315,6 +317,15 @@ def add_commands(subparsers) -> None:
         action="store_true",
         help="predict although the model's time step or gridded products differ from the inputs' (the "
         "reason goes into the provenance)",
+    )
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print pixel-days, blocks, bytes written and the time estimated from one block measured here; "
+        "write nothing",
+    )
+    p.add_argument(
+        "--scheduler", help="dask.distributed scheduler address to predict on ($FLUXLENS_DASK_SCHEDULER)"
     )
     p.set_defaults(func=cmd_predict)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -33,6 +34,7 @@ import xarray as xr
 
 from catalog import api, settings, store
 from catalog.errors import InputError
+from catalog.pyramid import level_shapes
 from models import block_tasks, compiled, registry
 from models import features as F
 from models.emulator import constrained_fluxes
@@ -240,6 +242,178 @@ def _request_name(version: str, bbox, t0, t1, used: dict) -> str:
     return f"emulator-{version[:15].lower()}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
 
 
+@dataclass
+class _Request:
+    """A checked prediction request: the model, its inputs opened lazily, the blocks."""
+
+    meta: dict
+    fs: F.FeatureSet
+    grid: xr.Dataset
+    used: dict
+    problems: list[str]
+    bbox: tuple
+    t0: pd.Timestamp
+    t1: pd.Timestamp
+    time_step: str
+    spec: BlockSpec
+    block: tuple[int, int, int]
+    blocks: list
+
+    @property
+    def pixel_days(self) -> int:
+        return self.grid.sizes["time"] * self.grid.sizes["lat"] * self.grid.sizes["lon"]
+
+    def block_args(self, b: block_tasks.Block) -> tuple:
+        """The arguments of :func:`predict_block` after ``forests`` and ``arrays`` for block ``b``."""
+        r = b.region
+        times, lats = self.grid.time.values[r["time"]], self.grid.lat.values[r["lat"]].astype(float)
+        return (self.spec, times, lats, self.grid.lon.values[r["lon"]].size)
+
+
+def _prepare(version, bbox, start, end, inputs, feature_set, allow_mismatch, block, n_jobs) -> _Request:
+    """Check a request and open its inputs (no heavy reading); InputError for anything wrong."""
+    meta = registry.read_meta(version)
+    bbox, t0, t1 = _check_request(bbox, start, end)
+    fs = resolve_inputs(meta, inputs, feature_set)
+    problems = input_mismatches(meta, fs)
+    if problems and not allow_mismatch:
+        raise InputError(
+            f"model {version} does not match these inputs: {'; '.join(problems)}. Predict with the "
+            "products and time step it was trained on, or pass --allow-mismatch to predict anyway"
+        )
+    features = [f["name"] for f in meta["features"]]
+    a_features = list(meta["a_features"])
+    constrained = bool(meta["constrained"])
+    w, s, e, n = bbox
+    extent = api.open_product(fs.grid).sel(lat=slice(n, s), lon=slice(w, e), time=slice(t0, t1))
+    size = extent.sizes["time"] * extent.sizes["lat"] * extent.sizes["lon"]
+    if size > MAX_PIXEL_DAYS:
+        raise InputError(f"request of {size:,} pixel-days exceeds the limit of {MAX_PIXEL_DAYS:,}")
+    grid, used = open_inputs(meta, bbox, t0, t1, fs)
+    nt, ny, nx = grid.sizes["time"], grid.sizes["lat"], grid.sizes["lon"]
+    time_step = api.product_info(fs.grid).time_step
+    # every variable whose absence makes a pixel unpredictable (ssm may be missing)
+    required = [F.spec(f).cube_variable for f in F.required_features(features)]
+
+    bt, by, bx = block or default_block(grid)
+    block = (bt, by, bx)
+    blocks = [
+        block_tasks.Block(n, {"time": slice(i, i + bt), "lat": slice(j, j + by), "lon": slice(k, k + bx)})
+        for n, (i, j, k) in enumerate(cartesian(range(0, nt, bt), range(0, ny, by), range(0, nx, bx)))
+    ]
+    spec = BlockSpec(features, a_features, constrained, float(meta["a_min"]), required, time_step, n_jobs)
+    return _Request(meta, fs, grid, used, problems, bbox, t0, t1, time_step, spec, block, blocks)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a prediction request amounts to, before running it (``fluxlens predict --dry-run``)."""
+
+    pixel_days: int
+    shape: tuple[int, int, int]  # time, lat, lon
+    block: tuple[int, int, int]
+    n_blocks: int
+    bytes_written: int  # uncompressed float32: scratch store, pyramid levels, series copy
+    measured_block_s: float | None  # one block read, predicted and written here
+    measured_pixel_days: int | None  # the pixel-days of that block
+    n_jobs: int
+
+    @property
+    def pixel_days_per_core_s(self) -> float | None:
+        """Measured throughput per core (read + predict + write of one block over ``n_jobs`` threads)."""
+        if not self.measured_block_s:
+            return None
+        return self.measured_pixel_days / (self.measured_block_s * self.n_jobs)
+
+    def estimated_s(self, cores: int) -> float | None:
+        """Blocks' time on ``cores`` cores at the measured throughput (the final catalog write,
+        pyramid and series copy, comes on top: see ``bench/bench_predict.py``)."""
+        rate = self.pixel_days_per_core_s
+        return None if rate is None else self.pixel_days / (rate * cores)
+
+    def lines(self, cores: tuple[int, ...] = (2, 32, 512)) -> list[str]:
+        out = [
+            f"pixel-days: {self.pixel_days:,} (time × lat × lon = {' × '.join(map(str, self.shape))})",
+            f"blocks: {self.n_blocks:,} of {' × '.join(map(str, self.block))}",
+            "bytes written (uncompressed float32, scratch + pyramid + series copy): "
+            + _size(self.bytes_written),
+        ]
+        if self.measured_block_s is None:
+            out.append("time: not measured (no block with valid pixels)")
+            return out
+        out.append(
+            f"measured here on one block: {self.measured_pixel_days:,} pixel-days in "
+            f"{self.measured_block_s:.2f} s on {self.n_jobs} threads = "
+            f"{self.pixel_days_per_core_s:,.0f} pixel-days/s per core"
+        )
+        out += [f"estimated time on {c} cores: {_duration(self.estimated_s(c))}" for c in cores]
+        return out
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
+        if n >= scale:
+            return f"{n / scale:,.1f} {unit}"
+    return f"{n / 1e3:,.1f} kB"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:,.1f} h"
+
+
+def plan_region(
+    version: str,
+    bbox,
+    start,
+    end,
+    *,
+    inputs: dict | None = None,
+    feature_set=None,
+    allow_mismatch: bool = False,
+    block: tuple[int, int, int] | None = None,
+    n_jobs: int = 2,
+    measure: bool = True,
+) -> RunPlan:
+    """The size of a :func:`predict_region` request and, with ``measure``, its time estimated from
+    one block read, predicted and written here (the block nearest the middle with valid pixels).
+    Checks the request as :func:`predict_region` does; registers and keeps nothing."""
+    req = _prepare(version, bbox, start, end, inputs, feature_set, allow_mismatch, block, n_jobs)
+    nt, ny, nx = (req.grid.sizes[d] for d in ("time", "lat", "lon"))
+    level_px = sum(a * b for a, b in level_shapes(ny, nx))
+    per_step = 4 * len(OUTPUT_ATTRS)
+    written = per_step * nt * (ny * nx + level_px + (ny * nx if store.needs_series(ny, nx, nt) else 0))
+    measured_s = measured_n = None
+    if measure and req.blocks:
+        forests = _forests(version, req.spec.constrained, radiation="rn" in req.grid)
+        order = sorted(req.blocks, key=lambda b: abs(b.index - len(req.blocks) // 2))
+        scratch = settings.data_dir() / "tmp"
+        scratch.mkdir(parents=True, exist_ok=True)
+        for b in order[:8]:
+            t = time.perf_counter()
+            sub = req.grid.isel(b.region)
+            names = list(sub.data_vars)
+            arrays = dict(zip(names, dask.compute(*[sub[v].data for v in names]), strict=True))
+            out = predict_block(forests, arrays, *req.block_args(b))
+            if not np.isfinite(out["le"]).any():
+                continue
+            tmp = store.temp_dir(scratch, "dry-run")
+            try:
+                xr.Dataset({v: (("time", "lat", "lon"), a) for v, a in out.items()}).to_zarr(
+                    tmp, mode="w", consolidated=False
+                )
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            measured_s, measured_n = time.perf_counter() - t, int(out["le"].size)
+            break
+    return RunPlan(
+        nt * ny * nx, (nt, ny, nx), req.block, len(req.blocks), written, measured_s, measured_n, n_jobs
+    )
+
+
 def predict_region(
     version: str,
     bbox,
@@ -271,26 +445,11 @@ def predict_region(
     registered. ``block``: (time, lat, lon) size of a prediction block; default :func:`default_block`.
     ``title``: the product's catalog title (default ``LE/H emulator <version>``).
     """
-    meta = registry.read_meta(version)
-    bbox, t0, t1 = _check_request(bbox, start, end)
-    fs = resolve_inputs(meta, inputs, feature_set)
-    problems = input_mismatches(meta, fs)
-    if problems and not allow_mismatch:
-        raise InputError(
-            f"model {version} does not match these inputs: {'; '.join(problems)}. Predict with the "
-            "products and time step it was trained on, or pass --allow-mismatch to predict anyway"
-        )
-    features = [f["name"] for f in meta["features"]]
-    a_features = list(meta["a_features"])
-    constrained = bool(meta["constrained"])
-    w, s, e, n = bbox
-    extent = api.open_product(fs.grid).sel(lat=slice(n, s), lon=slice(w, e), time=slice(t0, t1))
-    size = extent.sizes["time"] * extent.sizes["lat"] * extent.sizes["lon"]
-    if size > MAX_PIXEL_DAYS:
-        raise InputError(f"request of {size:,} pixel-days exceeds the limit of {MAX_PIXEL_DAYS:,}")
-    grid, used = open_inputs(meta, bbox, t0, t1, fs)
+    req = _prepare(version, bbox, start, end, inputs, feature_set, allow_mismatch, block, n_jobs)
+    meta, fs, grid, used, problems = req.meta, req.fs, req.grid, req.used, req.problems
+    bbox, t0, t1, time_step, spec = req.bbox, req.t0, req.t1, req.time_step, req.spec
     nt, ny, nx = grid.sizes["time"], grid.sizes["lat"], grid.sizes["lon"]
-    time_step = api.product_info(fs.grid).time_step
+    block, blocks, constrained = req.block, req.blocks, spec.constrained
     name = product_name or _request_name(version, bbox, t0, t1, used)
     title = title or f"LE/H emulator {version}"
     if not store.NAME_RE.match(name):
@@ -300,15 +459,6 @@ def predict_region(
     synthetic = bool(meta["training_data"].get("synthetic")) or any(
         api.product_info(p).synthetic for p in fs.products()
     )
-    # every variable whose absence makes a pixel unpredictable (ssm may be missing)
-    required = [F.spec(f).cube_variable for f in F.required_features(features)]
-
-    bt, by, bx = block or default_block(grid)
-    block = (bt, by, bx)
-    blocks = [
-        block_tasks.Block(n, {"time": slice(i, i + bt), "lat": slice(j, j + by), "lon": slice(k, k + bx)})
-        for n, (i, j, k) in enumerate(cartesian(range(0, nt, bt), range(0, ny, by), range(0, nx, bx)))
-    ]
     scratch = settings.data_dir() / "tmp"
     scratch.mkdir(parents=True, exist_ok=True)
     store.clean_stale(scratch)  # left by a worker that was killed mid-job
@@ -321,16 +471,13 @@ def predict_region(
         },
         coords=coords,
     )
-    lats, lons, times = grid.lat.values.astype(float), grid.lon.values, grid.time.values
-    spec = BlockSpec(features, a_features, constrained, float(meta["a_min"]), required, time_step, n_jobs)
-
-    def block_args(b: block_tasks.Block) -> tuple:
-        return (spec, times[b.region["time"]], lats[b.region["lat"]], lons[b.region["lon"]].size)
 
     try:
         template.to_zarr(tmp, compute=False, mode="w", consolidated=False)
         forests = block_tasks.share(_forests(version, constrained, radiation="rn" in grid))
-        tasks = block_tasks.block_tasks(predict_block, forests, grid, blocks, block_args, str(tmp.resolve()))
+        tasks = block_tasks.block_tasks(
+            predict_block, forests, grid, blocks, req.block_args, str(tmp.resolve())
+        )
         try:
             computed_on = block_tasks.run(tasks, progress=progress, should_cancel=should_cancel)
         except block_tasks.Cancelled as exc:

@@ -9,7 +9,6 @@ workers (``JobStore.recover_stale``). SIGTERM / SIGINT: finish the current job, 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import secrets
@@ -18,17 +17,14 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import dask
-
-from catalog import settings
 from catalog.errors import FluxLensError
+from models.cluster import dask_scheduler
 from models.job_limits import JobLimits
 from models.jobs import CANCELLED, FAILED, SUCCEEDED, Job, JobStore, job_kinds, registered_kind
 
-ENV_DASK_SCHEDULER = "FLUXLENS_DASK_SCHEDULER"
 LOG_SOURCES = ("models", "catalog", "data_prep")
 
 log = logging.getLogger(__name__)
@@ -36,21 +32,6 @@ log = logging.getLogger(__name__)
 
 def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
-
-
-@contextlib.contextmanager
-def dask_scheduler(address: str | None = None) -> Iterator[str]:
-    """Make Dask compute on the cluster at ``address`` (default ``$FLUXLENS_DASK_SCHEDULER``) or,
-    without one, on the local threaded scheduler. Yields a description of the choice."""
-    address = address or settings.current().text(ENV_DASK_SCHEDULER) or None
-    if address:
-        from distributed import Client
-
-        with Client(address, set_as_default=True) as client:
-            yield f"dask.distributed cluster at {client.scheduler.address}"
-    else:
-        with dask.config.set(scheduler="threads"):
-            yield "dask local threaded scheduler"
 
 
 @dataclass

@@ -13,7 +13,7 @@ import pytest
 import xarray as xr
 
 from models import predict
-from models.worker import dask_scheduler
+from models.cluster import dask_scheduler
 from tests.conftest import demo_copy_with_model
 from tests.stores import level_path
 
