@@ -10,7 +10,7 @@ import holoviews as hv
 import panel as pn
 from panel.theme import fast as panel_fast
 
-from app import auth, data, permalink, ui
+from app import auth, data, permalink, ui, welcome
 from app.controls import Controls, default_product
 from app.state import AppState
 from catalog import settings
@@ -25,6 +25,7 @@ EXTRA_PANELS: list[tuple[str, str]] = [
     ("Validation", "app.validation_panel"),
     ("Models", "app.model_panel"),
     ("Jobs", "app.jobs_panel"),
+    ("About", "app.about"),
 ]
 
 CORE_PANELS: list[tuple[str, str]] = [
@@ -201,6 +202,8 @@ def build_dashboard(
     dismiss = pn.widgets.Button(name="Dismiss", width=90, visible=bool(notices))
     dismiss.on_click(lambda e: (link_notes.param.update(visible=False), dismiss.param.update(visible=False)))
 
+    first_run = welcome.FirstRun()  # above the tabs; the About tab can show it again
+    welcome.attach(state, first_run)
     tabs = LazyTabs(state, CORE_PANELS + EXTRA_PANELS).tabs
     link = pn.widgets.TextInput(name="Permalink", value="", width=260, disabled=False)
 
@@ -225,7 +228,11 @@ def build_dashboard(
             link,
             pn.pane.HTML(f"User: <code>{ui.as_html(state.user)}</code>"),
         ],
-        main=[pn.Column(pn.Row(link_notes, dismiss), message, tabs, sizing_mode="stretch_width")],
+        main=[
+            pn.Column(
+                pn.Row(link_notes, dismiss), message, first_run.panel, tabs, sizing_mode="stretch_width"
+            )
+        ],
         sidebar_width=300,
         theme_toggle=True,
         design=Fast,

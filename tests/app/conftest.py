@@ -77,3 +77,27 @@ def browser_page(chromium, viewport, tmp_path) -> Iterator[tuple]:
         finally:
             ctx.close()
     assert not errors, f"browser console errors: {errors}"
+
+
+@pytest.fixture
+def demo_catalog(demo_world, monkeypatch) -> Path:
+    """The session's small demo world as the current data directory (read-only), with the views'
+    product list read afresh."""
+    from app import data
+
+    monkeypatch.setenv("FLUXLENS_DATA_DIR", str(demo_world))
+    data.view_data().forget_products()
+    return demo_world
+
+
+def tiny_cube(value: float = 0.25, start: str = "2018-07-01", periods: int = 2):
+    """A 2 × 3 px daily ``ssm`` cube (m3 m-3) to write as a product of one's own."""
+    import numpy as np
+    import pandas as pd
+    import xarray as xr
+
+    ssm = np.full((periods, 2, 3), value, dtype="float32")
+    return xr.Dataset(
+        {"ssm": (("time", "lat", "lon"), ssm, {"units": "m3 m-3", "long_name": "surface soil moisture"})},
+        coords={"time": pd.date_range(start, periods=periods), "lat": [1.5, 0.5], "lon": [0.5, 1.5, 2.5]},
+    )
