@@ -13,12 +13,15 @@ it is measured, not assumed: :func:`cv_coverage` calibrates on the other folds o
 
 Scores (constrained model), on the A the chain closes on (observed, or the A model as in a map):
 
-- A ≥ a_min (EF branch): s = LE_obs / A − EF_pred, the LE error as a fraction of A. Bounds
+- A ≥ a_min (EF branch): s = LE_obs / A − EF_pred, the LE error as a fraction of A, and the same
+  for the H error read as an LE error, 1 − H_obs / A − EF_pred (observed LE + H is not exactly A):
+  the lower quantile from the smaller of the two, the upper from the larger, so the one interval
+  covers both LE and H (each side ≤ α/2 by the per-side rank argument). Bounds
   EF_lo = EF + q_lo, EF_hi = EF + q_hi; LE_lo = EF_lo·A, LE_hi = EF_hi·A; H_lo = A − LE_hi,
   H_hi = A − LE_lo. So LE_lo + H_hi = LE_hi + H_lo = A: each bound closes (not clipped to [0, 1]:
   LE < 0 with dew and H < 0 under advection are observed).
-- A < a_min (LE from the direct model): s = LE_obs − LE_pred (W m-2); LE_lo,hi = LE + q_lo,hi and
-  H bounds = A − LE bounds as above.
+- A < a_min (LE from the direct model): s = LE_obs − LE_pred and A − H_obs − LE_pred (W m-2), the
+  smaller and the larger as above; LE_lo,hi = LE + q_lo,hi and H bounds = A − LE bounds.
 
 Direct model: s = LE_obs − LE_pred and H_obs − H_pred, bounds LE + q and H + q (no closure to keep).
 """
@@ -38,8 +41,9 @@ CALIBRATION_SPLITS = ("cluster", "spatial", "temporal", "random")  # the first o
 METHOD = (
     "split-conformal quantiles (Lei et al. 2018; asymmetric, alpha/2 per side, Romano et al. 2019) of "
     "out-of-fold residuals of grouped CV (as CV+, Barber et al. 2021): constrained model s = LE_obs/A - "
-    "EF_pred where A >= a_min, s = LE_obs - LE_pred (W m-2) where A < a_min; LE and H bounds from the "
-    "same EF bounds and A, so LE_lo + H_hi = A"
+    "EF_pred and 1 - H_obs/A - EF_pred where A >= a_min (lower side from the smaller, upper from the "
+    "larger), LE errors in W m-2 where A < a_min; LE and H bounds from the same EF bounds and A, so "
+    "LE_lo + H_hi = A"
 )
 
 
@@ -49,31 +53,44 @@ def bound_names(level: float = LEVEL) -> tuple[str, str]:
     return f"q{lo:02d}", f"q{100 - lo:02d}"
 
 
-def conformal_quantiles(scores, level: float = LEVEL) -> dict:
-    """``{"q_lo", "q_hi", "n"}``: the ⌊(n+1)α/2⌋-th and ⌈(n+1)(1−α/2)⌉-th smallest finite scores
-    (None, an unbounded side, where n is too small for that rank)."""
-    s = np.sort(np.asarray(scores, dtype=float)[np.isfinite(scores)])
-    n = s.size
+def conformal_quantiles(scores, level: float = LEVEL, upper_scores=None) -> dict:
+    """``{"q_lo", "q_hi", "n"}``: the ⌊(n+1)α/2⌋-th smallest of ``scores`` and the ⌈(n+1)(1−α/2)⌉-th
+    smallest of ``upper_scores`` (default the same scores), finite ones only (None, an unbounded side,
+    where n is too small for that rank)."""
+    lower = np.asarray(scores, dtype=float)
+    upper = lower if upper_scores is None else np.asarray(upper_scores, dtype=float)
+    ok = np.isfinite(lower) & np.isfinite(upper)
+    lower, upper = np.sort(lower[ok]), np.sort(upper[ok])
+    n = lower.size
     alpha = 1 - level
     k_lo = math.floor((n + 1) * alpha / 2 + 1e-9)  # slack against rounding of 1 - level
     k_hi = math.ceil((n + 1) * (1 - alpha / 2) - 1e-9)
     return {
-        "q_lo": float(s[k_lo - 1]) if k_lo >= 1 else None,
-        "q_hi": float(s[k_hi - 1]) if k_hi <= n else None,
+        "q_lo": float(lower[k_lo - 1]) if k_lo >= 1 else None,
+        "q_hi": float(upper[k_hi - 1]) if k_hi <= n else None,
         "n": int(n),
     }
 
 
 def branch_scores(le_obs, h_obs, pred: pd.DataFrame, *, model: str, a_min: float = A_MIN) -> dict:
-    """Branch → (row mask, scores) of out-of-fold predictions ``pred`` (columns le, h, ef, a)."""
+    """Branch → (row mask, lower scores, upper scores) of out-of-fold predictions ``pred`` (columns
+    le, h, ef, a). Constrained: the LE error and the H error seen as an LE error (A − H_obs − LE), the
+    smaller one for the lower side and the larger for the upper, so one interval covers both fluxes
+    (observed LE + H is not exactly A)."""
     le_obs, h_obs = np.asarray(le_obs, dtype=float), np.asarray(h_obs, dtype=float)
     le, h, ef, a = (pred[c].to_numpy(dtype=float) for c in ("le", "h", "ef", "a"))
     if model == "direct":
         every = np.ones(le.size, dtype=bool)
-        return {"le": (every, le_obs - le), "h": (every, h_obs - h)}
+        return {"le": (every, le_obs - le, le_obs - le), "h": (every, h_obs - h, h_obs - h)}
+    from_le, from_h = le_obs - le, (a - h_obs) - le  # W m-2
     with np.errstate(invalid="ignore", divide="ignore"):
         big = a >= a_min
-        return {"ef": (big, np.where(big, le_obs / a - ef, np.nan)), "le": (~big, le_obs - le)}
+        ef_lo = np.where(big, np.fmin(from_le, from_h) / a, np.nan)  # = min(LE_obs/A, 1 - H_obs/A) - EF
+        ef_hi = np.where(big, np.fmax(from_le, from_h) / a, np.nan)
+    return {
+        "ef": (big, ef_lo, ef_hi),
+        "le": (~big, np.fmin(from_le, from_h), np.fmax(from_le, from_h)),
+    }
 
 
 def calibrate(
@@ -88,8 +105,8 @@ def calibrate(
         le_obs = table[le_col].to_numpy(dtype=float)[rows]
         h_obs = table[h_col].to_numpy(dtype=float)[rows]
         out[source] = {
-            branch: conformal_quantiles(s[mask], level)
-            for branch, (mask, s) in branch_scores(le_obs, h_obs, grp, model=model, a_min=a_min).items()
+            branch: conformal_quantiles(lo[mask], level, hi[mask])
+            for branch, (mask, lo, hi) in branch_scores(le_obs, h_obs, grp, model=model, a_min=a_min).items()
         }
     return out
 
@@ -127,34 +144,46 @@ def calibration_split(splits) -> str:
     raise ValueError(f"no split to calibrate intervals on among {list(splits)}")
 
 
-def cv_coverage(
+def cv_bounds(
     oof: pd.DataFrame, table: pd.DataFrame, *, model: str, targets: str, a_min: float = A_MIN,
     level: float = LEVEL,
 ) -> pd.DataFrame:  # fmt: skip
-    """Coverage of the intervals in CV: the rows of each fold bounded with quantiles calibrated on the
-    other folds of the same split and A source (never on their own residuals).
+    """Interval bounds of every out-of-fold row of ``model``: each fold's rows bounded with quantiles
+    calibrated on the other folds of the same split and A source (never on their own residuals).
 
-    One row per split, A source, A regime (``all``, then by observed A as :func:`models.evaluation.
-    score_table`), IGBP class (NaN: every class) and variable: ``n``, ``coverage`` (fraction of
-    observed values inside [lo, hi]) and ``mean_width`` (W m-2)."""
+    Columns: split, a_source, fold, row, site_id, time, igbp, a_obs, le, h, le_lo, le_hi, h_lo, h_hi
+    (W m-2), and le_in, h_in (1 where the observation lies inside, 0 outside, NaN without one)."""
     le_col, h_col = TARGET_COLUMNS[targets]
     obs = {"le": table[le_col].to_numpy(dtype=float), "h": table[h_col].to_numpy(dtype=float)}
     part = oof[oof["model"] == model]
+    keep = ["split", "a_source", "fold", "row", "site_id", "time", "igbp", "a_obs", "le", "h"]
     bounded = []
-    for (split, source), grp in part.groupby(["split", "a_source"], sort=False):
+    for (_split, source), grp in part.groupby(["split", "a_source"], sort=False):
         for fold, held in grp.groupby("fold", sort=False):
             cal = calibrate(grp[grp["fold"] != fold], table, model=model, targets=targets, a_min=a_min,
                             level=level)[source]  # fmt: skip
             b = bounds(held["le"], held["h"], held["ef"], held["a"], cal, model=model, a_min=a_min)
-            rows = held["row"].to_numpy()
-            frame = held[["igbp", "a_obs"]].assign(split=split, a_source=source)
+            frame = held[keep].assign(**b)
             for var in ("le", "h"):
-                o = obs[var][rows]
-                inside = np.where(np.isfinite(o), (o >= b[f"{var}_lo"]) & (o <= b[f"{var}_hi"]), np.nan)
-                frame[f"{var}_in"] = inside
-                frame[f"{var}_width"] = np.where(np.isfinite(o), b[f"{var}_hi"] - b[f"{var}_lo"], np.nan)
+                o = obs[var][held["row"].to_numpy()]
+                frame[f"{var}_in"] = np.where(
+                    np.isfinite(o), (o >= b[f"{var}_lo"]) & (o <= b[f"{var}_hi"]), np.nan
+                )
             bounded.append(frame)
-    rows = pd.concat(bounded, ignore_index=True)
+    return pd.concat(bounded, ignore_index=True)
+
+
+def cv_coverage(bounded: pd.DataFrame, *, a_min: float = A_MIN) -> pd.DataFrame:
+    """Coverage of the intervals in CV from :func:`cv_bounds`.
+
+    One row per split, A source, A regime (``all``, then by observed A as :func:`models.evaluation.
+    score_table`), IGBP class (NaN: every class) and variable: ``n``, ``coverage`` (fraction of
+    observed values inside [lo, hi]) and ``mean_width`` (W m-2)."""
+    rows = bounded.copy()
+    for var in ("le", "h"):
+        rows[f"{var}_width"] = np.where(
+            np.isfinite(rows[f"{var}_in"]), rows[f"{var}_hi"] - rows[f"{var}_lo"], np.nan
+        )
     rows["a_regime"] = a_regime_labels(rows["a_obs"], a_min)
     out = []
     for keys, by_igbp in ((["split", "a_source"], False), (["split", "a_source", "igbp"], True)):

@@ -146,18 +146,23 @@ def _intervals(
     split = intervals.calibration_split(splits)
     common = dict(model=model, targets=settings.targets, a_min=settings.a_min, level=intervals.LEVEL)
     quantiles = intervals.calibrate(oof[oof["split"] == split], table, **common)
-    coverage = intervals.cv_coverage(oof, table, **common)
+    bounded = intervals.cv_bounds(oof, table, **common)
+    coverage = intervals.cv_coverage(bounded, a_min=settings.a_min)
     pooled = coverage[coverage["igbp"].isna()]
-    return {
-        "level": intervals.LEVEL,
-        "bounds": list(intervals.bound_names(intervals.LEVEL)),
-        "model": model,
-        "calibration_split": split,
-        "method": intervals.METHOD,
-        "quantiles": quantiles,
-        "quantile_units": {"ef": "1 (LE/A)", "le": "W m-2", "h": "W m-2"},
-        "cv_coverage": pooled.drop(columns="igbp").to_dict("records"),
-    }, coverage
+    return (
+        {
+            "level": intervals.LEVEL,
+            "bounds": list(intervals.bound_names(intervals.LEVEL)),
+            "model": model,
+            "calibration_split": split,
+            "method": intervals.METHOD,
+            "quantiles": quantiles,
+            "quantile_units": {"ef": "1 (LE/A)", "le": "W m-2", "h": "W m-2"},
+            "cv_coverage": pooled.drop(columns="igbp").to_dict("records"),
+        },
+        coverage,
+        bounded[bounded["split"] == split],
+    )
 
 
 def train(
@@ -223,7 +228,7 @@ def train(
     scores_igbp = evaluation.score_table(oof, table, by_igbp=True, a_threshold=settings.a_min)
     a_scores = evaluation.a_model_scores(oof)
     verdicts = verdict.verdicts(oof, table, targets=settings.targets, a_threshold=settings.a_min)
-    interval_meta, coverage = _intervals(oof, table, settings, splits)
+    interval_meta, coverage, cv_bounds = _intervals(oof, table, settings, splits)
     tower_scores = None
     if tower_table is not None:
         tower_monotone = {k: v for k, v in (settings.monotone or {}).items() if k in tower_features}
@@ -334,6 +339,7 @@ def train(
         "cv_predictions": oof_out,
         "cv_verdicts": verdicts,
         "cv_coverage": coverage,
+        "cv_bounds": cv_bounds,
         **shap_tables,
     }
     if tower_scores is not None:

@@ -59,7 +59,12 @@ def cv():
 
 def test_cv_coverage_is_calibrated_on_other_folds_and_near_nominal(cv):
     table, oof = cv
-    cov = I.cv_coverage(oof, table, model="constrained", targets="corrected")
+    bounded = I.cv_bounds(oof, table, model="constrained", targets="corrected")
+    assert np.allclose(
+        (bounded["le_lo"] + bounded["h_hi"]).dropna(),
+        bounded.dropna(subset=["le_lo"])["le"] + bounded.dropna(subset=["le_lo"])["h"],
+    )
+    cov = I.cv_coverage(bounded)
     pooled = cov[cov["igbp"].isna() & (cov["a_regime"] == "all")]
     assert set(pooled["split"]) == {"spatial", "cluster"} and set(pooled["a_source"]) == {
         "observed",
@@ -90,7 +95,7 @@ def test_direct_model_intervals(cv):
     table, oof = cv
     cal = I.calibrate(oof[oof["split"] == "cluster"], table, model="direct", targets="corrected")
     assert set(cal["observed"]) == {"le", "h"}
-    cov = I.cv_coverage(oof, table, model="direct", targets="corrected")
+    cov = I.cv_coverage(I.cv_bounds(oof, table, model="direct", targets="corrected"))
     pooled = cov[cov["igbp"].isna() & (cov["a_regime"] == "all")]
     assert pooled["coverage"].between(0.8, 0.98).all()
 
