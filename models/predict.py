@@ -9,7 +9,10 @@ one block at a time, so memory is bounded by the block size) with the compiled m
 (:mod:`models.compiled`). Blocks are written into a temporary Zarr store in the data directory, which
 is then handed to :func:`catalog.store.write_product` (pyramid, atomic registration) and removed.
 
-Outputs ``le``, ``h`` (W m-2, positive upward) and ``ef`` (1). With the constrained model
+Outputs ``le``, ``h`` (W m-2, positive upward) and ``ef`` (1), and, for models calibrated at training
+time (``meta.json`` ``intervals``, :mod:`models.intervals`), the bounds of the 90 % prediction
+interval ``le_q05``, ``le_q95``, ``h_q05``, ``h_q95`` (W m-2) from the same EF bounds and A, so
+``le_q05 + h_q95 == a`` and ``le_q95 + h_q05 == a``. With the constrained model
 ``le + h == a`` where ``a = rn − g`` comes from the radiation product if given, else from the
 emulator's A model; where ``a`` is below the model's ``a_min`` LE comes from the direct model,
 H = A − LE and ``ef`` is NaN (see :mod:`models.emulator`). Pixels where a forcing or static input
@@ -35,7 +38,7 @@ import xarray as xr
 from catalog import api, settings, store
 from catalog.errors import InputError
 from catalog.pyramid import level_shapes
-from models import block_tasks, compiled, registry
+from models import block_tasks, compiled, intervals, registry
 from models import features as F
 from models.emulator import constrained_fluxes
 
@@ -63,6 +66,36 @@ OUTPUT_ATTRS = {
 
 
 Cancelled = block_tasks.Cancelled  # the prediction was cancelled; nothing was registered
+
+
+def interval_attrs(meta: dict) -> dict[str, dict]:
+    """Variable → attributes of the interval bounds (``le_q05, le_q95, h_q05, h_q95`` for 90 %) a
+    model's products carry; none for a model trained before intervals were calibrated."""
+    info = meta.get("intervals")
+    if not info:
+        return {}
+    level = round(100 * info["level"])
+    out = {}
+    for var, what in (("le", "latent"), ("h", "sensible")):
+        for side, name in zip(("lower", "upper"), info["bounds"], strict=True):
+            out[f"{var}_{name}"] = {
+                "units": "W m-2",
+                "long_name": f"{what} heat flux, {side} bound ({name[1:]} %) of the {level} % prediction "
+                "interval (emulated, positive upward)",
+                "interval_level": float(info["level"]),
+                "interval_method": f"{info['method']}; calibrated on the {info['calibration_split']} split",
+            }
+    return out
+
+
+def _interval(meta: dict, used: dict) -> dict | None:
+    """The quantiles that bound this prediction (those of its A source) and the bound variables."""
+    names = list(interval_attrs(meta))
+    if not names:
+        return None
+    quantiles = meta["intervals"]["quantiles"]
+    source = intervals.prediction_source(quantiles, used.get("radiation"))
+    return {"names": names, "quantiles": quantiles[source], "a_source": source}
 
 
 def _check_request(bbox, start, end) -> tuple[tuple[float, float, float, float], pd.Timestamp, pd.Timestamp]:
@@ -301,7 +334,10 @@ def _prepare(version, bbox, start, end, inputs, feature_set, allow_mismatch, blo
         block_tasks.Block(n, {"time": slice(i, i + bt), "lat": slice(j, j + by), "lon": slice(k, k + bx)})
         for n, (i, j, k) in enumerate(cartesian(range(0, nt, bt), range(0, ny, by), range(0, nx, bx)))
     ]
-    spec = BlockSpec(features, a_features, constrained, float(meta["a_min"]), required, time_step, n_jobs)
+    spec = BlockSpec(
+        features, a_features, constrained, float(meta["a_min"]), required, time_step, n_jobs,
+        _interval(meta, used),
+    )
     return _Request(meta, fs, grid, used, problems, bbox, t0, t1, time_step, spec, block, blocks)
 
 
@@ -384,7 +420,7 @@ def plan_region(
     req = _prepare(version, bbox, start, end, inputs, feature_set, allow_mismatch, block, n_jobs)
     nt, ny, nx = (req.grid.sizes[d] for d in ("time", "lat", "lon"))
     level_px = sum(a * b for a, b in level_shapes(ny, nx))
-    per_step = 4 * len(OUTPUT_ATTRS)
+    per_step = 4 * len(req.spec.outputs())
     written = per_step * nt * (ny * nx + level_px + (ny * nx if store.needs_series(ny, nx, nt) else 0))
     measured_s = measured_n = None
     if measure and req.blocks:
@@ -467,7 +503,7 @@ def predict_region(
     template = xr.Dataset(
         {
             v: (("time", "lat", "lon"), dask.array.full((nt, ny, nx), np.nan, dtype=np.float32, chunks=block))
-            for v in OUTPUT_ATTRS
+            for v in spec.outputs()
         },
         coords=coords,
     )
@@ -485,7 +521,7 @@ def predict_region(
         if should_cancel is not None and should_cancel():
             raise Cancelled(f"prediction {name!r} cancelled before registering")
         result = xr.open_zarr(tmp, consolidated=False)
-        for v, attrs in OUTPUT_ATTRS.items():
+        for v, attrs in {**OUTPUT_ATTRS, **interval_attrs(meta)}.items():
             result[v].attrs = dict(attrs)
         gi = api.product_info(fs.grid).levels[0]
         result.attrs = {
@@ -503,6 +539,16 @@ def predict_region(
             "model_targets": meta["targets"]["set"],
             "inputs": used,
             "a_source": f"rn - g of {used['radiation']}" if "radiation" in used else "emulator A model",
+            "intervals": (
+                {
+                    "variables": spec.interval["names"],
+                    "level": meta["intervals"]["level"],
+                    "calibrated_on_a_source": spec.interval["a_source"],
+                    "calibration_split": meta["intervals"]["calibration_split"],
+                }
+                if spec.interval
+                else "none: the model was trained before prediction intervals were calibrated"
+            ),
             "bbox": list(bbox),
             "period": [str(t0.date()), str(t1.date())],
             "created": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -559,6 +605,11 @@ class BlockSpec:
     required: list[str]  # cube variables whose absence makes a pixel unpredictable
     time_step: str
     n_jobs: int
+    interval: dict | None = None  # names of the bound variables and the quantiles (models.intervals)
+
+    def outputs(self) -> list[str]:
+        """The variables a block writes: le, h, ef and the interval bounds."""
+        return list(OUTPUT_ATTRS) + (self.interval["names"] if self.interval else [])
 
 
 def _forests(version: str, constrained: bool, *, radiation: bool) -> dict:
@@ -569,12 +620,11 @@ def _forests(version: str, constrained: bool, *, radiation: bool) -> dict:
     return {m: compiled.compiled_model(version, m) for m in names}
 
 
-def predict_block(
-    forests: dict, arrays: dict, spec: BlockSpec, times, lats, nx: int
-) -> dict[str, np.ndarray]:
-    """le, h, ef float32 arrays of one block of ``times`` × ``lats`` × ``nx`` pixels (NaN where a
-    required input is missing) from its input ``arrays`` (cube variables broadcastable to
-    (time, lat, lon)) and the packed ``forests``."""
+def block_features(forests: dict, arrays: dict, spec: BlockSpec, times, lats, nx: int):
+    """The rows of one block of ``times`` × ``lats`` × ``nx`` pixels that can be predicted: ``(shape,
+    flat, x, a)`` with ``flat`` the mask of those pixel-days (C order), ``x`` their feature matrix and
+    ``a`` their available energy (rn − g of a radiation product, else the A model's); ``x`` and ``a``
+    are None when no pixel-day has every required input."""
     nt, ny = len(times), len(lats)
     shape = (nt, ny, nx)
     full = {k: np.broadcast_to(np.asarray(v, dtype=np.float64), shape) for k, v in arrays.items()}
@@ -587,18 +637,31 @@ def predict_block(
     else:
         a = None
     flat = valid.reshape(-1)
-    out = {v: np.full(nt * ny * nx, np.nan, dtype=np.float32) for v in OUTPUT_ATTRS}
+    if not flat.any():
+        return shape, flat, None, None
+    if a is None:
+        xa = _valid_rows(F.block_matrix(full, spec.a_features, times, lats, spec.time_step), flat)
+        a_flat = forests["a"].predict(xa, n_jobs=spec.n_jobs)
+    else:
+        a_flat = a.reshape(-1)[flat]
+    full["a"] = np.zeros(shape)
+    x = _valid_rows(F.block_matrix(full, spec.features, times, lats, spec.time_step), flat)
+    if "a" in spec.features:
+        x[:, spec.features.index("a")] = a_flat
+    return shape, flat, x, a_flat
+
+
+def predict_block(
+    forests: dict, arrays: dict, spec: BlockSpec, times, lats, nx: int
+) -> dict[str, np.ndarray]:
+    """le, h, ef float32 arrays of one block of ``times`` × ``lats`` × ``nx`` pixels (NaN where a
+    required input is missing) from its input ``arrays`` (cube variables broadcastable to
+    (time, lat, lon)) and the packed ``forests``; and the interval bounds of ``spec.interval``
+    (:func:`models.intervals.bounds`: LE lower, LE upper, H lower, H upper)."""
+    shape, flat, x, a_flat = block_features(forests, arrays, spec, times, lats, nx)
+    out = {v: np.full(flat.size, np.nan, dtype=np.float32) for v in spec.outputs()}
     n_jobs = spec.n_jobs
-    if flat.any():
-        if a is None:
-            xa = _valid_rows(F.block_matrix(full, spec.a_features, times, lats, spec.time_step), flat)
-            a_flat = forests["a"].predict(xa, n_jobs=n_jobs)
-        else:
-            a_flat = a.reshape(-1)[flat]
-        full["a"] = np.zeros(shape)
-        x = _valid_rows(F.block_matrix(full, spec.features, times, lats, spec.time_step), flat)
-        if "a" in spec.features:
-            x[:, spec.features.index("a")] = a_flat
+    if x is not None:
         if spec.constrained:
             ef = forests["ef"].predict(x, n_jobs=n_jobs)
             small = ~(a_flat >= spec.a_min)
@@ -612,4 +675,9 @@ def predict_block(
             with np.errstate(invalid="ignore", divide="ignore"):
                 ef = le / (le + h)
         out["le"][flat], out["h"][flat], out["ef"][flat] = le, h, ef
+        if spec.interval:
+            model = "constrained" if spec.constrained else "direct"
+            b = intervals.bounds(le, h, ef, a_flat, spec.interval["quantiles"], model=model, a_min=spec.a_min)
+            for name, key in zip(spec.interval["names"], ("le_lo", "le_hi", "h_lo", "h_hi"), strict=True):
+                out[name][flat] = b[key]
     return {v: arr.reshape(shape) for v, arr in out.items()}
