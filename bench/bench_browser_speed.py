@@ -1,0 +1,211 @@
+"""Speed a person feels: the dashboard in a real Chromium against a real ``fluxlens serve`` on the demo.
+
+    .venv/bin/python bench/bench_browser_speed.py                       # small demo, built in a tmp dir
+    .venv/bin/python bench/bench_browser_speed.py --data-dir fluxlens-data --repeats 7
+    .venv/bin/python bench/bench_browser_speed.py --data-dir D --profile-models   # + cProfile of Models
+
+Measures, each ``--repeats`` times (a fresh browser context, i.e. a new visitor with an empty cache,
+per page load; one page for the date steps):
+
+* **page → first map**: from ``page.goto`` to the map's image drawn (the ``main_map`` figure's image
+  has finite values and two animation frames have passed since, so it is painted);
+* **first open of Validation / Models**: from the click on the tab to its content present (a plot
+  of the tab is drawn and nothing in it is still loading), in a page whose tab was never opened;
+* **date step**: from the click on the sidebar's "step ▶" to the map's new image drawn.
+
+``--screenshots DIR`` saves the page at the first measured moment of each, to see what "drawn" and
+"present" were.
+
+Prints median, min and max, the first (cold: server caches empty) value apart, and the issue's
+targets (≤ 1.5 s, ≤ 1.5 s, ≤ 0.4 s). The server runs with ``--workers 0`` (no job runs during the
+measurement). ``--profile-models`` also profiles ``app.model_panel.panel(state)`` in this process on
+the same data directory (cProfile, top functions by cumulative time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.browser import BOKEH_IDLE, FLUXLENS, launch_chromium, serving  # noqa: E402
+
+TARGETS_S = {"page → first map": 1.5, "first open of Validation": 1.5, "first open of Models": 1.5,
+             "date step": 0.4}  # fmt: skip
+
+# The main map's image array (a new array with every new image), or null before there is one.
+MAP_IMAGE = """(() => { const d = window.Bokeh && Bokeh.documents[0];
+  const m = d && d.get_model_by_name('main_map');
+  const r = m && m.renderers.find(r => r.glyph && r.glyph.type === 'Image');
+  return r ? r.data_source.data.image[0] : null; })()"""
+HAS_FINITE = """((img) => {
+  for (let i = 0; img && i < img.length; i++) { if (Number.isFinite(img[i])) return true; }
+  return false; })"""
+FIRST_IMAGE = f"() => {HAS_FINITE}({MAP_IMAGE})"
+REMEMBER_IMAGE = f"() => {{ window.__benchImage = {MAP_IMAGE}; }}"
+NEW_IMAGE = f"() => {{ const img = {MAP_IMAGE}; return img !== window.__benchImage && {HAS_FINITE}(img); }}"
+PAINTED = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
+# The active tab's content present: in the main tabs' active pane, at least one drawn plot and no
+# element still showing Panel's loading indicator.
+TAB_READY = """(title) => {
+  const tabs = Bokeh.index.all_views().find(v => v.model.type.endsWith('Tabs') && v.model.tabs &&
+    v.model.tabs.some(t => t.title === 'Map'));
+  if (!tabs) return false;
+  const tab = tabs.model.tabs[tabs.model.active];
+  if (tab.title !== title) return false;
+  const inside = (v) => {
+    for (let p = v; p; p = p.parent) { if (p.model === tab.child) return true; }
+    return false; };
+  let drawn = 0;
+  for (const v of Bokeh.index.all_views()) {
+    if (!inside(v) || !(v.el instanceof HTMLElement) || !v.el.isConnected) continue;
+    if (v.el.classList.contains('pn-loading')) return false;
+    if (v.model.type === 'Figure' || v.model.type === 'Plot') {
+      if (!v.has_finished()) return false;
+      if (v.el.getBoundingClientRect().width > 0) drawn++;
+    }
+  }
+  return drawn > 0; }"""
+
+
+def summary(name: str, values: list[float]) -> str:
+    target = TARGETS_S[name]
+    med = statistics.median(values)
+    verdict = "meets" if med <= target else "MISSES"
+    return (
+        f"{name:26s} median {med:6.2f} s  min {min(values):5.2f}  max {max(values):5.2f}  "
+        f"first (cold) {values[0]:5.2f} s  n={len(values)}  target ≤ {target} s: {verdict}"
+    )
+
+
+def _click_tab(page, title: str) -> None:
+    page.locator(".bk-tab").filter(has_text=title).first.click()
+
+
+def measure(url: str, repeats: int, viewport: dict, profile_root: Path, shots: Path | None = None) -> dict:
+    from playwright.sync_api import sync_playwright
+
+    out: dict[str, list[float]] = {name: [] for name in TARGETS_S}
+    with sync_playwright() as p:
+        for i in range(repeats):
+            for tab in (None, "Validation", "Models"):
+                ctx = launch_chromium(p, profile_root / f"visit-{i}-{tab}", viewport)
+                page = ctx.new_page()
+                t0 = time.perf_counter()
+                page.goto(url, timeout=120_000)
+                page.wait_for_function(FIRST_IMAGE, polling="raf", timeout=120_000)
+                page.evaluate(PAINTED)
+                if tab is None:
+                    out["page → first map"].append(time.perf_counter() - t0)
+                else:
+                    page.wait_for_function(BOKEH_IDLE, timeout=60_000)
+                    page.wait_for_timeout(500)  # let the first page settle before the click
+                    t0 = time.perf_counter()
+                    _click_tab(page, tab)
+                    page.wait_for_function(TAB_READY, arg=tab, polling="raf", timeout=120_000)
+                    page.evaluate(PAINTED)
+                    out[f"first open of {tab}"].append(time.perf_counter() - t0)
+                if shots is not None and i == 0:
+                    page.screenshot(path=str(shots / f"ready-{tab or 'Map'}.png"))
+                ctx.close()
+        ctx = launch_chromium(p, profile_root / "steps", viewport)
+        page = ctx.new_page()
+        page.goto(url, timeout=120_000)
+        page.wait_for_function(FIRST_IMAGE, timeout=120_000)
+        page.wait_for_function(BOKEH_IDLE, timeout=60_000)
+        step = page.get_by_role("button", name="step ▶")
+        for _ in range(repeats):
+            page.wait_for_timeout(300)
+            page.evaluate(REMEMBER_IMAGE)
+            t0 = time.perf_counter()
+            step.click()
+            page.wait_for_function(NEW_IMAGE, polling="raf", timeout=60_000)
+            page.evaluate(PAINTED)
+            out["date step"].append(time.perf_counter() - t0)
+            if shots is not None and len(out["date step"]) == 1:
+                page.screenshot(path=str(shots / "ready-step.png"))
+            page.wait_for_function(BOKEH_IDLE, timeout=60_000)
+        ctx.close()
+    return out
+
+
+def profile_models(top: int) -> str:
+    """cProfile of building the Models tab once in this process (cold, then the table)."""
+    import panel as pn
+
+    from app import model_panel
+    from app.state import AppState
+
+    pn.extension("tabulator")
+    prof = cProfile.Profile()
+    t0 = time.perf_counter()
+    prof.enable()
+    model_panel.panel(AppState())
+    prof.disable()
+    elapsed = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    model_panel.panel(AppState())
+    again = time.perf_counter() - t1
+    text = io.StringIO()
+    pstats.Stats(prof, stream=text).sort_stats("cumulative").print_stats(top)
+    return f"app.model_panel.panel(state): {elapsed:.2f} s cold, {again:.2f} s again\n{text.getvalue()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data-dir", type=Path, help="a data directory with a catalog (default: build the "
+                        "small demo world into a temporary one)")  # fmt: skip
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--width", type=int, default=1400)
+    parser.add_argument("--height", type=int, default=900)
+    parser.add_argument("--profile-models", action="store_true")
+    parser.add_argument("--top", type=int, default=25, help="functions listed by --profile-models")
+    parser.add_argument(
+        "--screenshots", type=Path, help="folder for a screenshot at each first measured moment"
+    )
+    args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats: at least 1")
+    work = Path(tempfile.mkdtemp(prefix="bench-browser-speed-"))
+    data_dir = args.data_dir
+    if data_dir is None:
+        data_dir = work / "fluxlens-data"
+        t0 = time.perf_counter()
+        subprocess.run([*FLUXLENS, "--data-dir", str(data_dir), "demo", "--small"], check=True,
+                       stdout=subprocess.DEVNULL)  # fmt: skip
+        print(f"small demo world built in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    elif not (data_dir / "catalog.yaml").is_file():
+        parser.error(f"--data-dir {data_dir}: no catalog.yaml (run `fluxlens demo` first)")
+    env = dict(os.environ, FLUXLENS_DATA_DIR=str(data_dir.resolve()),
+               FLUXLENS_VALIDATION_CACHE=str(work / "validation-cache"))  # fmt: skip
+    viewport = {"width": args.width, "height": args.height}
+    with serving(env, work / "serve.log", "--workers", "0") as base:
+        if args.screenshots:
+            args.screenshots.mkdir(parents=True, exist_ok=True)
+        out = measure(f"{base}/app", args.repeats, viewport, work / "profiles", args.screenshots)
+    print(f"browser speed on {data_dir} at {args.width}×{args.height}, {os.cpu_count()} CPUs, "
+          f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
+    for name, values in out.items():
+        print(summary(name, values))
+    if args.profile_models:
+        from catalog import settings
+
+        settings.configure(settings.from_environment(env))
+        print(profile_models(args.top))
+
+
+if __name__ == "__main__":
+    main()
