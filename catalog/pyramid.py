@@ -5,7 +5,8 @@ than :data:`MAX_TOP_WIDTH` pixels, so the coarsest level is at most 1024 px wide
 the mean of the *valid* (non-NaN) pixels of its 2 × 2 block and NaN when all four are missing. An odd
 row or column at the southern or eastern edge is padded with NaN, so the coarse grid keeps the same
 north-west corner and covers the whole input. Categorical variables (:data:`CATEGORICAL`) cannot be
-averaged: their coarse pixel takes the first valid value of the block in the order NW, NE, SW, SE.
+averaged (nor can CF flag variables, those with ``flag_values``): their coarse pixel takes the first
+valid value of the block in the order NW, NE, SW, SE.
 
 Pure lazy xarray/dask compute; reading and writing levels is ``catalog.store``'s job.
 """
@@ -124,7 +125,7 @@ def coarsen_2x2(ds: xr.Dataset) -> xr.Dataset:
         data = var.transpose("time", "lat", "lon").data
         if not isinstance(data, da.Array):
             data = da.from_array(data, chunks=(1, -1, -1))
-        reduce = first_valid_2x2 if name in CATEGORICAL else nanmean_2x2
+        reduce = first_valid_2x2 if name in CATEGORICAL or "flag_values" in var.attrs else nanmean_2x2
         out[name] = (("time", "lat", "lon"), reduce(data), dict(var.attrs))
     out.attrs = dict(ds.attrs)
     out.attrs["resolution_lon"] = 2 * dlon

@@ -270,9 +270,17 @@ def default_block(grid: xr.Dataset) -> tuple[int, int, int]:
     return min(bt, grid.sizes["time"]), cy, cx
 
 
-def _request_name(version: str, bbox, t0, t1, used: dict) -> str:
+def _request_name(version: str, bbox, t0, t1, used: dict, prefix: str = "emulator") -> str:
     key = json.dumps([version, list(bbox), str(t0.date()), str(t1.date()), used], sort_keys=True)
-    return f"emulator-{version[:15].lower()}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
+    return f"{prefix}-{version[:15].lower()}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
+
+
+def check_new_name(name: str) -> None:
+    """InputError unless ``name`` is a valid product name not yet in the catalog."""
+    if not store.NAME_RE.match(name):
+        raise InputError(f"bad product name {name!r}: use lower-case letters, digits, _ and -")
+    if any(p.name == name for p in api.list_products()):
+        raise InputError(f"product {name!r} already exists; choose another --name")
 
 
 @dataclass
@@ -488,10 +496,7 @@ def predict_region(
     block, blocks, constrained = req.block, req.blocks, spec.constrained
     name = product_name or _request_name(version, bbox, t0, t1, used)
     title = title or f"LE/H emulator {version}"
-    if not store.NAME_RE.match(name):
-        raise InputError(f"bad product name {name!r}: use lower-case letters, digits, _ and -")
-    if any(p.name == name for p in api.list_products()):
-        raise InputError(f"product {name!r} already exists; choose another --name")
+    check_new_name(name)
     synthetic = bool(meta["training_data"].get("synthetic")) or any(
         api.product_info(p).synthetic for p in fs.products()
     )

@@ -1,0 +1,175 @@
+"""Explanation maps: per-pixel-day SHAP contributions of the EF model over a region, as a product.
+
+For every pixel-day a prediction would partition (A ≥ ``a_min``), LightGBM's TreeSHAP
+(``Booster.predict(x, pred_contrib=True)``; Lundberg et al. 2020, Nat. Mach. Intell. 2:56) splits the
+EF model's raw score ``s = logit(EF)`` into one contribution per feature plus the base value
+``s0`` (the expected raw score over the training data): ``s = s0 + Σ φ_i`` exactly. Stored:
+
+* ``shap_<feature>`` — φ_i in logit(EF) units (1);
+* ``shap_le_<feature>`` — the same contribution in W m-2 of LE, by the secant linearisation of
+  ``LE = A σ(s)`` between ``s0`` and ``s`` at the pixel-day's A: ``c_i = φ_i · (LE − LE0) / (s − s0)``
+  with ``LE0 = A σ(s0)`` (where ``|s − s0| < 1e-9``: the tangent ``A σ(s)(1 − σ(s))``), so
+  ``LE0 + Σ c_i = LE`` exactly;
+* ``le_base`` — LE0 = A σ(s0) (W m-2), and ``ef`` — σ(s);
+* ``dominant_driver`` — the index of the feature with the largest |φ_i| (CF ``flag_values`` /
+  ``flag_meanings`` give the legend).
+
+Pixel-days with A < ``a_min`` (where the constrained model takes LE from its direct model), or a
+missing input, are NaN. Measured (bench/bench_explain.py): ``pred_contrib`` is the cost; the packed
+forest (:mod:`models.forest`) gives predictions only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import lightgbm as lgb
+import numpy as np
+
+from catalog import api
+from catalog.errors import InputError
+from models import predict, registry
+from models.region_products import Output, run_into_product
+
+BLOCK_PIXEL_DAYS = 250_000  # pred_contrib holds (rows × features+1) float64 and is ~10× slower than predict
+TANGENT_EPS = 1e-9
+
+
+def _sigmoid(s: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-s))
+
+
+def le_contributions(phi: np.ndarray, base: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Contributions in W m-2 of LE (rows × features) and LE0 = A σ(s0) from raw-score contributions
+    ``phi`` (rows × features), base values ``base`` and available energy ``a`` (secant
+    linearisation, see the module docstring): ``le0 + c.sum(1) == A σ(s0 + Σφ)``."""
+    s = base + phi.sum(axis=1)
+    le, le0 = a * _sigmoid(s), a * _sigmoid(base)
+    ds = s - base
+    tangent = a * _sigmoid(s) * (1.0 - _sigmoid(s))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slope = np.where(np.abs(ds) < TANGENT_EPS, tangent, (le - le0) / ds)
+    return phi * slope[:, None], le0
+
+
+def dominant_driver(phi: np.ndarray) -> np.ndarray:
+    """Index of the feature with the largest |contribution| per row."""
+    return np.argmax(np.abs(phi), axis=1)
+
+
+def outputs(features: list[str]) -> dict[str, Output]:
+    """The product's variables for a model with ``features``."""
+    out = {
+        f"shap_{f}": Output({"units": "1", "long_name": f"SHAP contribution of {f} to logit(EF)"})
+        for f in features
+    }
+    out.update(
+        {
+            f"shap_le_{f}": Output(
+                {"units": "W m-2", "long_name": f"SHAP contribution of {f} to LE (secant linearisation)"}
+            )
+            for f in features
+        }
+    )
+    out["le_base"] = Output({"units": "W m-2", "long_name": "LE at the EF model's base value, A·σ(s0)"})
+    out["ef"] = Output({"units": "1", "long_name": "evaporative fraction σ(s0 + Σφ) (emulated)"})
+    out["dominant_driver"] = Output(
+        {
+            "units": "1",
+            "long_name": "feature with the largest |SHAP contribution| to logit(EF)",
+            "flag_values": list(range(len(features))),
+            "flag_meanings": " ".join(features),
+        }
+    )
+    return out
+
+
+def explain_block(models: dict, arrays: dict, spec: predict.BlockSpec, times, lats, nx: int) -> dict:
+    """The explanation variables of one block (see :func:`outputs`); ``models``: the EF booster
+    (``ef_booster``) and the packed A model (``a``, when A is not given by a radiation product)."""
+    shape, flat, x, a = predict.block_features(models, arrays, spec, times, lats, nx)
+    names = outputs(spec.features)
+    out = {v: np.full(flat.size, np.nan, dtype=np.float32) for v in names}
+    if x is not None:
+        keep = a >= spec.a_min
+        rows = np.flatnonzero(flat)[keep]
+        if rows.size:
+            contrib = models["ef_booster"].predict(x[keep], pred_contrib=True, num_threads=spec.n_jobs)
+            phi, base = contrib[:, :-1], contrib[:, -1]
+            c_le, le0 = le_contributions(phi, base, a[keep])
+            for i, f in enumerate(spec.features):
+                out[f"shap_{f}"][rows] = phi[:, i]
+                out[f"shap_le_{f}"][rows] = c_le[:, i]
+            out["le_base"][rows] = le0
+            out["ef"][rows] = _sigmoid(base + phi.sum(axis=1))
+            out["dominant_driver"][rows] = dominant_driver(phi)
+    return {v: arr.reshape(shape) for v, arr in out.items()}
+
+
+def _block(grid) -> tuple[int, int, int]:
+    bt, by, bx = predict.default_block(grid)
+    while bt > 1 and bt * by * bx > BLOCK_PIXEL_DAYS:
+        bt //= 2
+    return bt, by, bx
+
+
+def explain_region(
+    version: str,
+    bbox,
+    start,
+    end,
+    *,
+    product_name: str | None = None,
+    progress: Callable[[int, int], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    inputs: dict | None = None,
+    feature_set=None,
+    allow_mismatch: bool = False,
+    block: tuple[int, int, int] | None = None,
+    n_jobs: int = 2,
+) -> str:
+    """Explanation map of model ``version``'s EF over ``bbox`` and [start, end] into a new product
+    (inputs resolved and checked as :func:`models.predict.predict_region` does); returns its name.
+    Only constrained models have an EF model to explain."""
+    meta = registry.read_meta(version)
+    if not meta["constrained"]:
+        raise InputError(f"model {version} is a direct LE/H model: it has no EF model to explain")
+    req = predict._prepare(version, bbox, start, end, inputs, feature_set, allow_mismatch, block, n_jobs)
+    if block is None:
+        req = predict._prepare(
+            version, bbox, start, end, inputs, feature_set, allow_mismatch, _block(req.grid), n_jobs
+        )
+    w, s, e, n = req.bbox
+    name = product_name or predict._request_name(version, req.bbox, req.t0, req.t1, req.used, "explain")
+    predict.check_new_name(name)
+    models = {"ef_booster": lgb.Booster(model_file=str(registry.version_dir(version) / "ef.txt"))}
+    base = models["ef_booster"].predict(np.zeros((1, len(req.spec.features))), pred_contrib=True)[0, -1]
+    if "rn" not in req.grid:
+        models["a"] = predict._forests(version, True, radiation=False)["a"]
+    period = f"{req.t0.date()}…{req.t1.date()}"
+    title = f"EF explanation {w:g}…{e:g} E, {s:g}…{n:g} N, {period} (model {version})"
+    provenance = {
+        "model_version": version,
+        "explained": "EF model raw score logit(EF), LightGBM TreeSHAP (pred_contrib)",
+        "le_linearisation": "secant of LE = A·σ(s) between the base value s0 and s: "
+        "c_i = φ_i (LE − A σ(s0)) / (s − s0); tangent A σ(s)(1 − σ(s)) where |s − s0| < 1e-9",
+        "a_source": f"rn - g of {req.used['radiation']}" if "radiation" in req.used else "emulator A model",
+        "a_min": req.spec.a_min,
+        "inputs": req.used,
+        "bbox": list(req.bbox),
+        "period": [str(req.t0.date()), str(req.t1.date())],
+        "features": list(req.spec.features),
+        "ef_base_logit": float(base),
+    }
+    synthetic = bool(meta["training_data"].get("synthetic")) or any(
+        api.product_info(p).synthetic for p in req.fs.products()
+    )
+    gi = api.product_info(req.fs.grid).levels[0]
+    run_into_product(
+        req.grid, req.blocks, req.block, explain_block, models, req.block_args, outputs(req.spec.features),
+        name=name, title=title, provenance=provenance, synthetic=synthetic, progress=progress,
+        should_cancel=should_cancel,
+        attrs={"time_step": req.time_step, "resolution_lon": float(gi["resolution"]),
+               "resolution_lat": float(gi.get("resolution_lat", gi["resolution"]))},
+    )  # fmt: skip
+    return name
