@@ -28,8 +28,10 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from catalog import geo
 from catalog.errors import InputError
 from validation import config, matching, metrics, scaling, seasons, series
+from validation import triple_collocation as tc
 from validation.config import ValidationOptions
 from validation.soil_moisture import nearest_point
 
@@ -180,9 +182,13 @@ def paired(obs: pd.Series, pred: pd.Series, options: Qa4smOptions) -> pd.DataFra
         )
         return out[["obs", "pred"]]
     daily_obs = matching.to_daily(obs, min_coverage=options.base.min_coverage)
+    return matching.pair(daily_obs, daily_records(pred))
+
+
+def daily_records(pred: pd.Series) -> pd.Series:
+    """The mean of a product's valid records on each UTC day (e.g. SMAP's AM and PM overpasses)."""
     pred = pred.dropna()
-    daily_pred = pred.groupby(pred.index.normalize()).mean()
-    return matching.pair(daily_obs, daily_pred)
+    return pred.groupby(pred.index.normalize()).mean()
 
 
 def _row(o: np.ndarray, scaled: np.ndarray, p: np.ndarray, min_n: int) -> dict[str, float]:
@@ -267,6 +273,90 @@ def validate(
     out.attrs["skipped"] = skipped
     out.attrs["conventions"] = CONVENTIONS
     return out
+
+
+def _location_records(product: xr.Dataset, i: int, name: str, options: Qa4smOptions, variable: str):
+    one = product.isel(location=i).drop_vars([c for c in ("lon", "lat", "location") if c in product.coords])
+    records = product_records(one, variable, quality_rule(name, options.quality), product_name=name)
+    return daily_records(series._in_period(records, options.base))
+
+
+def station_triple_collocation(
+    products: Mapping[str, xr.Dataset],
+    sites: pd.DataFrame,
+    observations: pd.DataFrame,
+    options: Qa4smOptions | None = None,
+    *,
+    variable: str = "ssm",
+    min_n: int = tc.MIN_TRIPLETS,
+) -> pd.DataFrame:
+    """Triple collocation of the station (``ismn``) and two products at each station (and sensor, by
+    ``options.per``) on the UTC days where all three have a daily value (the daily-mean pairing of
+    the station); one row per station with :func:`validation.triple_collocation.triple_collocation`'s
+    estimates named ``<quantity>_ismn`` and ``<quantity>_<product>``."""
+    options = options or Qa4smOptions()
+    if len(products) != 2:
+        raise InputError(f"qa4sm: triple collocation takes the station and two products, got {len(products)}")
+    names = ("ismn", *products)
+    rows = []
+    for _, site in sites.iterrows():
+        table = observations[observations["site_id"] == site["site_id"]]
+        try:
+            records = station_records(table, options.base, options.per)
+        except InputError:
+            continue
+        daily = {}
+        distances = {}
+        for name, product in products.items():
+            i, distance = geo.nearest_point(
+                product["lon"].values, product["lat"].values, site["lon"], site["lat"]
+            )
+            daily[name] = _location_records(product, i, name, options, variable)
+            distances[f"distance_km_{name}"] = distance
+        for sensor, obs in records.items():
+            station = matching.to_daily(obs, min_coverage=options.base.min_coverage)
+            frame = pd.concat({"ismn": station, **daily}, axis=1, join="inner").dropna()
+            estimates = tc.triple_collocation(*(frame[n] for n in names), names=names, min_n=min_n)
+            rows.append({"site_id": str(site["site_id"]), "sensor": sensor, **distances, **estimates})
+    return pd.DataFrame(rows)
+
+
+def product_triple_collocation_map(
+    products: Mapping[str, xr.Dataset],
+    options: Qa4smOptions | None = None,
+    *,
+    variable: str = "ssm",
+    min_n: int = tc.MIN_TRIPLETS,
+) -> xr.Dataset:
+    """Triple collocation of three point-series products at every location of the first, each other
+    product taken at its nearest location, on the UTC days where all three have a daily value;
+    dims ``location`` with ``lon``/``lat`` of the first product (a map of scattered points)."""
+    options = options or Qa4smOptions()
+    if len(products) != 3:
+        raise InputError(f"qa4sm: triple collocation takes three products, got {len(products)}")
+    names = tuple(products)
+    first = products[names[0]]
+    columns = {n: [] for n in names}
+    for k in range(first.sizes["location"]):
+        lon, lat = float(first["lon"][k]), float(first["lat"][k])
+        for name, product in products.items():
+            i = (
+                k
+                if name == names[0]
+                else geo.nearest_point(product["lon"].values, product["lat"].values, lon, lat)[0]
+            )
+            columns[name].append(_location_records(product, i, name, options, variable))
+    days = pd.DatetimeIndex(sorted(set().union(*(s.index for c in columns.values() for s in c))), name="time")
+    arrays = {
+        n: xr.DataArray(
+            np.stack([s.reindex(days).to_numpy() for s in columns[n]]),
+            dims=("location", "time"),
+            coords={"location": first["location"].values, "time": days},
+        )
+        for n in names
+    }
+    out = tc.triple_collocation_map(*(arrays[n] for n in names), names=names, min_n=min_n)
+    return out.assign_coords(lon=("location", first["lon"].values), lat=("location", first["lat"].values))
 
 
 def as_qa4sm(results: pd.DataFrame) -> pd.DataFrame:

@@ -11,7 +11,8 @@ series on their common valid time steps (covariance notation, Gruber et al. 2016
 - error variance scaled into x's space: σ²_εy (Q_xz / Q_yz)² and σ²_εz (Q_xy / Q_yz)².
 
 Estimates are NaN with fewer than ``min_n`` triplets or where a covariance product is not positive
-(the model's assumptions fail); a negative error variance is reported as found, with NaN SNR.
+(the model's assumptions fail); a negative error variance (and a ρ² above 1) is reported as found,
+with NaN SNR.
 """
 
 from __future__ import annotations
