@@ -219,3 +219,24 @@ def test_triple_collocation_at_stations_and_as_a_map(hawaii, shared_data):
     # soil-moisture error SDs of a few hundredths of m3 m-3 where TC holds
     sd = np.sqrt(tmap["err_var_cci"].where(valid & (tmap["err_var_cci"] > 0)))
     assert 0.005 < float(sd.median()) < 0.1
+
+
+def test_daily_mean_per_station_is_todays_pairing(hawaii):
+    """The daily-mean pairing per station gives the pairs and metrics of soil_moisture.match_station."""
+    from validation import metrics, qa4sm, soil_moisture
+    from validation.config import ValidationOptions
+
+    sites, obs, products = hawaii
+    name = "ESA_CCI_SM_C_V08_1"
+    got = qa4sm.validate({name: products[name]}, sites, obs, qa4sm.Qa4smOptions(per="station"))
+    got = got.set_index("site_id")
+    for _, site in sites.iterrows():
+        table = obs[obs["site_id"] == site["site_id"]]
+        match = soil_moisture.match_station(
+            table, site, products[name], product_name=name, options=ValidationOptions.from_config()
+        )
+        want = metrics.all_metrics(match.pairs["obs"], match.pairs["pred"])
+        row = got.loc[site["site_id"]]
+        assert row["n"] == want["n"] and row["sensor"] == "station"
+        for key in ("bias", "rmse", "ubrmse", "r"):
+            assert row[key] == pytest.approx(want[key], rel=1e-12, nan_ok=True)
