@@ -50,7 +50,16 @@ def test_predict_region_writes_closed_product_with_provenance(world):
     assert prov["model_version"] == version and prov["bbox"] == list(BBOX)
     assert prov["period"] == ["2018-06-03", "2018-06-12"]
     assert prov["inputs"]["forcing"] == "forcing_demo" and prov["inputs"]["radiation"] == "fluxes_demo"
-    assert set(info.variables) == {"le", "h", "ef"} and info.variables["le"]["units"] == "W m-2"
+    bounds = ["le_q05", "le_q95", "h_q05", "h_q95"]
+    assert set(info.variables) == {"le", "h", "ef", *bounds} and info.variables["le"]["units"] == "W m-2"
+    for b in bounds:
+        assert info.variables[b]["units"] == "W m-2"
+        assert "prediction interval" in info.variables[b]["long_name"]
+    meta = registry.read_meta(version)
+    # a radiation product the model was not calibrated on: the quantiles of observed A
+    assert (
+        prov["intervals"]["calibrated_on_a_source"] == "observed" and prov["intervals"]["variables"] == bounds
+    )
 
     out = xr.open_zarr(level_path(d, name), consolidated=False).load()
     flux = xr.open_zarr(level_path(d, "fluxes_demo"), consolidated=False)
@@ -63,6 +72,13 @@ def test_predict_region_writes_closed_product_with_provenance(world):
     ef_ok = np.isfinite(out.ef.values)
     assert np.array_equal(ef_ok, ok & (a >= registry.read_meta(version)["a_min"]))
     assert np.all((out.ef.values[ef_ok] >= 0) & (out.ef.values[ef_ok] <= 1))
+    # each interval bound closes too, and the bounds are the stored EF quantiles times A
+    lo, hi, h_lo, h_hi = (out[b].values for b in bounds)
+    assert np.allclose((lo + h_hi)[ok], a[ok], rtol=1e-5, atol=1e-3)
+    assert np.allclose((hi + h_lo)[ok], a[ok], rtol=1e-5, atol=1e-3)
+    q = meta["intervals"]["quantiles"]["observed"]["ef"]
+    assert np.allclose(lo[ef_ok], (out.ef.values[ef_ok] + q["q_lo"]) * a[ef_ok], rtol=1e-4, atol=1e-2)
+    assert (lo[ok] <= out.le.values[ok] + 1e-3).all() and (out.le.values[ok] <= hi[ok] + 1e-3).all()
 
     # one pixel-day against the Booster fed with features read independently from the Zarr stores
     cells = np.argwhere(ef_ok)
@@ -104,7 +120,13 @@ def test_predict_with_a_model_closes_on_its_own_a(world):
     assert np.isfinite(out.le).sum() > 50
     from catalog import api
 
-    assert api.product_info(name).provenance["a_source"] == "emulator A model"
+    info = api.product_info(name)
+    assert info.provenance["a_source"] == "emulator A model"
+    assert info.provenance["intervals"]["calibrated_on_a_source"] == "a_model"
+    q = registry.read_meta(version)["intervals"]["quantiles"]["a_model"]["ef"]
+    ok = np.isfinite(out.ef.values)
+    a = (out.le + out.h).values
+    assert np.allclose(out.le_q95.values[ok], (out.ef.values[ok] + q["q_hi"]) * a[ok], rtol=1e-4, atol=1e-2)
 
 
 def test_one_column_prediction_keeps_the_grid_resolution(world):
