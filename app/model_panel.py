@@ -37,17 +37,94 @@ TARGET_LABELS = {"corrected": "LE_CORR/H_CORR", "raw": "LE_F_MDS/H_F_MDS"}
 TAB_WIDTH = 880
 
 
-def cv_table(scores: pd.DataFrame, targets: str) -> pd.DataFrame:
-    """One row per split and model; R², RMSE, bias for LE and H and the energy-balance residual."""
-    sel = scores[scores["targets"] == targets]
+def cv_rows(scores: pd.DataFrame, a_source: str = "observed", a_regime: str | None = None) -> pd.DataFrame:
+    """The score rows of one A source and A regime (default the headline one, ``A>=…``); versions
+    trained before A sources and regimes were recorded have only observed-A rows of every regime."""
+    if "a_source" not in scores:
+        return scores if a_source == "observed" and a_regime is None else scores.iloc[0:0]
+    sel = scores[scores["a_source"] == a_source]
+    if a_regime is None:
+        return sel[sel["a_regime"].str.startswith("A>=")]
+    return sel[sel["a_regime"] == a_regime]
+
+
+def cv_table(scores: pd.DataFrame, targets: str, a_source: str = "observed", a_regime: str | None = None):
+    """One row per split and model of one A source and regime (default: A observed, rows with A at or
+    above the threshold); R², RMSE, bias for LE and H, n, and the energy-balance residual."""
+    sel = cv_rows(scores, a_source, a_regime)
+    sel = sel[sel["targets"] == targets]
     wide = sel.pivot_table(index=["split", "model"], columns="variable", values=["r2", "rmse", "bias"])
     label = {"r2": "R²", "rmse": "RMSE", "bias": "bias"}
     wide.columns = [f"{var.upper()} {label[m]}" for m, var in wide.columns]
     order = [f"{v} {m}" for v in ("LE", "H") for m in ("R²", "RMSE", "bias") if f"{v} {m}" in wide.columns]
     eb = sel.groupby(["split", "model"])["eb_residual_max_abs"].first().rename("max |LE+H−A|")
-    out = wide[order].join(eb).reset_index()
+    n = sel.groupby(["split", "model"])["n"].max().rename("n")
+    out = wide[order].join(n).join(eb).reset_index()
     out["split"] = pd.Categorical(out["split"], SPLITS, ordered=True)
     return out.sort_values(["split", "model"]).reset_index(drop=True)
+
+
+def verdict_table(meta: dict) -> pd.DataFrame:
+    """Closed vs direct per split, A source and variable: ΔR², ΔRMSE with their 95 % site-bootstrap
+    intervals and the winner (``meta.json`` ``cv_verdicts``)."""
+    rows = meta.get("cv_verdicts") or []
+    return pd.DataFrame(
+        [
+            {
+                "split": r["split"],
+                "A": r["a_source"],
+                "var": r["variable"].upper(),
+                "ΔR² [95 %]": f"{r['delta_r2']:+.3f} [{r['delta_r2_lo']:+.3f}, {r['delta_r2_hi']:+.3f}]",
+                "ΔRMSE W m-2 [95 %]": (
+                    f"{r['delta_rmse']:+.2f} [{r['delta_rmse_lo']:+.2f}, {r['delta_rmse_hi']:+.2f}]"
+                ),
+                "winner": r["winner"],
+                "sites": r["n_sites"],
+            }
+            for r in rows
+        ]
+    )
+
+
+def coverage_table(coverage: pd.DataFrame, split: str) -> pd.DataFrame:
+    """Interval coverage and mean width of LE and H on one split, per A source and regime, then per
+    IGBP class (all rows)."""
+    part = coverage[coverage["split"] == split]
+    rows = []
+    for (source, regime, igbp), g in part.groupby(["a_source", "a_regime", "igbp"], sort=False, dropna=False):
+        if np.isfinite(igbp) and regime != "all":
+            continue
+        v = {r["variable"]: r for r in g.to_dict("records")}
+        rows.append(
+            {
+                "A": source,
+                "rows": regime if not np.isfinite(igbp) else IGBP_NAMES.get(int(igbp), "?"),
+                "LE coverage": round(v["le"]["coverage"], 3),
+                "H coverage": round(v["h"]["coverage"], 3),
+                "LE width W m-2": round(v["le"]["mean_width"], 1),
+                "n": v["le"]["n"],
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def band_plot(bounds: pd.DataFrame, site_id: str, obs_col: str, var: str = "le") -> hv.Overlay:
+    """Out-of-fold series of one tower with its interval band and the observations (W m-2)."""
+    part = bounds[(bounds["site_id"] == site_id) & (bounds["a_source"] == "a_model")].sort_values("time")
+    band = hv.Area(part, "time", [f"{var}_lo", f"{var}_hi"], label="90 % interval").opts(
+        color="#1f77b4", alpha=0.25, line_alpha=0
+    )
+    pred = hv.Curve(part, "time", var, label="predicted (held out)").opts(color="#1f77b4")
+    obs = hv.Scatter(part, "time", obs_col, label="observed").opts(color="black", size=4)
+    return (band * pred * obs).opts(
+        title=f"{site_id}: held-out {var.upper()} with its 90 % interval",
+        ylabel=f"{var.upper()} (W m-2)",
+        xlabel="",
+        width=780,
+        height=300,
+        legend_position="top_left",
+        active_tools=ACTIVE_TOOLS,
+    )
 
 
 def _scatter(oof: pd.DataFrame, split: str, var: str, obs_col: str) -> hv.Overlay:
@@ -228,6 +305,66 @@ def _version_header(meta: dict) -> str:
     )
 
 
+A_SOURCE_LABELS = {
+    "observed": "the towers' measured Rn − G",
+    "a_model": "the emulator's A model, as a map without a radiation product gets it",
+}
+
+
+def _frame(frame: pd.DataFrame) -> pn.pane.DataFrame:
+    # scrolls inside its own box: its min-content width would otherwise widen the whole tab
+    return pn.pane.DataFrame(frame, index=False, sizing_mode="stretch_width", styles={"overflow-x": "auto"})
+
+
+def _verdict_view(meta: dict):
+    table = verdict_table(meta)
+    if table.empty:
+        return pn.pane.Markdown(
+            "No closed-vs-direct verdict stored (version trained before they were computed)."
+        )
+    note = (
+        "**Closed vs direct** (rows with observed A ≥ threshold): ΔR² = R²(constrained) − R²(direct) and "
+        "ΔRMSE, 95 % percentile bootstrap over sites; a model wins only where the interval excludes 0."
+    )
+    return pn.Column(pn.pane.Markdown(note), _frame(table), sizing_mode="stretch_width")
+
+
+def _interval_view(version: str, meta: dict, site, targets: str):
+    info = meta.get("intervals")
+    if not info:
+        return pn.pane.Markdown("No prediction intervals calibrated (version trained before they were).")
+    split = info["calibration_split"]
+    parts = [
+        pn.pane.Markdown(
+            f"**{round(100 * info['level'])} % prediction intervals** ({info['method']}; calibrated on the "
+            f"{split} split). Coverage in CV, each fold bounded with quantiles from the other folds; "
+            "prediction products carry them as "
+            + ", ".join(f"{v}_{b}" for v in ("le", "h") for b in info["bounds"])
+            + "."
+        )
+    ]
+    try:
+        parts.append(_frame(coverage_table(registry.read_table(version, "cv_coverage"), split)))
+        bounds = registry.read_table(version, "cv_bounds")
+    except FluxLensError as exc:
+        parts.append(pn.pane.Alert(str(exc), alert_type="warning"))
+        return pn.Column(*parts, sizing_mode="stretch_width")
+    site_id = site[1] if isinstance(site, (tuple, list)) else (str(site) if site else None)
+    if site_id not in set(bounds["site_id"]):
+        site_id = bounds["site_id"].iloc[0]
+    obs_col = "obs_" + ("le_corr" if targets == "corrected" else "le_raw")
+    series = bounds.assign(**{obs_col: _observed(version, bounds, obs_col)})
+    parts.append(pn.pane.HoloViews(band_plot(series, site_id, obs_col), linked_axes=False))
+    return pn.Column(*parts, sizing_mode="stretch_width")
+
+
+def _observed(version: str, bounds: pd.DataFrame, obs_col: str) -> np.ndarray:
+    """The observed values of the bounded rows, from the stored out-of-fold table."""
+    oof = registry.read_table(version, "cv_predictions")
+    obs = oof.drop_duplicates("row").set_index("row")[obs_col]
+    return obs.reindex(bounds["row"]).to_numpy()
+
+
 def version_view(version: str, site=None) -> pn.viewable.Viewable:
     """Everything shown for one version (reads the registry only)."""
     try:
@@ -238,19 +375,26 @@ def version_view(version: str, site=None) -> pn.viewable.Viewable:
         return pn.pane.Alert(str(exc), alert_type="danger")
     trained_on = meta["targets"]["set"]
     targets = pn.widgets.RadioButtonGroup(options=sorted(scores["targets"].unique()), value=trained_on)
+    sources = list(dict.fromkeys(scores["a_source"])) if "a_source" in scores else ["observed"]
+    a_source = pn.widgets.RadioButtonGroup(options=sources, value="observed")
+    regimes = sorted(set(scores["a_regime"]), reverse=True) if "a_regime" in scores else ["all rows"]
+    a_regime = pn.widgets.RadioButtonGroup(options=regimes, value=regimes[0])
 
-    def table_for(t):
+    def table_for(t, source, regime):
         note = (
             f"Scores against **{t}** targets ({TARGET_LABELS[t]});"
             f" both models were trained on **{trained_on}** targets. R² is the coefficient of "
             "determination 1 − SS_res/SS_tot of the out-of-fold predictions (= Nash–Sutcliffe "
-            "efficiency; not the squared correlation, can be negative). RMSE and bias in W m-2."
+            "efficiency; not the squared correlation, can be negative). RMSE and bias in W m-2. "
+            f"A used to close: **{source}** "
+            f"({A_SOURCE_LABELS.get(source, 'rn − g of this radiation product')}); "
+            f"rows: **{regime}** (observed A; the headline is A observed, {regimes[0]})."
         )
         return pn.Column(
             pn.pane.Markdown(note),
             # scrolls inside its own box: its min-content width would otherwise widen the whole tab
             pn.pane.DataFrame(
-                cv_table(scores, t).round(3),
+                cv_table(scores, t, source, None if regime == "all rows" else regime).round(3),
                 index=False,
                 sizing_mode="stretch_width",
                 styles={"overflow-x": "auto"},
@@ -296,7 +440,10 @@ def version_view(version: str, site=None) -> pn.viewable.Viewable:
     return pn.Column(
         pn.pane.Markdown(_version_header(meta)),
         pn.Row(pn.pane.Markdown("**Cross-validation**"), targets),
-        pn.bind(table_for, targets),
+        pn.Row(a_source, a_regime),
+        pn.bind(table_for, targets, a_source, a_regime),
+        _verdict_view(meta),
+        _interval_view(version, meta, site, trained_on),
         pn.bind(scatters_for, targets),
         pn.pane.Markdown("**SHAP (TreeSHAP on a site-stratified sample of the training table)**"),
         pn.Row(shap_model, dep_feature),

@@ -1,3 +1,4 @@
+import holoviews as hv
 import panel as pn
 import pytest
 
@@ -41,6 +42,32 @@ def test_panel_renders_from_registry(demo_registry):
     first, second, _ = explain.interaction_pair(registry.read_table(demo_registry, "shap_interaction_ef"))
     assert f"interaction: {first} × {second}" in text  # the strongest pair, read from the cache
     assert "beeswarm: top 12 features" in text
+    assert "Temporal split unit: month" in text  # the demo year is split by month
+    assert "1 − SS_res/SS_tot" in text and "Closed vs direct" in text
+    assert "90 % prediction intervals" in text and "le_q05, le_q95, h_q05, h_q95" in text
+    assert f"{site}: held-out LE with its 90 % interval" in text
+
+
+def test_verdict_coverage_and_band(demo_registry):
+    meta = registry.read_meta(demo_registry)
+    verdicts = model_panel.verdict_table(meta)
+    assert len(verdicts) == len(meta["cv_verdicts"]) and set(verdicts["var"]) == {"LE", "H"}
+    coverage = registry.read_table(demo_registry, "cv_coverage")
+    table = model_panel.coverage_table(coverage, "cluster")
+    ref = coverage.query(
+        "split == 'cluster' and a_source == 'a_model' and a_regime == 'all' and variable == 'h'"
+    )
+    ref = ref[ref["igbp"].isna()]
+    row = table[(table["A"] == "a_model") & (table["rows"] == "all")]
+    assert row["H coverage"].item() == pytest.approx(ref["coverage"].item(), abs=1e-3)
+    bounds = registry.read_table(demo_registry, "cv_bounds")
+    site = bounds["site_id"].iloc[0]
+    bounds["obs_le_corr"] = 0.0
+    hv.extension("bokeh", logo=False)
+    plot = model_panel.band_plot(bounds, site, "obs_le_corr")
+    area = next(el for el in plot if isinstance(el, hv.Area))
+    n = int(((bounds["site_id"] == site) & (bounds["a_source"] == "a_model")).sum())
+    assert len(area.data) == n and (area.data["le_lo"] <= area.data["le_hi"]).all()
 
 
 def test_beeswarm_rows_follow_importance_and_heights_fit_the_labels(demo_registry):
@@ -59,8 +86,18 @@ def test_cv_table_matches_registry(demo_registry):
     assert list(table["split"]) == [s for s in model_panel.SPLITS for _ in range(2)]
     row = table[(table["split"] == "spatial") & (table["model"] == "direct")].iloc[0]
     ref = scores.query(
-        "split == 'spatial' and model == 'direct' and targets == 'corrected' and variable == 'h'"
+        "split == 'spatial' and model == 'direct' and targets == 'corrected' and variable == 'h' "
+        "and a_source == 'observed' and a_regime == 'A>=10'"
     )
+    assert row["n"] == ref["n"].item()
+    chain = model_panel.cv_table(scores, "corrected", "a_model")
+    ref_chain = scores.query(
+        "split == 'spatial' and model == 'direct' and targets == 'corrected' and variable == 'h' "
+        "and a_source == 'a_model' and a_regime == 'A>=10'"
+    )
+    assert chain[(chain["split"] == "spatial") & (chain["model"] == "direct")][
+        "H R²"
+    ].item() == pytest.approx(ref_chain["r2"].item())
     assert row["H R²"] == pytest.approx(ref["r2"].item()) and row["H RMSE"] == pytest.approx(
         ref["rmse"].item()
     )
