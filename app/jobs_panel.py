@@ -13,7 +13,7 @@ import html
 
 import panel as pn
 
-from app import auth
+from app import auth, ui
 from catalog.errors import FluxLensError
 from models.jobs import Job, JobService, WorkerBeat, format_duration
 
@@ -83,8 +83,10 @@ def _job_html(job: Job) -> str:
             job.kind, "model versions"
         )
         title = job.request.get("title") if job.kind == "repredict" else None
-        named = f"{html.escape(title)}, <code>{html.escape(job.output)}</code>" if title else (
-            f"<code>{html.escape(job.output)}</code>"
+        named = (
+            f"{html.escape(title)}, <code>{html.escape(job.output)}</code>"
+            if title
+            else (f"<code>{html.escape(job.output)}</code>")
         )
         result = f"{named} (in the {where})"
     elif job.error:
@@ -96,10 +98,10 @@ def _job_html(job: Job) -> str:
     bar = f"<progress value='{round(job.fraction * 1000)}' max='1000' style='width:100%'></progress>"
     return (
         f"<tr class='job-row' data-job='{job.id}' data-status='{job.status}'>"
-        f"<td><b>#{job.id}</b></td><td style='word-wrap:break-word'>{html.escape(_describe(job))}</td>"
+        f"<td><b>#{job.id}</b></td><td style='overflow-wrap:anywhere'>{html.escape(_describe(job))}</td>"
         f"<td class='status {job.status}'>{status}</td>"
         f"<td>{bar} {job.fraction:.0%} {chunks}</td>"
-        f"<td>{' · '.join(times)}</td><td style='word-wrap:break-word'>{result}</td></tr>"
+        f"<td>{' · '.join(times)}</td><td style='overflow-wrap:anywhere'>{result}</td></tr>"
     )
 
 
@@ -159,12 +161,16 @@ class JobsView:
         self.submit_button.on_click(lambda _e: self.submit())
         self.message = pn.pane.Alert("", alert_type="light", visible=False, margin=(5, 5))
         self.workers = pn.pane.Alert(
-            "", alert_type="light", width=700, margin=(5, 0), css_classes=["jobs-workers"]
+            "", alert_type="light", sizing_mode="stretch_width", margin=(5, 5), css_classes=["jobs-workers"]
         )
         # The list's structure never changes after the page is built: one HTML table, a job picker
         # with Cancel, and a log box, all of fixed size; refreshes only change their values.
         self.table = pn.pane.HTML(
-            "", width=700, height=330, css_classes=["jobs-table"], styles={"overflow-y": "auto"}
+            "",
+            sizing_mode="stretch_width",
+            height=330,
+            css_classes=["jobs-table"],
+            styles={"overflow-y": "auto"},
         )
         self.selected = pn.widgets.Select(label="Job", options={}, width=330)
         self.selected.param.watch(lambda _e: self._show_selected(), "value")
@@ -172,7 +178,7 @@ class JobsView:
         self.cancel_button.on_click(lambda _e: self.selected.value and self.cancel(self.selected.value))
         self.log = pn.pane.HTML(
             "",
-            width=700,
+            sizing_mode="stretch_width",
             height=200,
             css_classes=["job-log"],
             styles={"overflow-y": "auto", "font-family": "monospace", "font-size": "12px"},
@@ -363,18 +369,18 @@ class JobsView:
             pn.Row(self.start, self.end),
             self.submit_button,
             self.message,
-            width=620,
+            sizing_mode="stretch_width",
         )
-        return pn.Row(
+        # One column, whether a worker runs first, then the form above the list: side by side they
+        # need ~1340 px, wider than the tab at 1280 or 1400 px windows.
+        return pn.Column(
+            self.workers,
             form,
-            pn.Column(
-                "### Your jobs",
-                self.workers,
-                self.table,
-                pn.Row(self.selected, self.cancel_button),
-                self.log,
-                width=720,
-            ),
+            pn.pane.Markdown("### Your jobs", margin=(0, 5)),
+            self.table,
+            pn.Row(self.selected, self.cancel_button),
+            self.log,
+            width=ui.CONTENT_WIDTH,
             css_classes=["jobs-panel"],
         )
 

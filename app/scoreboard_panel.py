@@ -16,18 +16,34 @@ import holoviews as hv
 import numpy as np
 import pandas as pd
 import panel as pn
+from bokeh.models import HoverTool
 
 from app import auth, ui
 from app.ui import guarded
-from app.validation_site_panel import caveat_lines, coast
+from app.validation_site_panel import (
+    HALF_WIDTH,
+    METRIC_NOTE,
+    WIDTH,
+    caveat_lines,
+    coast,
+    metric_titles,
+    metrics_table,
+)
 from catalog.errors import FluxLensError
 from models.jobs import JobService
-from validation import export, scoreboard, site_view, taylor
+from validation import config, export, scoreboard, site_view, taylor
 from validation import jobs as validation_jobs
 from validation.config import ValidationOptions
 
 POLL_MS = 500
-MAP_METRICS = ("r", "rmse", "ubrmse", "bias", "kge", "nse", "r2", "rho", "n")
+MAP_METRICS = ("r", "rmse", "ubrmse", "bias", "kge", "nse", "rho", "n")
+# On screen: what fits beside the sort arrows at 880 px; the CSV has every column (names, rho, the
+# pixel distance, anomaly and closure metrics).
+TABLE_COLUMNS = ("site_id", "igbp", "n", "bias", "rmse", "ubrmse", "r", "kge", "nse", "error")
+TAYLOR_FRAME_PX = 560  # width of the diagram's frame (legend included); its height follows the aspect
+IGBP_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+                "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
+                "#f7b6d2")  # fmt: skip
 
 
 def taylor_diagram(table: pd.DataFrame, title: str) -> hv.Overlay:
@@ -56,6 +72,8 @@ def taylor_diagram(table: pd.DataFrame, title: str) -> hv.Overlay:
         hv.Text(0.82 * rmax, 0.82 * rmax, "correlation").opts(text_font_size="9pt", angle=-45),
     ]
     x, y = taylor.xy(ok["sigma_norm"], ok["r"])
+    classes = sorted(ok["igbp"].astype(str).unique())
+    colour_of = {c: IGBP_COLOURS[i % len(IGBP_COLOURS)] for i, c in enumerate(classes)}
     pts = pd.DataFrame(
         {
             "x": x,
@@ -65,28 +83,59 @@ def taylor_diagram(table: pd.DataFrame, title: str) -> hv.Overlay:
             "r": ok["r"],
             "sigma_norm": ok["sigma_norm"],
             "crmsd_norm": ok["crmsd_norm"],
+            "colour": ok["igbp"].astype(str).map(colour_of),
         }
     )
+    vdims = ["site_id", "igbp", "r", "sigma_norm", "crmsd_norm", "colour"]
+    hover = HoverTool(tooltips=[(v, f"@{v}") for v in vdims[:-1]])
     layers.append(
-        hv.Points(pts, ["x", "y"], ["site_id", "igbp", "r", "sigma_norm", "crmsd_norm"], label="sites").opts(
-            color="igbp", cmap="Category20", size=8, tools=["hover"], line_color="black", show_legend=False
-        )
+        hv.Points(pts, ["x", "y"], vdims).opts(color="colour", size=8, tools=[hover], line_color="black")
     )
-    layers.append(hv.Points([(1.0, 0.0)], label="observation").opts(color="black", marker="star", size=16))
-    xmin = -rmax * 1.12 if negative else -0.08 * rmax
+    layers.append(hv.Points([(1.0, 0.0)]).opts(color="black", marker="star", size=16))
+    xlim, ylim = taylor_limits(rmax, negative)
+    layers.extend(_taylor_legend(colour_of, rmax, xlim, ylim))
+    aspect = (ylim[1] - ylim[0]) / (xlim[1] - xlim[0])
     return hv.Overlay(layers).opts(
         title=title,
-        width=520,
-        height=int(520 * (1.2 if not negative else 0.62)),
-        xlim=(xmin, rmax * 1.15),
-        ylim=(-0.14 * rmax, rmax * 1.12),
-        data_aspect=1,
+        frame_width=TAYLOR_FRAME_PX,
+        frame_height=round(TAYLOR_FRAME_PX * aspect),  # one unit is as long on both axes
+        xlim=xlim,
+        ylim=ylim,
         xaxis=None,
         yaxis=None,
         show_grid=False,
-        show_legend=True,
-        legend_position="top_right",
+        show_legend=False,
+        toolbar="above",  # not over the legend at the frame's right edge
     )
+
+
+def _taylor_legend(colour_of: dict[str, str], rmax: float, xlim, ylim) -> list:
+    """The IGBP classes and the observation star drawn in the diagram's own space, right of its
+    outer arc (a Bokeh legend outside the frame made the figure wider than its box)."""
+    x0 = 1.2 * rmax
+    step = (ylim[1] - ylim[0]) / (len(colour_of) + 3)
+    ys = ylim[1] - step * np.arange(1, len(colour_of) + 2)
+    entries = pd.DataFrame(
+        {"x": x0, "y": ys[:-1], "text": list(colour_of), "colour": list(colour_of.values())}
+    )
+    text = dict(text_font_size="9pt", text_align="left", text_baseline="middle", text_color="#333333")
+    return [
+        hv.Points(entries, ["x", "y"], ["colour"]).opts(color="colour", size=8, line_color="black"),
+        hv.Labels(entries.assign(x=x0 + 0.05 * rmax), ["x", "y"], "text").opts(**text),
+        hv.Points([(x0, ys[-1])]).opts(color="black", marker="star", size=12),
+        hv.Labels({"x": [x0 + 0.05 * rmax], "y": [ys[-1]], "text": ["observation"]}, ["x", "y"], "text").opts(
+            **text
+        ),
+    ]
+
+
+def taylor_limits(rmax: float, negative: bool) -> tuple[tuple[float, float], tuple[float, float]]:
+    """x and y ranges of a Taylor diagram of outer radius ``rmax`` (at least 1.1 × the largest
+    normalised standard deviation, :func:`validation.taylor.radius_limit`): the outer arc, the
+    correlation labels at 1.06 ``rmax``, the axis label below and the legend on the right
+    (0.55 ``rmax``), with a margin."""
+    xmin = -rmax * 1.15 if negative else -0.08 * rmax
+    return (xmin, rmax * 1.75), (-0.14 * rmax, rmax * 1.12)
 
 
 class ScoreboardView:
@@ -106,23 +155,29 @@ class ScoreboardView:
         self.service = service or auth.job_service()
         self.sb_product = pn.widgets.Select(label="Product", options=[], width=200)
         self.sb_run = pn.widgets.Button(label="Compute scoreboard", color="primary", width=180)
-        self.sb_status = pn.pane.Markdown("", css_classes=["scoreboard-status"], sizing_mode="stretch_width")
+        self.sb_status = pn.pane.Markdown("", css_classes=["scoreboard-status"], width=WIDTH)
         self.sb_table = pn.widgets.Tabulator(
             pd.DataFrame(),
             show_index=False,
             disabled=True,
             pagination="local",
             page_size=15,
-            width=1000,
+            width=WIDTH,
+            layout="fit_data_stretch",
+            widths={"error": 170},
+            formatters={"error": {"type": "textarea"}},
             css_classes=["scoreboard-table"],
         )
+        self.sb_note = pn.pane.Markdown("", width=WIDTH, css_classes=["metrics-note"])
         self.sb_metric = pn.widgets.Select(
             label="Metric on the map", options=list(MAP_METRICS), value="r", width=150
         )
         self.sb_map = pn.pane.HoloViews(None, name="scoreboard_map", sizing_mode="fixed")
         self.sb_taylor = pn.pane.HoloViews(None, name="taylor", sizing_mode="fixed")
-        self.sb_igbp = pn.widgets.Tabulator(pd.DataFrame(), show_index=False, disabled=True, width=700)
-        self.sb_pooled = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self.sb_igbp = pn.widgets.Tabulator(
+            pd.DataFrame(), show_index=False, disabled=True, width=WIDTH, layout="fit_data_stretch"
+        )
+        self.sb_pooled = pn.pane.Markdown("", width=WIDTH, css_classes=["scoreboard-pooled"])
         self.sb_csv = pn.widgets.FileDownload(
             callback=self._metrics_csv,
             filename="metrics.csv",
@@ -239,23 +294,20 @@ class ScoreboardView:
         if board is None:
             return
         table = board.table
-        shown = ["site_id", "name", "igbp", "n", "bias", "rmse", "ubrmse", "r", "rho", "kge", "nse", "r2",
-                 "distance_km", "error"]  # fmt: skip
-        view = table[[c for c in shown if c in table]].copy()
-        for c in view.columns:
-            if view[c].dtype.kind == "f":
-                view[c] = view[c].round(4)
-        self.sb_table.value = view
+        units = config.variable_spec(board.variable)["units"]
+        view = metrics_table(table[[c for c in TABLE_COLUMNS if c in table]])
+        self.sb_table.param.update(value=view, titles=metric_titles(view))
+        self.sb_note.object = METRIC_NOTE.format(units=units)
         metric = self.sb_metric.value
         ok = table[np.isfinite(table[metric].astype(float))]
         pts = hv.Points(ok, ["lon", "lat"], [metric, "site_id", "name", "igbp", "n"], label=metric).opts(
-            color=metric, cmap="RdYlBu" if metric in ("r", "kge", "nse", "r2", "rho") else "viridis",
+            color=metric, cmap="RdYlBu" if metric in ("r", "kge", "nse", "rho") else "viridis",
             colorbar=True, size=10, line_color="black", tools=["hover"],
             clabel=metric, show_legend=False,
         )  # fmt: skip
         lon, lat = table["lon"].astype(float), table["lat"].astype(float)
         self.sb_map.object = (coast() * pts).opts(
-            width=620,
+            width=WIDTH - HALF_WIDTH // 2,
             height=380,
             xlim=(max(lon.min() - 3, -180), min(lon.max() + 3, 180)),
             ylim=(max(lat.min() - 3, -90), min(lat.max() + 3, 90)),
@@ -264,17 +316,18 @@ class ScoreboardView:
             ylabel="latitude (°N)",
         )
         self.sb_taylor.object = taylor_diagram(table, f"Taylor diagram: {board.product} {board.variable}")
-        self.sb_igbp.value = scoreboard.igbp_summary(table).round(4)
+        summary = metrics_table(scoreboard.igbp_summary(table))
+        self.sb_igbp.param.update(value=summary, titles=metric_titles(summary))
         p = board.pooled
         matched = table[table["error"].fillna("") == ""]
         med_r = float(np.nanmedian(matched["r"])) if len(matched) else np.nan
         med_rmse = float(np.nanmedian(matched["rmse"])) if len(matched) else np.nan
         self.sb_pooled.object = (
             f"Pooled over {p.get('sites', 0)} sites and {int(p.get('n', 0))} pairs: "
-            f"R {p.get('r', np.nan):.3f}, RMSE {p.get('rmse', np.nan):.4g}, "
-            f"ubRMSE {p.get('ubrmse', np.nan):.4g}, bias {p.get('bias', np.nan):.4g}. "
-            f"Median per site: R {med_r:.3f}, RMSE {med_rmse:.4g}. "
-            "Pooled R mixes between-site differences and is usually higher than per-site R."
+            f"Pearson r {p.get('r', np.nan):.3f}, RMSE {p.get('rmse', np.nan):.4g} {units}, "
+            f"ubRMSE {p.get('ubrmse', np.nan):.4g} {units}, bias {p.get('bias', np.nan):.4g} {units}. "
+            f"Median per site: r {med_r:.3f}, RMSE {med_rmse:.4g} {units}. "
+            "Pooled r mixes between-site differences and is usually higher than per-site r."
         )
         self.sb_csv.disabled = False
         self.sb_csv.filename = f"metrics_{board.product}_{board.variable}_{board.network}.csv"
@@ -290,7 +343,9 @@ class ScoreboardView:
             self.sb_status,
             self.sb_pooled,
             self.sb_table,
-            pn.Row(self.sb_map, self.sb_taylor),
+            self.sb_note,
+            self.sb_map,
+            self.sb_taylor,
             pn.pane.Markdown("Median of each metric per IGBP class:"),
             self.sb_igbp,
             name="Scoreboard",

@@ -16,6 +16,8 @@ from catalog.errors import FluxLensError
 log = logging.getLogger("app")
 
 MAX_MESSAGE_CHARS = 600
+# Widest fixed part of a tab's page: a 1280 px window leaves ~900 px beside the 300 px sidebar.
+CONTENT_WIDTH = 880
 # Absolute file system paths (two or more components): the server's layout is not the user's business.
 _PATH = re.compile(r"(?<![\w:/.])(?:/[^\s/'\"<>(),;]+){2,}/?")
 

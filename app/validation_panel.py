@@ -25,12 +25,19 @@ class ValidationTab:
         self.board.wait(timeout)
 
     def panel(self) -> pn.viewable.Viewable:
-        return pn.Tabs(
-            ("Site", self.site.panel()),
-            ("Scoreboard", self.board.panel()),
-            name="validation_tabs",
-            dynamic=False,
+        """The Site and Scoreboard tabs; the scoreboard's page is built when first opened, so the
+        tab's first open draws only the site view."""
+        board = pn.Column(sizing_mode="stretch_width")
+        tabs = pn.Tabs(
+            ("Site", self.site.panel()), ("Scoreboard", board), name="validation_tabs", dynamic=False
         )
+
+        def open_board(event) -> None:
+            if event.new == 1 and not len(board):
+                board[:] = [self.board.panel()]
+
+        tabs.param.watch(open_board, "active")
+        return tabs
 
 
 def panel(state) -> pn.viewable.Viewable:

@@ -248,15 +248,18 @@ METRIC_NAMES = (
     "rho",
     "kge",
     "nse",
-    "r2",
     "sigma_norm",
     "crmsd_norm",
 )
-"""Columns of :func:`all_metrics`, in table order."""
+"""Columns of :func:`all_metrics`, in table order: each statistic once (no ``r2``, which is NSE)."""
 
 
 def all_metrics(obs, pred, *, min_n: int = MIN_PAIRS, alpha: float = 0.05) -> dict[str, float]:
-    """Every metric above for one (obs, pred) pair of series, keyed by :data:`METRIC_NAMES`."""
+    """Every metric above for one (obs, pred) pair of series, keyed by :data:`METRIC_NAMES`.
+
+    The coefficient of determination of the prediction (:func:`r2`) is left out: it is the same
+    number as NSE = 1 - SS_res / SS_tot; the squared Pearson correlation is ``r ** 2``.
+    """
     o, p = valid_pairs(obs, pred)
     pr = pearson(o, p, alpha=alpha, min_n=min_n)
     ts = taylor_stats(o, p, min_n=min_n)
@@ -273,7 +276,6 @@ def all_metrics(obs, pred, *, min_n: int = MIN_PAIRS, alpha: float = 0.05) -> di
         "rho": spearman_rho(o, p, min_n=min_n),
         "kge": kge(o, p, min_n=min_n),
         "nse": nse(o, p, min_n=min_n),
-        "r2": r2(o, p, min_n=min_n),
         "sigma_norm": ts.sigma_norm,
         "crmsd_norm": ts.crmsd_norm,
     }

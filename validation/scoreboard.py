@@ -30,11 +30,11 @@ from validation.sources import match_site, products_at_sites
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: no r2 column (it repeated NSE)
 CACHE_ENV = "FLUXLENS_VALIDATION_CACHE"
 SITE_COLUMNS = ["site_id", "name", "network", "lat", "lon", "igbp", "start", "end"]
 PIXEL_COLUMNS = ["method", "pixel_lon", "pixel_lat", "distance_km", "obs_column", "error"]
-SUMMARY_METRICS = ("n", "bias", "rmse", "ubrmse", "r", "rho", "kge", "nse", "r2")
+SUMMARY_METRICS = ("n", "bias", "rmse", "ubrmse", "r", "rho", "kge", "nse")
 
 SITE_THREADS = 2  # sites matched at once
 

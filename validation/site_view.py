@@ -13,7 +13,7 @@ from validation import matching, metrics, series
 from validation.config import ValidationOptions
 from validation.sources import product_at_site
 
-SITE_METRICS = ("n", "bias", "rmse", "ubrmse", "r", "r_ci_low", "r_ci_high", "rho", "kge", "nse", "r2")
+SITE_METRICS = ("n", "bias", "rmse", "ubrmse", "r", "r_ci_low", "r_ci_high", "rho", "kge", "nse")
 
 
 @dataclasses.dataclass

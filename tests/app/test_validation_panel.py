@@ -64,7 +64,8 @@ def test_site_view_metrics_and_csv(tab, demo_world):
     obs = api.site_observations("fluxnet_demo", site["site_id"])
     o = pd.Series(obs["LE"].where(~(obs["LE_QC"] < 0.8)).to_numpy(), index=pd.DatetimeIndex(obs["time"]))
     both = pd.concat({"o": o, "p": pred}, axis=1, join="inner").dropna()
-    row = table.loc["fluxes_demo"]
+    row = tab.site._view.metrics.set_index("product").loc["fluxes_demo"]  # the table shows 3 digits
+    assert table.loc["fluxes_demo", "rmse"] == pytest.approx(row["rmse"], rel=5e-3)
     assert row["n"] == len(both) >= 10
     assert row["rmse"] == pytest.approx(np.sqrt(((both["p"] - both["o"]) ** 2).mean()), abs=1e-4)
     assert row["r"] == pytest.approx(np.corrcoef(both["o"], both["p"])[0, 1], abs=1e-4)
@@ -144,3 +145,85 @@ def test_dense_scatter_is_rasterised(tab):
     sparse_layers = list(tab.site.scatter_plot.object)
     assert not any(isinstance(layer, hv.DynamicMap) for layer in sparse_layers)
     assert any(isinstance(layer, hv.Points) for layer in sparse_layers)
+
+
+def test_flux_network_opens_on_its_fluxes_and_ismn_on_soil_moisture(demo_world, tmp_path, monkeypatch):
+    monkeypatch.setenv("FLUXLENS_DATA_DIR", str(demo_world))
+    monkeypatch.setenv("FLUXLENS_JOBS_DB", str(tmp_path / "jobs.sqlite"))
+    from app.state import AppState
+    from app.validation_panel import ValidationTab
+    from app.validation_site_panel import network_variables
+    from catalog import api
+
+    tab = ValidationTab(AppState(variable="ssm"))  # the map shows soil moisture
+    assert tab.site.network.value == "fluxnet_demo"
+    assert tab.site.variable.value == "le"  # not the map's ssm, though the towers also measure SWC
+    assert "ssm" in tab.site.variable.options
+    tab.site.network.value = "ismn_demo"
+    assert tab.site.variable.options == ["ssm"] and tab.site.variable.value == "ssm"
+    assert network_variables(api.network_info("fluxnet_demo")["variables"])[:4] == ["le", "h", "rn", "g"]
+    assert network_variables([]) == network_variables(["NOT_A_COLUMN"]) == ["le", "h", "rn", "g", "ssm"]
+
+
+def test_one_year_network_says_its_year(tab):
+    from catalog import api
+
+    sites = api.sites("fluxnet_demo")
+    years = set(pd.to_datetime(sites["start"]).dt.year) | set(pd.to_datetime(sites["end"]).dt.year)
+    assert years == {2018}  # the small demo world is one year
+    assert not tab.site.years.visible and tab.site.one_year.visible
+    assert "2018" in tab.site.one_year.object and "2019" not in tab.site.one_year.object
+
+
+def test_search_text_selects_the_first_match(tab):
+    from catalog import api
+
+    sites = api.sites("fluxnet_demo").sort_index()
+    tab.site.search.value = "grassland"  # typed text and Enter, not a listed label
+    first = sites[sites["name"].str.lower().str.contains("grassland")].iloc[0]
+    assert tab.state.site == ("fluxnet_demo", first["site_id"])
+
+
+def test_metric_tables_name_each_statistic_once(tab):
+    from app.validation_site_panel import METRIC_TITLES, metrics_table
+
+    site = tab.site._sites.iloc[0]
+    tab.state.site = ("fluxnet_demo", site["site_id"])
+    tab.wait()
+    shown = tab.site.site_metrics.value
+    assert "r2" not in shown and {"nse", "r", "r_ci"} <= set(shown)
+    titles = tab.site.site_metrics.titles
+    assert titles["nse"] == "NSE" and titles["r"] == "r" and len(set(titles.values())) == len(titles)
+    assert "NSE = 1 − SS_res / SS_tot" in tab.site.metrics_note.object
+    assert "W m-2" in tab.site.metrics_note.object
+    raw = tab.site._view.metrics.set_index("product").loc["fluxes_demo"]
+    row = shown.set_index("product").loc["fluxes_demo"]
+    assert row["r_ci"] == f"{raw['r_ci_low']:.2f}…{raw['r_ci_high']:.2f}"
+    assert row["rmse"] == pytest.approx(raw["rmse"], rel=5e-3)  # 3 significant digits
+    t = metrics_table(pd.DataFrame({"product": ["p"], "n": [3], "bias": [0.0012345], "r": [0.98765]}))
+    assert t.loc[0, "bias"] == 0.00123 and t.loc[0, "r"] == 0.988 and set(METRIC_TITLES) >= set(t)
+
+
+def test_taylor_axes_reach_every_point_with_a_square_aspect():
+    from app.scoreboard_panel import taylor_diagram
+
+    table = pd.DataFrame(
+        {
+            "site_id": ["a", "b", "c", "d"],
+            "igbp": ["GRA", "CRO", "GRA", "ENF"],
+            "sigma_norm": [0.6, 1.0, 1.45, 1.9],  # beyond 1.3 and beyond the default 1.5 radius
+            "r": [0.95, 0.7, 0.99, 0.4],
+            "crmsd_norm": [0.4, 0.7, 0.5, 1.7],
+        }
+    )
+    hv.extension("bokeh", logo=False)
+    fig = hv.render(taylor_diagram(table, "Taylor diagram: test"))
+    theta = np.arccos(table["r"])
+    x, y = table["sigma_norm"] * np.cos(theta), table["sigma_norm"] * np.sin(theta)
+    assert fig.x_range.start < x.min() and fig.x_range.end > x.max()
+    assert fig.y_range.start < y.min() and fig.y_range.end > y.max()
+    assert fig.x_range.end > 1.06 * 1.1 * 1.9  # the correlation labels beyond the outer arc
+    x_per_px = (fig.x_range.end - fig.x_range.start) / fig.frame_width
+    y_per_px = (fig.y_range.end - fig.y_range.start) / fig.frame_height
+    assert x_per_px == pytest.approx(y_per_px, rel=0.01)  # circles stay circles
+    assert not fig.legend or not fig.legend[0].items  # its legend is drawn beside the arcs, not over them

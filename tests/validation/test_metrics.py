@@ -118,3 +118,15 @@ def test_fits():
     slope, intercept = metrics.ols_fit(x, y, min_n=3)
     assert slope == pytest.approx(2.5)
     assert intercept == pytest.approx(-2.0 / 3.0)
+
+
+def test_each_statistic_once_in_the_tables():
+    # r2 of the prediction is NSE: the tables carry it once, as nse
+    assert "r2" not in metrics.METRIC_NAMES and "nse" in metrics.METRIC_NAMES
+    rng = np.random.default_rng(3)
+    o = rng.normal(100.0, 30.0, 200)
+    p = 0.8 * o + rng.normal(15.0, 12.0, 200)
+    out = metrics.all_metrics(o, p)
+    assert out["nse"] == pytest.approx(metrics.r2(o, p))
+    values = [round(v, 12) for k, v in out.items() if k not in ("n",) and np.isfinite(v)]
+    assert len(values) == len(set(values))  # no two columns repeat one number
