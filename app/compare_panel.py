@@ -18,7 +18,7 @@ from app.ui import guarded
 from catalog import settings
 
 TAB = "Compare"
-W, H = 300, 200
+W, H = 270, 180  # each map's frame; two maps with axes, colour bars and toolbars ≈ 840 px
 
 
 class CompareTab(MapTabViews):
@@ -58,7 +58,7 @@ class CompareTab(MapTabViews):
             name="Basemap", value=state.basemap, width=110, visible=tiles is not None
         )
         self.figures = (self.left, self.right, self.diff)
-        self.stats = pn.pane.Markdown("", name="compare_stats", width=520)
+        self.stats = pn.pane.Markdown("", name="compare_stats", width=styles.TAB_WIDTH - 460)
         self.goto = pn.widgets.Button(name="Go to the nearest common day", visible=False, width=240)
         self._goto_day = None
         self.goto.on_click(lambda e: setattr(state, "date", self._goto_day) if self._goto_day else None)
@@ -176,7 +176,8 @@ class CompareTab(MapTabViews):
                 shown = fields
             diff = common[a] - common[b]
             diff.attrs.update(common[a].attrs)  # keeps the grid spacing for one-cell views
-            label, units = convs[a].label, convs[a].units
+            units = convs[a].units
+            label = _short_label(s.variable, units)
             cmap = s.cmap or styles.default_cmap(s.variable)
             clim = styles.clim_for(s.variable, "fixed", None, shown[a].values, units)
             rows = self.left.render_rows()
@@ -231,7 +232,7 @@ class CompareTab(MapTabViews):
         img = compute.rasterize_to_screen(own, s.x_range, s.y_range, W, self.left.render_rows())
         cmap = s.cmap or styles.default_cmap(s.variable)
         clim = styles.clim_for(s.variable, "fixed", None, img.values, conv.units)
-        fig.show(img, clim=clim, cmap=cmap, label=conv.label, units=conv.units)
+        fig.show(img, clim=clim, cmap=cmap, label=_short_label(s.variable, conv.units), units=conv.units)
         fig.fig.title.text = f"{name} · {map_panel.map_period(name, s.aggregation, s.date, s.period)}"
         return conv.units
 
@@ -287,7 +288,12 @@ class CompareTab(MapTabViews):
         self.state.message = ""
 
     def panel(self) -> pn.viewable.Viewable:
-        return pn.Column(pn.Row(self.a, self.b, self.mask, self.basemap), self.body)
+        return pn.Column(pn.Row(self.a, self.b, pn.Column(self.mask, self.basemap)), self.body)
+
+
+def _short_label(variable: str, units: str) -> str:
+    """Colour-bar title of the small maps (a long name does not fit their 180 px height)."""
+    return f"{variable} ({units})" if units else variable
 
 
 def _deg(res_lon: float, res_lat: float) -> str:

@@ -20,7 +20,7 @@ from catalog.errors import FluxLensError
 log = logging.getLogger("app")
 
 TAB = "Map"
-MAP_WIDTH, MAP_HEIGHT = 760, 380
+MAP_WIDTH, MAP_HEIGHT = 700, 350  # the frame; with axes, colour bar and toolbar ≈ 860 px
 PROJECTIONS = {"lon/lat (zoomable)": "lonlat", "Equal Earth (global)": "equal_earth"}
 REDRAW_ON = (
     "projection",
@@ -80,9 +80,9 @@ class MapTab(MapTabViews):
         )
         self.figures = (self.map,)
         self.method_note = pn.pane.Markdown(
-            MERCATOR_METHOD, visible=False, css_classes=["map-method"], margin=(0, 10)
+            MERCATOR_METHOD, visible=False, css_classes=["map-method"], margin=(0, 10), width=styles.TAB_WIDTH
         )
-        self.status = pn.pane.Markdown("", css_classes=["map-status"], margin=(0, 10))
+        self.status = pn.pane.Markdown("", css_classes=["map-status"], margin=(0, 10), width=styles.TAB_WIDTH)
         self.series = SeriesPanel(state)
         self.info_box = product_info.ProductInfoBox(state, data)
         self._auto_clim = None
@@ -94,7 +94,9 @@ class MapTab(MapTabViews):
             callback=self._netcdf, filename="region.nc", label="Region + period as netCDF", width=220
         )
         self.nc_level = pn.widgets.Select(name="netCDF resolution", options={}, width=200)
-        self.nc_info = pn.pane.HTML("", css_classes=["export-info"], margin=(0, 10), name="export_info")
+        self.nc_info = pn.pane.HTML(
+            "", css_classes=["export-info"], margin=(0, 10), name="export_info", width=styles.TAB_WIDTH
+        )
         self.box_from_view = pn.widgets.Button(name="Box = visible region", width=170)
         self.box_from_view.on_click(
             lambda e: self._on_box(*self.state.view_bbox()) if self.state.view_bbox() else None
@@ -398,11 +400,12 @@ class MapTab(MapTabViews):
             self.map_pane,
             self.projected_pane,
             self.method_note,
-            # One row of fixed widths (about 1000 px: the tab overflows 1280 px windows). A wrapping
-            # FlexBox fitted them but made the Compare maps open on a 25 % wider view than the
-            # map's (test_basemap_browser): BokehJS refits a tile layer's extent to its frame's size
-            # as it paints, and that size was transient while the tab was laid out.
-            pn.Row(self.png, self.netcdf, self.nc_level, self.box_from_view, self.clear_sel, self.basemap),
+            # Two rows of fixed widths (one row was about 1000 px, past 1280 px windows). Not a wrapping
+            # FlexBox: that made the Compare maps open on a 25 % wider view than the map's
+            # (test_basemap_browser): BokehJS refits a tile layer's extent to its frame's size as it
+            # paints, and that size was transient while the tab was laid out.
+            pn.Row(self.png, self.netcdf, self.nc_level),
+            pn.Row(self.box_from_view, self.clear_sel, self.basemap),
             self.nc_info,
             self.info_box.card,
             self.series.panel(),

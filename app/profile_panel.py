@@ -18,6 +18,15 @@ from app.ui import guarded
 
 TAB = "Profile"
 PROFILE_WIDTH_PX = 720  # pyramid level: at least this many pixels across the region
+# Column widths of the means table (px, adding up to the tab's width): every title and value shown whole.
+PROFILE_TABLE_WIDTHS = {
+    "product": 140,
+    "mean, all valid pixels": 190,
+    "mean, common mask": 180,
+    "units": 70,
+    "grid (°)": 80,
+    "time steps used": 220,
+}
 
 
 class ProfileTab:
@@ -32,10 +41,17 @@ class ProfileTab:
         )
         self.mask = pn.widgets.Checkbox(name="Common mask", value=state.common_mask)
         self.plot = pn.pane.HoloViews(None, name="profile_plot", sizing_mode="fixed")
+        # Columns fitted to the tab's width: at 1000 px the table's third column was cut off at 1400 px.
         self.table = pn.widgets.Tabulator(
-            pd.DataFrame(), show_index=False, disabled=True, width=1000, name="means"
+            pd.DataFrame(),
+            show_index=False,
+            disabled=True,
+            width=styles.TAB_WIDTH,
+            layout="fit_columns",
+            widths=PROFILE_TABLE_WIDTHS,
+            name="means",
         )
-        self.note = pn.pane.HTML("", name="profile_note")
+        self.note = pn.pane.HTML("", name="profile_note", width=styles.TAB_WIDTH - 560)
         self._stale = True
         self.mask.param.watch(lambda e: setattr(state, "common_mask", e.new), "value")
         state.param.watch(lambda e: setattr(self.mask, "value", e.new), "common_mask")
@@ -134,7 +150,7 @@ class ProfileTab:
             title = f"Zonal mean of {s.variable}, {when}" + (" (common mask)" if use is masked else "")
             self.plot.object = hv.Overlay(curves).opts(
                 title=title,
-                width=540,
+                width=520,
                 height=480,
                 show_grid=True,
                 legend_position="bottom_right",
@@ -175,7 +191,7 @@ class ProfileTab:
         return pn.Column(
             pn.Row(self.products, self.band),
             pn.Row(self.region, self.mask),
-            pn.Row(self.plot, pn.Column(self.note, width=440)),
+            pn.Row(self.plot, self.note),
             self.table,
         )
 

@@ -56,6 +56,9 @@ COLORMAPS = (
     "terrain",
 )
 DIFF_CMAP = "RdBu_r"
+# Width of the Map, Compare and Profile tabs' content (px): the main area of a 1280 px window beside the
+# 300 px sidebar, less the template's padding.
+TAB_WIDTH = 880
 # Line colours of products in series and profile plots (one per product, in order).
 SERIES_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf")
 # Coastline colours: dark lines on the light theme, light lines on the dark theme.
