@@ -138,8 +138,9 @@ def installed(dist: str) -> tuple[str, str]:
 def _table(head: tuple[str, ...], widths: tuple[int, ...], rows: list[tuple[str, ...]], css: str) -> str:
     """An HTML table (cells already escaped) that wraps its text instead of growing wider than the page."""
     cols = "".join(f"<col style='width:{w}%'>" for w in widths)
-    th = "".join(f"<th style='text-align:left'>{h}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    cell = "padding:2px 8px 2px 0;vertical-align:top"
+    th = "".join(f"<th style='text-align:left;{cell}'>{h}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td style='{cell}'>{c}</td>" for c in row) + "</tr>" for row in rows)
     return (
         f"<table class='{css}' style='width:100%;table-layout:fixed;border-collapse:collapse;"
         f"overflow-wrap:anywhere;font-size:13px'>{cols}<tr>{th}</tr>{body}</table>"

@@ -40,44 +40,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.app.conftest import HAS_FINITE, MAP_DRAWN, MAP_IMAGE, PAINTED, TAB_READY  # noqa: E402
 from tests.browser import BOKEH_IDLE, FLUXLENS, launch_chromium, serving  # noqa: E402
 
 TARGETS_S = {"page → first map": 1.5, "first open of Validation": 1.5, "first open of Models": 1.5,
              "date step": 0.4}  # fmt: skip
 
-# The main map's image array (a new array with every new image), or null before there is one.
-MAP_IMAGE = """(() => { const d = window.Bokeh && Bokeh.documents[0];
-  const m = d && d.get_model_by_name('main_map');
-  const r = m && m.renderers.find(r => r.glyph && r.glyph.type === 'Image');
-  return r ? r.data_source.data.image[0] : null; })()"""
-HAS_FINITE = """((img) => {
-  for (let i = 0; img && i < img.length; i++) { if (Number.isFinite(img[i])) return true; }
-  return false; })"""
-FIRST_IMAGE = f"() => {HAS_FINITE}({MAP_IMAGE})"
-REMEMBER_IMAGE = f"() => {{ window.__benchImage = {MAP_IMAGE}; }}"
-NEW_IMAGE = f"() => {{ const img = {MAP_IMAGE}; return img !== window.__benchImage && {HAS_FINITE}(img); }}"
-PAINTED = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
-# The active tab's content present: in the main tabs' active pane, at least one drawn plot and no
-# element still showing Panel's loading indicator.
-TAB_READY = """(title) => {
-  const tabs = Bokeh.index.all_views().find(v => v.model.type.endsWith('Tabs') && v.model.tabs &&
-    v.model.tabs.some(t => t.title === 'Map'));
-  if (!tabs) return false;
-  const tab = tabs.model.tabs[tabs.model.active];
-  if (tab.title !== title) return false;
-  const inside = (v) => {
-    for (let p = v; p; p = p.parent) { if (p.model === tab.child) return true; }
-    return false; };
-  let drawn = 0;
-  for (const v of Bokeh.index.all_views()) {
-    if (!inside(v) || !(v.el instanceof HTMLElement) || !v.el.isConnected) continue;
-    if (v.el.classList.contains('pn-loading')) return false;
-    if (v.model.type === 'Figure' || v.model.type === 'Plot') {
-      if (!v.has_finished()) return false;
-      if (v.el.getBoundingClientRect().width > 0) drawn++;
-    }
-  }
-  return drawn > 0; }"""
+FIRST_IMAGE = f"() => ({MAP_DRAWN})('main_map')"
+REMEMBER_IMAGE = f"() => {{ window.__benchImage = {MAP_IMAGE}('main_map'); }}"
+NEW_IMAGE = f"""() => {{ const img = {MAP_IMAGE}('main_map');
+  return img !== window.__benchImage && {HAS_FINITE}(img); }}"""
 
 
 def summary(name: str, values: list[float]) -> str:
@@ -114,7 +86,9 @@ def measure(url: str, repeats: int, viewport: dict, profile_root: Path, shots: P
                     page.wait_for_timeout(500)  # let the first page settle before the click
                     t0 = time.perf_counter()
                     _click_tab(page, tab)
-                    page.wait_for_function(TAB_READY, arg=tab, polling="raf", timeout=120_000)
+                    page.wait_for_function(
+                        TAB_READY, arg={"title": tab, "plots": True}, polling="raf", timeout=120_000
+                    )
                     page.evaluate(PAINTED)
                     out[f"first open of {tab}"].append(time.perf_counter() - t0)
                 if shots is not None and i == 0:

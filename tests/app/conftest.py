@@ -101,3 +101,104 @@ def tiny_cube(value: float = 0.25, start: str = "2018-07-01", periods: int = 2):
         {"ssm": (("time", "lat", "lon"), ssm, {"units": "m3 m-3", "long_name": "surface soil moisture"})},
         coords={"time": pd.date_range(start, periods=periods), "lat": [1.5, 0.5], "lon": [0.5, 1.5, 2.5]},
     )
+
+
+# --- page checks shared by the first-hour test and bench/bench_browser_speed.py ----------------
+
+# The named map figure's image array (a new array with every new image), or null before there is one.
+MAP_IMAGE = """((name) => { const d = window.Bokeh && Bokeh.documents[0];
+  const m = d && d.get_model_by_name(name);
+  const r = m && m.renderers.find(r => r.glyph && r.glyph.type === 'Image');
+  return r ? r.data_source.data.image[0] : null; })"""
+HAS_FINITE = """((img) => {
+  for (let i = 0; img && i < img.length; i++) { if (Number.isFinite(img[i])) return true; }
+  return false; })"""
+# ``(name) => bool``: the named map figure shows an image with finite values.
+MAP_DRAWN = f"(name) => {HAS_FINITE}({MAP_IMAGE}(name))"
+PAINTED = "() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))"
+# ``(title) => state``: what the main tabs' active tab shows, or null when ``title`` is not the
+# active tab: ``empty`` (the holder of an unopened tab), the elements still showing Panel's loading
+# indicator, the visible plots not yet drawn (a hidden plot is never painted: left out) and the number
+# of drawn plots.
+TAB_STATE = """((title) => {
+  const tabs = Bokeh.index.all_views().find(v => v.model.type.endsWith('Tabs') && v.model.tabs &&
+    v.model.tabs.some(t => t.title === 'Map'));
+  if (!tabs) return null;
+  const tab = tabs.model.tabs[tabs.model.active];
+  if (tab.title !== title) return null;
+  const inside = (v) => {
+    for (let p = v; p; p = p.parent) { if (p.model === tab.child) return true; }
+    return false; };
+  const out = {empty: Boolean(tab.child.children && tab.child.children.length === 0), loading: [],
+               unfinished: [], drawn: 0};
+  for (const v of Bokeh.index.all_views()) {
+    if (!inside(v) || !(v.el instanceof HTMLElement) || !v.el.isConnected) continue;
+    if (v.el.classList.contains('pn-loading')) out.loading.push(`${v.model.type} ${v.model.name || ''}`);
+    if ((v.model.type === 'Figure' || v.model.type === 'Plot') && v.el.getBoundingClientRect().width > 0) {
+      if (v.has_finished()) out.drawn++;
+      else out.unfinished.push(String((v.model.title && v.model.title.text) || v.model.name || v.model.id));
+    }
+  }
+  return out; })"""
+# ``({title, plots}) => bool``: :data:`TAB_STATE` says the tab is built, nothing in it is loading,
+# every visible plot is drawn and, when ``plots``, at least one is.
+TAB_READY = f"""({{title, plots}}) => {{ const s = {TAB_STATE}(title);
+  return Boolean(s && !s.empty && !s.loading.length && !s.unfinished.length && (!plots || s.drawn > 0)); }}"""
+# Everything on screen that is wider than its box: the document against the window, every visible
+# Bokeh/Panel layout element (``scrollWidth > clientWidth``, beyond its own right margin when its
+# overflow is visible; or its right edge past the window) and every Tabulator table against its
+# holder. Hidden elements (inactive tabs, invisible widgets) are left out.
+OVERFLOW = """() => {
+  const out = [];
+  const root = document.documentElement, vw = root.clientWidth;
+  if (root.scrollWidth > vw + 1)
+    out.push({what: 'document wider than the window', scrollWidth: root.scrollWidth, clientWidth: vw});
+  for (const v of Bokeh.index.all_views()) {
+    const e = v.el;
+    if (!(e instanceof HTMLElement) || !e.isConnected || v.model.sizing_mode === undefined) continue;
+    if (!e.checkVisibility({checkVisibilityCSS: true, visibilityProperty: true})) continue;
+    const r = e.getBoundingClientRect();
+    if (r.width === 0 || r.height === 0) continue;
+    const id = {model: v.model.type.replace('panel.models.', ''), name: v.model.name || '',
+                css: (v.model.css_classes || []).join(' ')};
+    // content reaching into the element's own right margin (overflow visible) covers nothing and
+    // is not cut: Panel's Markdown and HTML panes put their 100 %-wide text box inside 7 px padding
+    const style = getComputedStyle(e);
+    const slack = style.overflowX === 'visible' ? (parseFloat(style.marginRight) || 0) : 0;
+    if (e.scrollWidth > e.clientWidth + slack + 1)
+      out.push({...id, what: 'content wider than its box', scrollWidth: e.scrollWidth,
+                clientWidth: e.clientWidth, marginRight: style.marginRight});
+    else if (r.right > vw + 1)
+      out.push({...id, what: 'right edge past the window', right: Math.round(r.right), window: vw});
+    if (v.model.type.includes('Tabulator') && v.shadow_el)
+      for (const t of v.shadow_el.querySelectorAll('.tabulator-tableholder'))
+        if (t.scrollWidth > t.clientWidth + 1)
+          out.push({...id, what: 'table wider than its holder', scrollWidth: t.scrollWidth,
+                    clientWidth: t.clientWidth});
+  }
+  return out; }"""
+# ``() => [...]``: the page's scrolling containers (outside Bokeh's shadow roots; the dashboard
+# template scrolls its main area, not the document), each as [index, scrollHeight, clientHeight].
+SCROLLERS = """() => Array.from(document.querySelectorAll('*')).map((e, i) => [i, e])
+  .filter(([i, e]) => e.scrollHeight > e.clientHeight + 1 &&
+          ['auto', 'scroll'].includes(getComputedStyle(e).overflowY) && e.clientHeight > 200)
+  .map(([i, e]) => [i, e.scrollHeight, e.clientHeight])"""
+SCROLL_TO = "([i, y]) => { document.querySelectorAll('*')[i].scrollTop = y; }"
+
+
+def screenshots(page, path_stem) -> list:
+    """Screenshots of the whole content (the page, or its tallest scrolling container scrolled one
+    screen at a time, at most 5): ``<path_stem>.png``, ``<path_stem>-2.png`` …"""
+    scrollers = page.evaluate(SCROLLERS)
+    if not scrollers:
+        page.screenshot(path=f"{path_stem}.png", full_page=True)
+        return [f"{path_stem}.png"]
+    index, height, screen = max(scrollers, key=lambda s: s[1])
+    paths = []
+    for k, y in enumerate(range(0, height, max(screen - 40, 100))[:5]):
+        page.evaluate(SCROLL_TO, [index, y])
+        page.wait_for_timeout(150)
+        paths.append(f"{path_stem}{'' if k == 0 else f'-{k + 1}'}.png")
+        page.screenshot(path=paths[-1])
+    page.evaluate(SCROLL_TO, [index, 0])
+    return paths

@@ -31,7 +31,7 @@ def test_software_table_shows_the_installed_pinned_versions():
     pins = _pins()
     for dist, _use in about.SOFTWARE:
         version = metadata.version(dist)
-        assert f"<td>{version}</td>" in html, dist
+        assert f">{version}</td>" in html, dist
         if dist in pins:
             assert version == pins[dist], (dist, version, pins[dist])
     assert {"panel", "holoviews", "datashader", "xarray", "intake", "lightgbm", "shap", "scikit-learn"} <= {
