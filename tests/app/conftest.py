@@ -61,14 +61,25 @@ def viewport() -> dict:
 
 
 @pytest.fixture
-def browser_page(chromium, viewport, tmp_path) -> Iterator[tuple]:
+def first_run() -> bool:
+    """Whether pages open as a new visitor's, with the first-run panel (a module overrides this)."""
+    return False
+
+
+@pytest.fixture
+def browser_page(chromium, viewport, first_run, tmp_path) -> Iterator[tuple]:
     """``(page, errors)``: a page in a fresh Chromium profile, and the console errors and uncaught
-    page errors seen so far. Any error fails the test after the browser closes."""
+    page errors seen so far. Any error fails the test after the browser closes. The first-run panel
+    comes dismissed unless the module's ``first_run`` fixture says otherwise."""
     from playwright.sync_api import sync_playwright
 
     errors: list[str] = []
     with sync_playwright() as p:
         ctx = launch_chromium(p, tmp_path / "profile", viewport, accept_downloads=True)
+        if not first_run:  # the first-run panel sits above the tabs and would move every map on dismissal
+            from app.welcome import COOKIE, DISMISSED
+
+            ctx.add_cookies([{"name": COOKIE, "value": DISMISSED, "domain": "localhost", "path": "/"}])
         page = ctx.new_page()
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))

@@ -95,6 +95,12 @@ def _every_tab(page, size: str, shots, problems: dict) -> None:
             problems[f"{size} {title}"] = found
 
 
+@pytest.fixture
+def first_run() -> bool:
+    """This test is the new visitor: the first-run panel shows."""
+    return True
+
+
 def test_first_hour_from_an_empty_data_directory(serve_dashboard, browser_page, tmp_path):
     page, _errors = browser_page
     shots = tmp_path / "shots"
