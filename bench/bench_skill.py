@@ -51,13 +51,14 @@ def print_scores(scores: pd.DataFrame, regime: str) -> None:
     s = scores[scores["targets"] == "corrected"].set_index(
         ["split", "model", "variable", "a_source", "a_regime"]
     )
-    print(f"\nCV scores against LE_CORR/H_CORR (R² = 1 − SS_res/SS_tot; RMSE, bias in W m-2)")
+    print("\nCV scores against LE_CORR/H_CORR (R² = 1 − SS_res/SS_tot; RMSE, bias in W m-2)")
     print(
         f"{'split':<9} {'model':<12} {'var':<3} | {'A observed, ' + regime:^30} | "
         f"{'A from the A model, ' + regime:^30} | {'small A (observed A<10), A observed':^36}"
     )
     print(f"{'':<9} {'':<12} {'':<3} | {'R²':>6} {'RMSE':>6} {'bias':>6} {'n':>8} | "
-          f"{'R²':>6} {'RMSE':>6} {'bias':>6} {'n':>8} | {'R²':>6} {'RMSE':>6} {'bias':>6} {'n':>8}")  # fmt: skip
+          f"{'R²':>6} {'RMSE':>6} {'bias':>6} {'n':>8} | "
+          f"{'R²':>6} {'RMSE':>6} {'bias':>6} {'n':>8}")  # fmt: skip
     for split in ("random", "temporal", "spatial", "cluster"):
         for model in ("constrained", "direct"):
             for var in ("le", "h"):
@@ -69,7 +70,8 @@ def print_scores(scores: pd.DataFrame, regime: str) -> None:
                         continue
                     r = s.loc[key]
                     cells.append(
-                        f"{_fmt(r['r2'], '6.3f')} {_fmt(r['rmse'], '6.2f')} {_fmt(r['bias'], '6.2f')} {int(r['n']):>8}"
+                        f"{_fmt(r['r2'], '6.3f')} {_fmt(r['rmse'], '6.2f')} "
+                        f"{_fmt(r['bias'], '6.2f')} {int(r['n']):>8}"
                     )
                 print(f"{split:<9} {model:<12} {var.upper():<3} | " + " | ".join(cells))
 
@@ -88,7 +90,8 @@ def print_coverage(coverage: pd.DataFrame) -> None:
     pooled = coverage[coverage["igbp"].isna()]
     print("\n90 % prediction intervals: coverage in CV (calibrated on the other folds of the same split)")
     print(
-        f"{'split':<9} {'A source':<9} {'regime':<7} {'LE cover':>9} {'H cover':>8} {'LE width':>9} {'H width':>8} {'n':>7}"
+        f"{'split':<9} {'A source':<9} {'regime':<7} {'LE cover':>9} {'H cover':>8} "
+        f"{'LE width':>9} {'H width':>8} {'n':>7}"
     )
     for (split, source, regime), g in pooled.groupby(["split", "a_source", "a_regime"], sort=False):
         le, h = (g[g["variable"] == v].iloc[0] for v in ("le", "h"))
@@ -199,7 +202,8 @@ def experiments(table: pd.DataFrame, features: list[str], *, folds: int, trees: 
         r = results[name]
         print(
             f"  {name:<30} LE R² {r['le'].mean():.4f} (seeds {', '.join(f'{x:.4f}' for x in r['le'])})  "
-            f"H R² {r['h'].mean():.4f} (seeds {', '.join(f'{x:.4f}' for x in r['h'])})  [{time.time() - t0:.0f} s]"
+            f"H R² {r['h'].mean():.4f} (seeds {', '.join(f'{x:.4f}' for x in r['h'])})  "
+            f"[{time.time() - t0:.0f} s]"
         )
     base = results["baseline (cross_entropy EF)"]
     for name, r in results.items():
