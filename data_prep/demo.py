@@ -347,6 +347,7 @@ def build_demo(
     small: bool = False,
     spec: w.DemoSpec | None = None,
     report: Callable[[str], None] | None = None,
+    after_stations: Callable[[], object] | None = None,
 ) -> dict[str, float]:
     """Build the demo world into ``data_dir`` (products, networks, raw files).
 
@@ -360,6 +361,9 @@ def build_demo(
     other size (``demo_world.FINE``). A regional world (``spec.bbox`` not the globe) keeps only the
     days of ``spec.period``; without ``spec.satellite_products`` only cubes and stations are written.
     ``report(text)`` is told each step as it ends (the command line prints them with the elapsed time).
+    ``after_stations()`` runs on the cubes-and-stations thread once the cubes and both networks are
+    in the catalog, beside the remaining raw-file products (``fluxlens demo`` trains the demo emulator
+    there); ``timings["after_stations"]`` is its wall time and the writes include it.
     """
     say = report or (lambda _text: None)
     spec = spec or (w.SMALL if small else w.FULL)
@@ -379,6 +383,10 @@ def build_demo(
         timed("cubes", _write_cubes, world, spec, data_dir)
         timed("towers", _write_towers, world, spec, data_dir)
         timed("ismn", _write_ismn, world, spec, data_dir)
+        if after_stations is not None:
+            t0 = time.perf_counter()
+            after_stations()
+            timings["after_stations"] = round(time.perf_counter() - t0, 2)
 
     t0, c0 = time.perf_counter(), time.process_time()
     say(f"simulating the {spec.label} demo world (land, climate, surface model)")

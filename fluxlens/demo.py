@@ -1,7 +1,8 @@
 """``fluxlens demo``: build the synthetic demo world (:func:`data_prep.demo.build_demo`) and train
 the demo emulator on its towers (:mod:`models.training`), so that a fresh data directory serves
 every tab, the Models and Jobs tabs included. Composed here, in the layer that may import both:
-``data_prep`` and ``models`` do not import each other."""
+``data_prep`` and ``models`` do not import each other. The training starts as soon as the towers and
+the cubes it samples are in the catalog, while the raw-file products are still being written."""
 
 from __future__ import annotations
 
@@ -69,12 +70,24 @@ def run_demo(args: argparse.Namespace) -> int:
     report = progress_printer()
     report(f"building the demo world into {settings.data_dir()}")
     spec = demo_world.FINE if args.fine else None
-    demo.build_demo(settings.data_dir(), small=args.small, spec=spec, report=report)
-    if not args.fine:
+    trained: list[tuple[str, float]] = []
+
+    def train() -> None:  # on the build's stations thread, beside the raw-file products
         report("training the demo emulator on the demo towers (fluxnet_demo, 3-fold CV, SHAP)")
         t0 = time.perf_counter()
         version = train_demo_model(small=args.small)
-        seconds = time.perf_counter() - t0
-        report(f"demo emulator trained in {seconds:.1f} s")
+        trained.append((version, time.perf_counter() - t0))
+        report(f"demo emulator trained in {trained[0][1]:.1f} s")
+
+    demo.build_demo(
+        settings.data_dir(),
+        small=args.small,
+        spec=spec,
+        report=report,
+        after_stations=None if args.fine else train,
+    )
+    if trained:
+        ((version, seconds),) = trained
+        report(f"demo world built and emulator {version} trained in {seconds:.1f} s")
         print(f"demo emulator {version} trained on fluxnet_demo in {seconds:.1f} s")
     return run_catalog(args)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +17,10 @@ from data_prep.demo_world.static import StaticFields
 from data_prep.demo_world.surface import land_surface
 from data_prep.demo_world.weather import weather
 
-CHUNK_POINTS = 40_000  # land cells simulated at once when only a period is kept (≈ 1.4 GB peak)
+CHUNK_POINTS = 40_000  # land cells in memory at once when only a period is kept (≈ 1.4 GB peak)
+# Threads simulating parts of the cells side by side: numpy releases the GIL in its loops, so two
+# threads took the full world from 13 s to about 8 s on 2 cores (same values: cells are independent).
+WORKERS = max(1, min(2, os.cpu_count() or 1))
 
 
 @dataclass
@@ -91,28 +96,37 @@ def simulate_grid(
 ) -> GridWorld:
     """The model at every land cell of a grid of ``res`` degrees over ``bbox`` (global by default).
 
-    With ``period`` only those days are kept: the cells are run (whole year, spin-up included) in
-    chunks of :data:`CHUNK_POINTS` and each chunk is cut to the period, so memory follows the period,
-    not the year. Cells are independent, so the values are those of one run over all cells.
+    The cells are run in parts on :data:`WORKERS` threads. With ``period`` only those days are kept:
+    each part (whole year, spin-up included; :data:`CHUNK_POINTS` cells in memory at once) is cut to
+    the period, so memory follows the period, not the year. Cells are independent, so the values are
+    those of one run over all cells.
     """
     lat, lon = grid_centres(res, bbox)
     land = land_mask(lat, lon)
     iy, ix = np.nonzero(land)
     if period is None:
-        return GridWorld(lat, lon, land, simulate_points(static, lat[iy], lon[ix], year))
-    parts = []
-    for i in range(0, iy.size, CHUNK_POINTS):
-        part = simulate_points(static, lat[iy[i : i + CHUNK_POINTS]], lon[ix[i : i + CHUNK_POINTS]], year)
-        part = part.period(*period)
-        part.series = {k: v.copy() for k, v in part.series.items()}  # drop the rest of the year
-        parts.append(part)
+        step = -(-iy.size // WORKERS)
+    else:  # the chunks run WORKERS at a time: together they hold CHUNK_POINTS cells
+        step = max(1, CHUNK_POINTS // WORKERS)
+
+    def run(i: int) -> PointWorld:
+        part = simulate_points(static, lat[iy[i : i + step]], lon[ix[i : i + step]], year)
+        if period is not None:
+            part = part.period(*period)
+            part.series = {k: v.copy() for k, v in part.series.items()}  # drop the rest of the year
+        return part
+
+    with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="demo-world") as pool:
+        parts = list(pool.map(run, range(0, iy.size, step)))
+    if len(parts) == 1:
+        return GridWorld(lat, lon, land, parts[0])
     points = PointWorld(
         parts[0].time,
         lat[iy],
         lon[ix],
         {k: np.concatenate([p.static[k] for p in parts]) for k in parts[0].static},
-        {k: np.concatenate([p.series[k] for p in parts], axis=1) for k in parts[0].series},
-    )
+        {k: np.concatenate([p.series.pop(k) for p in parts], axis=1) for k in list(parts[0].series)},
+    )  # each variable's parts are freed once joined
     return GridWorld(lat, lon, land, points)
 
 

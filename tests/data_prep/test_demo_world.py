@@ -33,3 +33,22 @@ def test_world_physics_at_points():
     assert rise[wet].mean() > 0.01 > rise[~wet].mean()  # the bucket fills on rain days
     np.testing.assert_array_equal(s["rn"] - s["g"], s["le"] + s["h"])
     assert np.all((s["ssm"] >= 0.02) & (s["ssm"] <= 0.5))
+
+
+@pytest.mark.parametrize("period", [None, ("2018-06-01", "2018-06-30")])
+def test_cells_simulated_in_parts_on_threads_are_one_run_over_all_cells(monkeypatch, period):
+    from data_prep.demo_world import world
+
+    static = w.reference_static()
+    monkeypatch.setattr(world, "WORKERS", 1)
+    one = w.simulate_grid(static, 4.0, 2018, period=period)
+    monkeypatch.setattr(world, "WORKERS", 2)
+    monkeypatch.setattr(world, "CHUNK_POINTS", 500)  # several parts of a 4 deg grid's ~1000 land cells
+    parts = w.simulate_grid(static, 4.0, 2018, period=period)
+    assert parts.points.time.equals(one.points.time)
+    assert len(one.points.time) == (365 if period is None else 30)
+    np.testing.assert_array_equal(parts.points.lat, one.points.lat)
+    for name in one.points.series:
+        np.testing.assert_array_equal(parts.points.series[name], one.points.series[name])
+    for name in one.points.static:
+        np.testing.assert_array_equal(parts.points.static[name], one.points.static[name])
