@@ -108,7 +108,7 @@ class Shutdown:
             signal.signal(signum, self.on_signal)
 
     def on_signal(self, signum, _frame) -> None:
-        log.warning("signal %d: stopping the server and its %d job worker(s)", signum, len(self.workers))
+        log.info("signal %d: stopping the server and its %d job worker(s)", signum, len(self.workers))
         self.requested = True
         for worker in self.workers:
             if worker.poll() is None:

@@ -1,4 +1,4 @@
-"""The ``fluxlens`` console command: one subcommand per task, each owned by its layer."""
+"""The fluxlens console command: one subcommand per task, each owned by its layer."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import errno
 import importlib
 import logging
 import os
+import re
 import shutil
 import signal
 import sys
@@ -37,6 +38,15 @@ EXIT_ERROR = 2  # the request or its input cannot be served: one line on stderr 
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
 EXIT_BROKEN_PIPE = 128 + signal.SIGPIPE  # the reader of the output went away: 141, as for shell tools
 
+DESCRIPTION = """\
+FluxLens: explore and validate soil-moisture and land heat-flux datasets.
+One subcommand per task; 'fluxlens <command> --help' describes each."""
+# reST roles and literals of docstrings used as help texts: :func:`x`, ``x``, `x`
+_REST = re.compile(r"(?::[a-z]+:)?`{1,2}([^`]+)`{1,2}")
+# Our packages, whose INFO records a service command (the web server, a job worker) shows by default.
+OUR_LOGGERS = ("app", "catalog", "data_prep", "models", "validation", "fluxlens")
+SERVICE_COMMANDS = ("serve", "worker")
+
 EPILOG = """\
 exit status and errors:
   0    done
@@ -56,7 +66,7 @@ exit status and errors:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fluxlens",
-        description=__doc__,
+        description=DESCRIPTION,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -70,22 +80,77 @@ def build_parser() -> argparse.ArgumentParser:
     for module_name in JOB_KIND_MODULES:
         importlib.import_module(module_name)
     train_sources.add_to_train(sub)  # train across the layers: a FLUXNET folder is ingested first
+    _plain_help(parser)
     return parser
+
+
+def plain_text(text: str | None) -> str | None:
+    """Help text without reST markup: ``:func:`a.b``` and double or single back-quoted literals
+    become their plain text (command docstrings are written for the API docs)."""
+    return _REST.sub(r"\1", text) if text else text
+
+
+def _plain_help(parser: argparse.ArgumentParser) -> None:
+    """:func:`plain_text` over the descriptions and help strings of ``parser`` and its subcommands."""
+    parser.description = plain_text(parser.description)
+    parser.epilog = plain_text(parser.epilog)
+    for action in parser._actions:
+        action.help = plain_text(action.help)
+        if isinstance(action, argparse._SubParsersAction):
+            for choice in action._choices_actions:
+                choice.help = plain_text(choice.help)
+            for sub in action.choices.values():
+                _plain_help(sub)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(args.command, verbose=args.verbose)
     # the command's settings, built once: the environment as it is now and --data-dir
     settings.configure(settings.from_environment(data_dir=args.data_dir or None))
     try:
         return _run(args, argv)
     finally:
         settings.configure(None)  # a caller in the same process (a test) follows the environment again
+
+
+class PlainFormatter(logging.Formatter):
+    """``fluxlens <command>: <message>``; ``warning:`` / ``error:`` after the command only for
+    records at those levels, like the command's own error lines."""
+
+    def __init__(self, command: str):
+        super().__init__()
+        self.command = command
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = "" if record.levelno < logging.WARNING else f"{record.levelname.lower()}: "
+        text = f"fluxlens {self.command}: {level}{record.getMessage()}"
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+def setup_logging(command: str, *, verbose: bool = False) -> None:
+    """Log records on stderr for one command: warnings and errors always; our packages' INFO records
+    for the long-running services (``serve``, ``worker``) or with ``-v``, which also adds the time,
+    level and logger name to each line. Replaces the handlers of an earlier call (tests call
+    :func:`main` repeatedly)."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if getattr(handler, "fluxlens", False):
+            root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.fluxlens = True
+    if verbose:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    else:
+        handler.setFormatter(PlainFormatter(command))
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    ours = logging.INFO if verbose or command in SERVICE_COMMANDS else logging.WARNING
+    for name in OUR_LOGGERS:
+        logging.getLogger(name).setLevel(ours)
 
 
 def _run(args: argparse.Namespace, argv: list[str] | None) -> int:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import sys
 from pathlib import Path
 
 from catalog import api, settings
@@ -47,10 +48,44 @@ def network_of(source: str, *, name: str | None = None) -> str:
     return network
 
 
+FLUX_COLUMNS = ("LE", "H")  # a network with these columns can train an LE/H emulator
+
+
+def flux_networks() -> list[str]:
+    """The catalog's station networks that observe LE and H."""
+    out = []
+    for network in api.list_networks():
+        columns = set(api.network_info(network).get("variables") or [])
+        if set(FLUX_COLUMNS) <= columns:
+            out.append(network)
+    return out
+
+
+def default_source() -> str:
+    """``--sites-source`` when none is given: the catalog's one flux network (``fluxnet_demo`` after
+    ``fluxlens demo``); ``InputError`` saying what to pass when there is none or several."""
+    networks = flux_networks()
+    if len(networks) == 1:
+        return networks[0]
+    if networks:
+        raise InputError(
+            f"the catalog has several flux networks ({', '.join(networks)}): choose one with --sites-source"
+        )
+    raise InputError(
+        f"the catalog in {settings.data_dir()} has no station network with LE and H to train on: pass "
+        "--sites-source with a folder of FLUXNET files (or the name of one under "
+        f"{settings.shared_data_dir()}, e.g. fluxnet2015_monthly), or build the demo first (fluxlens demo)"
+    )
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     from data_prep.site_lists import read_sites_file, site_records
     from models import commands
 
+    if args.sites_source is None:
+        args.sites_source = default_source()
+        print(f"fluxlens train: training on station network {args.sites_source} (choose another with "
+              "--sites-source)", file=sys.stderr, flush=True)  # fmt: skip
     if args.ingest_as or (
         args.sites_source not in api.list_networks() and source_folder(args.sites_source) is not None
     ):

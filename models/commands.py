@@ -230,9 +230,10 @@ def add_commands(subparsers) -> None:
     p = subparsers.add_parser("train", help="train, cross-validate and register an LE/H emulator")
     p.add_argument(
         "--sites-source",
-        default="fluxnet2015_monthly",
+        default=None,
         help="a catalog station network (fluxnet_demo), or a folder of FLUXNET files or the name of one "
-        "under $FLUXLENS_SHARED_DATA, ingested as a network first (default fluxnet2015_monthly)",
+        "under $FLUXLENS_SHARED_DATA, ingested as a network first (default: the catalog's flux "
+        "network, e.g. fluxnet_demo after fluxlens demo)",
     )
     p.add_argument(
         "--no-constraint",

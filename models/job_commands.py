@@ -9,12 +9,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import logging
 import time
 
 from catalog import settings
 from models.jobs import ANONYMOUS, JobService, JobStore, format_duration, format_time
-from models.worker import LOG_SOURCES, Worker
+from models.worker import Worker
 
 
 def _bbox(text: str) -> list[float]:
@@ -37,9 +36,7 @@ def _service(args) -> JobService:
 
 
 def _cmd_worker(args) -> int:
-    logging.getLogger().setLevel(logging.INFO)
-    for name in LOG_SOURCES:
-        logging.getLogger(name).setLevel(logging.INFO)
+    # INFO records of our packages are shown (fluxlens.cli.setup_logging) and copied into job logs
     worker = Worker(JobStore(args.jobs_db), scheduler=args.scheduler or None)
     worker.install_signal_handlers()
     n = worker.run(once=args.once, poll_s=args.poll, max_jobs=args.max_jobs)

@@ -266,7 +266,7 @@ class Worker:
 
     def install_signal_handlers(self) -> None:
         def request_stop(signum, _frame):
-            log.warning("signal %s: stopping after the current job", signum)
+            log.info("signal %s: stopping after the current job", signum)
             self.stop.set()
 
         signal.signal(signal.SIGTERM, request_stop)

@@ -166,3 +166,46 @@ def test_validate_output_on_a_full_disk(full_disk, demo_world, tmp_path, monkeyp
     assert err.startswith(f"fluxlens validate: error: no space left on the device: cannot write {out} (")
     assert "MiB free on that filesystem" in err and "Traceback" not in err
     assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]  # no partial file left behind
+
+
+def _help_texts(parser) -> list[str]:
+    import argparse
+
+    out = [parser.format_help()]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                out.extend(_help_texts(sub))
+    return out
+
+
+def test_help_is_plain_text(capsys):
+    with pytest.raises(SystemExit):
+        cli.main(["--help"])
+    top = capsys.readouterr().out
+    assert "FluxLens: explore and validate" in top
+    texts = _help_texts(cli.build_parser())
+    assert len(texts) > 15  # every command and subcommand
+    for text in texts:
+        assert "`" not in text and ":func:" not in text and ":mod:" not in text, text[:200]
+    assert cli.plain_text("see :func:`a.b` and ``c`` or `d`") == "see a.b and c or d"
+
+
+def test_logs_plain_warnings_only_labelled_as_warnings(capsys):
+    import logging
+
+    log = logging.getLogger("models.something")
+    cli.setup_logging("train")
+    log.info("routine step")
+    log.warning("a real warning")
+    err = capsys.readouterr().err
+    assert err == "fluxlens train: warning: a real warning\n"  # a batch command: INFO not shown
+    cli.setup_logging("worker")  # a service: its INFO records are the record of what it did
+    log.info("job 3 claimed")
+    logging.getLogger("bokeh.server").info("third-party chatter")
+    assert capsys.readouterr().err == "fluxlens worker: job 3 claimed\n"
+    cli.setup_logging("train", verbose=True)
+    log.info("routine step")
+    assert "INFO models.something: routine step" in capsys.readouterr().err
+    assert sum(getattr(h, "fluxlens", False) for h in logging.getLogger().handlers) == 1
+    cli.setup_logging("catalog")

@@ -70,3 +70,25 @@ def test_train_on_a_folder_ingests_it(shared_data, tmp_path, data_dir, capsys):
     assert meta["settings"]["site_list_file"] == str(listed)
     assert [r["site_id"] for r in meta["settings"]["site_list"]] == ["AT-Neu", "BE-Vie"]
     assert api.list_networks() == ["four"]
+
+
+def test_train_defaults_to_the_catalogs_flux_network(demo_world, tmp_path, monkeypatch, capsys):
+    import os
+    import shutil
+
+    root = tmp_path / "fluxlens-data"
+    shutil.copytree(demo_world, root, copy_function=os.link)
+    monkeypatch.setenv("FLUXLENS_DATA_DIR", str(root))
+    assert train_sources.flux_networks() == ["fluxnet_demo"]  # ismn_demo has no LE, H
+    assert cli.main(["train", "--trees", "5", "--folds", "2", "--splits", "random"]) == 0
+    assert "training on station network fluxnet_demo" in capsys.readouterr().err
+    from models import registry
+
+    assert registry.read_meta(registry.latest_version())["training_data"]["source"] == "network:fluxnet_demo"
+
+
+def test_train_without_a_flux_network_says_what_to_pass(data_dir, capsys):
+    assert cli.main(["train", "--trees", "5"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("fluxlens train: error: ") and "no station network with LE and H" in err
+    assert "--sites-source" in err and "fluxlens demo" in err and len(err.strip().splitlines()) == 1
