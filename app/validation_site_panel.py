@@ -141,6 +141,7 @@ class SiteValidation:
             min_characters=1,
             placeholder="type a site id or name",
             width=300,
+            restrict=False,  # Enter on typed text picks its first match (_on_search)
             css_classes=["site-search"],
         )
         self.igbp = pn.widgets.MultiChoice(label="IGBP class", options=[], width=220)
