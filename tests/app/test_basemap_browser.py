@@ -123,10 +123,12 @@ def _hover(page, frame, x, y) -> list[str]:
 
 
 def _click_pixel(page, frame, x, y) -> tuple[float, float]:
-    """Clear the selection, click plot coordinates (x, y); the selected pixel (lon, lat) from the URL."""
+    """Clear the selection, click plot coordinates (x, y); the selected pixel (lon, lat) from the URL.
+    ``frame`` is updated to the map's place on the page after the clearing."""
     page.get_by_role("button", name="Clear selection").click()
     page.wait_for_function("!location.search.includes('px=')", timeout=30_000)
     wait_idle(page)
+    frame.update(_frame(page))  # the button sits below the map: clicking it may have scrolled the page
     page.mouse.click(*_screen(frame, x, y))
     page.wait_for_function("location.search.includes('px=')", timeout=30_000)
     wait_idle(page)

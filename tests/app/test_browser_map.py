@@ -87,7 +87,7 @@ def _explore(page, server):
     save_screenshot(page, "01_page")
 
     # switch product: the global soil moisture keeps the current (Great Plains) view
-    _select(page, "(ssm_global_demo)")
+    _select(page, "Demo global surface")
     wait_idle(page)
     _wait_status(page, "Demo global surface soil moisture")
     page.wait_for_function("location.search.includes('product=ssm_global_demo')", timeout=30_000)
@@ -97,11 +97,13 @@ def _explore(page, server):
     _wait_status(page, "2018-07-02")
     page.wait_for_function("location.search.includes('date=2018-07-02')", timeout=30_000)
 
-    # back to the 1 km product, zoom in with the wheel over the map
-    _select(page, "(gssm1km_demo)")
+    # back to the 1 km product, zoom in with the wheel over the map (once its wheel zoom is picked in
+    # the toolbar: by default the wheel scrolls the page)
+    _select(page, "Demo GSSM1km-like surface")
     wait_idle(page)
     _wait_status(page, "GSSM1km")
     before = page.evaluate(MAP_VIEW)
+    page.locator(".bk-tool-icon-wheel-zoom").first.click()
     canvas, box = _map_canvas(page)
     cx, cy = box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.5
     page.mouse.move(cx, cy)

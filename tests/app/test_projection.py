@@ -82,7 +82,7 @@ def test_block_mean_of_fine_cells():
 
 
 def _hover(tab, lon, lat) -> tuple[float, float, float, tuple]:
-    """What the hover shows with the mouse on the pixel centre nearest (lon, lat): its lon/lat
+    """What the hover shows with the mouse on the pixel centre nearest (lon, lat) on the globe: its lon/lat
     (the figure's inverse projection) and the shown image's value there."""
     fig = tab.projected
     (x0, x1), (y0, y1) = fig.world
@@ -90,6 +90,9 @@ def _hover(tab, lon, lat) -> tuple[float, float, float, tuple]:
     col, row = int((x - x0) / (x1 - x0) * W), int((y1 - y) / (y1 - y0) * H)
     cx, cy = projection.pixel_centres(fig.world[0], fig.world[1], W, H)
     hover_lon, hover_lat = projection.to_lonlat(cx[col], cy[row])
+    while not np.isfinite(hover_lon):  # a point at the globe's edge: the nearest pixel centre on it
+        col += 1 if x < 0 else -1
+        hover_lon, hover_lat = projection.to_lonlat(cx[col], cy[row])
     shown = fig.source.data["image"][0][::-1]  # Bokeh's image rows start at the bottom
     return float(hover_lon), float(hover_lat), float(shown[row, col]), (cx[col], cy[row])
 
