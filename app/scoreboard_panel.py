@@ -21,6 +21,7 @@ from bokeh.models import HoverTool
 from app import auth, ui
 from app.ui import guarded
 from app.validation_site_panel import (
+    CATEGORY_COLOURS,
     HALF_WIDTH,
     METRIC_NOTE,
     WIDTH,
@@ -41,9 +42,6 @@ MAP_METRICS = ("r", "rmse", "ubrmse", "bias", "kge", "nse", "rho", "n")
 # pixel distance, anomaly and closure metrics).
 TABLE_COLUMNS = ("site_id", "igbp", "n", "bias", "rmse", "ubrmse", "r", "kge", "nse", "error")
 TAYLOR_FRAME_PX = 560  # width of the diagram's frame (legend included); its height follows the aspect
-IGBP_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-                "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5", "#c49c94",
-                "#f7b6d2")  # fmt: skip
 
 
 def taylor_diagram(table: pd.DataFrame, title: str) -> hv.Overlay:
@@ -73,7 +71,7 @@ def taylor_diagram(table: pd.DataFrame, title: str) -> hv.Overlay:
     ]
     x, y = taylor.xy(ok["sigma_norm"], ok["r"])
     classes = sorted(ok["igbp"].astype(str).unique())
-    colour_of = {c: IGBP_COLOURS[i % len(IGBP_COLOURS)] for i, c in enumerate(classes)}
+    colour_of = {c: CATEGORY_COLOURS[i % len(CATEGORY_COLOURS)] for i, c in enumerate(classes)}
     pts = pd.DataFrame(
         {
             "x": x,

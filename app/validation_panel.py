@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import panel as pn
 
 from app.scoreboard_panel import ScoreboardView
@@ -16,17 +18,24 @@ class ValidationTab:
 
     def __init__(self, state, service: JobService | None = None):
         self.state = state
+        self.service = service
         self.site = SiteValidation(state)
-        self.board = ScoreboardView(state, self.site.network, self.site.variable, self.site.options, service)
+
+    @functools.cached_property
+    def board(self) -> ScoreboardView:
+        """The scoreboard, made when first used (its sub-tab opened): not part of the tab's first open."""
+        site = self.site
+        return ScoreboardView(self.state, site.network, site.variable, site.options, self.service)
 
     def wait(self, timeout: float = 300) -> None:
         """Block until both views' background work has finished and is drawn (tests, scripts)."""
         self.site.wait(timeout)
-        self.board.wait(timeout)
+        if "board" in self.__dict__:
+            self.board.wait(timeout)
 
     def panel(self) -> pn.viewable.Viewable:
-        """The Site and Scoreboard tabs; the scoreboard's page is built when first opened, so the
-        tab's first open draws only the site view."""
+        """The Site and Scoreboard tabs; the scoreboard is made when first opened, so the tab's first
+        open builds and draws only the site view."""
         board = pn.Column(sizing_mode="stretch_width")
         tabs = pn.Tabs(
             ("Site", self.site.panel()), ("Scoreboard", board), name="validation_tabs", dynamic=False

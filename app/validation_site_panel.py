@@ -62,6 +62,11 @@ REGIONS = {
     "Asia": (45.0, 0.0, 180.0, 80.0),
     "Oceania": (110.0, -50.0, 180.0, 0.0),
 }
+# Category colours (IGBP classes, networks): a list, not a colormap name, whose first lookup in a
+# process costs HoloViews ~0.5 s.
+CATEGORY_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+                    "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896",
+                    "#c5b0d5", "#c49c94", "#f7b6d2")  # fmt: skip
 PRODUCT_COLOURS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
 _SITE_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=2, thread_name_prefix="site-view")
@@ -191,7 +196,8 @@ class SiteValidation:
 
         pn.bind(lambda network: self._load_network(), self.network, watch=True)
         filters = (self.igbp, self.region, self.years, self.colour_by)
-        pn.bind(lambda *values: self._draw_sites(), *filters, watch=True)
+        self._loading = False  # a network being loaded sets the filters, then draws once
+        pn.bind(lambda *values: None if self._loading else self._draw_sites(), *filters, watch=True)
         pn.bind(self._on_search, self.search, watch=True)
         options = (self.variable, self.anomaly, self.corrected, self.spatial)
         pn.bind(lambda *values: self._options_changed(), *options, watch=True)
@@ -210,6 +216,14 @@ class SiteValidation:
         def run():
             if not self.network.value:
                 return
+            self._loading = True
+            try:
+                fill()
+            finally:
+                self._loading = False
+            self._draw_sites()
+
+        def fill():
             self._sites = site_table(self.network.value)
             self.search.options = self._sites["label"].tolist()
             self.igbp.options = sorted(self._sites["igbp"].unique())
@@ -223,7 +237,6 @@ class SiteValidation:
             self.variable.options = variables
             if self.variable.value not in variables and variables:
                 self.variable.value = variables[0]
-            self._draw_sites()
 
         run()
 
@@ -244,7 +257,7 @@ class SiteValidation:
             shown, ["lon", "lat"], ["site_id", "name", "igbp", "network", "years"], label="sites"
         ).opts(
             color=colour,
-            cmap="Category20",
+            cmap=list(CATEGORY_COLOURS),
             size=9,
             line_color="black",
             tools=["hover", "tap"],
