@@ -108,27 +108,9 @@ def coverage_table(coverage: pd.DataFrame, split: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def band_plot(bounds: pd.DataFrame, site_id: str, obs_col: str, var: str = "le") -> hv.Overlay:
-    """Out-of-fold series of one tower with its interval band and the observations (W m-2)."""
-    part = bounds[(bounds["site_id"] == site_id) & (bounds["a_source"] == "a_model")].sort_values("time")
-    band = hv.Area(part, "time", [f"{var}_lo", f"{var}_hi"], label="90 % interval").opts(
-        color="#1f77b4", alpha=0.25, line_alpha=0
-    )
-    pred = hv.Curve(part, "time", var, label="predicted (held out)").opts(color="#1f77b4")
-    obs = hv.Scatter(part, "time", obs_col, label="observed").opts(color="black", size=4)
-    return (band * pred * obs).opts(
-        title=f"{site_id}: held-out {var.upper()} with its 90 % interval",
-        ylabel=f"{var.upper()} (W m-2)",
-        xlabel="",
-        width=780,
-        height=300,
-        legend_position="top_left",
-        active_tools=ACTIVE_TOOLS,
-    )
-
-
 def _scatter(oof: pd.DataFrame, split: str, var: str, obs_col: str) -> hv.Overlay:
-    part = oof[oof["split"] == split]
+    """Predicted against observed (A observed) on one split, both models."""
+    part = oof[(oof["split"] == split) & (oof["a_source"] == "observed" if "a_source" in oof else True)]
     lim = (0.0, 1.0)
     layers = []
     for model, colour in (("constrained", "#1f77b4"), ("direct", "#ff7f0e")):
@@ -329,7 +311,7 @@ def _verdict_view(meta: dict):
     return pn.Column(pn.pane.Markdown(note), _frame(table), sizing_mode="stretch_width")
 
 
-def _interval_view(version: str, meta: dict, site, targets: str):
+def _interval_view(version: str, meta: dict):
     info = meta.get("intervals")
     if not info:
         return pn.pane.Markdown("No prediction intervals calibrated (version trained before they were).")
@@ -345,24 +327,9 @@ def _interval_view(version: str, meta: dict, site, targets: str):
     ]
     try:
         parts.append(_frame(coverage_table(registry.read_table(version, "cv_coverage"), split)))
-        bounds = registry.read_table(version, "cv_bounds")
     except FluxLensError as exc:
         parts.append(pn.pane.Alert(str(exc), alert_type="warning"))
-        return pn.Column(*parts, sizing_mode="stretch_width")
-    site_id = site[1] if isinstance(site, (tuple, list)) else (str(site) if site else None)
-    if site_id not in set(bounds["site_id"]):
-        site_id = bounds["site_id"].iloc[0]
-    obs_col = "obs_" + ("le_corr" if targets == "corrected" else "le_raw")
-    series = bounds.assign(**{obs_col: _observed(version, bounds, obs_col)})
-    parts.append(pn.pane.HoloViews(band_plot(series, site_id, obs_col), linked_axes=False))
     return pn.Column(*parts, sizing_mode="stretch_width")
-
-
-def _observed(version: str, bounds: pd.DataFrame, obs_col: str) -> np.ndarray:
-    """The observed values of the bounded rows, from the stored out-of-fold table."""
-    oof = registry.read_table(version, "cv_predictions")
-    obs = oof.drop_duplicates("row").set_index("row")[obs_col]
-    return obs.reindex(bounds["row"]).to_numpy()
 
 
 def version_view(version: str, site=None) -> pn.viewable.Viewable:
@@ -442,9 +409,9 @@ def version_view(version: str, site=None) -> pn.viewable.Viewable:
         pn.Row(pn.pane.Markdown("**Cross-validation**"), targets),
         pn.Row(a_source, a_regime),
         pn.bind(table_for, targets, a_source, a_regime),
-        _verdict_view(meta),
-        _interval_view(version, meta, site, trained_on),
         pn.bind(scatters_for, targets),
+        _verdict_view(meta),
+        _interval_view(version, meta),
         pn.pane.Markdown("**SHAP (TreeSHAP on a site-stratified sample of the training table)**"),
         pn.Row(shap_model, dep_feature),
         pn.bind(shap_for, shap_model, dep_feature),

@@ -16,6 +16,14 @@ from tests.conftest import demo_copy_with_model
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
+BAND_BBOX = (-110.0, 20.0, -80.0, 50.0)
+BAND_PRODUCT = "emu-bands"
+IMAGE_VALUES = """((name) => { const m = Bokeh.documents[0].get_model_by_name(name);
+  const img = m.renderers.find(r => r.glyph.type === 'Image' || r.glyph.constructor.name === 'Image');
+  const a = img.data_source.data.image[0]; const seen = new Set();
+  for (let i = 0; i < a.length; i++) { if (Number.isFinite(a[i])) seen.add(a[i]); }
+  return Array.from(seen); })"""
+
 PLOT_TITLES = """(() => { const out = [];
   for (const m of Bokeh.documents[0].all_models) { if (m.title && m.title.text) out.push(m.title.text); }
   return out; })()"""
@@ -86,9 +94,12 @@ def model_server(demo_world, serve_dashboard, tmp_path_factory):
     data_dir = base / "fluxlens-data"
     settings = dict(n_folds=3, num_boost_round=30, shap_sample=200)
     with demo_copy_with_model(demo_world, data_dir, **settings) as version:
+        from models import predict
+
+        predict.predict_region(version, BAND_BBOX, "2018-06-03", "2018-06-05", product_name=BAND_PRODUCT)
         env = dict(os.environ, FLUXLENS_DATA_DIR=str(data_dir))
         with serve_dashboard(env, base / "serve.log") as url:
-            yield {"url": f"{url}/app", "version": version}
+            yield {"url": f"{url}/app", "version": version, "data_dir": data_dir}
 
 
 @pytest.fixture(params=[(1280, 720), (1400, 900)], ids=lambda wh: f"{wh[0]}x{wh[1]}")
@@ -163,4 +174,40 @@ def test_model_tab_plots_neither_overlap_nor_overflow(model_server, browser_page
     top_down = [t["text"] for t in sorted(bee["yticks"], key=lambda t: t["sy"])]
     importance = explain.global_importance(registry.read_table(model_server["version"], "shap_ef"))
     assert top_down == list(importance["feature"].head(len(top_down)))  # by name, most important on top
+    assert not errors
+
+
+def test_uncertainty_map_and_interval_coverage(model_server, browser_page, viewport):
+    """The prediction product's upper LE bound is a map of the Map tab (its values, no other), and the
+    Models tab shows the verdicts and the intervals' CV coverage."""
+    import numpy as np
+    import xarray as xr
+
+    from tests.stores import level_path
+
+    page, errors = browser_page
+    size = f"{viewport['width']}x{viewport['height']}"
+    page.goto(f"{model_server['url']}?product={BAND_PRODUCT}&var=le_q95&date=2018-06-04")
+    wait_idle(page, 120_000)
+    store = xr.open_zarr(level_path(model_server["data_dir"], BAND_PRODUCT), consolidated=False)
+    assert {"le_q05", "le_q95", "h_q05", "h_q95"} <= set(store.data_vars)
+    upper = store["le_q95"].sel(time="2018-06-04").values.astype("float32")
+    assert np.isfinite(upper).sum() > 20
+    assert (upper[np.isfinite(upper)] >= store["le"].sel(time="2018-06-04").values[np.isfinite(upper)]).all()
+    expect = sorted({float(v) for v in upper.ravel() if np.isfinite(v)})
+    page.wait_for_function(
+        f"(() => {{ try {{ return {IMAGE_VALUES}('main_map').length === {len(expect)}; }} "
+        "catch (e) { return false; } })()",
+        timeout=60_000,
+        polling=500,
+    )
+    assert sorted(page.evaluate(f"{IMAGE_VALUES}('main_map')")) == expect
+    save_screenshot(page, f"models_05_uncertainty_map_{size}", full_page=False)
+
+    _open_models_tab(page, model_server["url"])
+    tables = "\n".join(page.locator("table").all_inner_texts())
+    assert "LE coverage" in tables and "ΔR² [95 %]" in tables and "cluster" in tables
+    page.get_by_text("90 % prediction intervals").first.evaluate("e => e.scrollIntoView({block: 'start'})")
+    page.wait_for_timeout(500)
+    save_screenshot(page, f"models_06_intervals_{size}", full_page=False)
     assert not errors

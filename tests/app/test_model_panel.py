@@ -1,4 +1,3 @@
-import holoviews as hv
 import panel as pn
 import pytest
 
@@ -45,7 +44,6 @@ def test_panel_renders_from_registry(demo_registry):
     assert "Temporal split unit: month" in text  # the demo year is split by month
     assert "1 − SS_res/SS_tot" in text and "Closed vs direct" in text
     assert "90 % prediction intervals" in text and "le_q05, le_q95, h_q05, h_q95" in text
-    assert f"{site}: held-out LE with its 90 % interval" in text
 
 
 def test_verdict_coverage_and_band(demo_registry):
@@ -61,13 +59,7 @@ def test_verdict_coverage_and_band(demo_registry):
     row = table[(table["A"] == "a_model") & (table["rows"] == "all")]
     assert row["H coverage"].item() == pytest.approx(ref["coverage"].item(), abs=1e-3)
     bounds = registry.read_table(demo_registry, "cv_bounds")
-    site = bounds["site_id"].iloc[0]
-    bounds["obs_le_corr"] = 0.0
-    hv.extension("bokeh", logo=False)
-    plot = model_panel.band_plot(bounds, site, "obs_le_corr")
-    area = next(el for el in plot if isinstance(el, hv.Area))
-    n = int(((bounds["site_id"] == site) & (bounds["a_source"] == "a_model")).sum())
-    assert len(area.data) == n and (area.data["le_lo"] <= area.data["le_hi"]).all()
+    assert (bounds["le_lo"] + bounds["h_hi"]).round(6).equals((bounds["le"] + bounds["h"]).round(6))
 
 
 def test_beeswarm_rows_follow_importance_and_heights_fit_the_labels(demo_registry):
