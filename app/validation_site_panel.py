@@ -7,6 +7,7 @@ callback of the session picks up the finished work.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import functools
 import io
 
@@ -18,7 +19,7 @@ import panel as pn
 from app import product_info, ui
 from app.map_view import coastlines
 from app.ui import guarded
-from catalog import api
+from catalog import api, evaporation
 from catalog.errors import FluxLensError
 from validation import config, export, matching, metrics, site_view
 from validation.config import ValidationOptions
@@ -85,6 +86,91 @@ def site_table(network: str) -> pd.DataFrame:
     sites["igbp"] = sites["igbp"].fillna("?").astype(str)
     sites["label"] = sites["site_id"].astype(str) + " — " + sites["name"].fillna("").astype(str)
     return sites
+
+
+@dataclasses.dataclass
+class SiteData:
+    """One site's view as read (the variable's own units) and the tower's daily air temperature
+    (°C; None when the network has no TA), which turns LE into evaporation."""
+
+    view: site_view.SiteView
+    ta: pd.Series | None
+
+
+@dataclasses.dataclass
+class ShownView(site_view.SiteView):
+    """A site view in other units than the variable's own (LE as evaporation)."""
+
+    units: str = ""
+    ta_source: str | None = None  # the air temperature behind λ; None: the fixed 20 °C
+
+
+def load_site_data(network: str, site_id: str, variable: str, options: ValidationOptions) -> SiteData:
+    """:func:`validation.site_view.load_site_view` and, for LE, the tower's daily mean TA (background)."""
+    view = site_view.load_site_view(network, site_id, variable, options)
+    ta = None
+    if variable == "le":
+        table = api.site_observations(network, site_id)
+        if "TA" in table.columns and table["TA"].notna().any():
+            values = table["TA"].astype("float64").to_numpy()
+            series = pd.Series(values, index=pd.DatetimeIndex(table["time"]))
+            ta = matching.to_daily(series, min_coverage=options.min_coverage)
+    return SiteData(view, ta)
+
+
+def _ta_on(index: pd.DatetimeIndex, ta: pd.Series | None, time_step: str = "day") -> np.ndarray | None:
+    """The tower's TA on the stamps ``index`` (monthly stamps: monthly means); NaN where missing."""
+    if ta is None:
+        return None
+    if time_step == "month":
+        ta = ta.resample("MS").mean()
+    return ta.reindex(pd.DatetimeIndex(index).normalize()).to_numpy()
+
+
+def in_units(data: SiteData, units: str) -> site_view.SiteView:
+    """The site view with LE in ``units``: as read for W m-2; for mm d-1 the observed series, every
+    product's series and the pairs as evaporation E = LE·86400/λ(T) (:mod:`catalog.evaporation`,
+    T the tower's daily TA, 20 °C where it has none), the metrics computed again on the converted
+    pairs. Other variables and the energy-balance closure (W m-2) are left as they are."""
+    view = data.view
+    evaporation.check_units(units)
+    if view.variable != "le" or units == evaporation.W_M2:
+        return view
+
+    def convert(series: pd.Series, step: str = "day") -> pd.Series:
+        ta = _ta_on(series.index, data.ta, step)
+        values = evaporation.le_to_mm_per_day(series.to_numpy(dtype="float64"), ta)
+        return pd.Series(values, index=series.index)
+
+    steps = {name: p.get("time_step", "day") for name, p in view.pixels.items()}
+    obs = view.obs.copy()
+    obs["value"] = convert(obs["value"])
+    preds = {name: convert(s, steps.get(name, "day")) for name, s in view.preds.items()}
+    pairs = {
+        name: pd.DataFrame({"obs": convert(p["obs"], steps.get(name, "day")),
+                            "pred": convert(p["pred"], steps.get(name, "day"))}, index=p.index)
+        for name, p in view.pairs.items()
+    }  # fmt: skip
+    rows = []
+    for _, row in view.metrics.iterrows():
+        p = pairs[row["product"]]
+        m = metrics.all_metrics(p["obs"], p["pred"], min_n=view.options.min_pairs)
+        rows.append({**row.to_dict(), **{k: m[k] for k in site_view.SITE_METRICS}})
+    table = pd.DataFrame(rows, columns=view.metrics.columns)
+    fields = {f.name: getattr(view, f.name) for f in dataclasses.fields(site_view.SiteView)}
+    fields.update(obs=obs, preds=preds, pairs=pairs, metrics=table)
+    ta_source = "the tower's daily TA" if data.ta is not None else None
+    return ShownView(**fields, units=units, ta_source=ta_source)
+
+
+def shown_spec(view: site_view.SiteView) -> dict:
+    """Units, long name and (for evaporation) the λ note the site view's plots and tables use."""
+    spec = dict(config.variable_spec(view.variable))
+    units = getattr(view, "units", None)
+    if units == evaporation.MM_D:
+        note = evaporation.lambda_note(view.ta_source)
+        spec.update(units=units, long_name="evaporation (LE / λ)", note=note)
+    return spec
 
 
 def network_variables(columns) -> list[str]:
@@ -159,6 +245,10 @@ class SiteValidation:
         self.anomaly = pn.widgets.Checkbox(label="Anomalies (mean seasonal cycle removed)")
         self.corrected = pn.widgets.Checkbox(label="Compare LE/H with LE_CORR/H_CORR")
         self.spatial = pn.widgets.RadioButtonGroup(options=["nearest", "bilinear"], value="nearest")
+        # LE as W m-2 or as evaporation, shared with the map's setting (state.le_units), shown for LE
+        self.le_units = pn.widgets.RadioButtonGroup(
+            options=list(evaporation.LE_UNITS), value=state.le_units, visible=False, css_classes=["le-units"]
+        )
         self.site_map = pn.pane.HoloViews(None, name="site_map", sizing_mode="fixed")
         self.site_info = pn.pane.Markdown(
             "Pick a site on the map or by name.", css_classes=["site-info"], width=WIDTH
@@ -188,7 +278,8 @@ class SiteValidation:
         )
         self._sites = pd.DataFrame()
         self._shown = pd.DataFrame()
-        self._view: site_view.SiteView | None = None
+        self._view: site_view.SiteView | None = None  # as shown (LE possibly as evaporation)
+        self._raw: SiteData | None = None  # as read, in the variable's own units
         self._site_future: concurrent.futures.Future | None = None
         self._poller = None
         self._selection = hv.streams.Selection1D()
@@ -203,6 +294,10 @@ class SiteValidation:
         pn.bind(lambda *values: self._options_changed(), *options, watch=True)
         pn.bind(lambda product: self._draw_scatter(), self.scatter_product, watch=True)
         pn.bind(lambda site: self._site_from_state(), state.param.site, watch=True)
+        self.le_units.param.watch(lambda e: setattr(state, "le_units", e.new), "value")
+        state.param.watch(lambda e: self._units_changed(e.new), "le_units")
+        self.variable.param.watch(lambda e: setattr(self.le_units, "visible", e.new == "le"), "value")
+        self.le_units.visible = self.variable.value == "le"
         self._load_network()
 
     # ----- options and sites -------------------------------------------------------------------
@@ -336,9 +431,7 @@ class SiteValidation:
             self.state.message = f"validation: {exc}"
             return
         self.site_info.object = f"**{site_id}** ({network}): reading observations and products …"
-        self._site_future = _SITE_POOL.submit(
-            site_view.load_site_view, network, site_id, self.variable.value, options
-        )
+        self._site_future = _SITE_POOL.submit(load_site_data, network, site_id, self.variable.value, options)
         self._poller = ui.session_poller(self._poller, self.poll, POLL_MS)
 
     def poll(self) -> None:
@@ -361,18 +454,25 @@ class SiteValidation:
         @guarded(self.state, "site validation")
         def run():
             try:
-                view = future.result()
+                self._raw = future.result()
             except FluxLensError as exc:
                 self.site_info.object = f"Cannot validate this site: {exc}"
                 raise
-            self._view = view
+            self._view = in_units(self._raw, self.state.le_units)
             self._draw_site()
 
         run()
 
+    def _units_changed(self, units: str) -> None:
+        if self.le_units.value != units:
+            self.le_units.value = units
+        if self._raw is not None and self._raw.view.variable == "le":
+            self._view = in_units(self._raw, units)
+            self._draw_site()
+
     def _draw_site(self) -> None:
         view = self._view
-        spec = config.variable_spec(view.variable)
+        spec = shown_spec(view)
         units = spec["units"]
         s = view.site
         pixels = "; ".join(
@@ -387,6 +487,7 @@ class SiteValidation:
             f"observed `{view.obs_column}` ({units}). Products: {pixels or 'none covers this site'}."
             + (" Values are anomalies from the mean seasonal cycle." if view.options.anomaly else "")
             + caveat_lines(list(view.pixels), view.variable)
+            + (f"\n\n{ui.markdown_plain(spec['note'])}" if spec.get("note") else "")
         )
         self.series_plot.object = self._series_overlay(view, spec)
         self.scatter_product.options = list(view.pairs)
@@ -450,7 +551,7 @@ class SiteValidation:
         if view is None or name not in view.pairs:
             self.scatter_plot.object = None
             return
-        spec = config.variable_spec(view.variable)
+        spec = shown_spec(view)
         pairs = view.pairs[name]
         o, p = pairs["obs"].to_numpy(), pairs["pred"].to_numpy()
         lo = float(np.nanmin(np.r_[o, p])) if len(o) else 0.0
@@ -510,16 +611,18 @@ class SiteValidation:
         view = self._view
         if view is None:
             return io.StringIO("")
+        spec = shown_spec(view)
         text = export.site_series_csv(
-            view.site, view.network, view.variable, view.obs, view.preds, view.pixels
-        )
+            view.site, view.network, view.variable, view.obs, view.preds, view.pixels,
+            units=spec["units"], note=spec.get("note"),
+        )  # fmt: skip
         return io.StringIO(text)
 
     def panel(self) -> pn.viewable.Viewable:
         return pn.Column(
             pn.Row(self.network, self.variable, self.search),
             pn.Row(self.igbp, self.region, self.years, self.one_year, self.colour_by),
-            pn.Row(self.anomaly, self.corrected, pn.pane.Markdown("Pixel:"), self.spatial),
+            pn.Row(self.anomaly, self.corrected, pn.pane.Markdown("Pixel:"), self.spatial, self.le_units),
             self.site_map,
             self.site_info,
             self.series_plot,

@@ -41,9 +41,19 @@ def metrics_csv(board: Scoreboard, options: ValidationOptions) -> str:
 
 
 def site_series_csv(
-    site: dict, network: str, variable: str, obs: pd.DataFrame, preds: dict[str, pd.Series], pixels: dict
+    site: dict,
+    network: str,
+    variable: str,
+    obs: pd.DataFrame,
+    preds: dict[str, pd.Series],
+    pixels: dict,
+    *,
+    units: str | None = None,
+    note: str | None = None,
 ) -> str:
-    """Observed series (with ``qc_pass``) and every product's series at one site, one row per time."""
+    """Observed series (with ``qc_pass``) and every product's series at one site, one row per time.
+    ``units``: the series' units when not the variable's own (LE as evaporation, mm d-1), with
+    ``note`` saying how they were converted."""
     spec = config.variable_spec(variable)
     head = {
         "site_id": site["site_id"],
@@ -51,7 +61,8 @@ def site_series_csv(
         "site_lon": site["lon"],
         "site_lat": site["lat"],
         "variable": f"{variable} ({spec['long_name']})",
-        "units": spec["units"],
+        "units": units or spec["units"],
+        **({"conversion": note} if note else {}),
         "sign_convention": SIGN_NOTE,
         "products": json.dumps({k: {kk: _round(vv) for kk, vv in v.items()} for k, v in pixels.items()}),
     }

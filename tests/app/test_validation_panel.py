@@ -227,3 +227,40 @@ def test_taylor_axes_reach_every_point_with_a_square_aspect():
     y_per_px = (fig.y_range.end - fig.y_range.start) / fig.frame_height
     assert x_per_px == pytest.approx(y_per_px, rel=0.01)  # circles stay circles
     assert not fig.legend or not fig.legend[0].items  # its legend is drawn beside the arcs, not over them
+
+
+def test_le_as_evaporation_with_the_towers_air_temperature(tab):
+    from catalog import api
+
+    site = api.sites("fluxnet_demo").iloc[0]
+    tab.state.site = ("fluxnet_demo", site["site_id"])
+    tab.wait()
+    watts = tab.site._view
+    assert tab.site.le_units.visible and tab.site.le_units.value == "W m-2"
+    tab.site.le_units.value = "mm d-1"  # the tab's own switch sets the session's choice
+    assert tab.state.le_units == "mm d-1"
+    shown = tab.site._view
+    obs = api.site_observations("fluxnet_demo", site["site_id"]).set_index("time")
+    day = shown.obs["value"].dropna().index[5]
+    le, ta = float(obs.loc[day, "LE"]), float(obs.loc[day, "TA"])
+    hand = le * 86400 / ((2.501 - 0.002361 * ta) * 1e6)  # FAO-56 eq. 3-1 for lambda, in J kg-1
+    assert shown.obs.loc[day, "value"] == pytest.approx(hand, rel=1e-9)
+    assert 100 * 86400 / ((2.501 - 0.002361 * 20) * 1e6) == pytest.approx(3.5211, abs=1e-4)  # by hand
+    p = shown.pairs["fluxes_demo"]
+    assert p["pred"].loc[day] == pytest.approx(
+        watts.pairs["fluxes_demo"]["pred"].loc[day] * 86400 / ((2.501 - 0.002361 * ta) * 1e6), rel=1e-9
+    )  # the product at the site, converted with the same tower TA
+    rmse_mm = float(shown.metrics.set_index("product").loc["fluxes_demo", "rmse"])
+    assert rmse_mm == pytest.approx(np.sqrt(((p["pred"] - p["obs"]) ** 2).mean()), rel=1e-9)
+    assert float(shown.metrics.set_index("product").loc["fluxes_demo", "r"]) != pytest.approx(1.0)
+    assert "evaporation" in tab.site.series_plot.object.get(0).vdims[0].name
+    assert "mm d-1" in tab.site.metrics_note.object
+    assert "daily TA, 20 °C where missing" in tab.site.site_info.object  # lambda's temperature stated
+    text = tab.site._series_csv().getvalue()
+    assert "# units: mm d-1" in text and "# conversion: E = LE·86400/λ" in text
+    frame = pd.read_csv(io.StringIO(text), comment="#", parse_dates=["time"]).set_index("time")
+    assert frame.loc[day, "obs"] == pytest.approx(hand, rel=1e-5)
+    tab.state.le_units = "W m-2"  # the map's switch moves this one back
+    assert tab.site.le_units.value == "W m-2" and tab.site._view.obs.loc[day, "value"] == pytest.approx(le)
+    tab.site.variable.value = "h"
+    assert not tab.site.le_units.visible
