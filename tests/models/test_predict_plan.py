@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from catalog.errors import InputError
-from models import predict
+from models import predict, registry
 from tests.conftest import demo_copy_with_model
 
 BBOX = (-110.0, 20.0, -80.0, 50.0)
@@ -27,8 +27,10 @@ def test_plan_counts_pixel_days_blocks_and_bytes(world):
     nt, ny, nx = plan.shape
     assert nt == 10 and plan.pixel_days == nt * ny * nx
     assert plan.n_blocks == 3 * -(-ny // 8) * -(-nx // 8)
-    # three float32 outputs: at least scratch + level 0, at most with a full pyramid and series copy
-    assert 2 * 12 * plan.pixel_days <= plan.bytes_written <= 4 * 12 * plan.pixel_days
+    # float32 outputs (le, h, ef and the four interval bounds): at least scratch + level 0, at most with
+    # a full pyramid and series copy
+    per_pixel_day = 4 * (3 + len(predict.interval_attrs(registry.read_meta(version))))
+    assert 2 * per_pixel_day * plan.pixel_days <= plan.bytes_written <= 4 * per_pixel_day * plan.pixel_days
     assert plan.measured_block_s > 0 and 0 < plan.measured_pixel_days <= 4 * 8 * 8
     rate = plan.pixel_days_per_core_s
     assert plan.estimated_s(4) == pytest.approx(plan.pixel_days / (rate * 4))
