@@ -620,9 +620,9 @@ class SiteValidation:
 
     def panel(self) -> pn.viewable.Viewable:
         return pn.Column(
-            pn.Row(self.network, self.variable, self.search),
+            pn.Row(self.network, self.variable, self.search, pn.Column(pn.Spacer(height=18), self.le_units)),
             pn.Row(self.igbp, self.region, self.years, self.one_year, self.colour_by),
-            pn.Row(self.anomaly, self.corrected, pn.pane.Markdown("Pixel:"), self.spatial, self.le_units),
+            pn.Row(self.anomaly, self.corrected, pn.pane.Markdown("Pixel:"), self.spatial),
             self.site_map,
             self.site_info,
             self.series_plot,
