@@ -462,7 +462,7 @@ def write_gssm_geotiff(path, ssm: xr.DataArray) -> Path:
 
     UInt16 = round(SSM x 1000), nodata 0 (NaN → 0; a valid value below 0.0005 is stored as 1 so it
     stays distinct from nodata), one band per day described ``band_YYYY_MM_DD_classification``,
-    EPSG:4326, 512 x 512 tiles, DEFLATE (on all cores), band-interleaved, BigTIFF when large. The array
+    EPSG:4326, 512 x 512 tiles, DEFLATE, band-interleaved, BigTIFF when large. The array
     is written 512 rows at a time (a few days at once), so a dask-backed input is never loaded whole.
     The file appears only when complete.
     """
@@ -491,7 +491,6 @@ def write_gssm_geotiff(path, ssm: xr.DataArray) -> Path:
         "predictor": 2,
         "interleave": "band",
         "bigtiff": "YES" if n_time * height * width * 2 > BIGTIFF_THRESHOLD else "NO",
-        "num_threads": "ALL_CPUS",  # tiles deflated on every core; the same bytes as on one
     }
     fd, tmp = tempfile.mkstemp(suffix=".tif.part", dir=path.parent)
     os.close(fd)
