@@ -245,7 +245,7 @@ def test_dashboard_renders_under_the_csp_without_violations(demo_server, browser
         box = max(canvases, key=lambda b: b["width"] * b["height"])
         page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, steps=5)
         page.get_by_text("lon:").first.wait_for(state="visible", timeout=30_000)
-        page.get_by_text("Validation", exact=True).first.click()
+        page.locator(".bk-tab", has_text="Validation").first.click()
         wait_idle(page)
         page.get_by_text("Scoreboard", exact=True).first.wait_for(state="visible", timeout=60_000)
         page.wait_for_timeout(500)
