@@ -32,12 +32,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 TABS = ("Map", "Compare", "Profile", "Validation", "Models", "Jobs", "About")
 WITH_PLOTS = {"Map", "Compare", "Validation", "Models"}
-# TEMPORARY: tabs with a known open defect, whose problems xfail the test instead of failing it
-# (everything before these checks still fails it). Remove an entry as soon as its tab is fixed.
-OPEN_DEFECTS = {
-    "Models": "issue #14: the CV and SHAP figures are never drawn for a model trained by the current "
-    "training code (each figure's frame stays 0 x 0 inside its 330 x 300 element)",
-}
 BOX = "-100,36,-96,40"  # 2 × 2 cells of the small demo world's 2° grid
 REMEMBER_IMAGE = f"(name) => {{ window.__shownImage = {MAP_IMAGE}(name); }}"
 NEW_IMAGE = (
@@ -209,6 +203,4 @@ def test_first_hour_from_an_empty_data_directory(serve_dashboard, browser_page, 
     print(f"fluxlens demo --small: {demo_s:.0f} s; screenshots in {shots}")
     lines = [f"{where}: {json.dumps(item)}" for where, items in problems.items() for item in items]
     report = "tabs not ready or overflowing:\n" + "\n".join(lines)
-    assert not [where for where in problems if where.split()[1] not in OPEN_DEFECTS], report
-    if problems:
-        pytest.xfail(f"open defects {OPEN_DEFECTS} — {report}")
+    assert not problems, report
