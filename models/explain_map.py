@@ -26,7 +26,6 @@ from collections.abc import Callable
 import lightgbm as lgb
 import numpy as np
 
-from catalog import api
 from catalog.errors import InputError
 from models import predict, registry
 from models.region_products import Output, run_into_product
@@ -161,15 +160,9 @@ def explain_region(
         "features": list(req.spec.features),
         "ef_base_logit": float(base),
     }
-    synthetic = bool(meta["training_data"].get("synthetic")) or any(
-        api.product_info(p).synthetic for p in req.fs.products()
-    )
-    gi = api.product_info(req.fs.grid).levels[0]
     run_into_product(
         req.grid, req.blocks, req.block, explain_block, models, req.block_args, outputs(req.spec.features),
-        name=name, title=title, provenance=provenance, synthetic=synthetic, progress=progress,
-        should_cancel=should_cancel,
-        attrs={"time_step": req.time_step, "resolution_lon": float(gi["resolution"]),
-               "resolution_lat": float(gi.get("resolution_lat", gi["resolution"]))},
+        name=name, title=title, provenance=provenance, synthetic=req.synthetic(), progress=progress,
+        should_cancel=should_cancel, attrs={"time_step": req.time_step, **req.grid_attrs()},
     )  # fmt: skip
     return name

@@ -27,7 +27,6 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from itertools import product as cartesian
 
 import dask
@@ -41,6 +40,7 @@ from catalog.pyramid import level_shapes
 from models import block_tasks, compiled, intervals, registry
 from models import features as F
 from models.emulator import constrained_fluxes
+from models.region_products import Output, run_into_product
 
 DEFAULT_INPUTS = {
     "forcing": "forcing_demo",
@@ -304,6 +304,20 @@ class _Request:
     def pixel_days(self) -> int:
         return self.grid.sizes["time"] * self.grid.sizes["lat"] * self.grid.sizes["lon"]
 
+    def synthetic(self) -> bool:
+        """Whether anything behind the product is synthetic: the model's training data or an input."""
+        return bool(self.meta["training_data"].get("synthetic")) or any(
+            api.product_info(p).synthetic for p in self.fs.products()
+        )
+
+    def grid_attrs(self) -> dict:
+        """The grid product's own steps (a one-column or one-row product cannot infer them)."""
+        gi = api.product_info(self.fs.grid).levels[0]
+        return {
+            "resolution_lon": float(gi["resolution"]),
+            "resolution_lat": float(gi.get("resolution_lat", gi["resolution"])),
+        }
+
     def block_args(self, b: block_tasks.Block) -> tuple:
         """The arguments of :func:`predict_block` after ``forests`` and ``arrays`` for block ``b``."""
         r = b.region
@@ -492,95 +506,53 @@ def predict_region(
     req = _prepare(version, bbox, start, end, inputs, feature_set, allow_mismatch, block, n_jobs)
     meta, fs, grid, used, problems = req.meta, req.fs, req.grid, req.used, req.problems
     bbox, t0, t1, time_step, spec = req.bbox, req.t0, req.t1, req.time_step, req.spec
-    nt, ny, nx = grid.sizes["time"], grid.sizes["lat"], grid.sizes["lon"]
-    block, blocks, constrained = req.block, req.blocks, spec.constrained
+    constrained = spec.constrained
     name = product_name or _request_name(version, bbox, t0, t1, used)
     title = title or f"LE/H emulator {version}"
     check_new_name(name)
-    synthetic = bool(meta["training_data"].get("synthetic")) or any(
-        api.product_info(p).synthetic for p in fs.products()
-    )
-    scratch = settings.data_dir() / "tmp"
-    scratch.mkdir(parents=True, exist_ok=True)
-    store.clean_stale(scratch)  # left by a worker that was killed mid-job
-    tmp = store.temp_dir(scratch, name)
-    coords = {"time": grid.time.values, "lat": grid.lat.values, "lon": grid.lon.values}
-    template = xr.Dataset(
-        {
-            v: (("time", "lat", "lon"), dask.array.full((nt, ny, nx), np.nan, dtype=np.float32, chunks=block))
-            for v in spec.outputs()
-        },
-        coords=coords,
-    )
-
+    attrs = {**OUTPUT_ATTRS, **interval_attrs(meta)}
+    provenance = {
+        "model_version": version,
+        "model": "constrained (LE = EF·A, H = A − LE; direct LE where A < a_min)"
+        if constrained
+        else "direct LE/H baseline",
+        "model_targets": meta["targets"]["set"],
+        "inputs": used,
+        "a_source": f"rn - g of {used['radiation']}" if "radiation" in used else "emulator A model",
+        "intervals": (
+            {
+                "variables": spec.interval["names"],
+                "level": meta["intervals"]["level"],
+                "calibrated_on_a_source": spec.interval["a_source"],
+                "calibration_split": meta["intervals"]["calibration_split"],
+            }
+            if spec.interval
+            else "none: the model was trained before prediction intervals were calibrated"
+        ),
+        "bbox": list(bbox),
+        "period": [str(t0.date()), str(t1.date())],
+        "training_data_fingerprint": meta["training_data"]["fingerprint_sha256"],
+    }
+    provenance["feature_set"] = fs.to_dict()
+    provenance["model_feature_source"] = model_feature_source(meta)["kind"]
+    note = time_step_note(meta["training_data"].get("time_step"), time_step)
+    if note:
+        provenance["time_step_note"] = note
+    if problems:
+        provenance["mismatch_allowed"] = problems
+    source_note = feature_source_note(meta, fs)
+    if source_note:
+        provenance["feature_source_note"] = source_note
     try:
-        template.to_zarr(tmp, compute=False, mode="w", consolidated=False)
-        forests = block_tasks.share(_forests(version, constrained, radiation="rn" in grid))
-        tasks = block_tasks.block_tasks(
-            predict_block, forests, grid, blocks, req.block_args, str(tmp.resolve())
-        )
-        try:
-            computed_on = block_tasks.run(tasks, progress=progress, should_cancel=should_cancel)
-        except block_tasks.Cancelled as exc:
-            raise Cancelled(f"prediction {name!r} {exc}") from None
-        if should_cancel is not None and should_cancel():
-            raise Cancelled(f"prediction {name!r} cancelled before registering")
-        result = xr.open_zarr(tmp, consolidated=False)
-        for v, attrs in {**OUTPUT_ATTRS, **interval_attrs(meta)}.items():
-            result[v].attrs = dict(attrs)
-        gi = api.product_info(fs.grid).levels[0]
-        result.attrs = {
-            "title": title,
-            "time_step": time_step,
-            # the grid's own steps: a one-column or one-row prediction cannot infer them
-            "resolution_lon": float(gi["resolution"]),
-            "resolution_lat": float(gi.get("resolution_lat", gi["resolution"])),
-        }
-        provenance = {
-            "model_version": version,
-            "model": "constrained (LE = EF·A, H = A − LE; direct LE where A < a_min)"
-            if constrained
-            else "direct LE/H baseline",
-            "model_targets": meta["targets"]["set"],
-            "inputs": used,
-            "a_source": f"rn - g of {used['radiation']}" if "radiation" in used else "emulator A model",
-            "intervals": (
-                {
-                    "variables": spec.interval["names"],
-                    "level": meta["intervals"]["level"],
-                    "calibrated_on_a_source": spec.interval["a_source"],
-                    "calibration_split": meta["intervals"]["calibration_split"],
-                }
-                if spec.interval
-                else "none: the model was trained before prediction intervals were calibrated"
-            ),
-            "bbox": list(bbox),
-            "period": [str(t0.date()), str(t1.date())],
-            "created": datetime.now(UTC).isoformat(timespec="seconds"),
-            "training_data_fingerprint": meta["training_data"]["fingerprint_sha256"],
-            "computed_on": computed_on,
-        }
-        provenance["feature_set"] = fs.to_dict()
-        provenance["model_feature_source"] = model_feature_source(meta)["kind"]
-        note = time_step_note(meta["training_data"].get("time_step"), time_step)
-        if note:
-            provenance["time_step_note"] = note
-        if problems:
-            provenance["mismatch_allowed"] = problems
-        source_note = feature_source_note(meta, fs)
-        if source_note:
-            provenance["feature_source_note"] = source_note
-        store.write_product(
-            result,
-            name,
-            provenance=provenance,
-            synthetic=synthetic,
-            mode="create",
-            title=title,
-            kind="flux",
-        )
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        run_into_product(
+            grid, req.blocks, req.block, predict_block,
+            _forests(version, constrained, radiation="rn" in grid), req.block_args,
+            {v: Output(attrs[v]) for v in spec.outputs()},
+            name=name, title=title, attrs={"time_step": time_step, **req.grid_attrs()},
+            provenance=provenance, synthetic=req.synthetic(), progress=progress, should_cancel=should_cancel,
+        )  # fmt: skip
+    except block_tasks.Cancelled as exc:
+        raise Cancelled(f"prediction {name!r} {exc}") from None
     return name
 
 

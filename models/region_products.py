@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import dask.array as da
 import numpy as np
@@ -49,7 +50,8 @@ def run_into_product(
 ) -> str:
     """Compute ``compute_block(forests, arrays, *block_args(block))`` (a dict of the ``outputs``'
     arrays) for every block of ``grid`` and register the result as product ``name``; returns where
-    it was computed (also recorded in the provenance as ``computed_on``). Raises
+    it was computed (recorded in the provenance as ``computed_on``, beside ``created``, the time the
+    blocks were done). Raises
     :class:`block_tasks.Cancelled` on a cancel, with nothing registered."""
     nt, ny, nx = (grid.sizes[d] for d in ("time", "lat", "lon"))
     scratch = settings.data_dir() / "tmp"
@@ -78,7 +80,11 @@ def run_into_product(
         store.write_product(
             result,
             name,
-            provenance={**provenance, "computed_on": computed_on},
+            provenance={
+                **provenance,
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
+                "computed_on": computed_on,
+            },
             synthetic=synthetic,
             mode="create",
             title=title,
