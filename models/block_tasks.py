@@ -2,8 +2,8 @@
 
 Each block is one task that reads its inputs (the lazy feature cubes' slice: a dependency of the
 task, so on a ``dask.distributed`` cluster the read happens on the worker that runs it), predicts
-with the packed forests and writes its ``region`` of the output Zarr store, returning only its
-index. Writes of different blocks touch different Zarr chunks, so blocks may run in any order, in
+with the packed forests and writes its ``region`` of the output Zarr store; no array travels
+back. Writes of different blocks touch different Zarr chunks, so blocks may run in any order, in
 parallel, and again (a retried block rewrites the same region with the same values).
 
 Two executors give the same results:
@@ -42,7 +42,7 @@ class Cancelled(FluxLensError):
 
 @dataclass(frozen=True)
 class Block:
-    """One block: its positional ``region`` (dim → slice) in the output and its input arrays."""
+    """One block: its number and its positional ``region`` (dim → slice) in the output."""
 
     index: int
     region: dict[str, slice]

@@ -27,7 +27,7 @@ import lightgbm as lgb
 import numpy as np
 
 from catalog.errors import InputError
-from models import predict, registry
+from models import compiled, predict, registry
 from models.region_products import Output, run_into_product
 
 BLOCK_PIXEL_DAYS = 250_000  # pred_contrib holds (rows × features+1) float64 and is ~10× slower than predict
@@ -144,7 +144,7 @@ def explain_region(
     models = {"ef_booster": lgb.Booster(model_file=str(registry.version_dir(version) / "ef.txt"))}
     base = models["ef_booster"].predict(np.zeros((1, len(req.spec.features))), pred_contrib=True)[0, -1]
     if "rn" not in req.grid:
-        models["a"] = predict._forests(version, True, radiation=False)["a"]
+        models["a"] = compiled.compiled_model(version, "a")
     period = f"{req.t0.date()}…{req.t1.date()}"
     title = f"EF explanation {w:g}…{e:g} E, {s:g}…{n:g} N, {period} (model {version})"
     provenance = {
