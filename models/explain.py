@@ -3,8 +3,9 @@
 
 Per booster the version folder holds ``shap_<model>.parquet``: columns ``site_id, time, igbp``,
 ``x_<feature>`` (feature value), ``shap_<feature>`` (SHAP value φ_i), ``base`` (expected value φ_0)
-and ``raw`` (φ_0 + Σ φ_i, the raw score: logit(EF) for the EF model (cross-entropy objective), W m-2
-for A and the direct models); and ``shap_interaction_<model>.parquet``: the strongest interacting pair
+and ``raw`` (φ_0 + Σ φ_i, the raw score: EF before clipping for the EF model (squared error; logit(EF)
+for versions trained with cross-entropy), W m-2 for A and the direct models); and
+``shap_interaction_<model>.parquet``: the strongest interacting pair
 (columns ``site_id, time, igbp, first, second, x_first, x_second, interaction, mean_abs``, see
 :func:`models.tree_shap.interaction_frame`). Formulas and references in :mod:`models.tree_shap`.
 
@@ -21,7 +22,13 @@ from models.emulator import Emulator
 
 SAMPLE_SIZE = 2000
 BEESWARM_HALF_HEIGHT = 0.4  # rows are 1 apart: points never reach a neighbour's band
-SHAP_UNITS = {"ef": "logit(EF)", "a": "W m-2", "le_direct": "W m-2", "h_direct": "W m-2"}
+SHAP_UNITS = {"ef": "EF (1)", "a": "W m-2", "le_direct": "W m-2", "h_direct": "W m-2"}
+
+
+def shap_units(meta: dict, model: str) -> str:
+    """Units of ``model``'s SHAP values in a version: as its ``meta.json`` records them (``logit(EF)``
+    for cross-entropy versions), else today's :data:`SHAP_UNITS`."""
+    return meta.get("shap", {}).get("units", SHAP_UNITS).get(model, "")
 
 
 def stratified_sample(table: pd.DataFrame, n: int = SAMPLE_SIZE, *, seed: int = 0) -> pd.DataFrame:

@@ -11,17 +11,21 @@ pixel is. The quantiles are the split-conformal ones (Lei et al. 2018, JASA 113:
 ⌈(n + 1)(1 − α/2)⌉-th smallest of n signed scores. Coverage is marginal, assuming sites exchangeable;
 it is measured, not assumed: :func:`cv_coverage` calibrates on the other folds only.
 
-Scores (constrained model), on the A the chain closes on (observed, or the A model as in a map):
+Scores (constrained model), on the A the chain closes on (observed, or the A model as in a map).
+Observed LE + H is not exactly A, so each row gives two scores, its LE error and its H error read
+as an LE error, and the calibration set pools both (2n scores): the bounds then cover LE and H of a
+held-out row with 1 − α on average over the two fluxes, while each bound still closes.
 
-- A ≥ a_min (EF branch): s = LE_obs / A − EF_pred, the LE error as a fraction of A, and the same
-  for the H error read as an LE error, 1 − H_obs / A − EF_pred (observed LE + H is not exactly A):
-  the lower quantile from the smaller of the two, the upper from the larger, so the one interval
-  covers both LE and H (each side ≤ α/2 by the per-side rank argument). Bounds
-  EF_lo = EF + q_lo, EF_hi = EF + q_hi; LE_lo = EF_lo·A, LE_hi = EF_hi·A; H_lo = A − LE_hi,
-  H_hi = A − LE_lo. So LE_lo + H_hi = LE_hi + H_lo = A: each bound closes (not clipped to [0, 1]:
-  LE < 0 with dew and H < 0 under advection are observed).
-- A < a_min (LE from the direct model): s = LE_obs − LE_pred and A − H_obs − LE_pred (W m-2), the
-  smaller and the larger as above; LE_lo,hi = LE + q_lo,hi and H bounds = A − LE bounds.
+- A ≥ a_min (EF branch): s_LE = LE_obs / A − EF_pred (the LE error as a fraction of A) and
+  s_H = 1 − H_obs / A − EF_pred. Bounds EF_lo = EF + q_lo, EF_hi = EF + q_hi; LE_lo = EF_lo·A,
+  LE_hi = EF_hi·A; H_lo = A − LE_hi, H_hi = A − LE_lo. So LE_lo + H_hi = LE_hi + H_lo = A: each
+  bound closes (not clipped to [0, 1]: LE < 0 with dew and H < 0 under advection are observed).
+- A < a_min (LE from the direct model): s_LE = LE_obs − LE_pred and s_H = A − H_obs − LE_pred
+  (W m-2), pooled as above; LE_lo,hi = LE + q_lo,hi and H bounds = A − LE bounds.
+
+Measured on the real FLUXNET2015 monthly set (bench/bench_skill.py): taking the lower quantile from
+the smaller of the two scores and the upper from the larger instead (each flux ≥ 1 − α) over-covered,
+LE 0.929 and H 0.917 for a 90 % interval on the cluster split.
 
 Direct model: s = LE_obs − LE_pred and H_obs − H_pred, bounds LE + q and H + q (no closure to keep).
 """
@@ -41,9 +45,8 @@ CALIBRATION_SPLITS = ("cluster", "spatial", "temporal", "random")  # the first o
 METHOD = (
     "split-conformal quantiles (Lei et al. 2018; asymmetric, alpha/2 per side, Romano et al. 2019) of "
     "out-of-fold residuals of grouped CV (as CV+, Barber et al. 2021): constrained model s = LE_obs/A - "
-    "EF_pred and 1 - H_obs/A - EF_pred where A >= a_min (lower side from the smaller, upper from the "
-    "larger), LE errors in W m-2 where A < a_min; LE and H bounds from the same EF bounds and A, so "
-    "LE_lo + H_hi = A"
+    "EF_pred and 1 - H_obs/A - EF_pred where A >= a_min, pooled (both fluxes of every row), LE errors in "
+    "W m-2 where A < a_min; LE and H bounds from the same EF bounds and A, so LE_lo + H_hi = A"
 )
 
 
@@ -53,14 +56,11 @@ def bound_names(level: float = LEVEL) -> tuple[str, str]:
     return f"q{lo:02d}", f"q{100 - lo:02d}"
 
 
-def conformal_quantiles(scores, level: float = LEVEL, upper_scores=None) -> dict:
-    """``{"q_lo", "q_hi", "n"}``: the ⌊(n+1)α/2⌋-th smallest of ``scores`` and the ⌈(n+1)(1−α/2)⌉-th
-    smallest of ``upper_scores`` (default the same scores), finite ones only (None, an unbounded side,
-    where n is too small for that rank)."""
-    lower = np.asarray(scores, dtype=float)
-    upper = lower if upper_scores is None else np.asarray(upper_scores, dtype=float)
-    ok = np.isfinite(lower) & np.isfinite(upper)
-    lower, upper = np.sort(lower[ok]), np.sort(upper[ok])
+def conformal_quantiles(scores, level: float = LEVEL) -> dict:
+    """``{"q_lo", "q_hi", "n"}``: the ⌊(n+1)α/2⌋-th and the ⌈(n+1)(1−α/2)⌉-th smallest of the n finite
+    ``scores`` (None, an unbounded side, where n is too small for that rank)."""
+    scores = np.asarray(scores, dtype=float).ravel()
+    lower = upper = np.sort(scores[np.isfinite(scores)])
     n = lower.size
     alpha = 1 - level
     k_lo = math.floor((n + 1) * alpha / 2 + 1e-9)  # slack against rounding of 1 - level
@@ -73,24 +73,19 @@ def conformal_quantiles(scores, level: float = LEVEL, upper_scores=None) -> dict
 
 
 def branch_scores(le_obs, h_obs, pred: pd.DataFrame, *, model: str, a_min: float = A_MIN) -> dict:
-    """Branch → (row mask, lower scores, upper scores) of out-of-fold predictions ``pred`` (columns
-    le, h, ef, a). Constrained: the LE error and the H error seen as an LE error (A − H_obs − LE), the
-    smaller one for the lower side and the larger for the upper, so one interval covers both fluxes
-    (observed LE + H is not exactly A)."""
+    """Branch → (row mask, scores: rows × k) of out-of-fold predictions ``pred`` (columns le, h, ef, a).
+    Constrained (k = 2): the LE error and the H error seen as an LE error (A − H_obs − LE), on the EF
+    scale where A ≥ a_min, pooled when calibrating; direct (k = 1 per flux)."""
     le_obs, h_obs = np.asarray(le_obs, dtype=float), np.asarray(h_obs, dtype=float)
     le, h, ef, a = (pred[c].to_numpy(dtype=float) for c in ("le", "h", "ef", "a"))
     if model == "direct":
         every = np.ones(le.size, dtype=bool)
-        return {"le": (every, le_obs - le, le_obs - le), "h": (every, h_obs - h, h_obs - h)}
-    from_le, from_h = le_obs - le, (a - h_obs) - le  # W m-2
+        return {"le": (every, (le_obs - le)[:, None]), "h": (every, (h_obs - h)[:, None])}
+    both = np.stack([le_obs - le, (a - h_obs) - le], axis=1)  # W m-2
     with np.errstate(invalid="ignore", divide="ignore"):
         big = a >= a_min
-        ef_lo = np.where(big, np.fmin(from_le, from_h) / a, np.nan)  # = min(LE_obs/A, 1 - H_obs/A) - EF
-        ef_hi = np.where(big, np.fmax(from_le, from_h) / a, np.nan)
-    return {
-        "ef": (big, ef_lo, ef_hi),
-        "le": (~big, np.fmin(from_le, from_h), np.fmax(from_le, from_h)),
-    }
+        ef_scores = both / a[:, None]  # = (LE_obs/A − EF, 1 − H_obs/A − EF) where A ≥ a_min
+    return {"ef": (big, ef_scores), "le": (~big, both)}
 
 
 def calibrate(
@@ -105,8 +100,8 @@ def calibrate(
         le_obs = table[le_col].to_numpy(dtype=float)[rows]
         h_obs = table[h_col].to_numpy(dtype=float)[rows]
         out[source] = {
-            branch: conformal_quantiles(lo[mask], level, hi[mask])
-            for branch, (mask, lo, hi) in branch_scores(le_obs, h_obs, grp, model=model, a_min=a_min).items()
+            branch: conformal_quantiles(scores[mask], level)
+            for branch, (mask, scores) in branch_scores(le_obs, h_obs, grp, model=model, a_min=a_min).items()
         }
     return out
 

@@ -27,8 +27,8 @@ A_SOURCE_TEXT = {
     evaluation.A_OBSERVED: "the towers' NETRAD - G",
     evaluation.A_MODEL: "the A model of each fold, also as the a feature (as a map without radiation data)",
 }
-EF_OBJECTIVE = (
-    "LightGBM cross_entropy on EF = LE/(LE+H) clipped to [0,1]; predictions sigmoid(raw) in (0,1); "
+EF_OBJECTIVE_TEXT = (
+    "LightGBM squared error (regression) on EF = LE/(LE+H) clipped to [0,1]; predictions clipped to [0,1]; "
     "rows with A or LE+H below a_min excluded; rows weighted by A"
 )
 
@@ -287,7 +287,7 @@ def train(
             },
         },
         "a_min": settings.a_min,
-        "ef_objective": EF_OBJECTIVE,
+        "ef_objective": EF_OBJECTIVE_TEXT,
         "params": {**DEFAULT_PARAMS, **settings.params},
         "num_boost_round": settings.num_boost_round,
         "monotone": settings.monotone,

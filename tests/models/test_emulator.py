@@ -43,7 +43,7 @@ def test_closure_exact_including_zero_and_negative_available_energy():
 def test_constrained_predictions_close_and_ef_bounded(emu, table):
     pred = emu.predict(table, model="constrained")
     partitioned = table["a"] >= emu.a_min
-    assert 0 < (~partitioned).sum() and np.all((pred["ef"][partitioned] > 0) & (pred["ef"][partitioned] < 1))
+    assert 0 < (~partitioned).sum() and pred["ef"][partitioned].between(0, 1).all()
     assert pred["ef"][~partitioned].isna().all()  # EF undefined at small A
     resid = pred["le"] + pred["h"] - table["a"]
     assert np.abs(resid).max() <= 1e-12 * np.abs(table["a"]).max()
@@ -81,7 +81,7 @@ def test_small_a_rows_do_not_enter_ef_training(table):
     x = F.feature_matrix(table, FEATS)
     ef, ok = E.ef_target(table["le_corr"], table["h_corr"], table["a"])
     assert 0 < (~ok).sum() < len(ok)
-    kw = dict(objective="cross_entropy", num_boost_round=10, params={"min_data_in_leaf": 5})
+    kw = dict(objective=E.EF_OBJECTIVE, num_boost_round=10, params={"min_data_in_leaf": 5})
     full = E.fit_booster(x, ef, FEATS, weight=np.where(ok, table["a"], 0.0), **kw)
     only = E.fit_booster(x[ok], ef[ok], FEATS, weight=table["a"].to_numpy()[ok], **kw)
     probe = x[:200]
@@ -95,7 +95,7 @@ def test_monotone_constraint_holds(table):
         x,
         ef,
         FEATS,
-        objective="cross_entropy",
+        objective=E.EF_OBJECTIVE,
         weight=np.where(ok, table["a"], 0.0),
         monotone={"vpd": -1, "precip": 1},
         num_boost_round=30,
@@ -114,3 +114,19 @@ def test_bad_monotone_rejected(table):
         E.fit_booster(x, table["le_corr"], FEATS, monotone={"igbp": 1}, num_boost_round=2)
     with pytest.raises(ValueError, match="does not use"):
         E.fit_booster(x, table["le_corr"], FEATS, monotone={"ssm": 1}, num_boost_round=2)
+
+
+def test_ef_link_follows_the_booster_objective(table):
+    """An L2 EF booster's output is clipped to [0, 1]; a cross-entropy one (older versions) is σ(s)."""
+    x = F.feature_matrix(table, FEATS)
+    ef, ok = E.ef_target(table["le_corr"], table["h_corr"], table["a"])
+    kw = dict(weight=np.where(ok, table["a"], 0.0), num_boost_round=5, params={"min_data_in_leaf": 5})
+    l2 = E.fit_booster(x, ef, FEATS, objective=E.EF_OBJECTIVE, **kw)
+    xent = E.fit_booster(x, ef, FEATS, objective="cross_entropy", **kw)
+    assert E.ef_link(l2) == "identity" and E.ef_link(xent) == "logit"
+    raw = xent.predict(x[:20], raw_score=True)
+    np.testing.assert_allclose(E.ef_from_raw(raw, "logit"), xent.predict(x[:20]), rtol=1e-12)
+    np.testing.assert_array_equal(E.ef_from_raw([-0.2, 0.3, 1.4], "identity"), [0.0, 0.3, 1.0])
+    le, h, out = E.constrained_fluxes([1.2, -0.1], [100.0, 100.0], [np.nan, np.nan])
+    np.testing.assert_array_equal(out, [1.0, 0.0])
+    np.testing.assert_array_equal(le + h, [100.0, 100.0])

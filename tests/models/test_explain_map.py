@@ -10,6 +10,7 @@ import xarray as xr
 
 from catalog.errors import InputError
 from models import explain_map, predict, registry
+from models.emulator import ef_link
 from tests.conftest import demo_copy_with_model
 from tests.stores import level_path
 
@@ -29,20 +30,35 @@ def _sigmoid(s):
     return 1.0 / (1.0 + np.exp(-s))
 
 
-def test_le_contributions_add_up_exactly():
+def test_le_contributions_add_up_exactly_with_the_logit_link():
     rng = np.random.default_rng(0)
     phi, base, a = rng.normal(size=(50, 4)), rng.normal(size=50), rng.uniform(10, 500, 50)
     phi[0] = 0.0  # the tangent branch
-    c, le0 = explain_map.le_contributions(phi, base, a)
+    c, le0 = explain_map.le_contributions(phi, base, a, "logit")
     np.testing.assert_allclose(le0 + c.sum(axis=1), a * _sigmoid(base + phi.sum(axis=1)), rtol=1e-12)
     assert np.all(np.sign(c[1:]) == np.sign(phi[1:]))  # σ is increasing: same sign as φ
+
+
+def test_le_contributions_with_the_identity_link_are_a_times_phi_inside_0_1():
+    rng = np.random.default_rng(1)
+    phi, base, a = rng.normal(0, 0.05, size=(50, 4)), np.full(50, 0.5), rng.uniform(10, 500, 50)
+    phi[-1] = [0.4, 0.4, 0.0, 0.0]  # s = 1.3: clipped to EF = 1
+    c, le0 = explain_map.le_contributions(phi, base, a, "identity")
+    s = base + phi.sum(axis=1)
+    np.testing.assert_allclose(le0 + c.sum(axis=1), a * np.clip(s, 0, 1), rtol=1e-12)
+    inside = (s > 0) & (s < 1)
+    assert inside[:-1].all() and not inside[-1]
+    np.testing.assert_allclose(c[inside], a[inside, None] * phi[inside], rtol=1e-12)
+    np.testing.assert_allclose(le0, 0.5 * a)
 
 
 def test_explain_block_equals_model_raw_score(world):
     d, version = world
     req = predict._prepare(version, BBOX, *PERIOD, None, None, False, None, 2)
     booster = lgb.Booster(model_file=str(registry.version_dir(version) / "ef.txt"))
-    models = {"ef_booster": booster, "a": predict._forests(version, True, radiation=False)["a"]}
+    assert ef_link(booster) == "identity"  # the squared-error EF model trained by default
+    a_model = predict._forests(version, True, radiation=False)["a"]
+    models = {"ef_booster": booster, "ef_link": "identity", "a": a_model}
     block = req.blocks[0]
     sub = req.grid.isel(block.region).load()
     arrays = {v: sub[v].values for v in sub.data_vars}

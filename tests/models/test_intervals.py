@@ -25,6 +25,25 @@ def test_split_conformal_covers_exchangeable_scores():
     assert np.mean(cover) == pytest.approx(0.90, abs=0.01)  # marginal coverage >= 1 - alpha, ~ tight
 
 
+def test_pooled_scores_cover_both_fluxes_at_the_nominal_level_on_average():
+    """Two scores per row (LE error; H error read as an LE error, apart by the closure residual): the
+    pooled quantiles give 90 % averaged over the fluxes; min/max per row would give more for each."""
+    rng = np.random.default_rng(4)
+    pooled, conservative = [], []
+    for _ in range(200):
+        s_le = rng.standard_t(4, 600) * 0.1
+        s_h = s_le + rng.normal(0.0, 0.05, 600)  # observed LE + H != A
+        cal, test = slice(0, 300), slice(300, None)
+        q = I.conformal_quantiles(np.stack([s_le[cal], s_h[cal]], axis=1), 0.90)
+        inside = [np.mean((x[test] >= q["q_lo"]) & (x[test] <= q["q_hi"])) for x in (s_le, s_h)]
+        pooled.append(np.mean(inside))
+        lo = I.conformal_quantiles(np.fmin(s_le[cal], s_h[cal]), 0.90)["q_lo"]
+        hi = I.conformal_quantiles(np.fmax(s_le[cal], s_h[cal]), 0.90)["q_hi"]
+        conservative.append(np.mean([np.mean((x[test] >= lo) & (x[test] <= hi)) for x in (s_le, s_h)]))
+    assert np.mean(pooled) == pytest.approx(0.90, abs=0.01)
+    assert np.mean(conservative) > np.mean(pooled) + 0.01
+
+
 def test_bounds_keep_the_closure_for_each_bound():
     rng = np.random.default_rng(2)
     a = np.concatenate([rng.uniform(10, 250, 50), rng.uniform(-40, 9.9, 10), [np.nan]])
