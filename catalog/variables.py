@@ -15,7 +15,7 @@ Ranges are physical bounds for daily (or finer) values, wide enough for any real
   VPD 0…200 hPa (saturation vapour pressure at 60 °C is 199 hPa, Tetens formula);
   precipitation 0…2000 mm d-1 (the 24 h world record is 1825 mm, La Réunion 1966, WMO);
   wind speed 0…120 m s-1; surface pressure 30…110 kPa (Everest's summit about 33 kPa, the sea-level
-  record 108.4 kPa); LAI 0…15 m2 m-2; NDVI −1…1; EF 0…1 (the emulator's sigmoid);
+  record 108.4 kPa); LAI 0…15 m2 m-2; NDVI −1…1; EF 0…1 (the emulator clips it);
 * elevation −500…9000 m (Dead Sea shore −430 m, Everest 8849 m); IGBP classes 0…17 (0 = water in
   some products).
 """
