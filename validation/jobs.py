@@ -1,10 +1,11 @@
-"""The ``scoreboard`` job kind: the dashboard's scoreboard is computed by the job worker.
+"""The ``scoreboard`` and ``scorecard`` job kinds: the dashboard's scoreboard and the ILAMB scorecard
+are computed by the job worker.
 
-Importing this module registers the kind with :func:`models.jobs.register_kind` (models imports no
+Importing this module registers the kinds with :func:`models.jobs.register_kind` (models imports no
 validation code). ``fluxlens/cli.py`` imports it for every command, so ``fluxlens worker`` runs
-scoreboard jobs; the dashboard imports it through its scoreboard view, which submits them.
+scoreboard and scorecard jobs; the dashboard imports it through its scoreboard view, which submits them.
 
-Request: ``product``, ``variable``, ``network``, ``site_ids`` (None: every site) and ``options``
+Scoreboard request: ``product``, ``variable``, ``network``, ``site_ids`` (None: every site) and ``options``
 (:class:`validation.config.ValidationOptions` as a dict). The job's output is the scoreboard's
 cache key: the page reads the result where :mod:`validation.scoreboard` caches it
 (:func:`validation.scoreboard.cached_scoreboard`).
@@ -90,3 +91,66 @@ def run(ctx) -> str:
 
 
 register_kind(JobKind(KIND, check_request, run))
+
+
+# --------------------------------------------------------------------------------------------------
+# The ``scorecard`` job kind: the ILAMB scorecard of :mod:`validation.scorecard`, computed by the worker.
+#
+# Request: ``products`` (catalog product names), ``variable``, ``reference`` (a station network or a
+# gridded product of the catalog) and ``options`` (:class:`validation.scorecard.ScorecardOptions` as a
+# dict). The output is the scorecard's cache key (:func:`validation.scorecard.cached_scorecard`).
+
+SCORECARD_KIND = "scorecard"
+SCORECARD_KEYS = ("products", "variable", "reference", "options")
+
+
+def scorecard_request(products, variable: str, reference: str, *, options) -> dict:
+    """The request of a scorecard job (``options``: a :class:`validation.scorecard.ScorecardOptions`)."""
+    products = [products] if isinstance(products, str) else list(products)
+    return {"products": products, "variable": variable, "reference": reference, "options": options.as_dict()}
+
+
+def check_scorecard_request(request: dict, limits: JobLimits) -> dict:
+    """The request normalised; ``InputError`` for unknown settings, products, reference or variable,
+    bad options and a reference with no overlap in time or space (no data are read)."""
+    from validation import scorecard
+
+    where = "scorecard"
+    unknown = set(request) - set(SCORECARD_KEYS)
+    if unknown:
+        raise InputError(f"{where}: unknown settings {sorted(unknown)}")
+    missing = [k for k in SCORECARD_KEYS[:3] if not request.get(k)]
+    if missing:
+        raise InputError(f"{where}: {', '.join(missing)} required")
+    products = request["products"]
+    products = [products] if isinstance(products, str) else [str(p) for p in products]
+    options = dict(request.get("options") or {})
+    opts = scorecard.ScorecardOptions.from_config(base=options.pop("base", None), **options)
+    scorecard.scorecard_key(products, str(request["variable"]), str(request["reference"]), opts)
+    return scorecard_request(products, str(request["variable"]), str(request["reference"]), options=opts)
+
+
+def run_scorecard(ctx) -> str:
+    """Compute (or find cached) the requested scorecard; progress counts the stations matched (or
+    the products scored against a gridded reference); a cancel stops it and caches nothing."""
+    from models.predict import Cancelled
+    from validation import scorecard
+
+    req = ctx.job.request
+
+    def progress(done: int, total: int) -> None:
+        ctx.progress(done, total)
+        if ctx.should_cancel():
+            raise Cancelled(f"job {ctx.job.id} cancelled")
+
+    options = dict(req["options"])
+    opts = scorecard.ScorecardOptions.from_config(base=options.pop("base", None), **options)
+    card = scorecard.compute_scorecard(
+        req["products"], req["variable"], req["reference"], options=opts, progress=progress
+    )
+    if card.cached:
+        ctx.store.log(ctx.job.id, f"scorecard {card.key} was cached already")
+    return card.key
+
+
+register_kind(JobKind(SCORECARD_KIND, check_scorecard_request, run_scorecard))

@@ -117,8 +117,13 @@ def to_monthly(series: pd.Series, *, min_coverage: float = 0.5) -> pd.Series:
     """Monthly mean (labelled with the first day of the month) of a daily or finer series.
 
     Sub-daily input is first reduced with :func:`to_daily` (same ``min_coverage``); a month is
-    kept when at least ``min_coverage`` of its days have a value.
+    kept when at least ``min_coverage`` of its days have a value. Monthly input (FLUXNET MM files:
+    :func:`catalog.time_steps.is_monthly`) is returned on month starts unchanged: each value is
+    already a month's mean (its own ``_QC`` says how much of the month was measured).
     """
+    s = _as_time_series(series)
+    if len(s) > 1 and time_steps.is_monthly(s.index):
+        return s.resample("MS").mean()
     daily = to_daily(series, min_coverage=min_coverage)
     grouped = daily.resample("MS")
     mean, count = grouped.mean(), grouped.count()
