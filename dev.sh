@@ -68,7 +68,9 @@ case "$cmd" in
         setup_browser
         setup_postgres
         .venv/bin/ruff check .
-        exec .venv/bin/python -m pytest "$@"
+        # two pytest processes (pytest-xdist), each test module's fixtures in one of them;
+        # FLUXLENS_TEST_WORKERS=0 runs in this process (for pdb), N for N processes
+        exec .venv/bin/python -m pytest -n "${FLUXLENS_TEST_WORKERS:-2}" --dist loadscope "$@"
         ;;
     *)
         echo "usage: bash dev.sh serve|test [args]" >&2
