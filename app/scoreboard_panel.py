@@ -30,6 +30,7 @@ from app.validation_site_panel import (
     metric_titles,
     metrics_table,
 )
+from catalog import evaporation
 from catalog.errors import FluxLensError
 from models.jobs import JobService
 from validation import config, export, scoreboard, site_view, taylor
@@ -188,6 +189,7 @@ class ScoreboardView:
         self._job_id: int | None = None  # the scoreboard job being waited for
         self._poller = None
         self.sb_run.on_click(lambda e: self.run_scoreboard())
+        state.param.watch(lambda e: self._units_changed(), "le_units")
         pn.bind(self._refresh_products, self.variable, watch=True)
         pn.bind(lambda metric: self._draw_board(), self.sb_metric, watch=True)
         self._refresh_products(self.variable.value)
@@ -198,6 +200,17 @@ class ScoreboardView:
         if self.sb_product.value not in products:
             self.sb_product.value = products[0] if products else None
 
+    def _request_options(self, variable: str | None) -> ValidationOptions:
+        """The site view's matching options, LE scored in the session's LE units."""
+        units = self.state.le_units if variable == "le" else evaporation.W_M2
+        return dataclasses.replace(self.options(), le_units=units)
+
+    def _units_changed(self) -> None:
+        """A shown LE scoreboard follows the session's LE units (from the cache, or a new job)."""
+        board = self._board
+        if board is not None and board.variable == "le" and self._job_id is None:
+            self.run_scoreboard()
+
     def run_scoreboard(self) -> None:
         """Show the chosen product's scoreboard from the cache, or submit a job computing it."""
         product, variable, network = self.sb_product.value, self.variable.value, self.network.value
@@ -205,7 +218,7 @@ class ScoreboardView:
             self.sb_status.object = "Choose a product holding this variable."
             return
         try:
-            options = self.options()
+            options = self._request_options(variable)
             key = scoreboard.scoreboard_key(product, variable, network, options=options)
             board = scoreboard.cached_scoreboard(key, product, variable, network)
             self._board_options = options
@@ -293,9 +306,15 @@ class ScoreboardView:
             return
         table = board.table
         units = config.variable_spec(board.variable)["units"]
+        if board.variable == "le" and self._board_options is not None:
+            units = self._board_options.le_units
         view = metrics_table(table[[c for c in TABLE_COLUMNS if c in table]])
         self.sb_table.param.update(value=view, titles=metric_titles(view))
-        self.sb_note.object = METRIC_NOTE.format(units=units)
+        self.sb_note.object = METRIC_NOTE.format(units=units) + (
+            f" {evaporation.lambda_note('the tower’s daily air temperature')}"
+            if units == evaporation.MM_D
+            else ""
+        )
         metric = self.sb_metric.value
         ok = table[np.isfinite(table[metric].astype(float))]
         pts = hv.Points(ok, ["lon", "lat"], [metric, "site_id", "name", "igbp", "n"], label=metric).opts(
@@ -333,7 +352,8 @@ class ScoreboardView:
     def _metrics_csv(self):
         if self._board is None:
             return io.StringIO("")
-        return io.StringIO(export.metrics_csv(self._board, self._board_options or self.options()))
+        options = self._board_options or self._request_options(self._board.variable)
+        return io.StringIO(export.metrics_csv(self._board, options))
 
     def panel(self) -> pn.viewable.Viewable:
         return pn.Column(

@@ -50,6 +50,7 @@ class ValidationOptions:
     depth: tuple[float, float] = (0.0, 0.1)
     ismn_flags: tuple[str, ...] = ("G",)
     period: tuple[str, str] | None = None
+    le_units: str = "W m-2"  # LE pairs and metrics in W m-2, or as evaporation in mm d-1
 
     @classmethod
     def from_config(cls, **overrides) -> ValidationOptions:
@@ -77,6 +78,8 @@ class ValidationOptions:
             raise InputError(f"validation: qc_min {self.qc_min} must be in [0, 1]")
         if self.min_pairs < 3:
             raise InputError(f"validation: min_pairs {self.min_pairs} must be at least 3")
+        if self.le_units not in ("W m-2", "mm d-1"):
+            raise InputError(f"validation: LE units {self.le_units!r} are not 'W m-2' or 'mm d-1'")
         if self.depth[0] > self.depth[1]:
             raise InputError(f"validation: depth range {self.depth} is reversed")
         if self.period is not None:

@@ -18,6 +18,11 @@ from validation.config import ValidationOptions
 from validation.scoreboard import Scoreboard
 
 SIGN_NOTE = "LE, H positive upward (away from the surface); G positive into the soil"
+EVAPORATION_NOTE = (
+    "LE as evaporation E = LE*86400/lambda(T), lambda = 2.501 - 0.002361 T MJ kg-1 (Harrison 1963; FAO-56 "
+    "eq. 3-1), T the tower's daily mean TA (monthly mean for monthly pairs), 20 degC where missing; "
+    "observation and product of a pair converted with the same T"
+)
 
 
 def _header(lines: dict) -> str:
@@ -27,15 +32,18 @@ def _header(lines: dict) -> str:
 def metrics_csv(board: Scoreboard, options: ValidationOptions) -> str:
     """The scoreboard table (one row per site) with a header describing the run and pooled metrics."""
     spec = config.variable_spec(board.variable)
+    units = options.le_units if board.variable == "le" else spec["units"]
     head = {
         "product": board.product,
         "variable": f"{board.variable} ({spec['long_name']})",
-        "units": f"{spec['units']} (bias, rmse, ubrmse, mae); distance_km in km; others unitless",
+        "units": f"{units} (bias, rmse, ubrmse, mae); distance_km in km; others unitless",
         "network": board.network,
         "sign_convention": SIGN_NOTE,
         "options": json.dumps(options.as_dict()),
         "pooled_metrics": json.dumps({k: _round(v) for k, v in board.pooled.items()}),
     }
+    if units != spec["units"]:
+        head["conversion"] = EVAPORATION_NOTE
     buf = io.StringIO()
     buf.write(_header(head))
     board.table.to_csv(buf, index=False, float_format="%.6g")

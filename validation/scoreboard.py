@@ -24,13 +24,13 @@ import pandas as pd
 from catalog import api, settings
 from catalog.errors import FluxLensError, InputError
 from validation import analyses as analyses_mod
-from validation import matching, metrics
+from validation import evaporation_pairs, matching, metrics
 from validation.config import ValidationOptions
 from validation.sources import match_site, products_at_sites
 
 log = logging.getLogger(__name__)
 
-CACHE_VERSION = 2  # 2: no r2 column (it repeated NSE)
+CACHE_VERSION = 3  # 2: no r2 column (it repeated NSE); 3: LE units in the options
 CACHE_ENV = "FLUXLENS_VALIDATION_CACHE"
 SITE_COLUMNS = ["site_id", "name", "network", "lat", "lon", "igbp", "start", "end"]
 PIXEL_COLUMNS = ["method", "pixel_lon", "pixel_lat", "distance_km", "obs_column", "error"]
@@ -141,6 +141,7 @@ def compute_scoreboard(
     the reason in ``error``. Pooled metrics use every site's pairs together (on anomalies when
     ``options.anomaly``): pooled R is usually far higher than per-site R. ``progress(done, total)``
     is called as sites finish; an exception it raises stops the sites not started yet and is raised.
+    LE is scored in ``options.le_units`` (as evaporation: :mod:`validation.evaporation_pairs`).
     """
     options, chosen, sites, key = _plan(product, variable, network, site_ids, options, analyses)
     if use_cache and (hit := cached_scoreboard(key, product, variable, network)) is not None:
@@ -162,6 +163,7 @@ def compute_scoreboard(
         except FluxLensError as exc:
             row["error"] = str(exc)
             return row, None
+        match = evaporation_pairs.match_in_units(match, options.le_units, min_coverage=options.min_coverage)
         row.update(match.pixel)
         row["obs_column"] = match.obs_column
         row.update(analyses_mod.run_analyses(match, options, chosen))

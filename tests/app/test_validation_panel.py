@@ -108,6 +108,37 @@ def test_scoreboard_in_background_with_taylor_and_csv(tab):
     assert "from cache" in tab.board.sb_status.object
 
 
+def test_scoreboard_follows_the_le_units(tab):
+    """Switching the session to mm d-1 scores LE again as evaporation (a new job, then cached), with
+    the units and λ stated on the page and in the CSV; switching back is served from the cache."""
+    from models.jobs import JobStore
+    from models.worker import Worker
+
+    tab.board.sb_product.value = "fluxes_demo"
+    tab.board.run_scoreboard()
+    assert Worker(JobStore()).run(once=True) == 1
+    tab.wait()
+    watts = tab.board._board.table.set_index("site_id")["rmse"]
+    tab.state.le_units = "mm d-1"
+    assert tab.board._job_id is not None  # not in the cache yet: computed by the worker
+    assert Worker(JobStore()).run(once=True) == 1
+    tab.wait()
+    board = tab.board._board
+    mm = board.table.set_index("site_id")["rmse"]
+    ok = watts.notna()
+    assert ok.sum() >= 5
+    ratio = (mm[ok] / watts[ok]).to_numpy()
+    assert np.allclose(ratio, 86400 / 2.45e6, rtol=0.03)  # λ(T) near 2.45 MJ kg-1, not exactly
+    assert "mm d-1" in tab.board.sb_note.object and "λ" in tab.board.sb_note.object
+    assert "mm d-1" in tab.board.sb_pooled.object
+    csv_text = tab.board._metrics_csv().getvalue()
+    assert "# units: mm d-1" in csv_text and "# conversion: LE as evaporation" in csv_text
+    tab.state.le_units = "W m-2"
+    tab.wait()
+    assert tab.board._job_id is None and tab.board._board.cached
+    assert np.allclose(tab.board._board.table.set_index("site_id")["rmse"][ok], watts[ok])
+
+
 def test_dense_scatter_is_rasterised(tab):
     from app.validation_site_panel import DENSE_POINTS
     from validation import metrics

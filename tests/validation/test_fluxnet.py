@@ -169,6 +169,35 @@ def test_us_ar1_scoreboard_cached_and_closure(us_ar1_world):
     assert anomaly.table.set_index("site_id").loc["US-AR1", "r"] < table.loc["US-AR1", "r"]
 
 
+def test_us_ar1_scoreboard_as_evaporation(us_ar1_world):
+    """LE scored in mm d-1: both sides of each pair converted with the tower's TA_F of that day
+    (E = LE·86400/λ, λ = 2.501 − 0.002361 T MJ kg-1), metrics recomputed; a separate cache entry."""
+    from validation import scoreboard
+    from validation.config import ValidationOptions
+
+    opts = ValidationOptions.from_config(le_units="mm d-1")
+    board = scoreboard.compute_scoreboard("lehtest", "le", "fluxnet_test", options=opts)
+    default = ValidationOptions.from_config()
+    watts = scoreboard.compute_scoreboard("lehtest", "le", "fluxnet_test", options=default)
+    assert board.key != watts.key
+    days, o, p = _expected_pairs(us_ar1_world, "le", "LE_F_MDS")
+    ta = pd.Series(_csv_columns(us_ar1_world["path"], ["TA_F"])[1]["TA_F"], index=us_ar1_world["days"])
+    t = ta.reindex(days).fillna(20.0).to_numpy()
+    assert np.isfinite(ta.reindex(days)).mean() > 0.95 and t.min() < 0 < 25 < t.max()  # λ varies
+    lam = (2.501 - 0.002361 * t) * 1e6
+    eo, ep = o * 86400 / lam, p * 86400 / lam
+    row = board.table.set_index("site_id").loc["US-AR1"]
+    assert row["n"] == len(o)
+    assert row["rmse"] == pytest.approx(math.sqrt(((ep - eo) ** 2).mean()), rel=1e-9)
+    assert row["bias"] == pytest.approx((ep - eo).mean(), rel=1e-9)
+    assert row["r"] == pytest.approx(np.corrcoef(eo, ep)[0, 1], rel=1e-9)
+    in_watts = watts.table.set_index("site_id").loc["US-AR1"]
+    assert row["rmse"] / in_watts["rmse"] == pytest.approx(86400 / 2.45e6, rel=0.02)
+    assert row["closure_ratio"] == pytest.approx(in_watts["closure_ratio"])  # closure stays in W m-2
+    with pytest.raises(Exception, match="LE units"):
+        ValidationOptions.from_config(le_units="mm")
+
+
 def test_us_ar1_bilinear_and_corrected(us_ar1_world):
     from validation import sources
     from validation.config import ValidationOptions
