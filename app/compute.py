@@ -412,10 +412,14 @@ def series_table(
     lon: float,
     lat: float,
     lambda_ta: dict[str, np.ndarray | None] | None = None,
+    bounds: dict[str, dict[str, np.ndarray]] | None = None,
 ) -> pd.DataFrame:
     """Long table of time series (one row per product and time) with lon, lat and units columns.
     ``lambda_ta`` (per product, °C per step, NaN = the 20 °C reference) adds the column
-    ``lambda_ta_degC``: the air temperature behind λ(T) of values converted to evaporation."""
+    ``lambda_ta_degC``: the air temperature behind λ(T) of values converted to evaporation.
+    ``bounds`` (per product, bound name → values per step, e.g. ``le_q05``, ``le_q95``) adds one
+    column per bound name, in the ``units`` of the row (NaN for products without it)."""
+    names = sorted({b for per in (bounds or {}).values() for b in per})
     frames = []
     for product, s in series.items():
         frame = pd.DataFrame(
@@ -433,9 +437,12 @@ def series_table(
             ta = lambda_ta[product]
             ta = np.full(len(frame), np.nan) if ta is None else np.asarray(ta, dtype="float64")
             frame["lambda_ta_degC"] = np.where(np.isfinite(ta), ta, REFERENCE_TA_C)
+        for b in names:
+            values = (bounds or {}).get(product, {}).get(b)
+            frame[b] = np.nan if values is None else np.asarray(values, dtype="float64")
         frames.append(frame)
     if not frames:
-        return pd.DataFrame(columns=["time", "product", "variable", "value", "units", "lon", "lat"])
+        return pd.DataFrame(columns=["time", "product", "variable", "value", "units", "lon", "lat", *names])
     return pd.concat(frames, ignore_index=True)
 
 

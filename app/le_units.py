@@ -163,6 +163,17 @@ def convert_series(
     return out, describe(variable, info, units, source if ta is not None else None), ta_values
 
 
+def convert_like(values: xr.DataArray, variable: str, units: str, ta) -> xr.DataArray:
+    """Another series of the same product and place (e.g. an interval bound of ``le``) in ``units``
+    exactly as :func:`convert_series` converted ``variable``: with its air temperature ``ta`` (°C per
+    step, NaN or None: 20 °C); unchanged when ``variable`` is not converted."""
+    if not converts(variable, units):
+        return values
+    out = evaporation.convert_le(values, MM_D, None if ta is None else np.asarray(ta, dtype="float64"))
+    out.attrs = {**values.attrs, "units": MM_D}
+    return out
+
+
 def convert_dataset(sub: xr.Dataset, name: str, level: int, units: str) -> tuple[xr.Dataset, str]:
     """A region export's subset with ``le`` in ``units`` (the air temperature of each time step and
     cell) and the λ note for its attributes ('' when nothing was converted)."""

@@ -12,6 +12,7 @@ import panel as pn
 
 from app import compute, data, export, le_units, product_info, styles, ui
 from app.ui import guarded
+from validation import bands
 
 # Wheel zoom in the toolbar, not active: the mouse wheel scrolls the page.
 PLOT_OPTS = dict(
@@ -26,6 +27,8 @@ class SeriesPanel:
             "Click the map to see the time series of every product at a pixel."
         )
         self.pixel_plot = pn.pane.HoloViews(None, name="pixel_series", sizing_mode="fixed")
+        # what a shaded prediction-interval band is (level, method, calibration), under the plot
+        self.band_note = pn.pane.Markdown("", width=800, visible=False, css_classes=["band-note"])
         self.pixel_table = pn.widgets.Tabulator(
             pd.DataFrame(),
             show_index=False,
@@ -70,18 +73,26 @@ class SeriesPanel:
             s = self.state
             if s.pixel is None or not s.variable:
                 self.pixel_plot.object = None
+                self.band_note.param.update(object="", visible=False)
                 self.csv.disabled = True
                 return
             lon, lat = s.pixel
             series, rows, units, temps, notes = {}, [], {}, {}, set()
+            intervals, band_notes = {}, []
             for name in data.products_with(s.variable):
                 info = data.info(name)
                 if not data.contains(info, lon, lat):
                     continue
-                ds = data.point_series(name, lon, lat, variables=[s.variable])
+                bound_names = bands.bound_variables(info.variables, s.variable)
+                ds = data.point_series(name, lon, lat, variables=[s.variable, *(bound_names or ())])
                 da, conv, temps[name] = le_units.convert_series(
                     ds[s.variable], name, s.variable, s.le_units, point=(lon, lat)
                 )
+                if bound_names:
+                    intervals[name] = interval_band(ds, bound_names, s.variable, s.le_units, temps[name])
+                    band_notes.append(
+                        bands.describe(info.title, *bound_names, ds[bound_names[0]].attrs, info.provenance)
+                    )
                 da.attrs.update(pixel_lon=ds.attrs["pixel_lon"], pixel_lat=ds.attrs["pixel_lat"])
                 series[name], units[name] = da, conv.units
                 notes.add(conv.note)
@@ -98,7 +109,9 @@ class SeriesPanel:
                     }
                 )
             converted = le_units.converts(s.variable, s.le_units)
-            self._pixel_table = compute.series_table(series, units, lon, lat, temps if converted else None)
+            self._pixel_table = compute.series_table(
+                series, units, lon, lat, temps if converted else None, bounds=band_columns(intervals)
+            )
             self.pixel_table.value = pd.DataFrame(rows)
             self.pixel_table.visible = bool(rows)
             self.csv.disabled = not series
@@ -108,7 +121,12 @@ class SeriesPanel:
                 if series
                 else f"**Pixel** lon {lon:.4f}, lat {lat:.4f}: no product with `{s.variable}` here"
             ) + _notes(notes)
-            self.pixel_plot.object = self._curves(series, units, f"{s.variable} at ({lon:.3f}, {lat:.3f})")
+            self.pixel_plot.object = self._curves(
+                series, units, f"{s.variable} at ({lon:.3f}, {lat:.3f})", intervals
+            )
+            self.band_note.param.update(
+                object="\n\n".join(ui.markdown_plain(n) for n in band_notes), visible=bool(band_notes)
+            )
 
         run()
 
@@ -170,7 +188,7 @@ class SeriesPanel:
 
         run()
 
-    def _curves(self, series: dict, units: dict[str, str], title: str):
+    def _curves(self, series: dict, units: dict[str, str], title: str, intervals: dict | None = None):
         if not series:
             return None
         s = self.state
@@ -180,6 +198,8 @@ class SeriesPanel:
         for i, (name, da) in enumerate(series.items()):
             colour = styles.SERIES_COLOURS[i % len(styles.SERIES_COLOURS)]
             t = pd.to_datetime(da["time"].values)
+            if intervals and name in intervals:  # under its curve
+                curves.append(band_area(t, intervals[name], label, name, colour))
             curve = hv.Curve((t, da.values), "time", label, label=name)
             curves.append(curve.opts(tools=["hover"], color=colour))
             if not compute.is_regular_daily(t):  # samples: show where the values are
@@ -203,6 +223,7 @@ class SeriesPanel:
         return pn.Column(
             self.pixel_info,
             self.pixel_plot,
+            self.band_note,
             pn.Row(self.pixel_table),
             self.csv,
             self.box_info,
@@ -214,3 +235,29 @@ class SeriesPanel:
 def _notes(notes: set[str]) -> str:
     """The λ notes of converted series, as Markdown paragraphs ('' when nothing was converted)."""
     return "".join(f"\n\n{ui.markdown_plain(n)}" for n in sorted(notes) if n)
+
+
+def interval_band(ds, bound_names: tuple[str, str], variable: str, units: str, ta) -> dict:
+    """A product's interval at a pixel from its point series ``ds``: ``names`` (lower, upper bound
+    variables), ``lower``/``upper`` converted like ``variable`` (:func:`app.le_units.convert_like`
+    with the same air temperature ``ta``) and ``level`` (e.g. 0.9)."""
+    lo, hi = (le_units.convert_like(ds[b], variable, units, ta) for b in bound_names)
+    level = bands.level_of(bound_names[0], ds[bound_names[0]].attrs)
+    return {"names": bound_names, "lower": lo, "upper": hi, "level": level}
+
+
+def band_columns(intervals: dict) -> dict[str, dict[str, np.ndarray]]:
+    """Product → bound name → values, the CSV's bound columns (:func:`app.compute.series_table`)."""
+    return {
+        name: {b["names"][0]: np.asarray(b["lower"].values), b["names"][1]: np.asarray(b["upper"].values)}
+        for name, b in intervals.items()
+    }
+
+
+def band_area(t, band: dict, label: str, name: str, colour: str) -> hv.Area:
+    """The shaded interval of product ``name``: an area between its lower and upper bound."""
+    upper = hv.Dimension("interval_upper", label=f"upper bound ({band['names'][1]})")
+    lower, high = np.asarray(band["lower"].values), np.asarray(band["upper"].values)
+    title = f"{name} {bands.level_label(band['level'])} interval"
+    area = hv.Area((t, lower, high), "time", [label, upper], label=title)
+    return area.opts(color=colour, alpha=0.25, line_alpha=0, tools=["hover"])

@@ -21,7 +21,7 @@ from app.map_view import coastlines
 from app.ui import guarded
 from catalog import api, evaporation
 from catalog.errors import FluxLensError
-from validation import config, export, matching, metrics, site_view
+from validation import bands, config, export, matching, metrics, site_view
 from validation.config import ValidationOptions
 
 POLL_MS = 300
@@ -157,8 +157,12 @@ def in_units(data: SiteData, units: str) -> site_view.SiteView:
         m = metrics.all_metrics(p["obs"], p["pred"], min_n=view.options.min_pairs)
         rows.append({**row.to_dict(), **{k: m[k] for k in site_view.SITE_METRICS}})
     table = pd.DataFrame(rows, columns=view.metrics.columns)
+    banded = {
+        name: pd.DataFrame({c: convert(b[c], steps.get(name, "day")) for c in b.columns}, index=b.index)
+        for name, b in view.bands.items()
+    }  # the bounds and the observations they are checked against, converted alike
     fields = {f.name: getattr(view, f.name) for f in dataclasses.fields(site_view.SiteView)}
-    fields.update(obs=obs, preds=preds, pairs=pairs, metrics=table)
+    fields.update(obs=obs, preds=preds, pairs=pairs, metrics=table, bands=banded)
     ta_source = "the tower's daily TA" if data.ta is not None else None
     return ShownView(**fields, units=units, ta_source=ta_source)
 
@@ -254,6 +258,8 @@ class SiteValidation:
             "Pick a site on the map or by name.", css_classes=["site-info"], width=WIDTH
         )
         self.series_plot = pn.pane.HoloViews(None, name="site_series", sizing_mode="fixed")
+        # a prediction product's interval band: what it is and the observations inside it
+        self.band_note = pn.pane.Markdown("", width=WIDTH, visible=False, css_classes=["site-band-note"])
         self.scatter_product = pn.widgets.Select(label="Scatter: product", options=[], width=200)
         self.scatter_plot = pn.pane.HoloViews(None, name="site_scatter", sizing_mode="fixed")
         self.closure_plot = pn.pane.HoloViews(None, name="site_closure", sizing_mode="fixed")
@@ -490,6 +496,8 @@ class SiteValidation:
             + (f"\n\n{ui.markdown_plain(spec['note'])}" if spec.get("note") else "")
         )
         self.series_plot.object = self._series_overlay(view, spec)
+        lines = band_lines(view)
+        self.band_note.param.update(object="\n\n".join(lines), visible=bool(lines))
         self.scatter_product.options = list(view.pairs)
         if self.scatter_product.value not in view.pairs:
             self.scatter_product.value = next(iter(view.pairs), None)
@@ -531,6 +539,9 @@ class SiteValidation:
             ).opts(color="#aaaaaa", marker="x", size=5),
         ]
         for i, (name, s) in enumerate(preds.items()):
+            if name in view.bands and not view.options.anomaly:  # under the observations and curves
+                colour = PRODUCT_COLOURS[i % len(PRODUCT_COLOURS)]
+                layers.insert(0, band_area(view, name, label, colour))
             layers.append(
                 hv.Curve((s.index, s.to_numpy()), "time", label, label=name).opts(
                     color=PRODUCT_COLOURS[i % len(PRODUCT_COLOURS)], line_width=1.5
@@ -626,12 +637,36 @@ class SiteValidation:
             self.site_map,
             self.site_info,
             self.series_plot,
+            self.band_note,
             pn.Row(pn.Column(self.scatter_product, self.scatter_plot), self.closure_plot),
             self.site_metrics,
             self.metrics_note,
             self.series_csv,
             name="Site",
         )
+
+
+def band_area(view: site_view.SiteView, name: str, label: str, colour: str) -> hv.Area:
+    """Product ``name``'s interval at the site: an area between its lower and upper bound."""
+    b = view.bands[name]
+    upper = hv.Dimension("interval_upper", label="upper bound")
+    title = f"{name} {bands.level_label(view.band_levels[name])} interval"
+    values = (b.index, b["lower"].to_numpy(), b["upper"].to_numpy())
+    area = hv.Area(values, "time", [label, upper], label=title)
+    return area.opts(color=colour, alpha=0.25, line_alpha=0)
+
+
+def band_lines(view: site_view.SiteView) -> list[str]:
+    """Under the site series, per product with an interval band: what the band is and the tower
+    observations inside it (n inside / n, on the product's steps, in the units shown)."""
+    out = []
+    for name in view.bands:
+        inside, n = site_view.band_coverage(view, name)
+        text = f"{view.band_notes.get(name, name)} {bands.coverage_text(inside, n, view.band_levels[name])}"
+        if view.options.anomaly:
+            text += " (Band not drawn on anomalies; coverage counted on the values.)"
+        out.append(ui.markdown_plain(text))
+    return out
 
 
 def significant(values, digits: int = 3) -> np.ndarray:

@@ -9,7 +9,7 @@ import pandas as pd
 
 from catalog import api
 from catalog.errors import InputError
-from validation import matching, metrics, series
+from validation import bands, matching, metrics, series
 from validation.config import ValidationOptions
 from validation.sources import product_at_site
 
@@ -32,6 +32,11 @@ class SiteView:
     metrics: pd.DataFrame  # one row per product
     closure: dict | None  # energy_balance_closure of the tower (flux networks)
     closure_points: pd.DataFrame | None  # available (Rn - G), turbulent (LE + H)
+    # product -> lower, upper (its prediction interval, validation.bands) and obs (the QC-passed
+    # observations on the product's steps, absolute values), indexed like preds[product]
+    bands: dict[str, pd.DataFrame] = dataclasses.field(default_factory=dict)
+    band_notes: dict[str, str] = dataclasses.field(default_factory=dict)  # product -> what its band is
+    band_levels: dict[str, float] = dataclasses.field(default_factory=dict)  # product -> e.g. 0.9
 
 
 def products_for(variable: str) -> list[str]:
@@ -55,9 +60,14 @@ def load_site_view(
     table = api.site_observations(network, str(site_id))
     obs = series.station_series(table, variable, options)
     preds, pixels, pairs, rows = {}, {}, {}, []
+    banded, band_notes, band_levels = {}, {}, {}
     for product in products if products is not None else products_for(variable):
+        info = api.product_info(product)
+        bounds = bands.bound_variables(info.variables, variable)
         try:
-            ds = product_at_site(product, variable, float(site["lon"]), float(site["lat"]), options)
+            ds = product_at_site(
+                product, variable, float(site["lon"]), float(site["lat"]), options, extra=bounds or ()
+            )
         except InputError:
             continue
         pred = series.product_series(ds, variable, product_name=product, options=options)
@@ -65,6 +75,10 @@ def load_site_view(
         pixels[product] = {k: ds.attrs.get(k) for k in ("method", "pixel_lon", "pixel_lat", "distance_km")}
         pixels[product]["time_step"] = ds.attrs["time_step"]
         p = series.match_pairs(obs, pred, ds.attrs["time_step"], options)
+        if bounds:
+            banded[product] = band_frame(ds, bounds, product, options, pred.index, p["obs"])
+            band_notes[product] = bands.describe(info.title, *bounds, ds[bounds[0]].attrs, info.provenance)
+            band_levels[product] = bands.level_of(bounds[0], ds[bounds[0]].attrs)
         if options.anomaly:
             p = matching.paired_anomalies(p, window_days=options.anomaly_window_days)
         pairs[product] = p
@@ -85,7 +99,26 @@ def load_site_view(
         metrics=pd.DataFrame(rows, columns=["product", *SITE_METRICS, "distance_km"]),
         closure=closure,
         closure_points=points,
+        bands=banded,
+        band_notes=band_notes,
+        band_levels=band_levels,
     )
+
+
+def band_frame(ds, bounds: tuple[str, str], product: str, options, index, paired_obs) -> pd.DataFrame:
+    """A product's interval at the site: ``lower``, ``upper`` (its bound variables read as its series,
+    :func:`validation.series.product_series`) and ``obs`` (the paired observations, NaN on steps
+    without one) on ``index``, the product series' steps."""
+    lo, hi = (series.product_series(ds, b, product_name=product, options=options) for b in bounds)
+    columns = {"lower": lo.reindex(index), "upper": hi.reindex(index), "obs": paired_obs.reindex(index)}
+    return pd.DataFrame(columns, index=index)
+
+
+def band_coverage(view: SiteView, product: str) -> tuple[int, int]:
+    """``(n inside, n)``: the tower observations inside ``product``'s band
+    (:func:`validation.bands.coverage`)."""
+    b = view.bands[product]
+    return bands.coverage(b["obs"], b["lower"], b["upper"])
 
 
 def _closure(table: pd.DataFrame, options: ValidationOptions) -> tuple[dict | None, pd.DataFrame | None]:

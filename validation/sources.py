@@ -14,16 +14,17 @@ from validation.config import ValidationOptions
 
 
 def product_at_site(
-    product: str, variable: str, lon: float, lat: float, options: ValidationOptions
+    product: str, variable: str, lon: float, lat: float, options: ValidationOptions, extra=()
 ) -> xr.Dataset:
-    """The product's whole record at a station (``variable`` and ``flag`` when the product has one).
+    """The product's whole record at a station (``variable``, the ``extra`` variables, e.g. interval
+    bounds, and ``flag`` when the product has one).
 
     ``nearest`` uses :func:`catalog.api.point_series`; ``bilinear`` interpolates level 0 with
     :func:`matching.grid_series`. attrs: ``method``, ``pixel_lon``, ``pixel_lat``, ``distance_km``,
     ``time_step``.
     """
     info = api.product_info(product)
-    wanted = [variable] + (["flag"] if "flag" in info.variables and variable != "flag" else [])
+    wanted = [variable, *extra] + (["flag"] if "flag" in info.variables and variable != "flag" else [])
     if options.spatial == "nearest":
         ds = api.point_series(product, lon, lat, wanted)
         ds.attrs["method"] = "nearest"

@@ -12,6 +12,13 @@ from pathlib import Path
 import pytest
 
 from tests.browser import CHROMIUM, ServerDidNotStart, launch_chromium, serving
+from tests.conftest import demo_copy_with_model
+
+# The re-prediction of the band world (band_world): the demo's North American towers (US-D01 … US-D03,
+# US-D08) lie inside the box.
+BAND_BBOX = (-110.0, 20.0, -80.0, 50.0)
+BAND_PERIOD = ("2018-06-03", "2018-06-05")
+BAND_PRODUCT = "emu-bands"
 
 
 @pytest.fixture(scope="session")
@@ -52,6 +59,32 @@ def demo_server(chromium, demo_world, tmp_path_factory) -> Iterator[dict]:
     env = dict(os.environ, FLUXLENS_DATA_DIR=str(data_dir), FLUXLENS_VALIDATION_CACHE=str(base / "cache"))
     with serve_or_fail(env, base / "serve.log") as url:
         yield {"url": f"{url}/app", "data_dir": data_dir, "env": env}
+
+
+@pytest.fixture(scope="session")
+def band_world(demo_world, tmp_path_factory) -> dict:
+    """A copy of the small demo world with one emulator trained on its towers (three folds, 30
+    rounds) and its re-prediction :data:`BAND_PRODUCT` over :data:`BAND_BBOX` and :data:`BAND_PERIOD`,
+    which carries the 90 % interval bounds (``le_q05`` … ``h_q95``). Read-only for tests: ``data_dir``,
+    ``version``."""
+    from models import predict
+
+    data_dir = tmp_path_factory.mktemp("band-world") / "fluxlens-data"
+    settings = dict(n_folds=3, num_boost_round=30, shap_sample=200)
+    with demo_copy_with_model(demo_world, data_dir, **settings) as version:
+        predict.predict_region(version, BAND_BBOX, *BAND_PERIOD, product_name=BAND_PRODUCT)
+    return {"data_dir": data_dir, "version": version}
+
+
+@pytest.fixture(scope="session")
+def model_server(band_world, serve_dashboard, tmp_path_factory) -> Iterator[dict]:
+    """``fluxlens serve`` on the :func:`band_world` (the Models tab's model, the re-prediction with
+    interval bounds): ``url`` (the app page), ``version``, ``data_dir``."""
+    base = tmp_path_factory.mktemp("model-server")
+    data_dir = str(band_world["data_dir"])
+    env = dict(os.environ, FLUXLENS_DATA_DIR=data_dir, FLUXLENS_VALIDATION_CACHE=str(base / "cache"))
+    with serve_dashboard(env, base / "serve.log") as url:
+        yield {"url": f"{url}/app", **band_world}
 
 
 @pytest.fixture
