@@ -46,11 +46,22 @@ class Fast(panel_fast.Fast):
     _resources = {k: v for k, v in panel_fast.Fast._resources.items() if k != "font"}
 
 
+def _without_mathjax() -> None:
+    """Serve pages without BokehJS's MathJax bundle: Panel adds it (1.8 MB of script the browser parses
+    before the map shows) to every page holding a text pane, for TeX the dashboard never writes. Text
+    panes then show their text as it is (BokehJS finds no MathJax and typesets nothing)."""
+    from panel.io import resources
+
+    if callable(getattr(resources, "_panel_use_mathjax", None)):
+        resources._panel_use_mathjax = lambda roots: False
+
+
 def _load_extensions() -> None:
     global _extensions_loaded
     if not _extensions_loaded:
         hv.extension("bokeh", logo=False)
         pn.extension("tabulator", notifications=True, defer_load=False)
+        _without_mathjax()
         _extensions_loaded = True
 
 

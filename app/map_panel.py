@@ -64,10 +64,10 @@ class MapTab(MapTabViews):
         )
         # Shown and hidden through holders: a Bokeh pane takes its visibility from its figure.
         self.map_pane = pn.Column(pn.pane.Bokeh(self.map.fig, name="map"), margin=0)
-        self.projected = projected_view.ProjectedMapFigure(
-            width=MAP_WIDTH, height=MAP_HEIGHT, on_tap=self._on_tap, dark=pn.config.theme == "dark"
-        )
-        self.projected_pane = pn.Column(pn.pane.Bokeh(self.projected.fig, name="projected_map"), margin=0)
+        # The Equal Earth globe is made the first time it is shown (:attr:`projected`): a third of the
+        # page's first payload (its projected coastlines) that most visits never look at.
+        self._projected_fig = None
+        self.projected_pane = pn.Column(margin=0, visible=False)
         self.projection = pn.widgets.Select(
             name="Projection", options=PROJECTIONS, value=state.projection, width=200
         )
@@ -135,6 +135,27 @@ class MapTab(MapTabViews):
             self.redraw()
         self._plan_export()
 
+    @property
+    def projected(self) -> projected_view.ProjectedMapFigure:
+        """The Equal Earth figure (made on first use)."""
+        return self._globe()
+
+    def _globe(self) -> projected_view.ProjectedMapFigure:
+        """The Equal Earth figure, made (with the marked pixel and box) and put in its holder on first use."""
+        if self._projected_fig is None:
+            fig = projected_view.ProjectedMapFigure(
+                width=MAP_WIDTH, height=MAP_HEIGHT, on_tap=self._on_tap, dark=pn.config.theme == "dark"
+            )
+            fig.mark_pixel(*(self.state.pixel or (None, None)))
+            fig.mark_box(self.state.box)
+            self._projected_fig = fig
+            self.projected_pane[:] = [pn.pane.Bokeh(fig.fig, name="projected_map")]
+        return self._projected_fig
+
+    def _figures(self) -> tuple:
+        """The figures made so far."""
+        return tuple(f for f in (self.map, self._projected_fig) if f is not None)
+
     # -- events -------------------------------------------------------------------------------
     def _projected(self) -> bool:
         return self.state.projection == "equal_earth"
@@ -144,6 +165,8 @@ class MapTab(MapTabViews):
         visible region" belong to the lon/lat view. A basemap switch made while the globe is shown is
         applied when the lon/lat view is shown again."""
         projected = self._projected()
+        if projected:
+            self._globe()
         self.projection.value = self.state.projection
         self.map_pane.visible, self.projected_pane.visible = not projected, projected
         self.basemap.disabled = self.box_from_view.disabled = projected
@@ -168,11 +191,11 @@ class MapTab(MapTabViews):
             self.method_note.param.update(object=MERCATOR_METHOD, visible=self.map.mercator)
 
     def _mark_pixel(self, pixel) -> None:
-        for fig in (self.map, self.projected):
+        for fig in self._figures():
             fig.mark_pixel(*(pixel or (None, None)))
 
     def _mark_box(self, box) -> None:
-        for fig in (self.map, self.projected):
+        for fig in self._figures():
             fig.mark_box(box)
 
     def _on_tap(self, lon, lat) -> None:

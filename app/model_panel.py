@@ -7,6 +7,8 @@ Read-only: everything shown comes from the registry folder of the chosen version
 
 from __future__ import annotations
 
+import functools
+
 import holoviews as hv
 import numpy as np
 import pandas as pd
@@ -333,7 +335,8 @@ def _interval_view(version: str, meta: dict):
 
 
 def version_view(version: str, site=None) -> pn.viewable.Viewable:
-    """Everything shown for one version (reads the registry only)."""
+    """Everything shown for one version (reads the registry only); ``site`` is the selected tower, or
+    the session's ``site`` parameter (the tower's explanation then follows it)."""
     try:
         meta = registry.read_meta(version)
         scores = registry.read_table(version, "cv_scores")
@@ -368,13 +371,22 @@ def version_view(version: str, site=None) -> pn.viewable.Viewable:
             ),
         )
 
-    def scatters_for(t):
+    splits = [s for s in SPLITS if s in set(oof["split"])]
+    every_split = pn.widgets.Toggle(label="Scatter plots of every split", value=False, width=240)
+
+    def scatter_title(every):
+        shown = (
+            "every split" if every or not splits else f"the {splits[0]} split (the button adds the others)"
+        )
+        return f"**Predicted against observed** (A observed), {shown}"
+
+    def scatters_for(t, every):
         le_col, h_col = ("le_corr", "h_corr") if t == "corrected" else ("le_raw", "h_raw")
         plots = [
             _scatter(oof, s, v, f"obs_{c}")
             for v, c in (("le", le_col), ("h", h_col))
-            for s in SPLITS
-            if f"obs_{c}" in oof and s in set(oof["split"])
+            for s in (splits if every else splits[:1])
+            if f"obs_{c}" in oof
         ]
         # one pane per plot: a HoloViews Layout (Bokeh gridplot) drew these overlays empty; a wrapping
         # FlexBox, so the plots never run out of a narrow window
@@ -400,23 +412,58 @@ def version_view(version: str, site=None) -> pn.viewable.Viewable:
             pn.pane.HoloViews(_beeswarm_plot(frame, units)),
             pn.pane.HoloViews(_dependence_plot(frame, feature, units)),
             _interaction_view(version, model, units),
-            pn.panel(_site_plot(frame, site, units)),
+            # its own binding: choosing a tower on the map redraws this plot only
+            pn.panel(pn.bind(lambda chosen: _site_plot(frame, chosen, units), site)),
+            sizing_mode="stretch_width",
+        )
+
+    cross_validation = pn.Column(
+        pn.Row(pn.pane.Markdown("**Cross-validation**"), targets),
+        pn.Row(a_source, a_regime),
+        pn.bind(table_for, targets, a_source, a_regime),
+        _verdict_view(meta),
+        _interval_view(version, meta),
+        pn.Row(pn.pane.Markdown(pn.bind(scatter_title, every_split)), every_split),
+        pn.bind(scatters_for, targets, every_split),
+        sizing_mode="stretch_width",
+    )
+
+    def shap_section():
+        return pn.Column(
+            pn.pane.Markdown("**SHAP (TreeSHAP on a site-stratified sample of the training table)**"),
+            pn.Row(shap_model, dep_feature),
+            pn.bind(shap_for, shap_model, dep_feature),
             sizing_mode="stretch_width",
         )
 
     return pn.Column(
         pn.pane.Markdown(_version_header(meta)),
-        pn.Row(pn.pane.Markdown("**Cross-validation**"), targets),
-        pn.Row(a_source, a_regime),
-        pn.bind(table_for, targets, a_source, a_regime),
-        pn.bind(scatters_for, targets),
-        _verdict_view(meta),
-        _interval_view(version, meta),
-        pn.pane.Markdown("**SHAP (TreeSHAP on a site-stratified sample of the training table)**"),
-        pn.Row(shap_model, dep_feature),
-        pn.bind(shap_for, shap_model, dep_feature),
+        lazy_tabs([("Cross-validation", lambda: cross_validation), ("SHAP", shap_section)]),
         sizing_mode="stretch_width",
     )
+
+
+def lazy_tabs(sections: list[tuple[str, object]]) -> pn.Tabs:
+    """Tabs of ``(title, build)`` whose content ``build()`` is made the first time the tab is opened
+    (the first at once): opening the Models tab renders the plots of one section, not of all. Not
+    dynamic, for the reason given in :class:`app.dashboard.LazyTabs`."""
+    tabs = pn.Tabs(dynamic=False, name="model_sections", sizing_mode="stretch_width")
+    pending = {}
+    for i, (title, build) in enumerate(sections):
+        if i == 0:
+            tabs.append((title, build()))
+        else:
+            holder = pn.Column(sizing_mode="stretch_width")
+            pending[i] = (build, holder)
+            tabs.append((title, holder))
+
+    def on_active(event):
+        if event.new in pending:
+            build, holder = pending.pop(event.new)
+            holder[:] = [build()]
+
+    tabs.param.watch(on_active, "active")
+    return tabs
 
 
 def panel(state) -> pn.viewable.Viewable:
@@ -427,5 +474,7 @@ def panel(state) -> pn.viewable.Viewable:
         return pn.Column(pn.pane.Markdown("No trained emulator yet: run `fluxlens train`."), name="Models")
     picker = pn.widgets.Select(label="model version", options=versions, value=versions[0])
     site = state.param.site if hasattr(state, "param") and "site" in state.param else None
-    view = pn.bind(version_view, picker, site) if site is not None else pn.bind(version_view, picker)
+    # the site parameter goes in as it is (not its value): a tower chosen on the map redraws its own
+    # explanation, not the whole tab
+    view = pn.bind(functools.partial(version_view, site=site), picker)
     return pn.Column(picker, view, name="Models", width=TAB_WIDTH)  # the parts stretch inside it

@@ -3,6 +3,7 @@
     .venv/bin/python bench/bench_browser_speed.py                       # small demo, built in a tmp dir
     .venv/bin/python bench/bench_browser_speed.py --data-dir fluxlens-data --repeats 7
     .venv/bin/python bench/bench_browser_speed.py --data-dir D --profile-models   # + cProfile of Models
+    .venv/bin/python bench/bench_browser_speed.py --data-dir D --compare HEAD~1   # old vs new, in turn
 
 Measures, each ``--repeats`` times (a fresh browser context, i.e. a new visitor with an empty cache,
 per page load; one page for the date steps):
@@ -13,6 +14,8 @@ per page load; one page for the date steps):
   of the tab is drawn and nothing in it is still loading), in a page whose tab was never opened;
 * **date step**: from the click on the sidebar's "step ▶" to the map's new image drawn.
 
+``--compare COMMIT`` serves that commit too (a ``git worktree`` of it, beside the working tree) and
+takes the two servers in turn for every measurement, then prints the ratios old/new of the medians.
 ``--screenshots DIR`` saves the page at the first measured moment of each, to see what "drawn" and
 "present" were.
 
@@ -35,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -66,52 +70,71 @@ def _click_tab(page, title: str) -> None:
     page.locator(".bk-tab").filter(has_text=title).first.click()
 
 
-def measure(url: str, repeats: int, viewport: dict, profile_root: Path, shots: Path | None = None) -> dict:
+def _visit(p, url: str, tab: str | None, profile: Path, viewport: dict, shot: Path | None) -> float:
+    """One new visitor: the page's first map (``tab`` None) or the first open of ``tab``, in s."""
+    ctx = launch_chromium(p, profile, viewport)
+    page = ctx.new_page()
+    t0 = time.perf_counter()
+    page.goto(url, timeout=120_000)
+    page.wait_for_function(FIRST_IMAGE, polling="raf", timeout=120_000)
+    page.evaluate(PAINTED)
+    if tab is not None:
+        page.wait_for_function(BOKEH_IDLE, timeout=60_000)
+        page.wait_for_timeout(500)  # let the first page settle before the click
+        t0 = time.perf_counter()
+        _click_tab(page, tab)
+        page.wait_for_function(TAB_READY, arg={"title": tab, "plots": True}, polling="raf", timeout=120_000)
+        page.evaluate(PAINTED)
+    elapsed = time.perf_counter() - t0
+    if shot is not None:
+        page.screenshot(path=str(shot))
+    ctx.close()
+    return elapsed
+
+
+def _steps(p, url: str, repeats: int, profile: Path, viewport: dict, shot: Path | None) -> list[float]:
+    """``repeats`` date steps in one page, in s."""
+    out = []
+    ctx = launch_chromium(p, profile, viewport)
+    page = ctx.new_page()
+    page.goto(url, timeout=120_000)
+    page.wait_for_function(FIRST_IMAGE, timeout=120_000)
+    page.wait_for_function(BOKEH_IDLE, timeout=60_000)
+    step = page.get_by_role("button", name="step ▶")
+    for _ in range(repeats):
+        page.wait_for_timeout(300)
+        page.evaluate(REMEMBER_IMAGE)
+        t0 = time.perf_counter()
+        step.click()
+        page.wait_for_function(NEW_IMAGE, polling="raf", timeout=60_000)
+        page.evaluate(PAINTED)
+        out.append(time.perf_counter() - t0)
+        if shot is not None and len(out) == 1:
+            page.screenshot(path=str(shot))
+        page.wait_for_function(BOKEH_IDLE, timeout=60_000)
+    ctx.close()
+    return out
+
+
+def measure(urls: dict[str, str], repeats: int, viewport: dict, profile_root: Path,
+            shots: Path | None = None) -> dict[str, dict[str, list[float]]]:  # fmt: skip
+    """Per served code (``urls``: label → app URL) the figures of each measure, the servers taken in
+    turn for every single measurement (old, new, old, new …) so that both see the same machine."""
     from playwright.sync_api import sync_playwright
 
-    out: dict[str, list[float]] = {name: [] for name in TARGETS_S}
+    out = {label: {name: [] for name in TARGETS_S} for label in urls}
     with sync_playwright() as p:
         for i in range(repeats):
             for tab in (None, "Validation", "Models"):
-                ctx = launch_chromium(p, profile_root / f"visit-{i}-{tab}", viewport)
-                page = ctx.new_page()
-                t0 = time.perf_counter()
-                page.goto(url, timeout=120_000)
-                page.wait_for_function(FIRST_IMAGE, polling="raf", timeout=120_000)
-                page.evaluate(PAINTED)
-                if tab is None:
-                    out["page → first map"].append(time.perf_counter() - t0)
-                else:
-                    page.wait_for_function(BOKEH_IDLE, timeout=60_000)
-                    page.wait_for_timeout(500)  # let the first page settle before the click
-                    t0 = time.perf_counter()
-                    _click_tab(page, tab)
-                    page.wait_for_function(
-                        TAB_READY, arg={"title": tab, "plots": True}, polling="raf", timeout=120_000
-                    )
-                    page.evaluate(PAINTED)
-                    out[f"first open of {tab}"].append(time.perf_counter() - t0)
-                if shots is not None and i == 0:
-                    page.screenshot(path=str(shots / f"ready-{tab or 'Map'}.png"))
-                ctx.close()
-        ctx = launch_chromium(p, profile_root / "steps", viewport)
-        page = ctx.new_page()
-        page.goto(url, timeout=120_000)
-        page.wait_for_function(FIRST_IMAGE, timeout=120_000)
-        page.wait_for_function(BOKEH_IDLE, timeout=60_000)
-        step = page.get_by_role("button", name="step ▶")
-        for _ in range(repeats):
-            page.wait_for_timeout(300)
-            page.evaluate(REMEMBER_IMAGE)
-            t0 = time.perf_counter()
-            step.click()
-            page.wait_for_function(NEW_IMAGE, polling="raf", timeout=60_000)
-            page.evaluate(PAINTED)
-            out["date step"].append(time.perf_counter() - t0)
-            if shots is not None and len(out["date step"]) == 1:
-                page.screenshot(path=str(shots / "ready-step.png"))
-            page.wait_for_function(BOKEH_IDLE, timeout=60_000)
-        ctx.close()
+                name = "page → first map" if tab is None else f"first open of {tab}"
+                for label, url in urls.items():
+                    first = shots is not None and i == 0
+                    shot = shots / f"{label}-ready-{tab or 'Map'}.png" if first else None
+                    profile = profile_root / f"{label}-visit-{i}-{tab}"
+                    out[label][name].append(_visit(p, url, tab, profile, viewport, shot))
+        for label, url in urls.items():
+            shot = shots / f"{label}-ready-step.png" if shots is not None else None
+            out[label]["date step"] = _steps(p, url, repeats, profile_root / f"{label}-steps", viewport, shot)
     return out
 
 
@@ -157,6 +180,8 @@ def main() -> None:
     parser.add_argument("--height", type=int, default=900)
     parser.add_argument("--profile-models", action="store_true")
     parser.add_argument("--top", type=int, default=25, help="functions listed by --profile-models")
+    parser.add_argument("--compare", metavar="COMMIT", help="also serve COMMIT (a git worktree of it) and "
+                        "measure both in turn: old, new, old, new …, with the ratios")  # fmt: skip
     parser.add_argument(
         "--screenshots", type=Path, help="folder for a screenshot at each first measured moment"
     )
@@ -173,17 +198,43 @@ def main() -> None:
         print(f"small demo world built in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     elif not (data_dir / "catalog.yaml").is_file():
         parser.error(f"--data-dir {data_dir}: no catalog.yaml (run `fluxlens demo` first)")
-    env = dict(os.environ, FLUXLENS_DATA_DIR=str(data_dir.resolve()),
-               FLUXLENS_VALIDATION_CACHE=str(work / "validation-cache"))  # fmt: skip
     viewport = {"width": args.width, "height": args.height}
-    with serving(env, work / "serve.log", "--workers", "0") as base:
-        if args.screenshots:
-            args.screenshots.mkdir(parents=True, exist_ok=True)
-        out = measure(f"{base}/app", args.repeats, viewport, work / "profiles", args.screenshots)
+    if args.screenshots:
+        args.screenshots.mkdir(parents=True, exist_ok=True)
+    checkouts = {"new": None}
+    if args.compare:
+        old = work / "old-checkout"
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(old), args.compare],
+                       check=True, stdout=subprocess.DEVNULL)  # fmt: skip
+        checkouts = {"old": old, "new": None}
+    try:
+        with ExitStack() as stack:
+            urls, envs = {}, {}
+            for label, cwd in checkouts.items():
+                cache = work / f"validation-cache-{label}"
+                envs[label] = dict(os.environ, FLUXLENS_DATA_DIR=str(data_dir.resolve()),
+                                   FLUXLENS_VALIDATION_CACHE=str(cache))  # fmt: skip
+                base = stack.enter_context(
+                    serving(envs[label], work / f"serve-{label}.log", "--workers", "0", cwd=cwd)
+                )
+                urls[label] = f"{base}/app"
+            out = measure(urls, args.repeats, viewport, work / "profiles", args.screenshots)
+    finally:
+        if args.compare:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force", str(old)], check=False)
     print(f"browser speed on {data_dir} at {args.width}×{args.height}, {os.cpu_count()} CPUs, "
           f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
-    for name, values in out.items():
-        print(summary(name, values))
+    for label, figures in out.items():
+        if args.compare:
+            print(f"--- {label}: {args.compare if label == 'old' else 'working tree'}")
+        for name, values in figures.items():
+            print(summary(name, values))
+    if args.compare:
+        print("--- ratio old/new of the medians (> 1: the new code is faster)")
+        for name in TARGETS_S:
+            old_med, new_med = (statistics.median(out[k][name]) for k in ("old", "new"))
+            print(f"{name:26s} {old_med:6.2f} s / {new_med:6.2f} s = {old_med / new_med:5.2f}")
+    env = envs["new"]
     if args.profile_models:
         from catalog import settings
 

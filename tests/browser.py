@@ -46,11 +46,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(env: dict, log_path: Path, *serve_args: str, timeout_s: float = 600) -> Iterator[str]:
+def serving(
+    env: dict, log_path: Path, *serve_args: str, timeout_s: float = 600, cwd: Path | None = None
+) -> Iterator[str]:
     """Run ``fluxlens serve`` on a free port with ``env``, output to ``log_path``; yields the base URL
     (``http://localhost:<port>``) once ``/app`` answers, and stops the server (its whole process
     group) on exit. Raises :class:`ServerDidNotStart` with the log's tail when it exits or stays
-    silent for ``timeout_s``."""
+    silent for ``timeout_s``. ``cwd``: the folder it runs in (a checkout there is the code served,
+    e.g. a ``git worktree`` of an older commit)."""
     port = free_port()
     base = f"http://localhost:{port}"
     with open(log_path, "w") as log:
@@ -60,6 +63,7 @@ def serving(env: dict, log_path: Path, *serve_args: str, timeout_s: float = 600)
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            cwd=cwd,
         )
         try:
             _wait_answering(proc, f"{base}/app", log_path, timeout_s)

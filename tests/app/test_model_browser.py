@@ -28,7 +28,7 @@ PLOT_TITLES = """(() => { const out = [];
   for (const m of Bokeh.documents[0].all_models) { if (m.title && m.title.text) out.push(m.title.text); }
   return out; })()"""
 
-# Per drawn plot with a title: its box on the page, its canvas size, its title / legend / colour bar
+# Per drawn, visible plot with a title: its box on the page, its canvas size, its title / legend / colour bar
 # boxes (canvas pixels) with the size the title text needs, its y tick labels (screen centre, height,
 # text) and the layout boxes between it and the tab that scroll sideways (content wider than the box).
 PLOT_LAYOUT = """(() => {
@@ -36,7 +36,8 @@ PLOT_LAYOUT = """(() => {
   for (const v of Bokeh.index.all_views()) {
     if (v.axis_views === undefined || !v.el.isConnected || !(v.model.title && v.model.title.text)) continue;
     const r = v.el.getBoundingClientRect();
-    if (r.width === 0) continue;
+    // an inactive tab keeps its size, hidden by visibility (Bokeh 3.9 stacks a tab's children)
+    if (r.width === 0 || !v.el.checkVisibility({visibilityProperty: true})) continue;
     const annotations = [];
     for (const a of v.computed_renderer_views ?? v.renderer_views.values()) {
       if (!["Title", "Legend", "ColorBar"].includes(a.model.type) || a.bbox === undefined) continue;
@@ -107,14 +108,25 @@ def viewport(request) -> dict:
     return {"width": request.param[0], "height": request.param[1]}
 
 
-def _open_models_tab(page, url: str) -> None:
+def _open_models_tab(page, url: str, section: str = "SHAP") -> None:
+    """Open the Models tab, ask for the scatter plots of every split, then open ``section``
+    (Cross-validation or SHAP; both are built on first use)."""
     page.goto(url)
     wait_idle(page, 120_000)
     page.locator(".bk-tab", has_text="Models").first.click()
+    page.wait_for_function(f"{PLOT_TITLES}.some(t => t.endsWith(' split'))", timeout=120_000, polling=500)
+    wait_idle(page)
+    page.get_by_role("button", name="Scatter plots of every split").click()
     page.wait_for_function(
-        f"{PLOT_TITLES}.some(t => t.startsWith('interaction:'))", timeout=120_000, polling=500
+        f"{PLOT_TITLES}.filter(t => t.endsWith(' split')).length > 2", timeout=120_000, polling=500
     )
     wait_idle(page)
+    if section == "SHAP":
+        page.locator(".bk-tab", has_text="SHAP").first.click()
+        page.wait_for_function(
+            f"{PLOT_TITLES}.some(t => t.startsWith('interaction:'))", timeout=120_000, polling=500
+        )
+        wait_idle(page)
 
 
 def test_model_tab_shows_cv_tables_and_shap(model_server, browser_page, viewport):
@@ -132,7 +144,12 @@ def test_model_tab_shows_cv_tables_and_shap(model_server, browser_page, viewport
     for split in ("random", "temporal", "spatial"):
         assert any(t.endswith(f"{split} split") for t in titles), titles
     size = f"{viewport['width']}x{viewport['height']}"
+    save_screenshot(page, f"models_01_shap_{size}", full_page=False)
+    page.locator(".bk-tab", has_text="Cross-validation").first.click()
+    wait_idle(page)
     save_screenshot(page, f"models_01_cv_{size}", full_page=False)
+    page.locator(".bk-tab", has_text="SHAP").first.click()
+    wait_idle(page)
     for k, prefix in enumerate(("global importance", "dependence:"), start=2):
         assert page.evaluate(SCROLL_TO_PLOT, prefix)
         page.wait_for_timeout(500)
@@ -149,11 +166,32 @@ def _overlap(a: dict, b: dict) -> bool:
     )
 
 
+def _section_plots(page, section: str) -> list[dict]:
+    """The drawn plots of one section of the Models tab (the other section's are hidden)."""
+    page.locator(".bk-tab", has_text=section).first.click()
+    wait_idle(page)
+    return [p for p in page.evaluate(PLOT_LAYOUT) if _models_tab_plot(p["title"])]
+
+
 def test_model_tab_plots_neither_overlap_nor_overflow(model_server, browser_page):
     page, errors = browser_page
     _open_models_tab(page, model_server["url"])
-    plots = [p for p in page.evaluate(PLOT_LAYOUT) if _models_tab_plot(p["title"])]
-    assert len(plots) >= 10, [p["title"] for p in plots]  # six CV scatters and four SHAP plots
+    scatters, shap = _section_plots(page, "Cross-validation"), _section_plots(page, "SHAP")
+    assert len(scatters) >= 6, [p["title"] for p in scatters]  # six CV scatters
+    assert len(shap) >= 4, [p["title"] for p in shap]  # and four SHAP plots
+    check_layout(scatters)
+    check_layout(shap)
+    bee = next(p for p in shap if p["title"].startswith("beeswarm"))
+    top_down = [t["text"] for t in sorted(bee["yticks"], key=lambda t: t["sy"])]
+    with pytest.MonkeyPatch.context() as mp:  # the served data directory, read in this process
+        mp.setenv("FLUXLENS_DATA_DIR", str(model_server["data_dir"]))
+        importance = explain.global_importance(registry.read_table(model_server["version"], "shap_ef"))
+    assert top_down == list(importance["feature"].head(len(top_down)))  # by name, most important on top
+    assert not errors
+
+
+def check_layout(plots: list[dict]) -> None:
+    """No plot overflows its box or the tab, cuts its title, crowds its y labels or overlaps another."""
     for p in plots:
         name = p["title"]
         assert not p["overflow"], (name, p["overflow"])
@@ -170,11 +208,6 @@ def test_model_tab_plots_neither_overlap_nor_overflow(model_server, browser_page
     for i, a in enumerate(plots):
         for b in plots[i + 1 :]:
             assert not _overlap(a, b), (a["title"], b["title"])
-    bee = next(p for p in plots if p["title"].startswith("beeswarm"))
-    top_down = [t["text"] for t in sorted(bee["yticks"], key=lambda t: t["sy"])]
-    importance = explain.global_importance(registry.read_table(model_server["version"], "shap_ef"))
-    assert top_down == list(importance["feature"].head(len(top_down)))  # by name, most important on top
-    assert not errors
 
 
 def test_uncertainty_map_and_interval_coverage(model_server, browser_page, viewport):
@@ -204,7 +237,7 @@ def test_uncertainty_map_and_interval_coverage(model_server, browser_page, viewp
     assert sorted(page.evaluate(f"{IMAGE_VALUES}('main_map')")) == expect
     save_screenshot(page, f"models_05_uncertainty_map_{size}", full_page=False)
 
-    _open_models_tab(page, model_server["url"])
+    _open_models_tab(page, model_server["url"], section="Cross-validation")
     tables = "\n".join(page.locator("table").all_inner_texts())
     assert "LE coverage" in tables and "ΔR² [95 %]" in tables and "cluster" in tables
     page.get_by_text("90 % prediction intervals").first.evaluate("e => e.scrollIntoView({block: 'start'})")

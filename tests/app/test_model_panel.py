@@ -34,6 +34,9 @@ def test_panel_renders_from_registry(demo_registry):
     state.site = ("fluxnet_demo", site)
     view = model_panel.panel(state)
     assert isinstance(view, pn.viewable.Viewable)
+    sections = _sections(view)
+    assert sections._names == ["Cross-validation", "SHAP"]
+    sections.active = 1  # the SHAP section is built when first opened
     root = view.get_root()
     text = _texts(root)
     assert demo_registry in text and "spatial" in text
@@ -44,6 +47,37 @@ def test_panel_renders_from_registry(demo_registry):
     assert "Temporal split unit: month" in text  # the demo year is split by month
     assert "1 − SS_res/SS_tot" in text and "Closed vs direct" in text
     assert "90 % prediction intervals" in text and "le_q05, le_q95, h_q05, h_q95" in text
+
+
+def _sections(view) -> pn.Tabs:
+    return next(t for t in view.select(pn.Tabs) if t.name == "model_sections")
+
+
+def _scatter_titles(view) -> list[str]:
+    return sorted(t for t in _texts(view.get_root()).splitlines() if t.endswith(" split"))
+
+
+def test_first_open_draws_one_split_and_builds_the_rest_on_demand(demo_registry):
+    state = AppState()
+    view = model_panel.panel(state)
+    first = _scatter_titles(view)
+    assert first == ["H — random split", "LE — random split"]  # the headline split's LE and H
+    assert "beeswarm" not in _texts(view.get_root())  # the SHAP section is not built yet
+    toggle = next(w for w in view.select(pn.widgets.Toggle) if w.label == "Scatter plots of every split")
+    toggle.value = True
+    oof = registry.read_table(demo_registry, "cv_predictions")
+    splits = [s for s in model_panel.SPLITS if s in set(oof["split"])]
+    assert _scatter_titles(view) == sorted(f"{v} — {s} split" for v in ("LE", "H") for s in splits)
+    sections = _sections(view)
+    sections.active = 1
+    assert "beeswarm: top 12 features" in _texts(view.get_root())
+    # a tower chosen on the map redraws its explanation only: the sections stay as they are
+    from catalog import api
+
+    site = api.sites("fluxnet_demo")["site_id"].iloc[0]
+    state.site = ("fluxnet_demo", site)
+    assert _sections(view) is sections and sections.active == 1
+    assert f"{site}: mean SHAP" in _texts(view.get_root())
 
 
 def test_verdict_coverage_and_band(demo_registry):
