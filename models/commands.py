@@ -6,6 +6,8 @@ import argparse
 import json
 import sys
 
+from models.scenarios import CLI_HELP
+
 
 def _monotone(text: str) -> dict[str, int]:
     out = {}
@@ -137,7 +139,10 @@ def cmd_predict(args) -> int:
 
     version = args.model or registry.latest_version()
     request = dict(
-        inputs=_role_inputs(args), feature_set=args.feature_set, allow_mismatch=args.allow_mismatch
+        inputs=_role_inputs(args),
+        feature_set=args.feature_set,
+        allow_mismatch=args.allow_mismatch,
+        scenario=args.scenario,
     )
     if args.dry_run:
         plan = predict.plan_region(version, args.bbox, args.start, args.end, **request)
@@ -319,6 +324,7 @@ def add_commands(subparsers) -> None:
         help="predict although the model's time step or gridded products differ from the inputs' (the "
         "reason goes into the provenance)",
     )
+    p.add_argument("--scenario", help=CLI_HELP)
     p.add_argument(
         "--dry-run",
         action="store_true",

@@ -134,6 +134,7 @@ def explain_region(
     end,
     *,
     product_name: str | None = None,
+    title: str | None = None,
     progress: Callable[[int, int], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
     inputs: dict | None = None,
@@ -144,7 +145,8 @@ def explain_region(
 ) -> str:
     """Explanation map of model ``version``'s EF over ``bbox`` and [start, end] into a new product
     (inputs resolved and checked as :func:`models.predict.predict_region` does); returns its name.
-    Only constrained models have an EF model to explain."""
+    Only constrained models have an EF model to explain. ``title``: the catalog title (default
+    ``EF explanation <box>, <period> (model <version>)``)."""
     meta = registry.read_meta(version)
     if not meta["constrained"]:
         raise InputError(f"model {version} is a direct LE/H model: it has no EF model to explain")
@@ -163,7 +165,7 @@ def explain_region(
     if "rn" not in req.grid:
         models["a"] = compiled.compiled_model(version, "a")
     period = f"{req.t0.date()}…{req.t1.date()}"
-    title = f"EF explanation {w:g}…{e:g} E, {s:g}…{n:g} N, {period} (model {version})"
+    title = title or f"EF explanation {w:g}…{e:g} E, {s:g}…{n:g} N, {period} (model {version})"
     provenance = {
         "model_version": version,
         "explained": f"EF model raw score ({RAW_UNITS[link]}), LightGBM TreeSHAP (pred_contrib)",

@@ -13,6 +13,7 @@ import time
 
 from catalog import settings
 from models.jobs import ANONYMOUS, JobService, JobStore, format_duration, format_time
+from models.scenarios import CLI_HELP as SCENARIO_HELP
 from models.worker import Worker
 
 
@@ -45,13 +46,15 @@ def _cmd_worker(args) -> int:
 
 
 def _cmd_submit(args) -> int:
-    if args.kind == "repredict":
+    if args.kind in ("repredict", "explain"):
         request = {"version": args.model_version, "bbox": args.bbox, "start": args.start, "end": args.end}
         if args.product_name:
             request["product_name"] = args.product_name
         inputs = {r: getattr(args, r) for r in ("forcing", "static", "ssm", "radiation") if getattr(args, r)}
         if inputs:
             request["inputs"] = inputs
+        if getattr(args, "scenario", None):
+            request["scenario"] = args.scenario
     else:
         request = {"constraint": not args.no_constraint, "start": args.start, "end": args.end}
         if args.features:
@@ -110,7 +113,7 @@ def add_job_commands(subparsers) -> None:
     )
     user_default = settings.current().text("FLUXLENS_USER", ANONYMOUS)
 
-    worker = subparsers.add_parser("worker", help="run queued retrain / re-prediction jobs")
+    worker = subparsers.add_parser("worker", help="run queued retrain, re-prediction and explanation jobs")
     worker.add_argument("--jobs-db", help=db_help)
     worker.add_argument("--once", action="store_true", help="exit when the queue is empty")
     worker.add_argument("--poll", type=float, default=1.0, help="seconds between queue polls (default 1)")
@@ -128,16 +131,22 @@ def add_job_commands(subparsers) -> None:
     submit = jobs_sub.add_parser("submit", help="queue a job")
     submit_kinds = submit.add_subparsers(dest="kind", required=True)
     repredict = submit_kinds.add_parser("repredict", help="predict LE/H over a region and period")
-    common(repredict)
-    repredict.add_argument("--model-version", required=True, help="emulator version (fluxlens models list)")
-    repredict.add_argument("--bbox", type=_bbox, required=True, help="W,S,E,N in degrees")
-    repredict.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
-    repredict.add_argument("--end", required=True, help="last day, YYYY-MM-DD")
-    repredict.add_argument("--product-name", help="name of the new catalog product")
-    for role in ("forcing", "static", "ssm", "radiation"):
-        repredict.add_argument(
-            f"--{role}", help=f"{role} product(s), comma-separated (default: the model's own inputs)"
-        )
+    explain = submit_kinds.add_parser(
+        "explain",
+        help="explanation map: per-pixel-day SHAP contributions of the EF model and the dominant driver",
+    )
+    for p in (repredict, explain):
+        common(p)
+        p.add_argument("--model-version", required=True, help="emulator version (fluxlens models)")
+        p.add_argument("--bbox", type=_bbox, required=True, help="W,S,E,N in degrees")
+        p.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
+        p.add_argument("--end", required=True, help="last day, YYYY-MM-DD")
+        p.add_argument("--product-name", help="name of the new catalog product")
+        for role in ("forcing", "static", "ssm", "radiation"):
+            p.add_argument(
+                f"--{role}", help=f"{role} product(s), comma-separated (default: the model's own inputs)"
+            )
+    repredict.add_argument("--scenario", help=SCENARIO_HELP)
     retrain = submit_kinds.add_parser("retrain", help="train a new emulator version")
     common(retrain)
     retrain.add_argument("--features", type=_names, help="comma-separated predictors (default: all)")
@@ -145,7 +154,7 @@ def add_job_commands(subparsers) -> None:
     retrain.add_argument("--sites", type=_names, help="comma-separated site ids (default: all)")
     retrain.add_argument("--start", help="first day of the training period")
     retrain.add_argument("--end", help="last day of the training period")
-    for p in (repredict, retrain):
+    for p in (repredict, explain, retrain):
         p.add_argument("--wait", action="store_true", help="wait for the job to finish")
         p.set_defaults(func=_cmd_submit)
 

@@ -4,11 +4,15 @@
 |---|---|---|
 | ``FLUXLENS_JOBS_DB`` | ``<data_dir>/jobs.sqlite`` | path, ``sqlite:///…`` or ``postgresql://…`` |
 | ``FLUXLENS_JOB_MAX_PIXEL_DAYS`` | 100 000 000 | largest re-prediction (lat × lon × days) |
+| ``FLUXLENS_JOB_MAX_EXPLAIN_PIXEL_DAYS`` | 10 000 000 | largest explanation map (lat × lon × days) |
 | ``FLUXLENS_JOB_MAX_ACTIVE`` | 3 | queued + running jobs one user may have |
 | ``FLUXLENS_JOB_MAX_ATTEMPTS`` | 2 | runs of a job before a dead worker's job is failed |
 | ``FLUXLENS_JOB_HEARTBEAT_S`` | 5 | seconds between a worker's heartbeats |
 | ``FLUXLENS_JOB_STALE_S`` | 60 | heartbeat age after which a running job's worker is dead |
 | ``FLUXLENS_JOB_BLOCK`` | predict's | re-prediction block ``time,lat,lon`` (step of progress, cancel) |
+
+An explanation map costs about ten times a re-prediction per pixel-day (TreeSHAP instead of a
+prediction) and writes 2 × features + 3 variables instead of 3 to 7, hence its smaller limit.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class JobLimits:
     heartbeat_s: float = 5.0
     stale_s: float = 60.0
     block: tuple[int, int, int] | None = None
+    max_explain_pixel_days: int = 10_000_000
 
     @classmethod
     def from_env(cls) -> JobLimits:
@@ -56,6 +61,9 @@ class JobLimits:
             heartbeat_s=float(env.number("FLUXLENS_JOB_HEARTBEAT_S", cls.heartbeat_s, float)),
             stale_s=float(env.number("FLUXLENS_JOB_STALE_S", cls.stale_s, float)),
             block=_env_block("FLUXLENS_JOB_BLOCK"),
+            max_explain_pixel_days=int(
+                env.number("FLUXLENS_JOB_MAX_EXPLAIN_PIXEL_DAYS", cls.max_explain_pixel_days)
+            ),
         )
 
 
@@ -99,7 +107,9 @@ def validate(kind: str, request: dict, limits: JobLimits) -> dict:
         return _validate_repredict(request, limits)
     if kind == "retrain":
         return _validate_retrain(request)
-    raise InputError(f"unknown job kind {kind!r}; known: repredict, retrain")
+    if kind == "explain":
+        return _validate_explain(request, limits)
+    raise InputError(f"unknown job kind {kind!r}; known: repredict, retrain, explain")
 
 
 RETRAIN_TARGETS = ("corrected", "raw")
@@ -238,14 +248,56 @@ def _inputs(value, where: str) -> dict | None:
     return out or None
 
 
+REGION_SETTINGS = {"version", "bbox", "start", "end", "product_name", "pixels", "inputs"}
+
+
 def _validate_repredict(request: dict, limits: JobLimits) -> dict:
+    """A re-prediction, optionally under a ``scenario`` (perturbation items, ``models.scenarios``)."""
+    from models import predict, registry
+
+    where = "re-prediction"
+    unknown = set(request) - REGION_SETTINGS - {"scenario"}
+    if unknown:
+        raise InputError(f"{where}: unknown settings {sorted(unknown)}")
+    scenario = ()
+    if request.get("scenario"):
+        meta = registry.read_meta(str(request.get("version") or "")) if request.get("version") else None
+        if meta is None:
+            raise InputError(f"{where}: choose a model version")
+        try:
+            scenario = predict.scenario_request(meta, request["scenario"])
+        except InputError as exc:
+            raise InputError(f"{where}: {exc}") from None
+    prefix = "scenario" if scenario else "emulator"
+    out = _validate_region(request, limits.max_pixel_days, where, prefix, "FLUXLENS_JOB_MAX_PIXEL_DAYS")
+    if scenario:
+        out["scenario"] = [str(p) for p in scenario]
+    return out
+
+
+def _validate_explain(request: dict, limits: JobLimits) -> dict:
+    """An explanation map (``models.explain_map``) of a constrained model's EF."""
+    from models import registry
+
+    where = "explanation map"
+    unknown = set(request) - REGION_SETTINGS
+    if unknown:
+        raise InputError(f"{where}: unknown settings {sorted(unknown)}")
+    if request.get("version") and not registry.read_meta(str(request["version"]))["constrained"]:
+        raise InputError(
+            f"{where}: model {request['version']} is a direct LE/H model: it has no EF model to explain"
+        )
+    return _validate_region(
+        request, limits.max_explain_pixel_days, where, "explain", "FLUXLENS_JOB_MAX_EXPLAIN_PIXEL_DAYS"
+    )
+
+
+def _validate_region(request: dict, max_pixel_days: int, where: str, prefix: str, limit_env: str) -> dict:
+    """The model version, box, period, inputs and product name of a job over a region, checked
+    against the model's data domain and ``max_pixel_days``."""
     from catalog import api
     from catalog.store import NAME_RE
 
-    where = "re-prediction"
-    unknown = set(request) - {"version", "bbox", "start", "end", "product_name", "pixels", "inputs"}
-    if unknown:
-        raise InputError(f"{where}: unknown settings {sorted(unknown)}")
     version = request.get("version")
     if not version:
         raise InputError(f"{where}: choose a model version")
@@ -278,10 +330,10 @@ def _validate_repredict(request: dict, limits: JobLimits) -> dict:
         raise InputError(f"{where}: box W={w}, S={s}, E={e}, N={n} holds no pixel of the {res}° grid")
     n_days = (end - start).days + 1
     pixel_days = n_lat * n_lon * n_days
-    if pixel_days > limits.max_pixel_days:
+    if pixel_days > max_pixel_days:
         raise InputError(
             f"{where}: {n_lat} × {n_lon} pixels × {n_days} days = {pixel_days:,} pixel-days exceeds the "
-            f"limit of {limits.max_pixel_days:,} ($FLUXLENS_JOB_MAX_PIXEL_DAYS); use a smaller box or period"
+            f"limit of {max_pixel_days:,} (${limit_env}); use a smaller box or period"
         )
     out = {"version": str(version), "bbox": [w, s, e, n], "start": start.isoformat(), "end": end.isoformat()}
     if inputs:
@@ -289,7 +341,7 @@ def _validate_repredict(request: dict, limits: JobLimits) -> dict:
     # A name fixed now (unique, random suffix) lets a retried job recognise its own finished product.
     name = (
         request.get("product_name") or ""
-    ).strip() or f"emulator-{out['version'][:15].lower()}-{secrets.token_hex(4)}"
+    ).strip() or f"{prefix}-{out['version'][:15].lower()}-{secrets.token_hex(4)}"
     if not NAME_RE.match(name):
         raise InputError(f"{where}: product name {name!r} must be lower-case letters, digits, _ or -")
     if name in {p.name for p in api.list_products()}:

@@ -47,7 +47,7 @@ ACTIVE_STATES = (QUEUED, RUNNING)
 FINAL_STATES = (SUCCEEDED, FAILED, CANCELLED)
 # Kinds of job models defines (requests checked by models.job_limits, run by models.worker); other
 # packages add theirs with register_kind.
-MODEL_KINDS = ("repredict", "retrain")
+MODEL_KINDS = ("repredict", "retrain", "explain")
 
 _SCHEMA_VERSION = 3
 # {id} and {float} are the backend's identity-key and double-precision column types.
@@ -558,6 +558,8 @@ class JobService:
             normalised = job_limits.validate(kind, request, self.limits)
             if kind == "repredict":
                 normalised["title"] = repredict_title(normalised)
+            elif kind == "explain":
+                normalised["title"] = explain_title(normalised)
         elif isinstance(request, dict):
             normalised = other.check(request, self.limits)
         else:
@@ -594,12 +596,24 @@ def _degrees(value: float) -> str:
 def repredict_title(request: dict) -> str:
     """The catalog title of a re-prediction's product: what, where (box W…E, S…N in degrees east
     and north) and when, e.g. ``LE/H re-prediction −105…−95 E, 35…45 N, 2018-07-01…2018-07-10
-    (model v3)``; the product keeps its unique name beside it."""
+    (model v3)``, and a scenario's perturbations after it (``…, scenario ta +2 K``); the product
+    keeps its unique name beside it."""
+    title = f"LE/H re-prediction {_where_when(request)} (model {request['version']})"
+    if request.get("scenario"):
+        title += f", scenario {', '.join(request['scenario'])}"
+    return title
+
+
+def explain_title(request: dict) -> str:
+    """The catalog title of an explanation map: ``EF explanation −105…−95 E, 35…45 N,
+    2018-07-01…2018-07-10 (model v3)``."""
+    return f"EF explanation {_where_when(request)} (model {request['version']})"
+
+
+def _where_when(request: dict) -> str:
     w, s, e, n = (float(v) for v in request["bbox"])
-    return (
-        f"LE/H re-prediction {_degrees(w)}…{_degrees(e)} E, {_degrees(s)}…{_degrees(n)} N, "
-        f"{request['start']}…{request['end']} (model {request['version']})"
-    )
+    box = f"{_degrees(w)}…{_degrees(e)} E, {_degrees(s)}…{_degrees(n)} N"
+    return f"{box}, {request['start']}…{request['end']}"
 
 
 def format_duration(seconds: float | None) -> str:

@@ -17,6 +17,17 @@ interval ``le_q05``, ``le_q95``, ``h_q05``, ``h_q95`` (W m-2) from the same EF b
 emulator's A model; where ``a`` is below the model's ``a_min`` LE comes from the direct model,
 H = A − LE and ``ef`` is NaN (see :mod:`models.emulator`). Pixels where a forcing or static input
 is missing (ocean, no data) are NaN; a missing ``ssm`` is routed by the trees as missing.
+
+What-if re-prediction (``scenario``, :mod:`models.scenarios`): every block's input cubes are
+perturbed (e.g. ``ta +2 K`` with VPD at constant relative humidity) inside the block task, before
+its feature matrix is built, so it runs wherever the block runs (threads or Dask workers). A comes
+from the perturbed inputs too: the emulator's A model is re-run on them, a radiation product's
+rn − g is not perturbed. Two more variables then count, per pixel-day, the model features outside
+the training range of the model that predicts (LightGBM ``feature_infos`` of the EF model, or the
+direct LE model of a direct baseline): ``scenario_outside_range`` under the scenario and
+``scenario_pushed_outside`` of those the baseline inputs kept inside (the ones the scenario pushed
+out; NaN where nothing is predicted). The provenance records the scenario, the ranges and the counts
+of pixel-days flagged. A zero perturbation gives the plain re-prediction's values bit for bit.
 """
 
 from __future__ import annotations
@@ -37,7 +48,7 @@ import xarray as xr
 from catalog import api, settings, store
 from catalog.errors import InputError
 from catalog.pyramid import level_shapes
-from models import block_tasks, compiled, intervals, registry
+from models import block_tasks, compiled, intervals, registry, scenarios
 from models import features as F
 from models.emulator import constrained_fluxes
 from models.region_products import Output, run_into_product
@@ -65,7 +76,45 @@ OUTPUT_ATTRS = {
 }
 
 
+SCENARIO_ATTRS = {
+    "scenario_outside_range": {
+        "units": "1",
+        "long_name": "number of model features outside their training range under the scenario",
+    },
+    "scenario_pushed_outside": {
+        "units": "1",
+        "long_name": "number of model features the scenario pushed outside their training range "
+        "(inside it with the baseline inputs)",
+    },
+}
+
 Cancelled = block_tasks.Cancelled  # the prediction was cancelled; nothing was registered
+
+
+def scenario_request(meta: dict, scenario) -> tuple[scenarios.Perturbation, ...]:
+    """The perturbations of ``scenario`` (text or list, :func:`models.scenarios.parse`), checked: known
+    variables, magnitudes within :data:`models.scenarios.LIMITS`, and variables the model reads;
+    InputError naming the item otherwise. Empty for no scenario."""
+    parsed = scenarios.parse(scenario)
+    scenarios.check_magnitudes(parsed)
+    features = [f["name"] for f in meta["features"]]
+    reads = {v for f in (features, meta["a_features"]) for vs in F.cube_variables(f).values() for v in vs}
+    for p in parsed:
+        if p.variable not in reads:
+            raise InputError(
+                f"scenario item {p}: model {meta.get('version', '')} does not read {p.variable} "
+                f"(it reads {', '.join(sorted(reads))})"
+            )
+    return parsed
+
+
+def training_ranges(version: str, meta: dict) -> tuple[str, dict[str, tuple[float, float]]]:
+    """The model file whose training ranges flag a scenario's inputs (the EF model, or the direct LE
+    model of a direct baseline) and {feature: (min, max)} from its ``feature_infos``."""
+    model = "ef" if meta["constrained"] else "le_direct"
+    features = [f["name"] for f in meta["features"]]
+    text = (registry.version_dir(version) / f"{model}.txt").read_text()
+    return model, scenarios.training_ranges(text, features)
 
 
 def interval_attrs(meta: dict) -> dict[str, dict]:
@@ -325,10 +374,14 @@ class _Request:
         return (self.spec, times, lats, self.grid.lon.values[r["lon"]].size)
 
 
-def _prepare(version, bbox, start, end, inputs, feature_set, allow_mismatch, block, n_jobs) -> _Request:
+def _prepare(
+    version, bbox, start, end, inputs, feature_set, allow_mismatch, block, n_jobs, scenario=None
+) -> _Request:
     """Check a request and open its inputs (no heavy reading); InputError for anything wrong."""
     meta = registry.read_meta(version)
     bbox, t0, t1 = _check_request(bbox, start, end)
+    perturbations = scenario_request(meta, scenario)
+    ranges = training_ranges(version, meta)[1] if perturbations else None
     fs = resolve_inputs(meta, inputs, feature_set)
     problems = input_mismatches(meta, fs)
     if problems and not allow_mismatch:
@@ -358,7 +411,7 @@ def _prepare(version, bbox, start, end, inputs, feature_set, allow_mismatch, blo
     ]
     spec = BlockSpec(
         features, a_features, constrained, float(meta["a_min"]), required, time_step, n_jobs,
-        _interval(meta, used),
+        _interval(meta, used), perturbations, ranges,
     )
     return _Request(meta, fs, grid, used, problems, bbox, t0, t1, time_step, spec, block, blocks)
 
@@ -435,11 +488,12 @@ def plan_region(
     block: tuple[int, int, int] | None = None,
     n_jobs: int = 2,
     measure: bool = True,
+    scenario=None,
 ) -> RunPlan:
     """The size of a :func:`predict_region` request and, with ``measure``, its time estimated from
     one block read, predicted and written here (the block nearest the middle with valid pixels).
     Checks the request as :func:`predict_region` does; registers and keeps nothing."""
-    req = _prepare(version, bbox, start, end, inputs, feature_set, allow_mismatch, block, n_jobs)
+    req = _prepare(version, bbox, start, end, inputs, feature_set, allow_mismatch, block, n_jobs, scenario)
     nt, ny, nx = (req.grid.sizes[d] for d in ("time", "lat", "lon"))
     level_px = sum(a * b for a, b in level_shapes(ny, nx))
     per_step = 4 * len(req.spec.outputs())
@@ -487,6 +541,7 @@ def predict_region(
     allow_mismatch: bool = False,
     block: tuple[int, int, int] | None = None,
     n_jobs: int = 2,
+    scenario=None,
 ) -> str:
     """Predict LE, H, EF over ``bbox`` (W, S, E, N) and [start, end]; returns the product name.
 
@@ -502,13 +557,22 @@ def predict_region(
     before any work; ``should_cancel()`` true between blocks → :class:`Cancelled`, nothing
     registered. ``block``: (time, lat, lon) size of a prediction block; default :func:`default_block`.
     ``title``: the product's catalog title (default ``LE/H emulator <version>``).
+    ``scenario``: perturbations of the inputs (``"ta+2K, precip*0.8"`` or a list of items, see
+    :mod:`models.scenarios` and the module docstring), checked by :func:`scenario_request` before
+    any work; the title gains ``scenario <items>`` and the product the range flags.
     """
-    req = _prepare(version, bbox, start, end, inputs, feature_set, allow_mismatch, block, n_jobs)
+    req = _prepare(version, bbox, start, end, inputs, feature_set, allow_mismatch, block, n_jobs, scenario)
     meta, fs, grid, used, problems = req.meta, req.fs, req.grid, req.used, req.problems
     bbox, t0, t1, time_step, spec = req.bbox, req.t0, req.t1, req.time_step, req.spec
     constrained = spec.constrained
-    name = product_name or _request_name(version, bbox, t0, t1, used)
+    what_if = scenarios.text(spec.scenario)
+    if spec.scenario:
+        name = product_name or _request_name(version, bbox, t0, t1, {**used, "scenario": what_if}, "scenario")
+    else:
+        name = product_name or _request_name(version, bbox, t0, t1, used)
     title = title or f"LE/H emulator {version}"
+    if spec.scenario and what_if not in title:
+        title = f"{title}, scenario {what_if}"
     check_new_name(name)
     attrs = {**OUTPUT_ATTRS, **interval_attrs(meta)}
     provenance = {
@@ -543,6 +607,11 @@ def predict_region(
     source_note = feature_source_note(meta, fs)
     if source_note:
         provenance["feature_source_note"] = source_note
+    summarise = None
+    if spec.scenario:
+        attrs.update(SCENARIO_ATTRS)
+        provenance["scenario"] = scenario_provenance(version, meta, spec, "radiation" in used)
+        summarise = _scenario_counts
     try:
         run_into_product(
             grid, req.blocks, req.block, predict_block,
@@ -550,10 +619,44 @@ def predict_region(
             {v: Output(attrs[v]) for v in spec.outputs()},
             name=name, title=title, attrs={"time_step": time_step, **req.grid_attrs()},
             provenance=provenance, synthetic=req.synthetic(), progress=progress, should_cancel=should_cancel,
+            summarise=summarise,
         )  # fmt: skip
     except block_tasks.Cancelled as exc:
         raise Cancelled(f"prediction {name!r} {exc}") from None
     return name
+
+
+def scenario_provenance(version: str, meta: dict, spec: BlockSpec, radiation: bool) -> dict:
+    """What a scenario product records of its scenario (the counts are added when it is written)."""
+    model, _ = training_ranges(version, meta)
+    return {
+        "text": scenarios.text(spec.scenario),
+        "perturbations": [{"variable": p.variable, "op": p.op, "value": p.value} for p in spec.scenario],
+        "method": "input cubes perturbed in every block before its features are built; ta changes carry "
+        "vpd at constant relative humidity, VPD' = VPD e_s(T') / e_s(T), e_s(T) = 0.6108 "
+        "exp(17.27 T / (T + 237.3)) kPa (FAO-56 eq. 11); climatology features unchanged; physical "
+        "lower bounds kept",
+        "a_under_scenario": "rn - g of the radiation product, not perturbed"
+        if radiation
+        else "the emulator's A model re-run on the perturbed inputs",
+        "training_ranges_of": f"{model}.txt feature_infos (LightGBM's record of its training data)",
+        "training_ranges": {f: list(r) for f, r in spec.ranges.items()},
+        "baseline": "the same request without the scenario (scenario minus baseline: "
+        "models.scenarios.difference)",
+    }
+
+
+def _scenario_counts(result: xr.Dataset) -> dict:
+    """Pixel-days predicted, outside the training range under the scenario, and pushed outside by it."""
+    outside, pushed = result["scenario_outside_range"], result["scenario_pushed_outside"]
+    n, n_out, n_pushed = dask.compute(outside.notnull().sum(), (outside > 0).sum(), (pushed > 0).sum())
+    return {
+        "scenario_counts": {
+            "pixel_days_predicted": int(n),
+            "pixel_days_outside_range": int(n_out),
+            "pixel_days_pushed_outside": int(n_pushed),
+        }
+    }
 
 
 def time_step_note(trained: str | None, applied: str | None) -> str | None:
@@ -583,10 +686,16 @@ class BlockSpec:
     time_step: str
     n_jobs: int
     interval: dict | None = None  # names of the bound variables and the quantiles (models.intervals)
+    scenario: tuple = ()  # models.scenarios.Perturbation applied to the input cubes
+    ranges: dict | None = None  # feature -> (min, max) training range, flagged under a scenario
 
     def outputs(self) -> list[str]:
-        """The variables a block writes: le, h, ef and the interval bounds."""
-        return list(OUTPUT_ATTRS) + (self.interval["names"] if self.interval else [])
+        """The variables a block writes: le, h, ef, the interval bounds and the scenario's flags."""
+        return (
+            list(OUTPUT_ATTRS)
+            + (self.interval["names"] if self.interval else [])
+            + (list(SCENARIO_ATTRS) if self.scenario else [])
+        )
 
 
 def _forests(version: str, constrained: bool, *, radiation: bool) -> dict:
@@ -628,15 +737,36 @@ def block_features(forests: dict, arrays: dict, spec: BlockSpec, times, lats, nx
     return shape, flat, x, a_flat
 
 
+def _range_flags(out: dict, spec: BlockSpec, flat: np.ndarray, x: np.ndarray, baseline: tuple) -> None:
+    """Fill ``scenario_outside_range`` and ``scenario_pushed_outside`` (flat arrays of the block) from
+    the scenario's feature rows ``x`` (the pixel-days ``flat``) and the baseline's ``block_features``."""
+    outside = scenarios.outside_matrix(x, spec.features, spec.ranges)
+    before = np.zeros((flat.size, len(spec.features)), dtype=bool)
+    _, flat0, x0, _ = baseline
+    if x0 is not None:
+        before[flat0] = scenarios.outside_matrix(x0, spec.features, spec.ranges)
+    out["scenario_outside_range"][flat] = outside.sum(axis=1)
+    out["scenario_pushed_outside"][flat] = (outside & ~before[flat]).sum(axis=1)
+
+
 def predict_block(
     forests: dict, arrays: dict, spec: BlockSpec, times, lats, nx: int
 ) -> dict[str, np.ndarray]:
     """le, h, ef float32 arrays of one block of ``times`` × ``lats`` × ``nx`` pixels (NaN where a
     required input is missing) from its input ``arrays`` (cube variables broadcastable to
     (time, lat, lon)) and the packed ``forests``; and the interval bounds of ``spec.interval``
-    (:func:`models.intervals.bounds`: LE lower, LE upper, H lower, H upper)."""
+    (:func:`models.intervals.bounds`: LE lower, LE upper, H lower, H upper). With ``spec.scenario``
+    the arrays are perturbed first (:func:`models.scenarios.apply`) and the range flags written
+    (:data:`SCENARIO_ATTRS`: features outside ``spec.ranges`` with the perturbed inputs, and those of
+    them inside with the baseline inputs, whose features are built for that alone)."""
+    baseline = None
+    if spec.scenario:
+        baseline = block_features(forests, arrays, spec, times, lats, nx)
+        arrays = scenarios.apply(arrays, spec.scenario)
     shape, flat, x, a_flat = block_features(forests, arrays, spec, times, lats, nx)
     out = {v: np.full(flat.size, np.nan, dtype=np.float32) for v in spec.outputs()}
+    if baseline is not None and x is not None:
+        _range_flags(out, spec, flat, x, baseline)
     n_jobs = spec.n_jobs
     if x is not None:
         if spec.constrained:

@@ -47,11 +47,13 @@ def run_into_product(
     synthetic: bool,
     progress: Callable[[int, int], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
+    summarise: Callable[[xr.Dataset], dict] | None = None,
 ) -> str:
     """Compute ``compute_block(forests, arrays, *block_args(block))`` (a dict of the ``outputs``'
     arrays) for every block of ``grid`` and register the result as product ``name``; returns where
     it was computed (recorded in the provenance as ``computed_on``, beside ``created``, the time the
-    blocks were done). Raises
+    blocks were done; ``summarise(result)``, given the computed dataset before registration, adds its
+    dict to the provenance: counts over the whole product). Raises
     :class:`block_tasks.Cancelled` on a cancel, with nothing registered."""
     nt, ny, nx = (grid.sizes[d] for d in ("time", "lat", "lon"))
     scratch = settings.data_dir() / "tmp"
@@ -77,6 +79,8 @@ def run_into_product(
         for v, o in outputs.items():
             result[v].attrs = dict(o.attrs)
         result.attrs = {"title": title, **attrs}
+        if summarise is not None:
+            provenance = {**provenance, **summarise(result)}
         store.write_product(
             result,
             name,

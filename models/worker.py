@@ -53,24 +53,58 @@ class JobContext:
         return self.lost.is_set() or self.store.should_stop(self.job.id, self.worker_id)
 
 
-def _run_repredict(ctx: JobContext) -> str:
+def _completed_earlier(ctx: JobContext) -> bool:
+    """Whether an earlier attempt of this job registered its product, then its worker died."""
     from catalog import api
+
+    req = ctx.job.request
+    existing = {p.name: p for p in api.list_products()}.get(req["product_name"])
+    if existing is not None and existing.provenance.get("model_version") == req["version"]:
+        ctx.store.log(ctx.job.id, f"product {req['product_name']} was completed by an earlier attempt")
+        return True
+    return False
+
+
+def _run_repredict(ctx: JobContext) -> str:
+    """A re-prediction, under the request's ``scenario`` if it has one."""
     from models import predict
 
     req = ctx.job.request
     name = req["product_name"]
-    existing = {p.name: p for p in api.list_products()}.get(name)
-    if existing is not None and existing.provenance.get("model_version") == req["version"]:
-        # An earlier attempt of this job registered the product, then its worker died.
-        ctx.store.log(ctx.job.id, f"product {name} was completed by an earlier attempt")
+    if _completed_earlier(ctx):
         return name
     extra = {"block": ctx.limits.block} if ctx.limits.block else {}
+    if req.get("scenario"):
+        extra["scenario"] = req["scenario"]
     return predict.predict_region(
         req["version"],
         tuple(req["bbox"]),
         req["start"],
         req["end"],
         product_name=name,
+        title=req.get("title"),
+        progress=ctx.progress,
+        should_cancel=ctx.should_cancel,
+        inputs=req.get("inputs"),
+        **extra,
+    )
+
+
+def _run_explain(ctx: JobContext) -> str:
+    """An explanation map (``models.explain_map.explain_region``); blocks of ``FLUXLENS_JOB_BLOCK``
+    if set, else the explanation's own (smaller than a prediction's)."""
+    from models import explain_map
+
+    req = ctx.job.request
+    if _completed_earlier(ctx):
+        return req["product_name"]
+    extra = {"block": ctx.limits.block} if ctx.limits.block else {}
+    return explain_map.explain_region(
+        req["version"],
+        tuple(req["bbox"]),
+        req["start"],
+        req["end"],
+        product_name=req["product_name"],
         title=req.get("title"),
         progress=ctx.progress,
         should_cancel=ctx.should_cancel,
@@ -129,6 +163,7 @@ def _run_retrain(ctx: JobContext) -> str:
 JOB_RUNNERS: dict[str, Callable[[JobContext], str]] = {
     "repredict": _run_repredict,
     "retrain": _run_retrain,
+    "explain": _run_explain,
 }
 
 

@@ -101,3 +101,22 @@ def test_killed_worker_mid_run_still_completes(world, cluster, threaded):
     out = xr.open_zarr(level_path(d, name), consolidated=False).load()
     for v in ("le", "h", "ef"):
         np.testing.assert_array_equal(out[v].values, threaded[v].values)
+
+
+def test_cluster_scenario_runs_on_workers_and_equals_threaded(world, cluster):
+    """The perturbation happens inside each block task: on the cluster's workers, with the same
+    values (range flags included) as on threads."""
+    d, version = world
+    scenario = "ta+2K, precip*0.8"
+    here = predict.predict_region(version, BBOX, *PERIOD, product_name="scen-threads", block=BLOCK,
+                                  scenario=scenario)  # fmt: skip
+    with dask_scheduler(cluster.scheduler_address), distributed.get_task_stream() as stream:
+        there = predict.predict_region(version, BBOX, *PERIOD, product_name="scen-cluster", block=BLOCK,
+                                       scenario=scenario)  # fmt: skip
+    a = xr.open_zarr(level_path(d, here), consolidated=False).load()
+    b = xr.open_zarr(level_path(d, there), consolidated=False).load()
+    assert {"scenario_outside_range", "scenario_pushed_outside"} <= set(b.data_vars)
+    for v in a.data_vars:
+        assert a[v].values.tobytes() == b[v].values.tobytes(), v
+    blocks = [r for r in stream.data if str(r["key"]).startswith("predict-block-")]
+    assert blocks and {r["worker"] for r in blocks} <= set(cluster.scheduler_info["workers"])

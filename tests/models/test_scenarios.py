@@ -73,3 +73,23 @@ def test_training_ranges_and_outside_counts_on_a_constructed_case():
         ]
     )
     np.testing.assert_array_equal(S.outside_range(x, ["ta", "unused", "igbp", "ssm"], ranges), [0, 1, 2, 0])
+
+
+def test_values_already_below_a_bound_stay_and_minus_zero_is_zero():
+    arrays = {"precip": np.array([-0.5, 2.0, np.nan]), "ssm": np.array([-0.01, 0.1, 0.2])}
+    out = S.apply(arrays, S.parse("precip*0.5, ssm-0.15"))
+    np.testing.assert_array_equal(out["precip"], [-0.25, 1.0, np.nan])  # a data artefact moved, not fixed
+    np.testing.assert_allclose(out["ssm"], [-0.01, 0.0, 0.05], rtol=0, atol=1e-15)  # clipped only where pushed below 0
+    (p,) = S.parse("ssm-0")
+    assert p.value == 0.0 and np.copysign(1.0, p.value) == 1.0 and str(p) == "ssm +0 m3 m-3"
+    assert S.parse(S.text(S.parse("ta+2K, precip*0.8, ssm-0.05"))) == S.parse("ta+2K, precip*0.8, ssm-0.05")
+
+
+@pytest.mark.parametrize(
+    "text,match",
+    [("ta+10.5K", r"at most ±10 K"), ("precip*3.5", r"0\.\.3"), ("ws-6", r"±5 m s-1"), ("vpd+25", "±20 hPa")],
+)
+def test_magnitudes_beyond_the_limits_are_refused(text, match):
+    with pytest.raises(InputError, match=match):
+        S.check_magnitudes(S.parse(text))
+    S.check_magnitudes(S.parse("ta-10K, precip*0, ssm+0.3, lai*3"))  # the limits themselves pass
