@@ -409,7 +409,7 @@ def version_view(version: str, site=None) -> pn.viewable.Viewable:
             frame = registry.read_table(version, f"shap_{model}")
         except FluxLensError as exc:
             return pn.pane.Alert(str(exc), alert_type="warning")
-        units = explain.SHAP_UNITS.get(model, "")
+        units = explain.shap_units(meta, model)  # as the version recorded them (logit(EF) before L2)
         if f"shap_{feature}" not in frame:
             feature = explain.feature_names(frame)[0]
         # a wrapping FlexBox: each plot keeps its own box (legends and colour bars inside it) and moves

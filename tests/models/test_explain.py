@@ -148,3 +148,11 @@ def test_importance_beeswarm_dependence_site(fitted):
     assert X.site_explanation(frame, "nowhere") is None
     with pytest.raises(KeyError):
         X.dependence_data(frame, "lai")
+
+
+def test_shap_units_follow_the_version():
+    """A version records its SHAP units; older cross-entropy versions keep logit(EF)."""
+    old = {"shap": {"units": {"ef": "logit(EF)", "a": "W m-2"}}}
+    assert X.shap_units(old, "ef") == "logit(EF)"
+    assert X.shap_units({}, "ef") == X.SHAP_UNITS["ef"] == "EF (1)"
+    assert X.shap_units(old, "le_direct") == ""
