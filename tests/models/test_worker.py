@@ -140,6 +140,36 @@ def test_repredict_progress_to_result(world, queue):
     assert final.elapsed_s() > 0
 
 
+def test_scenario_and_explain_jobs_run_by_a_worker_process(world, queue):
+    """A ``repredict`` job with a scenario and an ``explain`` job of the same box, run by a real
+    worker process: both products registered with their titles, the scenario's flags and
+    provenance, the explanation's dominant driver; their difference from a plain re-prediction of
+    the box is taken through the catalog."""
+    from models import scenarios
+
+    store, service = queue["store"], queue["service"]
+    req = region(world, 16, 4)
+    plain = service.submit("repredict", req, "ana")
+    warm = service.submit("repredict", {**req, "scenario": "ta+2K"}, "ana")
+    explain = service.submit("explain", req, "ana")
+    queue["start_worker"]()
+    finals = {job.id: watch(store, job.id, timeout=300)[0] for job in (plain, warm, explain)}
+    for job in finals.values():
+        assert job.status == SUCCEEDED, (job.kind, job.error, [line.message for line in store.logs(job.id)])
+        assert job.progress_done == job.progress_total > 0
+    plain, warm, explain = (finals[j.id] for j in (plain, warm, explain))
+    info = api.product_info(warm.output)
+    assert info.title == warm.request["title"] and info.title.endswith("scenario ta +2 K")
+    assert info.provenance["scenario"]["text"] == "ta +2 K" and "scenario_counts" in info.provenance
+    assert {"scenario_outside_range", "scenario_pushed_outside"} <= set(info.variables)
+    diff = scenarios.difference(warm.output, plain.output).load()
+    assert np.isfinite(diff.le.values).sum() > 10
+    ex = api.product_info(explain.output)
+    assert ex.title == explain.request["title"] and ex.title.startswith("EF explanation")
+    assert explain.output.startswith("explain-") and "dominant_driver" in ex.variables
+    assert np.isfinite(api.open_product(explain.output)["dominant_driver"].values).sum() > 10
+
+
 def wait_running_with_progress(store: JobStore, job_id: int, timeout: float = 300):
     return wait_for(
         lambda: (j := store.get(job_id)).status == RUNNING and j.progress_done >= 1 and j,
