@@ -102,12 +102,20 @@ def clim_for(variable: str, mode: str, typed, values, units: str | None = None) 
     return auto_clim(values)
 
 
+LABEL_MAX = 60  # characters the main map's colour bar (350 px, 11 px font) shows whole
+
+
 def label(variable: str, info) -> str:
-    """'<long name> (<units>)' for a colorbar or an axis."""
+    """'<long name> [<variable>] (<units>)' for a colorbar or an axis; a long name that would make it
+    longer than :data:`LABEL_MAX` loses its bracketed remarks and what follows them (e.g. an interval
+    bound's 'latent heat flux, upper bound [le_q95] (W m-2)'), so the units stay on screen."""
     meta = (info.variables or {}).get(variable, {}) if info is not None else {}
     name = meta.get("long_name") or variable
     units = meta.get("units") or ""
-    return f"{name} [{variable}] ({units})" if units else f"{name} [{variable}]"
+    tail = f" [{variable}] ({units})" if units else f" [{variable}]"
+    if len(name) + len(tail) > LABEL_MAX:
+        name = name.split(" (")[0]
+    return name + tail
 
 
 def units(variable: str, info) -> str:

@@ -251,3 +251,16 @@ def test_site_view_band_and_coverage_at_a_tower(band_catalog):
     area = next(el for el in site.series_plot.object if isinstance(el, hv.Area))
     assert area.dimension_values(2).max() < 10  # mm d-1, not W m-2
     assert f"inside the 90 % band: {inside} / 3" in site.band_note.object
+
+
+def test_colour_bar_label_of_a_bound_keeps_its_units():
+    from types import SimpleNamespace
+
+    from app import styles
+    from models import predict
+
+    attrs = predict.interval_attrs(_meta())
+    info = SimpleNamespace(variables={**predict.OUTPUT_ATTRS, **attrs})
+    assert styles.label("le_q95", info) == "latent heat flux, upper bound [le_q95] (W m-2)"
+    assert len(styles.label("h_q05", info)) <= styles.LABEL_MAX
+    assert styles.label("le", info) == "latent heat flux (emulated, positive upward) [le] (W m-2)"  # whole
