@@ -6,18 +6,14 @@ plots show, at 1280×720 and 1400×900, laid out so nothing overlaps or overflow
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from models import explain, registry
+from tests.app.conftest import BAND_PRODUCT  # model_server (tests/app/conftest.py) serves it
 from tests.browser import save_screenshot, wait_idle
-from tests.conftest import demo_copy_with_model
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-BAND_BBOX = (-110.0, 20.0, -80.0, 50.0)
-BAND_PRODUCT = "emu-bands"
 IMAGE_VALUES = """((name) => { const m = Bokeh.documents[0].get_model_by_name(name);
   const img = m.renderers.find(r => r.glyph.type === 'Image' || r.glyph.constructor.name === 'Image');
   const a = img.data_source.data.image[0]; const seen = new Set();
@@ -86,21 +82,6 @@ SCROLL_TO_PLOT = """(prefix) => {
 def _models_tab_plot(title: str) -> bool:
     starts = ("global importance", "beeswarm", "dependence:", "interaction:")
     return title.startswith(starts) or title.endswith(" split") or ": mean SHAP" in title
-
-
-@pytest.fixture(scope="module")
-def model_server(demo_world, serve_dashboard, tmp_path_factory):
-    """A served copy of the small demo world holding one emulator version trained on its towers."""
-    base = tmp_path_factory.mktemp("model-browser")
-    data_dir = base / "fluxlens-data"
-    settings = dict(n_folds=3, num_boost_round=30, shap_sample=200)
-    with demo_copy_with_model(demo_world, data_dir, **settings) as version:
-        from models import predict
-
-        predict.predict_region(version, BAND_BBOX, "2018-06-03", "2018-06-05", product_name=BAND_PRODUCT)
-        env = dict(os.environ, FLUXLENS_DATA_DIR=str(data_dir))
-        with serve_dashboard(env, base / "serve.log") as url:
-            yield {"url": f"{url}/app", "version": version, "data_dir": data_dir}
 
 
 @pytest.fixture(params=[(1280, 720), (1400, 900)], ids=lambda wh: f"{wh[0]}x{wh[1]}")
