@@ -71,7 +71,7 @@ def _bounds(band: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return x[:n], y[n:][::-1], y[:n]
 
 
-def _wait_band(page, prefix: str, timeout: float = 90_000) -> list[dict]:
+def _wait_band(page, prefix: str, timeout: float = 120_000) -> list[dict]:
     page.wait_for_function(
         f"(() => {{ const b = ({BANDS})({prefix!r}); return b && b.length > 0; }})()",
         timeout=timeout,
@@ -132,10 +132,10 @@ def test_uncertainty_map_pixel_band_and_site_band(model_server, browser_page, vi
     assert frame["left"] < sx < frame["left"] + frame["width"], (sx, frame)
     assert frame["top"] < sy < frame["top"] + frame["height"], (sy, frame)
     page.mouse.click(sx, sy)
-    page.get_by_text("product(s) with").first.wait_for(timeout=60_000)
+    page.get_by_text("product(s) with").first.wait_for(timeout=120_000)
     page.wait_for_function("location.search.includes('px=')", timeout=30_000)
     # the pixel series is of the selected variable (le_q95): a bound chosen itself has no band
-    page.wait_for_function(f"({BANDS})('le_q95 at') !== null", timeout=60_000, polling=500)
+    page.wait_for_function(f"({BANDS})('le_q95 at') !== null", timeout=120_000, polling=500)
     assert page.evaluate(BANDS, "le_q95 at") == []
     _select(page, "le")
     pixel = _wait_band(page, "le at (")
@@ -178,7 +178,7 @@ def test_uncertainty_map_pixel_band_and_site_band(model_server, browser_page, vi
     page.wait_for_function(
         f"(() => {{ const b = ({BANDS})('{TOWER[0]}: observed vs products'); "
         "return b && b.length && Math.max(...b[0].y) < 20; })()",
-        timeout=60_000,
+        timeout=120_000,
         polling=500,
     )
     wait_idle(page)
