@@ -56,12 +56,32 @@ def _without_mathjax() -> None:
         resources._panel_use_mathjax = lambda roots: False
 
 
+def _without_webgl() -> None:
+    """Serve pages without BokehJS's WebGL bundle (190 kB of script the browser parses before the map
+    shows): no plot of the dashboard asks for the WebGL output backend."""
+    from panel.io import server
+
+    bundle = server.bundle_resources
+    if getattr(bundle, "_without_webgl", False):
+        return
+
+    def bundle_resources(roots, resources, *args, **kwargs):
+        components = getattr(resources, "components", None)
+        if components is not None and "bokeh-gl" in components:
+            resources = resources.clone(components=[c for c in components if c != "bokeh-gl"])
+        return bundle(roots, resources, *args, **kwargs)
+
+    bundle_resources._without_webgl = True
+    server.bundle_resources = bundle_resources
+
+
 def _load_extensions() -> None:
     global _extensions_loaded
     if not _extensions_loaded:
         hv.extension("bokeh", logo=False)
         pn.extension("tabulator", notifications=True, defer_load=False)
         _without_mathjax()
+        _without_webgl()
         _extensions_loaded = True
 
 

@@ -417,12 +417,23 @@ class MapTab(MapTabViews):
         return run() or io.BytesIO(b"")
 
     def panel(self) -> pn.viewable.Viewable:
+        # What lies below the map (export, product card, series) is put in once the page has loaded
+        # (right away outside a served page): the first page the browser builds holds the map and its
+        # controls only, a third fewer Bokeh models to make, send and lay out before the map shows.
+        below = pn.Column(margin=0, name="map_below")
+        pn.state.onload(lambda: below.extend(self._below()))
         return pn.Column(
             self.status,
             self.projection,
             self.map_pane,
             self.projected_pane,
             self.method_note,
+            below,
+        )
+
+    def _below(self) -> list:
+        """The parts of the tab under the map: export rows, the product card, the series."""
+        return [
             # Two rows of fixed widths (one row was about 1000 px, past 1280 px windows). Not a wrapping
             # FlexBox: that made the Compare maps open on a 25 % wider view than the map's
             # (test_basemap_browser): BokehJS refits a tile layer's extent to its frame's size as it
@@ -432,7 +443,7 @@ class MapTab(MapTabViews):
             self.nc_info,
             self.info_box.card,
             self.series.panel(),
-        )
+        ]
 
 
 def map_period(name: str, agg: str, date, period) -> str:

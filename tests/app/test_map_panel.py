@@ -95,3 +95,45 @@ def test_basemap_from_state(demo, monkeypatch):
     assert (state.x_range[1] - state.x_range[0]) / (state.y_range[1] - state.y_range[0]) == pytest.approx(
         map_panel.MAP_WIDTH / map_panel.MAP_HEIGHT
     )
+
+
+def test_parts_below_the_map_come_after_the_page_has_loaded(demo, monkeypatch):
+    """In a served page the tab first holds the map and its controls; the export rows, the product
+    card and the series are put in by the page's onload callbacks (at once outside a served page)."""
+    import panel as pn
+    from bokeh.document import Document
+
+    monkeypatch.delenv(settings.ENV_TILE_URL, raising=False)
+    state = AppState(product="ssm_global_demo", variable="ssm")
+    tab = map_panel.MapTab(state)
+    assert tab.series.pixel_plot in tab.panel().select()  # no session: everything at once
+
+    doc = Document()
+    pn.state.curdoc = doc
+    pn.state._loaded[doc] = False
+    try:
+        view = tab.panel()
+        assert tab.series.pixel_plot not in view.select() and tab.png not in view.select()
+        assert tab.map_pane in view.select()
+        for callback, _threaded in pn.state._onload.pop(doc):
+            callback()
+        assert {tab.series.pixel_plot, tab.png, tab.info_box.card} <= set(view.select())
+    finally:
+        pn.state._loaded.pop(doc, None)
+        pn.state._onload.pop(doc, None)
+        pn.state.curdoc = None
+
+
+def test_pages_come_without_the_webgl_bundle():
+    from bokeh.resources import Resources
+    from panel.io import server
+
+    from app import dashboard
+
+    dashboard._load_extensions()
+    dashboard._without_webgl()  # twice: wrapped once
+    bundle = server.bundle_resources(
+        [], Resources(mode="server", root_url="/", components=["bokeh", "bokeh-gl", "bokeh-widgets"])
+    )
+    files = " ".join(str(f) for f in bundle.js_files)
+    assert "bokeh-widgets" in files and "bokeh-gl" not in files
