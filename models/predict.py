@@ -398,6 +398,9 @@ def _prepare(
     if size > MAX_PIXEL_DAYS:
         raise InputError(f"request of {size:,} pixel-days exceeds the limit of {MAX_PIXEL_DAYS:,}")
     grid, used = open_inputs(meta, bbox, t0, t1, fs)
+    unread = [str(p) for p in perturbations if p.variable not in grid.data_vars]
+    if unread:  # e.g. ssm when no soil-moisture product is used
+        raise InputError(f"scenario items {unread} perturb variables none of the inputs {used} gives")
     nt, ny, nx = grid.sizes["time"], grid.sizes["lat"], grid.sizes["lon"]
     time_step = api.product_info(fs.grid).time_step
     # every variable whose absence makes a pixel unpredictable (ssm may be missing)

@@ -149,20 +149,22 @@ def test_range_flags_agree_with_the_ef_models_ranges(world):
 
 
 @pytest.mark.parametrize(
-    "bbox,scenario,match",
+    "bbox,scenario,inputs,match",
     [
-        (BBOX, "tx+2", "can perturb"),
-        (BBOX, "ta+20K", r"at most ±10 K"),
-        (BBOX, "precip*5", r"factor must lie in 0\.\.3"),
-        (BBOX, "ta+2 W m-2", "changes in degC"),
-        ((200.0, 0.0, 210.0, 10.0), "ta+2K", "outside the forcing product"),
+        (BBOX, "tx+2", None, "can perturb"),
+        (BBOX, "ta+20K", None, r"at most ±10 K"),
+        (BBOX, "precip*5", None, r"factor must lie in 0\.\.3"),
+        (BBOX, "ta+2 W m-2", None, "changes in degC"),
+        (BBOX, "ssm-0.05", {"ssm": None}, r"needs \[.ssm.\] from a .ssm. product; none given"),
+        ((200.0, 0.0, 210.0, 10.0), "ta+2K", None, "outside the forcing product"),
     ],
 )
-def test_bad_scenario_requests_fail_before_any_work(world, bbox, scenario, match):
+def test_bad_scenario_requests_fail_before_any_work(world, bbox, scenario, inputs, match):
     d, version = world
     before, calls = _names(d), []
     with pytest.raises(InputError, match=match):
-        predict.predict_region(version, bbox, *PERIOD, scenario=scenario, progress=lambda *a: calls.append(a))
+        predict.predict_region(version, bbox, *PERIOD, scenario=scenario, inputs=inputs,
+                               progress=lambda *a: calls.append(a))  # fmt: skip
     assert calls == [] and _names(d) == before
     assert not (d / "tmp").exists() or not list((d / "tmp").iterdir())
 
