@@ -79,7 +79,8 @@ def test_values_already_below_a_bound_stay_and_minus_zero_is_zero():
     arrays = {"precip": np.array([-0.5, 2.0, np.nan]), "ssm": np.array([-0.01, 0.1, 0.2])}
     out = S.apply(arrays, S.parse("precip*0.5, ssm-0.15"))
     np.testing.assert_array_equal(out["precip"], [-0.25, 1.0, np.nan])  # a data artefact moved, not fixed
-    np.testing.assert_allclose(out["ssm"], [-0.01, 0.0, 0.05], rtol=0, atol=1e-15)  # clipped only where pushed below 0
+    # clipped only where pushed below 0
+    np.testing.assert_allclose(out["ssm"], [-0.01, 0.0, 0.05], rtol=0, atol=1e-15)
     (p,) = S.parse("ssm-0")
     assert p.value == 0.0 and np.copysign(1.0, p.value) == 1.0 and str(p) == "ssm +0 m3 m-3"
     assert S.parse(S.text(S.parse("ta+2K, precip*0.8, ssm-0.05"))) == S.parse("ta+2K, precip*0.8, ssm-0.05")
