@@ -64,6 +64,11 @@ def test_validation_site_and_scoreboard(demo_server, browser_page, tmp_path):
     page.wait_for_function(
         f"({PLOT_TITLES}).some(t => t.startsWith('fluxes_demo: n '))", timeout=60_000
     )  # the scatter's title carries n, R, RMSE
+    # the site view's plots arrive as separate document patches: under load the closure plot can
+    # follow the scatter by a while, so wait for it rather than read the titles once
+    page.wait_for_function(
+        f"({PLOT_TITLES}).some(t => t.startsWith('Closure: ratio'))", timeout=60_000
+    )
     wait_idle(page)
     titles = page.evaluate(PLOT_TITLES)
     assert "US-D03: observed vs products" in titles
