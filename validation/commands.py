@@ -86,17 +86,23 @@ def _polygons(specs: list[str] | None) -> list[tuple[str, str]]:
     return out
 
 
-def run_scorecard(args: argparse.Namespace) -> int:
-    if args.csv is None and args.html is None:
-        raise InputError("validate scorecard: give --csv and/or --html (the files to write)")
-    base = ValidationOptions.from_config(
+def _matching_options(args: argparse.Namespace, **extra) -> ValidationOptions:
+    """The matching options both commands take (None: the configuration's default), and ``extra``."""
+    return ValidationOptions.from_config(
         spatial=args.spatial,
         use_corrected=args.use_corrected,
         qc_min=args.qc_min,
         min_coverage=args.min_coverage,
         period=args.period,
         depth=args.depth,
+        **extra,
     )
+
+
+def run_scorecard(args: argparse.Namespace) -> int:
+    if args.csv is None and args.html is None:
+        raise InputError("validate scorecard: give --csv and/or --html (the files to write)")
+    base = _matching_options(args)
     options = scorecard.ScorecardOptions.from_config(
         base=base,
         regions=[r.strip() for r in args.regions.split(",") if r.strip()] if args.regions else None,
@@ -135,16 +141,7 @@ def run_validate(args: argparse.Namespace) -> int:
     if missing:
         raise InputError(f"the following arguments are required: {', '.join(missing)}")
 
-    options = ValidationOptions.from_config(
-        spatial=args.spatial,
-        anomaly=args.anomaly,
-        use_corrected=args.use_corrected,
-        qc_min=args.qc_min,
-        min_coverage=args.min_coverage,
-        min_pairs=args.min_pairs,
-        period=args.period,
-        depth=args.depth,
-    )
+    options = _matching_options(args, anomaly=args.anomaly, min_pairs=args.min_pairs)
     site_ids = [s.strip() for s in args.sites.split(",") if s.strip()] if args.sites else None
     label = f"{args.product} {args.variable} vs {args.network}"
     variable_spec(args.variable)  # InputError for a variable no station network observes
