@@ -21,7 +21,7 @@ from app.map_view import coastlines
 from app.ui import guarded
 from catalog import api, evaporation
 from catalog.errors import FluxLensError
-from validation import bands, config, export, matching, metrics, site_view
+from validation import bands, config, evaporation_pairs, export, matching, metrics, site_view
 from validation.config import ValidationOptions
 
 POLL_MS = 300
@@ -111,20 +111,8 @@ def load_site_data(network: str, site_id: str, variable: str, options: Validatio
     ta = None
     if variable == "le":
         table = api.site_observations(network, site_id)
-        if "TA" in table.columns and table["TA"].notna().any():
-            values = table["TA"].astype("float64").to_numpy()
-            series = pd.Series(values, index=pd.DatetimeIndex(table["time"]))
-            ta = matching.to_daily(series, min_coverage=options.min_coverage)
+        ta = evaporation_pairs.tower_ta(table, min_coverage=options.min_coverage)
     return SiteData(view, ta)
-
-
-def _ta_on(index: pd.DatetimeIndex, ta: pd.Series | None, time_step: str = "day") -> np.ndarray | None:
-    """The tower's TA on the stamps ``index`` (monthly stamps: monthly means); NaN where missing."""
-    if ta is None:
-        return None
-    if time_step == "month":
-        ta = ta.resample("MS").mean()
-    return ta.reindex(pd.DatetimeIndex(index).normalize()).to_numpy()
 
 
 def in_units(data: SiteData, units: str) -> site_view.SiteView:
@@ -138,7 +126,7 @@ def in_units(data: SiteData, units: str) -> site_view.SiteView:
         return view
 
     def convert(series: pd.Series, step: str = "day") -> pd.Series:
-        ta = _ta_on(series.index, data.ta, step)
+        ta = evaporation_pairs.ta_on(series.index, data.ta, step)
         values = evaporation.le_to_mm_per_day(series.to_numpy(dtype="float64"), ta)
         return pd.Series(values, index=series.index)
 
