@@ -3,7 +3,11 @@ common grid (the coarser product's), optionally restricted to the pixels valid i
 
 Only days on which both products have a time step are compared (a product sampled on the 1st and
 15th of each month against a daily one: those days only; never a "nearest" step of the other). The
-page says which product was regridded onto which grid, how, and which days were used."""
+page says which product was regridded onto which grid, how, and which days were used.
+
+A what-if re-prediction (:mod:`app.scenario_compare`) is compared with its baseline as "scenario −
+baseline", optionally without the pixels the scenario pushed outside the training range; classes
+(a dominant-driver map) are compared as same / different."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import pandas as pd
 import panel as pn
 import xarray as xr
 
-from app import compute, data, le_units, map_panel, product_info, styles, ui
+from app import categories, compute, data, le_units, map_panel, product_info, scenario_compare, styles, ui
 from app.map_view import MERCATOR_METHOD, MapFigure, MapTabViews
 from app.ui import guarded
 from catalog import settings
@@ -60,6 +64,12 @@ class CompareTab(MapTabViews):
         self.figures = (self.left, self.right, self.diff)
         self.stats = pn.pane.Markdown("", name="compare_stats", width=styles.TAB_WIDTH - 460)
         self.goto = pn.widgets.Button(name="Go to the nearest common day", visible=False, width=240)
+        self.to_baseline = pn.widgets.Button(name="B = baseline of A", visible=False, width=200)
+        self.to_baseline.on_click(lambda e: self._choose_baseline())
+        self.out_of_range = pn.widgets.Select(
+            name="Out-of-range pixels", options=scenario_compare.MASKS, value="", width=400, visible=False
+        )
+        self.out_of_range.param.watch(lambda e: self.redraw(), "value")
         self._goto_day = None
         self.goto.on_click(lambda e: setattr(state, "date", self._goto_day) if self._goto_day else None)
         self.body = pn.Column(
@@ -67,7 +77,10 @@ class CompareTab(MapTabViews):
                 pn.pane.Bokeh(self.left.fig, sizing_mode="fixed"),
                 pn.pane.Bokeh(self.right.fig, sizing_mode="fixed"),
             ),
-            pn.Row(pn.pane.Bokeh(self.diff.fig, sizing_mode="fixed"), pn.Column(self.stats, self.goto)),
+            pn.Row(
+                pn.pane.Bokeh(self.diff.fig, sizing_mode="fixed"),
+                pn.Column(self.stats, self.goto, self.to_baseline, self.out_of_range),
+            ),
         )
         self._stale = True
         self._drawing = False
@@ -118,6 +131,27 @@ class CompareTab(MapTabViews):
         if all(pair) and pair != self.state.compare:
             self.state.compare = pair
 
+    def _choose_baseline(self) -> None:
+        if not self.state.compare:
+            return
+        a = self.state.compare[0]
+        baseline = scenario_compare.baseline_of(a, data.products_with(self.state.variable), data.info)
+        if baseline:
+            self.state.compare = [a, baseline]
+
+    def _scenario_widgets(self, a: str, b: str) -> tuple[str | None, bool]:
+        """Show the baseline button and the out-of-range switch for a scenario A; returns A's
+        scenario text (None for another product) and whether B is its baseline."""
+        what_if = scenario_compare.scenario_text(data.info(a))
+        baseline = (
+            scenario_compare.baseline_of(a, data.products_with(self.state.variable), data.info)
+            if what_if
+            else None
+        )
+        self.to_baseline.visible = bool(baseline) and baseline != b
+        self.out_of_range.visible = bool(what_if) and scenario_compare.PUSHED in data.info(a).variables
+        return what_if, baseline is not None and baseline == b
+
     def redraw(self) -> None:
         if self.state.tab != TAB:
             self._stale = True
@@ -140,6 +174,7 @@ class CompareTab(MapTabViews):
                 self.stats.object = "Choose two products with the same variable."
                 return
             a, b = s.compare
+            what_if, against_baseline = self._scenario_widgets(a, b)
             if a == b:
                 self._same_product(a)
                 return
@@ -174,31 +209,59 @@ class CompareTab(MapTabViews):
                 shown = common
             else:
                 shown = fields
-            diff = common[a] - common[b]
-            diff.attrs.update(common[a].attrs)  # keeps the grid spacing for one-cell views
+            cats = categories.of(fields[a].attrs)
+            if cats is not None:  # classes: where A and B name the same class, not a difference
+                diff = xr.where(common[a] != common[b], 1.0, 0.0).where(compute.common_mask(common.values()))
+            else:
+                diff = common[a] - common[b]
+            diff.attrs = dict(common[a].attrs)  # keeps the grid spacing for one-cell views
+            hidden, flag = 0, self.out_of_range.value if self.out_of_range.visible else ""
+            if what_if and flag:
+                diff, hidden = self._without_flagged(a, flag, levels[a], plan, diff)
             units = convs[a].units
             label = _short_label(s.variable, units)
             cmap = s.cmap or styles.default_cmap(s.variable)
-            clim = styles.clim_for(s.variable, "fixed", None, shown[a].values, units)
+            clim = cats.clim if cats else styles.clim_for(s.variable, "fixed", None, shown[a].values, units)
             rows = self.left.render_rows()
             when = plan["label"]
             for fig, name in ((self.left, a), (self.right, b)):
                 img = compute.rasterize_to_screen(shown[name], s.x_range, s.y_range, W, rows)
-                fig.show(img, clim=clim, cmap=cmap, label=label, units=units)
+                fig.show(img, clim=clim, cmap=cmap, label=label, units=units, cats=cats)
                 fig.fig.title.text = f"{name} · {plan['short']} (level {levels[name]})"
+            if against_baseline:
+                what, dlabel = f"scenario ({what_if}) − baseline", f"Δ {s.variable} ({units})"
+            else:
+                what, dlabel = f"{a} − {b}", f"{a} − {b} ({units})"
             dimg = compute.rasterize_to_screen(diff, s.x_range, s.y_range, W, rows)
-            dlim = styles.auto_clim(diff.values, symmetric=True)
-            self.diff.show(dimg, clim=dlim, cmap=styles.DIFF_CMAP, label=f"{a} − {b} ({units})", units=units)
-            self.diff.fig.title.text = f"{a} − {b} · {plan['short']}"
+            if cats is not None:
+                same = categories.Categories((0, 1), ("same", "different"))
+                self.diff.show(dimg, clim=same.clim, cmap=cmap, label="A vs B", units="", cats=same)
+                what = f"{a} vs {b}: same class?"
+            else:
+                dlim = styles.auto_clim(diff.values, symmetric=True)
+                self.diff.show(dimg, clim=dlim, cmap=styles.DIFF_CMAP, label=dlabel, units=units)
+            self.diff.fig.title.text = f"{what} · {plan['short']}"
             d = diff.values
             ok = np.isfinite(d)
             res_lat, res_lon = summary["res"]
             rmsd = float(np.sqrt(compute.weighted_mean(diff**2))) if ok.any() else float("nan")
             notes = [method_text(a, b, summary, units), time_text(a, b, plan)]
+            if against_baseline:
+                notes.insert(0, scenario_note(a, b, what_if, hidden, flag))
             notes += sorted({c.note for c in convs.values() if c.note})
             notes += [
                 c for c in (product_info.sampling_caveat(data.info(n), s.variable) for n in (a, b)) if c
             ]
+            if cats is not None:
+                share = float(np.nanmean(d)) if ok.any() else float("nan")
+                self.stats.object = (
+                    f"**Classes** on the common grid {_deg(res_lon, res_lat)} · {int(ok.sum()):,} cells "
+                    f"valid in both · {when}: A and B name a different class in {100 * share:.1f} % of "
+                    "them (the difference map is 1 there). Over a period each map shows its most "
+                    "frequent class.\n\n" + "\n\n".join(ui.markdown_plain(n) for n in notes)
+                )
+                s.message = ""
+                return
             self.stats.object = (
                 f"**Common grid** {_deg(res_lon, res_lat)} (grid of {summary['target']}) · "
                 f"{int(ok.sum()):,} cells valid in both · {when}\n\n"
@@ -213,6 +276,18 @@ class CompareTab(MapTabViews):
             s.message = ""
 
         run()
+
+    def _without_flagged(self, a: str, flag: str, level: int, plan: dict, diff: xr.DataArray):
+        """``diff`` without the cells where scenario product ``a``'s range flag ``flag`` counts a
+        feature outside the training range on any compared day, and the number of cells hidden."""
+        s = self.state
+        if plan["own"][a]:
+            count = data.field(a, flag, level, s.aggregation, s.date, s.period, s.x_range, s.y_range)
+        else:
+            count = data.field_on_days(a, flag, level, plan["days"], s.x_range, s.y_range)
+        count = count.reindex_like(diff, method="nearest", tolerance=1e-6)
+        out = (count > 0) & np.isfinite(diff)  # a mean over days > 0: flagged on at least one day
+        return diff.where(~out).assign_attrs(diff.attrs), int(out.sum())
 
     def _blank(self) -> xr.DataArray:
         """An empty screen raster over the view."""
@@ -231,8 +306,10 @@ class CompareTab(MapTabViews):
         )
         img = compute.rasterize_to_screen(own, s.x_range, s.y_range, W, self.left.render_rows())
         cmap = s.cmap or styles.default_cmap(s.variable)
-        clim = styles.clim_for(s.variable, "fixed", None, img.values, conv.units)
-        fig.show(img, clim=clim, cmap=cmap, label=_short_label(s.variable, conv.units), units=conv.units)
+        cats = categories.of(own.attrs)
+        clim = cats.clim if cats else styles.clim_for(s.variable, "fixed", None, img.values, conv.units)
+        label = _short_label(s.variable, conv.units)
+        fig.show(img, clim=clim, cmap=cmap, label=label, units=conv.units, cats=cats)
         fig.fig.title.text = f"{name} · {map_panel.map_period(name, s.aggregation, s.date, s.period)}"
         return conv.units
 
@@ -289,6 +366,24 @@ class CompareTab(MapTabViews):
 
     def panel(self) -> pn.viewable.Viewable:
         return pn.Column(pn.Row(self.a, self.b, pn.Column(self.mask, self.basemap)), self.body)
+
+
+def scenario_note(a: str, b: str, what_if: str, hidden: int, flag: str) -> str:
+    """What a scenario − baseline difference is, and what the scenario pushed out of range."""
+    text = (
+        f"A = {a} is the what-if re-prediction with scenario {what_if}; B = {b} is its baseline (same "
+        "model version, box, period and inputs, no scenario): the map shows scenario − baseline."
+    )
+    counts = scenario_compare.counts_text(data.info(a))
+    if counts:
+        text += " " + counts
+    if flag:
+        why = "pushed outside it by the scenario" if flag == scenario_compare.PUSHED else "outside it"
+        text += (
+            f" Hidden here: {hidden:,} cells with an input {why} on a compared day "
+            f"(`{flag}` > 0 on the scenario's grid)."
+        )
+    return text
 
 
 def _short_label(variable: str, units: str) -> str:

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from app import categories
 from catalog.errors import InputError
 from catalog.evaporation import REFERENCE_TA_C
 from catalog.geo import cos_lat_mean, cos_lat_weights
@@ -63,8 +64,9 @@ def period_bounds(agg: str, date, period=None) -> tuple[pd.Timestamp, pd.Timesta
 
 def time_aggregate(da: xr.DataArray, agg: str, date, period=None) -> xr.DataArray:
     """A 2-D ``(lat, lon)`` field: the time step nearest ``date`` (``agg='day'``), or the mean of
-    valid values over the month, the year or ``period`` containing it (NaN where none is valid).
-    Stays lazy for dask-backed input."""
+    valid values over the month, the year or ``period`` containing it (NaN where none is valid); a
+    categorical variable's most frequent class instead of a mean (:mod:`app.categories`). Stays
+    lazy for dask-backed input."""
     if "time" not in da.dims:
         return da
     if agg == "day":
@@ -78,6 +80,9 @@ def time_aggregate(da: xr.DataArray, agg: str, date, period=None) -> xr.DataArra
             f"(data cover {pd.Timestamp(da.time.values[0]):%Y-%m-%d}"
             f"…{pd.Timestamp(da.time.values[-1]):%Y-%m-%d})"
         )
+    cats = categories.of(da.attrs)
+    if cats is not None:
+        return categories.most_frequent(sub, cats)
     out = sub.mean("time", skipna=True)
     out.attrs = dict(da.attrs)
     return out
@@ -161,7 +166,8 @@ def is_regular_daily(times) -> bool:
 
 def rasterize_to_screen(da: xr.DataArray, x_range, y_range, width: int, height: int) -> xr.DataArray:
     """Resample a 2-D field onto a ``width`` × ``height`` regular screen grid over the view
-    (datashader raster: mean of valid cells when downsampling, nearest when upsampling).
+    (datashader raster: mean of valid cells when downsampling, nearest when upsampling; a categorical
+    field always nearest).
     Returned with ``lat`` descending like the catalog grids. When the cells are larger than the screen
     pixels, each pixel takes the value of the cell containing its centre (exact for views a few
     cells wide)."""
@@ -179,10 +185,10 @@ def rasterize_to_screen(da: xr.DataArray, x_range, y_range, width: int, height: 
         )
     px_x, px_y = (x1 - x0) / int(width), (y1 - y0) / int(height)
     upsampling = grid_step(src, "lon") >= px_x and grid_step(src, "lat") >= px_y
-    if src.sizes["lat"] < 2 or src.sizes["lon"] < 2 or upsampling:
+    if src.sizes["lat"] < 2 or src.sizes["lon"] < 2 or upsampling or categories.of(da.attrs):
         # Cells larger than screen pixels: each pixel takes the cell containing its centre. (Datashader's
         # raster drops the cells whose centres lie outside the view and stretches the rest over it,
-        # misplacing every cell of a view only a few cells wide.)
+        # misplacing every cell of a view only a few cells wide.) Classes are never averaged.
         return _nearest_to_screen(src, (x0, x1), (y0, y1), int(width), int(height))
     out = canvas.raster(
         src, agg="mean", downsample_method="mean", upsample_method="nearest", nan_value=np.nan

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import xarray as xr  # noqa: E402
+from matplotlib import colors as mcolors  # noqa: E402
 
 from app import compute  # noqa: E402
 from app.map_view import coastlines  # noqa: E402
@@ -24,8 +25,11 @@ from app.ui import redact_paths  # noqa: E402
 from catalog.errors import InputError  # noqa: E402
 
 
-def map_png(image: xr.DataArray, *, clim, cmap: str, title: str, label: str) -> bytes:
-    """PNG of a screen raster with coastlines, colorbar (``label``) and ``title``."""
+def map_png(image: xr.DataArray, *, clim, cmap: str, title: str, label: str, cats=None) -> bytes:
+    """PNG of a screen raster with coastlines, colorbar (``label``) and ``title``; the classes
+    ``cats`` (:class:`app.categories.Categories`) one colour each, named on the bar."""
+    if cats is not None:
+        cmap, clim = mcolors.ListedColormap(cats.palette()), cats.clim
     lon, lat = image["lon"].values, image["lat"].values
     dx = float(lon[1] - lon[0]) if lon.size > 1 else 1.0
     dy = float(abs(lat[0] - lat[1])) if lat.size > 1 else 1.0
@@ -50,7 +54,9 @@ def map_png(image: xr.DataArray, *, clim, cmap: str, title: str, label: str) -> 
         ax.set_xlabel("longitude (°E)")
         ax.set_ylabel("latitude (°N)")
         ax.set_title(title, fontsize=10)
-        fig.colorbar(im, ax=ax, label=label, shrink=0.85)
+        bar = fig.colorbar(im, ax=ax, label=label, shrink=0.85)
+        if cats is not None:
+            bar.set_ticks(list(cats.values), labels=list(cats.names))
         buf = io.BytesIO()
         fig.savefig(buf, format="png", bbox_inches="tight")
     finally:

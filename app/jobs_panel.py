@@ -1,4 +1,5 @@
-"""The Jobs tab: submit a regional LE/H re-prediction or an emulator retrain, follow and cancel jobs.
+"""The Jobs tab: submit a regional LE/H re-prediction (optionally a what-if scenario), an explanation
+map of the emulator's EF, or an emulator retrain; follow and cancel jobs.
 
 The web process only validates, queues and reads jobs (``models.jobs.JobService``); ``fluxlens
 worker`` runs them. A periodic callback re-reads the user's jobs from the job database (one small
@@ -16,6 +17,7 @@ import panel as pn
 from app import auth, ui
 from catalog.errors import FluxLensError
 from models.jobs import Job, JobService, WorkerBeat, format_duration
+from models.scenarios import CLI_HELP as SCENARIO_HELP
 
 REFRESH_MS = 2000
 MAX_LISTED = 12  # newest jobs shown
@@ -45,9 +47,11 @@ def _format_bbox(bbox) -> str:
 
 def _describe(job: Job) -> str:
     r = job.request
-    if job.kind == "repredict":
+    if job.kind in ("repredict", "explain"):
         where = _format_bbox(r.get("bbox", ()))
-        return f"LE/H, model {r.get('version')}, box {where}, {r.get('start')} … {r.get('end')}"
+        what = "LE/H" if job.kind == "repredict" else "EF explanation (SHAP)"
+        text = f"{what}, model {r.get('version')}, box {where}, {r.get('start')} … {r.get('end')}"
+        return text + (f", scenario {', '.join(r['scenario'])}" if r.get("scenario") else "")
     if job.kind == "scoreboard":
         return f"scoreboard {r.get('product')} {r.get('variable')} vs {r.get('network')}"
     period = f"{r.get('start') or 'all'} … {r.get('end') or 'all'}"
@@ -79,10 +83,12 @@ def _job_html(job: Job) -> str:
     if job.attempts > 1:
         times.append(f"attempt {job.attempts}")
     if job.output:
-        where = {"repredict": "product picker", "scoreboard": "Validation tab's scoreboard cache"}.get(
-            job.kind, "model versions"
-        )
-        title = job.request.get("title") if job.kind == "repredict" else None
+        where = {
+            "repredict": "product picker",
+            "explain": "product picker",
+            "scoreboard": "Validation tab's scoreboard cache",
+        }.get(job.kind, "model versions")
+        title = job.request.get("title") if job.kind in ("repredict", "explain") else None
         named = (
             f"{html.escape(title)}, <code>{html.escape(job.output)}</code>"
             if title
@@ -131,7 +137,11 @@ class JobsView:
 
         self.kind = pn.widgets.RadioButtonGroup(
             label="Job",
-            options={"Re-predict LE/H": "repredict", "Retrain emulator": "retrain"},
+            options={
+                "Re-predict LE/H": "repredict",
+                "Explain EF (SHAP map)": "explain",
+                "Retrain emulator": "retrain",
+            },
             value="repredict",
         )
         self.bbox = pn.widgets.TextInput(
@@ -146,6 +156,12 @@ class JobsView:
         self.end = pn.widgets.DatePicker(label="Last day", value=end, width=130)
         self.version = pn.widgets.Select(label="Model version", options=[], width=260)
         self.product_name = pn.widgets.TextInput(label="Product name (optional)", width=260)
+        self.scenario = pn.widgets.TextInput(
+            label="What-if scenario (optional)",
+            placeholder="ta+2K, precip*0.8, ssm-0.05, lai*1.1",
+            description=SCENARIO_HELP,
+            width=400,
+        )
         # inputs per role: the model's own by default, or any catalog product (checked at submit)
         self.inputs = {
             role: pn.widgets.Select(label=label, options={MODEL_OWN: ""}, value="", width=190)
@@ -235,7 +251,7 @@ class JobsView:
                 widget.value = current if current in options.values() else ""
 
     def request(self) -> dict:
-        if self.kind.value == "repredict":
+        if self.kind.value in ("repredict", "explain"):
             request = {
                 "version": self.version.value,
                 "bbox": list(_parse_bbox(self.bbox.value)),
@@ -247,6 +263,8 @@ class JobsView:
             inputs = {role: w.value for role, w in self.inputs.items() if w.value}
             if inputs:
                 request["inputs"] = inputs
+            if self.kind.value == "repredict" and self.scenario.value.strip():
+                request["scenario"] = self.scenario.value.strip()
             return request
         request = {
             "constraint": bool(self.constraint.value),
@@ -335,9 +353,15 @@ class JobsView:
             self.log.object = text
 
     def layout(self) -> pn.viewable.Viewable:
+        scenario = pn.Column(self.scenario, margin=0)
+        explain_note = pn.pane.Markdown(
+            EXPLAIN_NOTE, visible=False, margin=(0, 5), width=ui.CONTENT_WIDTH - 40
+        )
         repredict = pn.Column(
             pn.Row(self.bbox, self.use_box, self.use_view),
             pn.Row(self.version, self.product_name),
+            scenario,
+            explain_note,
             pn.pane.Markdown("Inputs (default: the products the model was trained with, or the demo cubes):",
                              margin=(0, 5)),
             pn.Row(*self.inputs.values()),
@@ -345,7 +369,9 @@ class JobsView:
         retrain = pn.Column(self.constraint, self.features, self.sites, visible=False)
         self.kind.param.watch(
             lambda e: (
-                setattr(repredict, "visible", e.new == "repredict"),
+                setattr(repredict, "visible", e.new in ("repredict", "explain")),
+                setattr(scenario, "visible", e.new == "repredict"),
+                setattr(explain_note, "visible", e.new == "explain"),
                 setattr(retrain, "visible", e.new == "retrain"),
             ),
             "value",
@@ -384,6 +410,13 @@ class JobsView:
             css_classes=["jobs-panel"],
         )
 
+
+EXPLAIN_NOTE = (
+    "An explanation map splits each pixel-day's predicted evaporative fraction into one SHAP "
+    "contribution per input (LightGBM TreeSHAP), also in W m-2 of LE; its `dominant_driver` map "
+    "names the input with the largest contribution. It takes some 60 times as long as a re-prediction of "
+    "the same box and period: start with a small box."
+)
 
 NO_WORKER = (
     "**No job worker is running**, so submitted jobs wait in the queue. Start one on this data "

@@ -10,7 +10,18 @@ import time
 
 import panel as pn
 
-from app import compute, data, export, le_units, product_info, projected_view, projection, styles, ui
+from app import (
+    categories,
+    compute,
+    data,
+    export,
+    le_units,
+    product_info,
+    projected_view,
+    projection,
+    styles,
+    ui,
+)
 from app.map_view import MERCATOR_METHOD, WORLD, MapFigure, MapTabViews
 from app.series_panel import SeriesPanel
 from app.ui import guarded
@@ -287,18 +298,21 @@ class MapTab(MapTabViews):
                 )
                 image, conv = le_units.convert_field(image, s.product, s.variable, s.le_units, **window)
                 lonlat = image
-            if s.clim_mode == "auto":
+            cats = categories.of(lonlat.attrs)  # classes: one colour each, whatever the limits
+            if cats is not None:
+                clim = cats.clim
+            elif s.clim_mode == "auto":
                 if self._auto_clim is None:
                     self._auto_clim = styles.auto_clim(image.values)
                 clim = self._auto_clim
             else:
                 clim = styles.clim_for(s.variable, s.clim_mode, s.clim, image.values, conv.units)
-            if s.clim_mode != "typed" and s.clim != clim:
+            if cats is None and s.clim_mode != "typed" and s.clim != clim:
                 s.param.update(clim=clim)  # shows the limits in the typed inputs
             cmap = s.cmap or styles.default_cmap(s.variable)
             label, units = conv.label, conv.units
             (self.projected if projected else self.map).show(
-                image, clim=clim, cmap=cmap, label=label, units=units
+                image, clim=clim, cmap=cmap, label=label, units=units, cats=cats
             )
             when = map_period(s.product, s.aggregation, s.date, s.period)
             res = info.levels[level]["resolution"]
@@ -311,7 +325,9 @@ class MapTab(MapTabViews):
                 + (f"\n\n{s.variable}: {caveat}" if product_info.is_not_daily_mean(info, s.variable) else "")
                 + (f"\n\n{ui.markdown_plain(conv.note)}" if conv.note else "")
             )
-            self._last = dict(image=lonlat, clim=clim, cmap=cmap, label=label, title=f"{info.name} · {when}")
+            self._last = dict(
+                image=lonlat, clim=clim, cmap=cmap, label=label, title=f"{info.name} · {when}", cats=cats
+            )
             s.message = ""
             log.info(
                 "map %s/%s level %d drawn in %.0f ms",
@@ -338,6 +354,7 @@ class MapTab(MapTabViews):
                     cmap=last["cmap"],
                     title=last["title"],
                     label=last["label"],
+                    cats=last["cats"],
                 )
             )
 

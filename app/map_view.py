@@ -41,7 +41,7 @@ from bokeh.models import (
 )
 from bokeh.plotting import figure
 
-from app import compute, styles
+from app import categories, compute, styles
 
 COASTLINES = Path(__file__).parent / "static" / "coastlines_110m.json"
 WORLD = (-180.0, 180.0, -90.0, 90.0)
@@ -235,6 +235,9 @@ class MapFigure:
         self._pixel: tuple | None = None
         self._box: tuple | None = None
         self._value_tooltip: tuple = (None, None)
+        self._image_formatters: dict = {}
+        self._cats: categories.Categories | None = None
+        self._mercator_formatters: dict | None = None
         xr0, yr0 = fit_view((-180, -90, 180, 90), self.width, self.height, margin=0)
         bx, by = self._world_bounds()
         self.x_range = x_range or Range1d(*xr0, bounds=bx)
@@ -393,7 +396,6 @@ class MapFigure:
             for axis, dim in ((self.fig.xaxis[0], "lon"), (self.fig.yaxis[0], "lat")):
                 axis.ticker = MercatorTicker(dimension=dim)
                 axis.formatter = MercatorTickFormatter(dimension=dim)
-            formatters = {"$x": CustomJSHover(code=_LON_FROM_X_JS), "$y": CustomJSHover(code=_LAT_FROM_Y_JS)}
             world = (-compute.MERCATOR_MAX_Y, compute.MERCATOR_MAX_Y)
             reset_x, reset_y = world, world
         else:
@@ -402,11 +404,12 @@ class MapFigure:
             for axis in (self.fig.xaxis[0], self.fig.yaxis[0]):
                 axis.ticker = BasicTicker()
                 axis.formatter = BasicTickFormatter()
-            formatters = {}
             reset_x, reset_y = fit_view((-180, -90, 180, 90), self.width, self.height, margin=0)
         self.coast.data_source.data = {"xs": xs, "ys": ys}
-        self.hover.formatters = formatters
-        self.hover.tooltips = self._tooltips(*self._value_tooltip)
+        self.hover.update(
+            tooltips=self._tooltips(*self._value_tooltip),
+            formatters={**self._coord_formatters(), **self._image_formatters},
+        )
         self.x_range.update(reset_start=reset_x[0], reset_end=reset_x[1])
         self.y_range.update(reset_start=reset_y[0], reset_end=reset_y[1])
         self.mark_pixel(*(self._pixel or (None, None)))
@@ -450,10 +453,19 @@ class MapFigure:
         return tips + ([(label, value)] if label else [])
 
     def show(
-        self, image: xr.DataArray, *, clim, cmap: str, label: str, units: str, fmt: str = "0.000"
+        self,
+        image: xr.DataArray,
+        *,
+        clim,
+        cmap: str,
+        label: str,
+        units: str,
+        fmt: str = "0.000",
+        cats: categories.Categories | None = None,
     ) -> None:
         """Draw a lon/lat screen raster (lat descending) with colour limits, palette and colorbar
-        title. In Web Mercator the raster's rows are resampled onto the screen's mercator rows
+        title, or the classes ``cats`` with their names on the bar and in the hover. In Web Mercator
+        the raster's rows are resampled onto the screen's mercator rows
         (:func:`app.compute.mercator_rows`); hand it :meth:`render_rows` rows."""
         lon = image["lon"].values
         dx = float(lon[1] - lon[0]) if lon.size > 1 else 1.0
@@ -476,10 +488,24 @@ class MapFigure:
             "dw": [float(x1 - x0)],
             "dh": [y1 - y0],
         }
-        self.mapper.update(low=float(clim[0]), high=float(clim[1]), palette=styles.palette(cmap))
+        categories.style_map(self.mapper, self.colorbar, cats, clim, cmap)
         self.colorbar.title = label
-        self._value_tooltip = (label, f"@image{{{fmt}}} {units}")
+        self._value_tooltip = (label, categories.hover_value(cats, units, fmt))
         self.hover.tooltips = self._tooltips(*self._value_tooltip)
+        if cats != self._cats:
+            self._cats, self._image_formatters = cats, categories.hover_formatters(cats)
+            self.hover.formatters = {**self._coord_formatters(), **self._image_formatters}
+
+    def _coord_formatters(self) -> dict:
+        """Hover formatters of the coordinates: lon/lat from Web Mercator metres, or none."""
+        if not self.mercator:
+            return {}
+        if self._mercator_formatters is None:
+            self._mercator_formatters = {
+                "$x": CustomJSHover(code=_LON_FROM_X_JS),
+                "$y": CustomJSHover(code=_LAT_FROM_Y_JS),
+            }
+        return self._mercator_formatters
 
     def mark_pixel(self, lon, lat) -> None:
         self._pixel = None if lon is None or lat is None else (lon, lat)

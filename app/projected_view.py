@@ -24,7 +24,7 @@ from bokeh.models import (
 )
 from bokeh.plotting import figure
 
-from app import projection, styles
+from app import categories, projection, styles
 from app.map_view import coastlines
 
 
@@ -124,6 +124,7 @@ class ProjectedMapFigure:
             line_color="red",
             line_dash="dashed",
         )
+        self._cats: categories.Categories | None = None
         self.hover = HoverTool(
             renderers=[self.image], formatters={"$x": _lonlat_formatter(0), "$y": _lonlat_formatter(1)}
         )
@@ -144,16 +145,28 @@ class ProjectedMapFigure:
         return tips + ([(label, value)] if label else [])
 
     def show(
-        self, image: xr.DataArray, *, clim, cmap: str, label: str, units: str, fmt: str = "0.000"
+        self,
+        image: xr.DataArray,
+        *,
+        clim,
+        cmap: str,
+        label: str,
+        units: str,
+        fmt: str = "0.000",
+        cats: categories.Categories | None = None,
     ) -> None:
         """Draw a projected screen raster (:func:`app.projection.project_field` over :attr:`world`)
-        with colour limits, palette and colour bar title."""
+        with colour limits, palette and colour bar title, or the classes ``cats``."""
         (x0, x1), (y0, y1) = self.world
         values = np.asarray(image.values, dtype="float32")[::-1]  # Bokeh images start at the bottom row
         self.source.data = {"image": [values], "x": [x0], "y": [y0], "dw": [x1 - x0], "dh": [y1 - y0]}
-        self.mapper.update(low=float(clim[0]), high=float(clim[1]), palette=styles.palette(cmap))
+        categories.style_map(self.mapper, self.colorbar, cats, clim, cmap)
         self.colorbar.title = label
-        self.hover.tooltips = self._tooltips(label, f"@image{{{fmt}}} {units}")
+        self.hover.tooltips = self._tooltips(label, categories.hover_value(cats, units, fmt))
+        if cats != self._cats:
+            coords = {k: v for k, v in self.hover.formatters.items() if k != "@image"}
+            self._cats = cats
+            self.hover.formatters = {**coords, **categories.hover_formatters(cats)}
 
     def mark_pixel(self, lon, lat) -> None:
         if lon is None or lat is None:

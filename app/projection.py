@@ -18,6 +18,8 @@ import numpy as np
 import xarray as xr
 from pyproj import CRS, Transformer
 
+from app import categories
+
 EQUAL_EARTH = CRS.from_epsg(8857)
 _FORWARD = Transformer.from_crs(4326, EQUAL_EARTH, always_xy=True)
 _INVERSE = Transformer.from_crs(EQUAL_EARTH, 4326, always_xy=True)
@@ -111,7 +113,9 @@ def project_field(field: xr.DataArray, x_range, y_range, width: int, height: int
     centre's lon/lat, NaN off the globe and outside the grid."""
     lon_px, lat_px = pixel_lonlat(x_range, y_range, width, height)
     px_m = (max(x_range) - min(x_range)) / width
-    field = block_mean(field.transpose("lat", "lon"), px_m / (world_half_extent()[0] / 180.0))
+    field = field.transpose("lat", "lon")
+    if categories.of(field.attrs) is None:  # classes are never averaged
+        field = block_mean(field, px_m / (world_half_extent()[0] / 180.0))
     lon, lat = field["lon"].values, field["lat"].values
     res_lon, res_lat = _spacing(field, "lon", "res_lon"), _spacing(field, "lat", "res_lat")
     with np.errstate(invalid="ignore"):

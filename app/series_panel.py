@@ -1,5 +1,6 @@
-"""Time series under the map: every product at the selected pixel, the area-weighted mean of
-every product over the selected box, and a histogram of the box on the current map."""
+"""Time series under the map: every product at the selected pixel (and, on an explanation map, the
+pixel's SHAP contributions over time), the area-weighted mean of every product over the selected
+box, and a histogram of the box on the current map."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 import panel as pn
 
-from app import compute, data, export, le_units, product_info, styles, ui
+from app import compute, contributions, data, export, le_units, product_info, styles, ui
 from app.ui import guarded
 from validation import bands
 
@@ -38,6 +39,8 @@ class SeriesPanel:
             name="pixel_table",
             visible=False,
         )
+        self.contrib_info = pn.pane.Markdown("", width=800, visible=False, name="contrib_info")
+        self.contrib_plot = pn.pane.HoloViews(None, name="contrib_series", sizing_mode="fixed", visible=False)
         self.box_info = pn.pane.Markdown("Draw a box (box-select tool) for the area-weighted mean series.")
         self.box_plot = pn.pane.HoloViews(None, name="box_series", sizing_mode="fixed")
         self.hist_plot = pn.pane.HoloViews(None, name="box_histogram", sizing_mode="fixed")
@@ -58,12 +61,14 @@ class SeriesPanel:
         self._pixel_table = None
         self._box_table = None
         state.param.watch(lambda *e: self.update_pixel(), ["pixel", "variable", "le_units"])
+        state.param.watch(lambda *e: self.update_contributions(), ["pixel", "product"])
         state.param.watch(lambda *e: self.update_box(), ["box", "variable", "le_units"])
         state.param.watch(
             lambda *e: self.update_histogram(),
             ["box", "product", "variable", "date", "aggregation", "period", "le_units"],
         )
         self.update_pixel()
+        self.update_contributions()
         self.update_box()
         self.update_histogram()
 
@@ -127,6 +132,27 @@ class SeriesPanel:
             self.band_note.param.update(
                 object="\n\n".join(ui.markdown_plain(n) for n in band_notes), visible=bool(band_notes)
             )
+
+        run()
+
+    def update_contributions(self) -> None:
+        """The stacked SHAP contributions at the pixel when the map shows an explanation product."""
+
+        @guarded(self.state, "pixel contributions", loading=lambda: [self.contrib_plot])
+        def run():
+            s = self.state
+            info = data.info(s.product) if s.product else None
+            explained = info is not None and contributions.is_explanation(info)
+            if not explained or s.pixel is None or not data.contains(info, *s.pixel):
+                self.contrib_plot.param.update(object=None, visible=False)
+                self.contrib_info.param.update(object="", visible=False)
+                return
+            lon, lat = s.pixel
+            names = contributions.features(info)
+            ds = data.point_series(s.product, lon, lat, variables=contributions.variables(names))
+            shown = contributions.plot(ds, names, f"SHAP contributions to LE at ({lon:.3f}, {lat:.3f})")
+            self.contrib_plot.param.update(object=shown, visible=shown is not None)
+            self.contrib_info.param.update(object=_contribution_text(ds, names, info), visible=True)
 
         run()
 
@@ -226,10 +252,31 @@ class SeriesPanel:
             self.band_note,
             pn.Row(self.pixel_table),
             self.csv,
+            self.contrib_info,
+            self.contrib_plot,
             self.box_info,
             pn.Row(self.box_plot),
             pn.Row(self.hist_plot, self.box_csv),
         )
+
+
+def _contribution_text(ds, names: list[str], info) -> str:
+    """What the contribution plot shows at the pixel, its strongest drivers and the linearisation."""
+    ranked = contributions.ranking(ds, names)
+    if not ranked:
+        return (
+            "**Contributions**: no day at this pixel is explained (available energy below the "
+            "partition threshold or an input missing)."
+        )
+    top = ", ".join(f"`{f}` {m:.1f}" for f, m in ranked[:3])
+    base = float(np.nanmean(ds["le_base"].values))
+    return (
+        f"**Contributions** at pixel ({ds.attrs['pixel_lon']:.4f}, {ds.attrs['pixel_lat']:.4f}) from "
+        f"{info.title}: largest mean |contribution| {top} W m-2. Bars stack each input's share of "
+        f"LE − LE0 (upwards: raised LE; downwards: lowered it); the line is their sum. LE0 = A g(s0), "
+        f"here {base:.1f} W m-2 on average, is LE at the model's base value s0; contributions in W m-2 "
+        "are the EF contributions scaled by the secant of LE = A g(s) between s0 and s, so LE0 + Σ = LE."
+    )
 
 
 def _notes(notes: set[str]) -> str:

@@ -119,3 +119,28 @@ def test_finished_repredict_shows_its_title_and_name(store):
     title = "LE/H re-prediction \u2212100…\u221299 E, 35…36 N, 2018-07-01…2018-07-05 (model v1)"
     assert title in view.table.object
     assert "<code>emulator-v1-0a1b2c3d</code>" in view.table.object
+
+
+def test_explain_and_scenario_requests(store):
+    version = "20260101T000000Z-0123abcd"
+    view = JobsView(AppState(user="ana"), JobService(store, JobLimits()))
+    view.bbox.value = "-100,35,-99,36"
+    view.version.options, view.version.value = [version], version
+    view.scenario.value = " ta+2K, precip*0.8 "
+    assert view.request()["scenario"] == "ta+2K, precip*0.8"
+    view.kind.value = "explain"
+    explain = view.request()
+    assert "scenario" not in explain  # a what-if is a re-prediction option only
+    assert explain["bbox"] == [-100.0, 35.0, -99.0, 36.0] and explain["version"] == version
+    assert view.submit() is None  # refused before queueing, in words
+    assert f"unknown model version '{version}'" in view.message.object
+    assert store.jobs(None) == []
+
+
+def test_explain_job_described_in_the_table(store):
+    request = {**REQUEST, "scenario": ["ta +2 K"]}
+    store.insert("repredict", request, "ana")
+    store.insert("explain", REQUEST, "ana")
+    view = JobsView(AppState(user="ana"), JobService(store, JobLimits()))
+    assert "scenario ta +2 K" in view.table.object
+    assert "EF explanation (SHAP), model v1" in view.table.object
