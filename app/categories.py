@@ -1,9 +1,11 @@
 """Categorical variables: integer codes with CF ``flag_values`` / ``flag_meanings`` (an explanation
-map's ``dominant_driver``), drawn with one colour per class and a legend of the class names instead
-of a continuous colour bar, and aggregated over time by the most frequent class, not a mean."""
+map's ``dominant_driver``), drawn with one colour per class, a legend naming every class with its
+share of the map's pixels (the colour bar keeps the colours only: twenty names beside it would widen the map),
+the class name in the hover, and aggregated over time by the most frequent class, not a mean."""
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 
 import numpy as np
@@ -80,8 +82,9 @@ return i < 0 ? '' : names[i];
 
 
 def style_map(mapper, colorbar, cats: Categories | None, clim, cmap: str) -> None:
-    """Colour a map's Bokeh mapper and colour bar: one colour per class with the class names as the
-    bar's labels for ``cats``, else ``cmap`` over ``clim`` with automatic ticks."""
+    """Colour a map's Bokeh mapper and colour bar: one colour per class, a tick at each class and no
+    tick labels for ``cats`` (:func:`legend_html` names them), else ``cmap`` over ``clim`` with
+    automatic ticks."""
     if cats is None:
         mapper.update(low=float(clim[0]), high=float(clim[1]), palette=styles.palette(cmap))
         colorbar.update(ticker="auto", major_label_overrides={})
@@ -90,8 +93,42 @@ def style_map(mapper, colorbar, cats: Categories | None, clim, cmap: str) -> Non
     mapper.update(low=low, high=high, palette=cats.palette())
     colorbar.update(
         ticker=FixedTicker(ticks=list(cats.values)),
-        major_label_overrides={int(v): n for v, n in zip(cats.values, cats.names, strict=True)},
+        major_label_overrides={int(v): "" for v in cats.values},
     )
+
+
+def shares(cats: Categories, values) -> dict[int, float]:
+    """Fraction of the finite ``values`` holding each class code."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    return {c: float((v == c).mean()) if v.size else 0.0 for c in cats.values}
+
+
+def legend_html(cats: Categories, values) -> str:
+    """The map's legend: a colour swatch and the name of every class with its share of the shown
+    ``values``, classes present first (largest share first), absent ones after, greyed."""
+    palette, low = cats.palette(), min(cats.values)
+    share = shares(cats, values)
+    order = sorted(cats.values, key=lambda c: (-share[c], cats.values.index(c)))
+    items = []
+    for c in order:
+        colour = palette[c - low]
+        absent = " class-absent" if share[c] == 0 else ""
+        items.append(
+            f"<span class='class-item{absent}' data-code='{c}' data-colour='{colour}'>"
+            f"<span class='class-swatch' style='background:{colour}'></span>"
+            f"{html.escape(cats.name(c))} <small>{100 * share[c]:.0f} %</small></span>"
+        )
+    return "<div class='class-legend-items'>" + "".join(items) + "</div>"
+
+
+LEGEND_CSS = """
+.class-legend-items { display: flex; flex-wrap: wrap; gap: 2px 12px; font-size: 12px; }
+.class-item { white-space: nowrap; }
+.class-item.class-absent { color: #999; }
+.class-swatch { display: inline-block; width: 11px; height: 11px; margin-right: 4px;
+  vertical-align: -1px; border: 1px solid rgba(0, 0, 0, 0.25); }
+"""
 
 
 def hover_value(cats: Categories | None, units: str, fmt: str) -> str:

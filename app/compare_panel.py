@@ -64,6 +64,10 @@ class CompareTab(MapTabViews):
         self.figures = (self.left, self.right, self.diff)
         self.stats = pn.pane.Markdown("", name="compare_stats", width=styles.TAB_WIDTH - 460)
         self.goto = pn.widgets.Button(name="Go to the nearest common day", visible=False, width=240)
+        self.legend = pn.pane.HTML(
+            "", visible=False, css_classes=["class-legend"], width=styles.TAB_WIDTH - 460,
+            stylesheets=[categories.LEGEND_CSS], name="compare_legend",
+        )  # fmt: skip
         self.to_baseline = pn.widgets.Button(name="B = baseline of A", visible=False, width=200)
         self.to_baseline.on_click(lambda e: self._choose_baseline())
         self.out_of_range = pn.widgets.Select(
@@ -79,7 +83,7 @@ class CompareTab(MapTabViews):
             ),
             pn.Row(
                 pn.pane.Bokeh(self.diff.fig, sizing_mode="fixed"),
-                pn.Column(self.stats, self.goto, self.to_baseline, self.out_of_range),
+                pn.Column(self.legend, self.stats, self.goto, self.to_baseline, self.out_of_range),
             ),
         )
         self._stale = True
@@ -174,6 +178,7 @@ class CompareTab(MapTabViews):
                 self.stats.object = "Choose two products with the same variable."
                 return
             a, b = s.compare
+            self.legend.visible = False
             what_if, against_baseline = self._scenario_widgets(a, b)
             if a == b:
                 self._same_product(a)
@@ -240,7 +245,8 @@ class CompareTab(MapTabViews):
             else:
                 dlim = styles.auto_clim(diff.values, symmetric=True)
                 self.diff.show(dimg, clim=dlim, cmap=styles.DIFF_CMAP, label=dlabel, units=units)
-            self.diff.fig.title.text = f"{what} · {plan['short']}"
+            # a scenario's title would not fit with the period too (the stats give it)
+            self.diff.fig.title.text = what if against_baseline else f"{what} · {plan['short']}"
             d = diff.values
             ok = np.isfinite(d)
             res_lat, res_lon = summary["res"]
@@ -253,6 +259,12 @@ class CompareTab(MapTabViews):
                 c for c in (product_info.sampling_caveat(data.info(n), s.variable) for n in (a, b)) if c
             ]
             if cats is not None:
+                legend = categories.legend_html(
+                    cats, np.concatenate([shown[a].values.ravel(), shown[b].values.ravel()])
+                )
+                self.legend.param.update(
+                    object=f"<b>Classes of A and B</b> (share of their cells){legend}", visible=True
+                )
                 share = float(np.nanmean(d)) if ok.any() else float("nan")
                 self.stats.object = (
                     f"**Classes** on the common grid {_deg(res_lon, res_lat)} · {int(ok.sum()):,} cells "
@@ -310,6 +322,11 @@ class CompareTab(MapTabViews):
         clim = cats.clim if cats else styles.clim_for(s.variable, "fixed", None, img.values, conv.units)
         label = _short_label(s.variable, conv.units)
         fig.show(img, clim=clim, cmap=cmap, label=label, units=conv.units, cats=cats)
+        if cats is not None:
+            legend = categories.legend_html(cats, own.values)
+            self.legend.param.update(
+                object=f"<b>Classes of {name}</b> (share of its cells){legend}", visible=True
+            )
         fig.fig.title.text = f"{name} · {map_panel.map_period(name, s.aggregation, s.date, s.period)}"
         return conv.units
 

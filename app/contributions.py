@@ -16,6 +16,8 @@ import xarray as xr
 from app.categories import Categories
 
 BAR_FRACTION = 0.8  # of a day: the gap between bars shows where one day ends
+SHOWN = 6  # features drawn apiece (largest mean |contribution| at the pixel); the rest as one "other"
+OTHER_COLOUR = "#9e9e9e"
 
 
 def is_explanation(info) -> bool:
@@ -70,16 +72,43 @@ def ranking(ds: xr.Dataset, feature_names: list[str]) -> list[tuple[str, float]]
     return sorted(means, key=lambda fm: -fm[1])
 
 
+def grouped(
+    ds: xr.Dataset, feature_names: list[str], shown: int = SHOWN
+) -> tuple[xr.Dataset, list[str], str]:
+    """``ds`` with the contributions of all but the ``shown`` strongest features (mean |c| at the
+    pixel) summed into one ``shap_le_<other>`` variable: (dataset, names in the order drawn, name of
+    the summed group or '' when every feature is drawn apiece)."""
+    ranked = [f for f, _ in ranking(ds, feature_names)]
+    if len(ranked) <= shown + 1:
+        return ds, [f for f in feature_names if f in ranked], ""
+    keep = [f for f in feature_names if f in ranked[:shown]]  # the model's order: stable colours
+    rest = [f for f in feature_names if f not in keep]
+    other = f"other {len(rest)} inputs"
+    parts = xr.concat([ds[f"shap_le_{f}"] for f in rest], dim="feature")
+    summed = parts.sum("feature", min_count=1)
+    return ds.assign({f"shap_le_{other}": summed}), [*keep, other], other
+
+
 def plot(ds: xr.Dataset, feature_names: list[str], title: str, width: int = 800, height: int = 300):
-    """The stacked contributions and their sum at a pixel, or None when no day is explained."""
-    rows = stacked(ds, feature_names)
+    """The stacked contributions and their sum at a pixel, or None when no day is explained. The
+    :data:`SHOWN` strongest features are drawn apiece in the dominant-driver map's colours, the rest
+    as one grey "other" segment."""
+    colour_of = dict(
+        zip(
+            feature_names,
+            Categories(tuple(range(len(feature_names))), tuple(feature_names)).palette(),
+            strict=True,
+        )
+    )
+    ds, drawn, other = grouped(ds, feature_names)
+    rows = stacked(ds, drawn)
     if rows.empty:
         return None
-    palette = Categories(tuple(range(len(feature_names))), tuple(feature_names)).palette()
+    colour_of[other] = OTHER_COLOUR
     half = pd.Timedelta(days=BAR_FRACTION / 2)
     y = hv.Dimension("contribution_le", label="contribution to LE (W m-2)")
     layers = []
-    for i, f in enumerate(feature_names):
+    for f in drawn:
         part = rows[rows["feature"] == f]
         if part.empty:
             continue
@@ -89,9 +118,9 @@ def plot(ds: xr.Dataset, feature_names: list[str], title: str, width: int = 800,
             vdims=[hv.Dimension("contribution", label=f"{f} (W m-2)")],
             label=f,
         )
-        layers.append(rect.opts(color=palette[i], line_alpha=0, tools=["hover"]))
+        layers.append(rect.opts(color=colour_of[f], line_alpha=0, tools=["hover"]))
     t = pd.to_datetime(ds["time"].values)
-    total = hv.Curve((t, net(ds, feature_names)), "time", y, label="Σ = LE − LE0")
+    total = hv.Curve((t, net(ds, drawn)), "time", y, label="Σ = LE − LE0")
     layers.append(total.opts(color="black", line_width=2, tools=["hover"]))
     layers.append(hv.HLine(0).opts(color="grey", line_width=1))
     return hv.Overlay(layers).opts(
@@ -100,5 +129,12 @@ def plot(ds: xr.Dataset, feature_names: list[str], title: str, width: int = 800,
         height=height,
         show_grid=True,
         legend_position="right",
+        legend_opts={
+            "label_height": 12,
+            "glyph_height": 12,
+            "spacing": 1,
+            "padding": 4,
+            "label_text_font_size": "9pt",
+        },
         active_tools=["pan"],
     )

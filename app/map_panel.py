@@ -94,6 +94,11 @@ class MapTab(MapTabViews):
             MERCATOR_METHOD, visible=False, css_classes=["map-method"], margin=(0, 10), width=styles.TAB_WIDTH
         )
         self.status = pn.pane.Markdown("", css_classes=["map-status"], margin=(0, 10), width=styles.TAB_WIDTH)
+        # a class map's legend: every class named, with its share of the view
+        self.legend = pn.pane.HTML(
+            "", visible=False, css_classes=["class-legend"], width=MAP_WIDTH, margin=(0, 10),
+            stylesheets=[categories.LEGEND_CSS], name="class_legend",
+        )  # fmt: skip
         self.series = SeriesPanel(state)
         self.info_box = product_info.ProductInfoBox(state, data)
         self._auto_clim = None
@@ -311,6 +316,10 @@ class MapTab(MapTabViews):
                 s.param.update(clim=clim)  # shows the limits in the typed inputs
             cmap = s.cmap or styles.default_cmap(s.variable)
             label, units = conv.label, conv.units
+            if cats is None:
+                self.legend.visible = False
+            else:
+                self.legend.param.update(object=categories.legend_html(cats, image.values), visible=True)
             (self.projected if projected else self.map).show(
                 image, clim=clim, cmap=cmap, label=label, units=units, cats=cats
             )
@@ -444,6 +453,7 @@ class MapTab(MapTabViews):
             self.projection,
             self.map_pane,
             self.projected_pane,
+            self.legend,
             self.method_note,
             below,
         )

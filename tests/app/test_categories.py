@@ -65,14 +65,14 @@ def test_rasterising_classes_picks_cells_never_averages():
     assert set(np.unique(img.values[np.isfinite(img.values)])) <= {0.0, 2.0}
 
 
-def test_style_map_names_the_ticks_and_restores_a_continuous_bar():
+def test_style_map_ticks_each_class_and_restores_a_continuous_bar():
     mapper, bar = LinearColorMapper(), ColorBar()
     bar.color_mapper = mapper
     cats = categories.of(ATTRS)
     categories.style_map(mapper, bar, cats, (0, 1), "viridis")
     assert (mapper.low, mapper.high) == (-0.5, 2.5) and len(mapper.palette) == 3
     assert isinstance(bar.ticker, FixedTicker) and list(bar.ticker.ticks) == [0, 1, 2]
-    assert bar.major_label_overrides == {0: "ta", 1: "vpd", 2: "ssm"}
+    assert bar.major_label_overrides == {0: "", 1: "", 2: ""}  # the legend names them
     categories.style_map(mapper, bar, None, (0.0, 0.5), "viridis")
     assert (mapper.low, mapper.high) == (0.0, 0.5) and len(mapper.palette) == 256
     assert bar.major_label_overrides == {} and not isinstance(bar.ticker, FixedTicker)
@@ -87,3 +87,16 @@ def test_hover_shows_class_name_or_number(cats):
     else:
         assert value == "@image{custom}"
         assert formatters["@image"].args == {"codes": [0, 1, 2], "names": ["ta", "vpd", "ssm"]}
+
+
+def test_legend_names_every_class_with_its_share_present_first():
+    cats = categories.of(ATTRS)
+    legend = categories.legend_html(cats, [2, 2, 2, 0, np.nan])
+    names = [part.split("</span>")[1].split(" <small>")[0] for part in legend.split("class-item")[1:]]
+    assert names == ["ssm", "ta", "vpd"]  # 75 %, 25 %, then the absent class
+    assert "ssm <small>75 %</small>" in legend and "ta <small>25 %</small>" in legend
+    assert "class-item class-absent' data-code='1'" in legend
+    pal = cats.palette()
+    assert f"data-code='2' data-colour='{pal[2]}'" in legend
+    evil = categories.Categories((0,), ("<b>x</b>",))
+    assert "&lt;b&gt;x&lt;/b&gt;" in categories.legend_html(evil, [0])

@@ -37,8 +37,9 @@ def world(demo_world, tmp_path_factory):
             "scenario": predict.predict_region(version, BBOX, *PERIOD, product_name="warm", scenario="ta+8K"),
             "other": predict.predict_region(version, BBOX, PERIOD[0], "2018-06-06", product_name="short"),
             "explain": explain_map.explain_region(version, BBOX, *PERIOD, product_name="why"),
-            "explain_later": explain_map.explain_region(version, BBOX, "2018-06-05", "2018-06-09",
-                                                        product_name="why-later"),  # fmt: skip
+            "explain_later": explain_map.explain_region(
+                version, BBOX, "2018-06-05", "2018-06-09", product_name="why-later"
+            ),  # fmt: skip
         }
         data.view_data().forget_products()
         yield names
@@ -64,8 +65,8 @@ def test_dominant_driver_map_names_its_classes(world):
     feats = contributions.features(info)
     assert contributions.is_explanation(info) and not contributions.is_explanation(api.product_info("base"))
     tab = map_panel.MapTab(_state(product=world["explain"], variable="dominant_driver"))
-    bar = tab.map.colorbar
-    assert bar.major_label_overrides == dict(enumerate(feats))
+    assert list(tab.map.colorbar.ticker.ticks) == list(range(len(feats)))
+    assert tab.legend.visible and all(f">{f} <small>" in tab.legend.object for f in feats)
     assert len(tab.map.mapper.palette) == len(feats)
     assert (tab.map.mapper.low, tab.map.mapper.high) == (-0.5, len(feats) - 0.5)
     shown = tab.map.source.data["image"][0]
@@ -85,7 +86,11 @@ def test_pixel_contributions_stack_to_the_plain_prediction(world):
     feats = contributions.features(api.product_info(world["explain"]))
     overlay = panel.contrib_plot.object
     bars = [el for el in overlay if isinstance(el, hv.Rectangles)]
-    assert {b.label for b in bars} <= set(feats) and bars
+    labels = [b.label for b in bars]
+    others = [x for x in labels if x not in feats]  # all but the strongest SHOWN summed into one
+    assert bars and len(labels) <= contributions.SHOWN + 1 and len(others) <= 1
+    if len(feats) > contributions.SHOWN + 1:
+        assert others == [f"other {len(feats) - contributions.SHOWN} inputs"]
     # independent: per day, the bar segments' signed heights add up to LE − LE0 of the plain
     # re-prediction of the same box and period at this pixel
     net = {}
@@ -175,11 +180,11 @@ def test_compare_two_class_maps_says_where_they_differ(world):
     state = _state(product=ex, variable="dominant_driver", tab="Compare", compare=[ex, ex])
     tab = CompareTab(state)
     assert "same product" in tab.diff.fig.title.text  # one product: nothing to difference
-    assert tab.left.colorbar.major_label_overrides  # but drawn with its classes
+    assert len(tab.left.mapper.palette) == len(contributions.features(api.product_info(ex)))  # its classes
     state.compare = [ex, later]
     assert state.message == ""
     assert tab.diff.fig.title.text.startswith(f"{ex} vs {later}: same class?")
-    assert tab.diff.colorbar.major_label_overrides == {0: "same", 1: "different"}
+    assert list(tab.diff.colorbar.ticker.ticks) == [0, 1] and len(tab.diff.mapper.palette) == 2
     # independent: share of the day's cells where the two drivers differ
     day = np.datetime64("2018-06-05")
     a = api.open_product(ex)["dominant_driver"].sel(time=day).values

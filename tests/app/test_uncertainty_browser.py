@@ -9,6 +9,8 @@ Patch glyph HoloViews draws an Area with) and checked against the product's stor
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -92,20 +94,30 @@ def _shot(page, prefix: str, name: str) -> None:
     save_screenshot(page, name, full_page=False)
 
 
-def _select(page, option: str) -> None:
+def _select(page, option: str, timeout_s: float = 60.0) -> None:
     """Pick ``option`` in the first visible select offering it: an option text equal to it or, in
-    the sidebar, ending with it in brackets (``latent heat flux … (le)``)."""
-    for sel in page.locator("select").all():
-        if not sel.is_visible():
-            continue
-        texts = sel.locator("option").all_inner_texts()
-        hit = next((t for t in texts if t == option), None) or next(
-            (t for t in texts if t.endswith(f"({option})")), None
-        )
-        if hit is not None:
-            sel.select_option(label=hit)
-            return
-    raise AssertionError(f"no visible select offers {option!r}")
+    the sidebar, ending with it in brackets (``latent heat flux … (le)``). Retried until one takes it:
+    a tab's selects are re-rendered while it opens (the one found can be replaced before the pick)."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            for sel in page.locator("select").all():
+                if not sel.is_visible():
+                    continue
+                texts = sel.locator("option").all_inner_texts()
+                hit = next((t for t in texts if t == option), None) or next(
+                    (t for t in texts if t.endswith(f"({option})")), None
+                )
+                if hit is not None:
+                    sel.select_option(label=hit, timeout=5_000)
+                    return
+        except PlaywrightError:
+            pass  # the select went away under us: look again
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no visible select offers {option!r}")
+        page.wait_for_timeout(300)
 
 
 def test_uncertainty_map_pixel_band_and_site_band(model_server, browser_page, viewport):
