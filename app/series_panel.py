@@ -36,8 +36,7 @@ class SeriesPanel:
             disabled=True,
             height=140,
             width=820,  # the map's width: a wider table widened the tab past 1280 px windows
-            layout="fit_data_stretch",
-            widths={"product": 200},  # job products' long names wrap instead of widening the table
+            widths={"product": 120},  # job products' long names wrap instead of widening the table
             formatters={"product": {"type": "textarea"}},
             name="pixel_table",
             visible=False,
