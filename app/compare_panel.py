@@ -135,23 +135,20 @@ class CompareTab(MapTabViews):
         if all(pair) and pair != self.state.compare:
             self.state.compare = pair
 
+    def _baseline(self, a: str) -> str | None:
+        """The baseline of scenario product ``a`` among the products with the variable, or None."""
+        return scenario_compare.baseline_of(a, data.products_with(self.state.variable), data.info)
+
     def _choose_baseline(self) -> None:
-        if not self.state.compare:
-            return
-        a = self.state.compare[0]
-        baseline = scenario_compare.baseline_of(a, data.products_with(self.state.variable), data.info)
+        baseline = self._baseline(self.state.compare[0]) if self.state.compare else None
         if baseline:
-            self.state.compare = [a, baseline]
+            self.state.compare = [self.state.compare[0], baseline]
 
     def _scenario_widgets(self, a: str, b: str) -> tuple[str | None, bool]:
         """Show the baseline button and the out-of-range switch for a scenario A; returns A's
         scenario text (None for another product) and whether B is its baseline."""
         what_if = scenario_compare.scenario_text(data.info(a))
-        baseline = (
-            scenario_compare.baseline_of(a, data.products_with(self.state.variable), data.info)
-            if what_if
-            else None
-        )
+        baseline = self._baseline(a) if what_if else None
         self.to_baseline.visible = bool(baseline) and baseline != b
         self.out_of_range.visible = bool(what_if) and scenario_compare.PUSHED in data.info(a).variables
         return what_if, baseline is not None and baseline == b

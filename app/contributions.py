@@ -35,12 +35,17 @@ def variables(feature_names: list[str]) -> list[str]:
     return [f"shap_le_{f}" for f in feature_names] + ["le_base"]
 
 
+def _matrix(ds: xr.Dataset, feature_names: list[str]) -> np.ndarray:
+    """Contributions in W m-2, days × features."""
+    return np.stack([np.asarray(ds[f"shap_le_{f}"].values, dtype=float) for f in feature_names], axis=1)
+
+
 def stacked(ds: xr.Dataset, feature_names: list[str]) -> pd.DataFrame:
     """One row per (day, feature) with a valid contribution: ``time``, ``feature``, ``contribution``
     (W m-2) and the bar segment ``bottom``/``top``: positive contributions stacked upwards from 0 in
     feature order, negative ones downwards."""
     t = pd.to_datetime(ds["time"].values)
-    c = np.stack([np.asarray(ds[f"shap_le_{f}"].values, dtype=float) for f in feature_names], axis=1)
+    c = _matrix(ds, feature_names)
     valid = np.isfinite(c)
     pos = np.where(valid & (c > 0), c, 0.0)
     neg = np.where(valid & (c < 0), c, 0.0)
@@ -61,7 +66,7 @@ def stacked(ds: xr.Dataset, feature_names: list[str]) -> pd.DataFrame:
 
 def net(ds: xr.Dataset, feature_names: list[str]) -> np.ndarray:
     """Σ c_i per day (W m-2) = LE − LE0; NaN on days without an explanation."""
-    c = np.stack([np.asarray(ds[f"shap_le_{f}"].values, dtype=float) for f in feature_names], axis=1)
+    c = _matrix(ds, feature_names)
     return np.where(np.isfinite(c).any(axis=1), np.nansum(c, axis=1), np.nan)
 
 

@@ -235,7 +235,6 @@ class MapFigure:
         self._pixel: tuple | None = None
         self._box: tuple | None = None
         self._value_tooltip: tuple = (None, None)
-        self._image_formatters: dict = {}
         self._cats: categories.Categories | None = None
         self._mercator_formatters: dict | None = None
         xr0, yr0 = fit_view((-180, -90, 180, 90), self.width, self.height, margin=0)
@@ -408,7 +407,7 @@ class MapFigure:
         self.coast.data_source.data = {"xs": xs, "ys": ys}
         self.hover.update(
             tooltips=self._tooltips(*self._value_tooltip),
-            formatters={**self._coord_formatters(), **self._image_formatters},
+            formatters={**self._coord_formatters(), **categories.hover_formatters(self._cats)},
         )
         self.x_range.update(reset_start=reset_x[0], reset_end=reset_x[1])
         self.y_range.update(reset_start=reset_y[0], reset_end=reset_y[1])
@@ -464,7 +463,7 @@ class MapFigure:
         cats: categories.Categories | None = None,
     ) -> None:
         """Draw a lon/lat screen raster (lat descending) with colour limits, palette and colorbar
-        title, or the classes ``cats`` with their names on the bar and in the hover. In Web Mercator
+        title, or the classes ``cats`` (one colour each, their names in the hover). In Web Mercator
         the raster's rows are resampled onto the screen's mercator rows
         (:func:`app.compute.mercator_rows`); hand it :meth:`render_rows` rows."""
         lon = image["lon"].values
@@ -493,8 +492,8 @@ class MapFigure:
         self._value_tooltip = (label, categories.hover_value(cats, units, fmt))
         self.hover.tooltips = self._tooltips(*self._value_tooltip)
         if cats != self._cats:
-            self._cats, self._image_formatters = cats, categories.hover_formatters(cats)
-            self.hover.formatters = {**self._coord_formatters(), **self._image_formatters}
+            self._cats = cats
+            self.hover.formatters = {**self._coord_formatters(), **categories.hover_formatters(cats)}
 
     def _coord_formatters(self) -> dict:
         """Hover formatters of the coordinates: lon/lat from Web Mercator metres, or none."""

@@ -33,6 +33,22 @@ CHROMIUM_ARGS = [
 ]
 FLUXLENS = [sys.executable, "-m", "fluxlens.cli"]
 BOKEH_IDLE = "window.Bokeh && Bokeh.documents.length > 0 && Bokeh.documents[0].is_idle"
+# ``(name) => …``: the named map figure's plotting frame on the page (left, top, width, height), its
+# axis ranges, how many values of its image are finite, whether it is laid out (``visible``), its
+# canvas box, title and tile layers; null while the figure is not rendered.
+MAP_FRAME = """(name) => { const m = Bokeh.documents[0].get_model_by_name(name);
+  const v = m && Bokeh.index.find_one(m);
+  if (!v || !v.canvas_view) return null;
+  const r = v.canvas_view.el.getBoundingClientRect();
+  const img = m.renderers.find(r => r.glyph && r.glyph.type === 'Image').data_source.data.image[0];
+  let finite = 0; for (let i = 0; i < img.length; i++) { if (Number.isFinite(img[i])) finite++; }
+  const tiles = m.renderers.filter(r => r.type === 'TileRenderer').map(
+    r => ({url: r.tile_source.url, attribution: r.tile_source.attribution}));
+  return {left: r.x + v.frame.bbox.x, top: r.y + v.frame.bbox.y, width: v.frame.bbox.width,
+          height: v.frame.bbox.height, x0: m.x_range.start, x1: m.x_range.end, y0: m.y_range.start,
+          y1: m.y_range.end, finite: finite, visible: r.width > 0, tiles: tiles,
+          title: m.title ? String(m.title.text) : '',
+          canvas: {left: r.x, right: r.x + r.width, top: r.y, bottom: r.y + r.height}}; }"""
 
 
 class ServerDidNotStart(RuntimeError):

@@ -19,6 +19,7 @@ from PIL import Image
 from playwright.sync_api import expect
 from pyproj import Transformer
 
+from tests.browser import MAP_FRAME as FRAME
 from tests.browser import SCREENSHOTS, drag, save_screenshot, wait_idle
 from tests.stores import level_path
 
@@ -30,20 +31,6 @@ TARGET = (-99.0, 35.0)  # a cell centre of ssm_global_demo in the small demo wor
 QUERY = "?product=ssm_global_demo&var=ssm&date=2018-07-01&view=-110,-90,30,40"
 TO_MERC = Transformer.from_crs(4326, 3857, always_xy=True)
 TO_LONLAT = Transformer.from_crs(3857, 4326, always_xy=True)
-
-# null while the figure has no view yet (a tab being drawn): the waits below keep waiting then
-FRAME = """(name) => { const m = Bokeh.documents[0].get_model_by_name(name);
-  const v = m && Bokeh.index.find_one(m);
-  if (!v || !v.canvas_view) return null;
-  const r = v.canvas_view.el.getBoundingClientRect();
-  const img = m.renderers.find(r => r.glyph && r.glyph.type === 'Image').data_source.data.image[0];
-  let finite = 0; for (let i = 0; i < img.length; i++) { if (Number.isFinite(img[i])) finite++; }
-  const tiles = m.renderers.filter(r => r.type === 'TileRenderer').map(
-    r => ({url: r.tile_source.url, attribution: r.tile_source.attribution}));
-  return {left: r.x + v.frame.bbox.x, top: r.y + v.frame.bbox.y, width: v.frame.bbox.width,
-          height: v.frame.bbox.height, x0: m.x_range.start, x1: m.x_range.end, y0: m.y_range.start,
-          y1: m.y_range.end, finite: finite, tiles: tiles}; }"""
-
 
 @pytest.fixture(scope="module")
 def tile_server(demo_world, serve_dashboard, tmp_path_factory):

@@ -19,6 +19,7 @@ from PIL import Image
 from pyproj import Transformer
 
 from app import projection
+from tests.browser import MAP_FRAME as FRAME
 from tests.browser import wait_idle
 from tests.stores import level_path
 
@@ -30,16 +31,6 @@ TO_EQEARTH = Transformer.from_crs(4326, 8857, always_xy=True)
 # cell centres of ssm_global_demo (2° grid in the small demo world): Great Plains, Taymyr, Chukotka
 TARGETS = [(-99.0, 35.0), (101.0, 71.0), (179.0, 67.0)]
 
-FRAME = """(name) => { const m = Bokeh.documents[0].get_model_by_name(name);
-  const v = m && Bokeh.index.find_one(m);
-  if (!v || !v.canvas_view) return null;
-  const r = v.canvas_view.el.getBoundingClientRect();
-  const img = m.renderers.find(r => r.glyph && r.glyph.type === 'Image').data_source.data.image[0];
-  let finite = 0; for (let i = 0; i < img.length; i++) { if (Number.isFinite(img[i])) finite++; }
-  return {left: r.x + v.frame.bbox.x, top: r.y + v.frame.bbox.y, width: v.frame.bbox.width,
-          height: v.frame.bbox.height, x0: m.x_range.start, x1: m.x_range.end, y0: m.y_range.start,
-          y1: m.y_range.end, finite: finite, visible: r.width > 0,
-          canvas: {left: r.x, right: r.x + r.width, top: r.y, bottom: r.y + r.height}}; }"""
 # The figure's host element and the chain of its containers up to the page: sizes and overflow.
 CONTAINERS = """(name) => { const m = Bokeh.documents[0].get_model_by_name(name);
   const v = Bokeh.index.find_one(m); const out = []; let el = v.el;

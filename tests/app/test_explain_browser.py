@@ -17,6 +17,7 @@ from app import contributions, data
 from catalog import api
 from models.jobs import SUCCEEDED, JobStore
 from tests.app.conftest import OVERFLOW
+from tests.browser import MAP_FRAME as FRAME
 from tests.browser import save_screenshot, wait_idle
 from tests.conftest import demo_copy_with_model
 
@@ -27,16 +28,6 @@ PERIOD = "2018-06-03~2018-06-07"  # the Jobs tab's default period: the map's per
 VIEW = "-108,-90,27,43"
 PIXEL = (-99.0, 35.0)  # a cell centre inside the box
 
-# (name) => the figure's plotting frame on the page, its ranges and how many image values are finite
-FRAME = """(name) => { const m = Bokeh.documents[0].get_model_by_name(name);
-  if (!m) return null;
-  const v = Bokeh.index.find_one(m);
-  const r = v.canvas_view.el.getBoundingClientRect();
-  const img = m.renderers.find(r => r.glyph && r.glyph.type === 'Image').data_source.data.image[0];
-  let finite = 0; for (let i = 0; i < img.length; i++) { if (Number.isFinite(img[i])) finite++; }
-  return {left: r.x + v.frame.bbox.x, top: r.y + v.frame.bbox.y, width: v.frame.bbox.width,
-          height: v.frame.bbox.height, x0: m.x_range.start, x1: m.x_range.end, y0: m.y_range.start,
-          y1: m.y_range.end, finite: finite, title: m.title ? String(m.title.text) : ''}; }"""
 # (name) => the colour bar of the named figure: its title and tick-label overrides
 BAR = """(name) => { const m = Bokeh.documents[0].get_model_by_name(name);
   const bar = [...m.right, ...m.left, ...m.above, ...m.below].find(x => x.type === 'ColorBar');
@@ -129,6 +120,16 @@ def _click_lonlat(page, name: str, lon: float, lat: float) -> None:
     page.mouse.click(sx, sy)
 
 
+def _wait_contributions(page) -> None:
+    """Until the pixel's contribution plot is drawn with its bars."""
+    page.wait_for_function(
+        f"(() => {{ const b = ({BARS})('SHAP contributions to LE at'); return b && b.quads > 0; }})()",
+        timeout=120_000,
+        polling=500,
+    )
+    wait_idle(page)
+
+
 def _shot(page, prefix: str, name: str) -> None:
     assert page.evaluate(SCROLL_TO, prefix), prefix
     page.wait_for_timeout(400)
@@ -191,12 +192,7 @@ def test_explain_map_contributions_and_scenario_difference(world, stack, browser
 
     # -- a pixel's stacked contributions -------------------------------------------------------------
     _click_lonlat(page, "main_map", *PIXEL)
-    page.wait_for_function(
-        f"(() => {{ const b = ({BARS})('SHAP contributions to LE at'); return b && b.quads > 0; }})()",
-        timeout=120_000,
-        polling=500,
-    )
-    wait_idle(page)
+    _wait_contributions(page)
     shown = page.evaluate(BARS, "SHAP contributions to LE at")
     drawn = set(shown["labels"]) - {"Σ = LE − LE0"}
     assert "Σ = LE − LE0" in shown["labels"] and len(drawn) <= contributions.SHOWN + 1, shown
@@ -236,12 +232,7 @@ def test_explain_map_contributions_and_scenario_difference(world, stack, browser
     page.goto(f"{app}?product={explained}&var=dominant_driver&agg=period&period={PERIOD}&view={VIEW}"
               f"&px={PIXEL[0]},{PIXEL[1]}")  # fmt: skip
     wait_idle(page, 120_000)
-    page.wait_for_function(
-        f"(() => {{ const b = ({BARS})('SHAP contributions to LE at'); return b && b.quads > 0; }})()",
-        timeout=120_000,
-        polling=500,
-    )
-    wait_idle(page)
+    _wait_contributions(page)
     overflow = page.evaluate(OVERFLOW)
     assert overflow == [], str(overflow)
     save_screenshot(page, "explain_07_dominant_driver_1280x720", full_page=False)

@@ -16,6 +16,7 @@ import pytest
 import xarray as xr
 
 from tests.app.conftest import BAND_PRODUCT, OVERFLOW
+from tests.browser import MAP_FRAME as FRAME
 from tests.browser import save_screenshot, wait_idle
 from tests.stores import level_path
 
@@ -25,15 +26,6 @@ TOWER = ("US-D01", -97.4131, 38.0293)  # fluxnet_demo, inside the band world's b
 CELL = (-97.0, 39.0)  # the re-prediction's 2° cell holding the tower
 VIEW = f"?product={BAND_PRODUCT}&var=le_q95&date=2018-06-04&view=-110,-80,20,50"
 
-# The main map's plotting frame on the page and its axis ranges, and whether its image is drawn.
-FRAME = """(name) => { const m = Bokeh.documents[0].get_model_by_name(name);
-  const v = Bokeh.index.find_one(m);
-  const r = v.canvas_view.el.getBoundingClientRect();
-  const img = m.renderers.find(r => r.glyph && r.glyph.type === 'Image').data_source.data.image[0];
-  let finite = 0; for (let i = 0; i < img.length; i++) { if (Number.isFinite(img[i])) finite++; }
-  return {left: r.x + v.frame.bbox.x, top: r.y + v.frame.bbox.y, width: v.frame.bbox.width,
-          height: v.frame.bbox.height, x0: m.x_range.start, x1: m.x_range.end, y0: m.y_range.start,
-          y1: m.y_range.end, finite: finite}; }"""
 COLORBAR_TITLES = """() => Array.from(Bokeh.documents[0].all_models).filter(m => m.type === 'ColorBar')
   .map(m => String(m.title))"""
 # ``(prefix) => [...]``: of the shown figure whose title starts with ``prefix`` (a redrawn plot's old
