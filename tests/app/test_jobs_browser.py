@@ -9,6 +9,7 @@ import subprocess
 import time
 
 import pytest
+from playwright.sync_api import expect
 
 from app import data
 from models.jobs import SUCCEEDED, JobStore
@@ -86,10 +87,8 @@ def test_submit_in_browser_progress_and_product_picker(world, stack, browser_pag
     assert final.status == SUCCEEDED, final.error
     assert any(0 < v < 1000 for v in values), values  # seen part-way
     # the bar ends full: the row's status and its bar can arrive in separate refreshes
-    page.wait_for_function(
-        "() => document.querySelector('.job-row progress')?.getAttribute('value') === '1000'",
-        timeout=10_000,
-    )
+    # (a locator: the table sits in a pane's shadow root, out of document.querySelector's reach)
+    expect(page.locator(".job-row progress").first).to_have_attribute("value", "1000", timeout=10_000)
     # the result is named in the job's row (the product picker lists it too, as a hidden option)
     page.locator(".job-row").first.get_by_text(final.output).wait_for(timeout=10_000)
     title = final.request["title"]  # its box and period, beside the unique name
