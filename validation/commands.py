@@ -52,10 +52,18 @@ def add_scorecard_command(subparsers) -> None:
         "means of the paired time steps. Cached by the inputs; nothing is written on an error.",
     )
     p.add_argument("--product", required=True, action="append", help="catalog product (repeat for several)")
-    p.add_argument("--variable", required=True, help="variable (le, h, rn, g, ssm)")
+    p.add_argument(
+        "--variable", required=True, action="append", help="variable (le, h, rn, g, ssm; repeat for several)"
+    )
     p.add_argument("--reference", required=True, help="station network or gridded product of the catalog")
     p.add_argument("--csv", type=Path, help="scorecard CSV to write")
     p.add_argument("--html", type=Path, help="self-contained HTML scorecard to write")
+    p.add_argument(
+        "--colouring",
+        choices=["absolute", "relative"],
+        default="absolute",
+        help="HTML cell colours: the score itself, or relative to the other products (ILAMB's scale)",
+    )
     p.add_argument("--period", nargs=2, metavar=("START", "END"), help="ISO dates")
     p.add_argument("--regions", help="comma-separated countries or continents to add as rows")
     p.add_argument(
@@ -111,26 +119,38 @@ def run_scorecard(args: argparse.Namespace) -> int:
         igbp=False if args.no_igbp else None,
         min_months=args.min_months,
     )
-    card = scorecard.compute_scorecard(
-        args.product, args.variable, args.reference, options=options, use_cache=not args.no_cache
-    )
+    single = len(args.variable) == 1
+    if single:  # every product must hold the variable
+        card = scorecard.compute_scorecard(
+            args.product, args.variable[0], args.reference, options=options, use_cache=not args.no_cache
+        )
+        cards = scorecard.ScorecardSet({args.variable[0]: card})
+    else:  # each variable with the products holding it
+        cards = scorecard.compute_scorecards(
+            args.product, args.variable, args.reference, options=options, use_cache=not args.no_cache
+        )
     texts = []
     if args.csv is not None:
-        texts.append((args.csv, export.scorecard_csv(card)))
+        one = next(iter(cards.cards.values()))
+        texts.append((args.csv, export.scorecard_csv(one) if single else export.scorecard_set_csv(cards)))
     if args.html is not None:
-        texts.append((args.html, export.scorecard_html(card)))
+        texts.append((args.html, export.scorecard_html(cards, colouring=args.colouring)))
     for path, text in texts:
         _write_atomic(path, text)
-    meta = card.meta
-    print(
-        f"scorecard {', '.join(meta['products'])} {meta['variable']} ({meta['units']}) "
-        f"vs {meta['reference']} ({meta['reference_kind']}), {meta['period'][0]}…{meta['period'][1]}"
-        f"{' (cached)' if card.cached else ''}; written {', '.join(str(p) for p, _ in texts)}"
-    )
-    shown = card.table[card.table["region_kind"] == "all"]
-    for _, row in shown.iterrows():
-        scores = "  ".join(f"{s} {row[s]:.3f}" for s in scorecard.SCORE_NAMES)
-        print(f"  {row['product']}: {int(row['n_locations'])} locations  {scores}")
+    for card in cards.cards.values():
+        meta = card.meta
+        print(
+            f"scorecard {', '.join(meta['products'])} {meta['variable']} ({meta['units']}) "
+            f"vs {meta['reference']} ({meta['reference_kind']}), {meta['period'][0]}…{meta['period'][1]}"
+            f"{' (cached)' if card.cached else ''}"
+        )
+        shown = card.table[card.table["region_kind"] == "all"]
+        for _, row in shown.iterrows():
+            scores = "  ".join(f"{s} {row[s]:.3f}" for s in scorecard.SCORE_NAMES)
+            print(f"  {row['product']}: {int(row['n_locations'])} locations  {scores}")
+    for variable, why in cards.skipped.items():
+        print(f"{variable}: no scorecard ({why})")
+    print(f"written {', '.join(str(p) for p, _ in texts)}")
     return 0
 
 

@@ -35,5 +35,6 @@ def correlation_map(
     da, db = a - a.mean(dim), b - b.mean(dim)
     sab, saa, sbb = (da * db).sum(dim), (da**2).sum(dim), (db**2).sum(dim)
     varies = ((a.max(dim) - a.min(dim)) > 0) & ((b.max(dim) - b.min(dim)) > 0)
-    r = (sab / np.sqrt(saa * sbb)).where(varies).clip(-1.0, 1.0).where(n >= max(int(min_n), 3))
+    den = np.sqrt(saa * sbb)
+    r = (sab / den.where(den > 0)).where(varies).clip(-1.0, 1.0).where(n >= max(int(min_n), 3))
     return xr.Dataset({"r": r.astype("float64"), "n": n})

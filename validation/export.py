@@ -122,87 +122,206 @@ def scorecard_csv(card) -> str:
     return buf.getvalue()
 
 
+def _blend(stops, x: float) -> str:
+    """The colour at ``x`` of a piecewise-linear ramp ``stops`` ((position, (r, g, b)), ascending)."""
+    x = float(np.clip(x, stops[0][0], stops[-1][0]))
+    for (a, ca), (b, cb) in zip(stops[:-1], stops[1:], strict=True):
+        if x <= b:
+            t = (x - a) / (b - a)
+            return "#" + "".join(f"{round(u + t * (v - u)):02x}" for u, v in zip(ca, cb, strict=True))
+    return "#" + "".join(f"{c:02x}" for c in stops[-1][1])
+
+
+NO_VALUE = "#dddddd"
+ABSOLUTE_STOPS = ((0.0, (215, 48, 39)), (0.5, (254, 224, 139)), (1.0, (26, 152, 80)))
+RELATIVE_STOPS = ((-2.0, (202, 0, 32)), (0.0, (247, 247, 247)), (2.0, (5, 113, 176)))
+RELATIVE_LIMIT = 2.0  # standard deviations at the ends of the relative scale
+COLOURINGS = ("absolute", "relative")
+
+
 def score_colour(score: float) -> str:
     """Background colour of a score cell: red (0) through yellow (0.5) to green (1); grey for NaN."""
     if score is None or not np.isfinite(score):
-        return "#dddddd"
-    s = float(np.clip(score, 0.0, 1.0))
-    stops = ((0.0, (215, 48, 39)), (0.5, (254, 224, 139)), (1.0, (26, 152, 80)))
-    (a, ca), (b, cb) = (stops[0], stops[1]) if s <= 0.5 else (stops[1], stops[2])
-    t = (s - a) / (b - a)
-    return "#" + "".join(f"{round(x + t * (y - x)):02x}" for x, y in zip(ca, cb, strict=True))
+        return NO_VALUE
+    return _blend(ABSOLUTE_STOPS, score)
+
+
+def relative_colour(z: float) -> str:
+    """Background colour of a relative score (standard deviations from the products' mean,
+    :func:`validation.scorecard.relative_scores`): red (−2, worse) through white to blue (+2, better);
+    grey for NaN (one product, or all equal)."""
+    if z is None or not np.isfinite(z):
+        return NO_VALUE
+    return _blend(RELATIVE_STOPS, z)
 
 
 _HTML_STYLE = """
-body { font-family: sans-serif; margin: 1.5em; color: #222; }
-table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
-th, td { border: 1px solid #999; padding: 0.25em 0.6em; }
-th { background: #eee; }
-td.score { text-align: center; font-variant-numeric: tabular-nums; min-width: 4em; }
-td.n { text-align: right; }
-dl.meta dt { font-weight: bold; float: left; clear: left; width: 9em; }
-dl.meta dd { margin-left: 10em; }
-.legend span { display: inline-block; padding: 0.1em 0.6em; }
+.fluxlens-scorecard { font-family: sans-serif; color: #222; }
+.fluxlens-scorecard table { border-collapse: collapse; margin: 0.5em 0 1.5em; }
+.fluxlens-scorecard th, .fluxlens-scorecard td { border: 1px solid #999; padding: 0.25em 0.6em; }
+.fluxlens-scorecard th { background: #eee; }
+.fluxlens-scorecard td.score { text-align: center; font-variant-numeric: tabular-nums; min-width: 4em; }
+.fluxlens-scorecard td.n { text-align: right; }
+.fluxlens-scorecard dl.meta dt { font-weight: bold; float: left; clear: left; width: 9em; }
+.fluxlens-scorecard dl.meta dd { margin-left: 10em; }
+.fluxlens-scorecard .legend span { display: inline-block; padding: 0.1em 0.6em; }
 """
 
 
-def scorecard_html(card) -> str:
-    """A self-contained HTML page of the scorecard: one colour-coded table (regions × scores) per
-    product, after the run's description; no external assets, every text escaped."""
-    from validation.scorecard import SCORE_NAMES
+def _as_set(cards):
+    from validation.scorecard import Scorecard, ScorecardSet
 
-    esc = html.escape
-    head = _scorecard_head(card)
-    meta_rows = "".join(
-        f"<dt>{esc(k)}</dt><dd>{esc(str(v))}</dd>"
-        for k, v in head.items()
-        if k not in ("options", "score_definitions")
-    )
-    definitions = "".join(
-        f"<li><b>{esc(k)}</b>: {esc(v)}</li>" for k, v in card.meta["score_definitions"].items()
-    )
-    legend = (
-        "".join(f'<span style="background:{score_colour(v)}">{v:.1f}</span>' for v in np.linspace(0, 1, 6))
-        + f'<span style="background:{score_colour(np.nan)}">no value</span>'
-    )
-    sections = []
-    for product, rows in card.table.groupby("product", sort=False):
-        header = "".join(f"<th>{esc(s)}</th>" for s in ("region kind", "region", "locations", *SCORE_NAMES))
-        body = []
-        for _, row in rows.iterrows():
-            cells = [
-                f"<td>{esc(str(row['region_kind']))}</td>",
-                f"<td>{esc(str(row['region']))}</td>",
-                f'<td class="n">{int(row["n_locations"])}</td>',
-            ]
-            for score in SCORE_NAMES:
-                v = row[score]
-                text = f"{v:.3f}" if np.isfinite(v) else "–"
-                cells.append(
-                    f'<td class="score" data-score="{esc(score)}" style="background:{score_colour(v)}">'
-                    f"{text}</td>"
-                )
-            body.append("<tr>" + "".join(cells) + "</tr>")
-        version = (card.meta.get("product_versions") or {}).get(product)
-        title = esc(str(product)) + (f" <small>(version {esc(str(version))})</small>" if version else "")
-        sections.append(
-            f"<h2>{title}</h2>\n<table>\n<thead><tr>{header}</tr></thead>\n<tbody>\n"
-            + "\n".join(body)
-            + "\n</tbody>\n</table>"
+    if isinstance(cards, Scorecard):
+        return ScorecardSet({cards.meta["variable"]: cards})
+    return cards
+
+
+def _colours(values: pd.DataFrame, colouring: str) -> pd.DataFrame:
+    """Cell colours of a table of scores (products in rows): absolute, or relative over the rows."""
+    from validation.scorecard import relative_scores
+
+    if colouring not in COLOURINGS:
+        raise ValueError(f"colouring {colouring!r} is not one of {COLOURINGS}")
+    if colouring == "absolute":
+        return values.map(score_colour)
+    return relative_scores(values).map(relative_colour)
+
+
+def _score_cell(value: float, colour: str, attr: str) -> str:
+    text = f"{value:.3f}" if np.isfinite(value) else "–"
+    return f'<td class="score" {attr} style="background:{colour}">{text}</td>'
+
+
+def scorecard_legend(colouring: str) -> str:
+    """The colour legend of :func:`scorecard_tables` (HTML)."""
+    if colouring == "absolute":
+        steps = "".join(
+            f'<span style="background:{score_colour(v)}">{v:.1f}</span>' for v in np.linspace(0, 1, 6)
         )
+        what = "score colour (absolute, 0 … 1)"
+    else:
+        steps = "".join(
+            f'<span style="background:{relative_colour(z)}">{z:+.0f} σ</span>'
+            for z in np.linspace(-RELATIVE_LIMIT, RELATIVE_LIMIT, 5)
+        )
+        what = "score colour relative to the other products (standard deviations from their mean; ILAMB)"
+    none = f'<span style="background:{NO_VALUE}">no value</span>'
+    return f'<p class="legend">{html.escape(what)}: {steps}{none}</p>'
+
+
+def scorecard_tables(cards, colouring: str = "absolute") -> str:
+    """HTML fragment of a scorecard or a :class:`validation.scorecard.ScorecardSet`: an overview
+    (overall score of region ``all``, products × variables) and, per variable, one table (regions ×
+    scores) per product; cells coloured by absolute score or relative to the other products; every
+    text escaped, no external assets."""
+    from validation.scorecard import ALL, SCORE_NAMES
+
+    cardset = _as_set(cards)
+    esc = html.escape
+    overview = cardset.overview()
+    colours = _colours(overview, colouring)
+    head = "".join(f"<th>{esc(str(v))}</th>" for v in overview.columns)
+    rows = []
+    for product in overview.index:
+        cells = "".join(
+            _score_cell(overview.loc[product, v], colours.loc[product, v], f'data-overview="{esc(str(v))}"')
+            for v in overview.columns
+        )
+        rows.append(f"<tr><th>{esc(str(product))}</th>{cells}</tr>")
+    parts = [
+        f"<h2>Overall score, region {esc(ALL)}</h2>",
+        f'<table class="overview"><thead><tr><th>product</th>{head}</tr></thead><tbody>'
+        + "".join(rows)
+        + "</tbody></table>",
+    ]
+    for variable, why in cardset.skipped.items():
+        parts.append(f'<p class="skipped"><b>{esc(variable)}</b>: no scorecard ({esc(why)})</p>')
+    header = "".join(f"<th>{esc(s)}</th>" for s in ("region kind", "region", "locations", *SCORE_NAMES))
+    for variable, card in cardset.cards.items():
+        table = card.table
+        keyed = table.set_index(["region_kind", "region", "product"])[list(SCORE_NAMES)]
+        cell_colours = {}
+        for score in SCORE_NAMES:
+            by_product = keyed[score].unstack(["region_kind", "region"])  # products in rows
+            cell_colours[score] = _colours(by_product, colouring).T.stack(future_stack=True)
+        meta = card.meta
+        parts.append(
+            f"<h2>{esc(str(variable))} ({esc(str(meta['long_name']))}, {esc(str(meta['units']))}) vs "
+            f"{esc(str(meta['reference']))}, {esc(meta['period'][0])}…{esc(meta['period'][1])}</h2>"
+        )
+        for product, rows_of in table.groupby("product", sort=False):
+            body = []
+            for _, row in rows_of.iterrows():
+                cells = [
+                    f"<td>{esc(str(row['region_kind']))}</td>",
+                    f"<td>{esc(str(row['region']))}</td>",
+                    f'<td class="n">{int(row["n_locations"])}</td>',
+                ]
+                where = (row["region_kind"], row["region"], product)
+                for score in SCORE_NAMES:
+                    colour = cell_colours[score].get(where, NO_VALUE)
+                    cells.append(_score_cell(float(row[score]), colour, f'data-score="{esc(score)}"'))
+                body.append("<tr>" + "".join(cells) + "</tr>")
+            version = (meta.get("product_versions") or {}).get(product)
+            title = esc(str(product)) + (f" <small>(version {esc(str(version))})</small>" if version else "")
+            parts.append(
+                f"<h3>{title}</h3>\n<table>\n<thead><tr>{header}</tr></thead>\n<tbody>\n"
+                + "\n".join(body)
+                + "\n</tbody>\n</table>"
+            )
+    return (
+        f'<style>{_HTML_STYLE}</style>\n<div class="fluxlens-scorecard">\n{scorecard_legend(colouring)}\n'
+        + "\n".join(parts)
+        + "\n</div>"
+    )
+
+
+def scorecard_html(cards, colouring: str = "absolute") -> str:
+    """A self-contained HTML page of a scorecard or a :class:`validation.scorecard.ScorecardSet`: the
+    run's description per variable, then :func:`scorecard_tables`; no external assets, every text
+    escaped."""
+    esc = html.escape
+    cardset = _as_set(cards)
+    first = next(iter(cardset.cards.values()))
+    descriptions = []
+    for variable, card in cardset.cards.items():
+        head = _scorecard_head(card)
+        rows = "".join(
+            f"<dt>{esc(k)}</dt><dd>{esc(str(v))}</dd>"
+            for k, v in head.items()
+            if k not in ("options", "score_definitions")
+        )
+        descriptions.append(f'<h2>{esc(variable)}</h2>\n<dl class="meta">{rows}</dl>')
+    definitions = "".join(
+        f"<li><b>{esc(k)}</b>: {esc(v)}</li>" for k, v in first.meta["score_definitions"].items()
+    )
     title = (
-        f"ILAMB scorecard: {', '.join(map(str, card.meta['products']))} vs {card.meta['reference']} "
-        f"({card.meta['variable']})"
+        f"ILAMB scorecard: {', '.join(map(str, cardset.products))} vs {first.meta['reference']} "
+        f"({', '.join(cardset.cards)})"
     )
     return (
         "<!DOCTYPE html>\n"
         f'<html lang="en">\n<head>\n<meta charset="utf-8">\n<title>{esc(title)}</title>\n'
-        f"<style>{_HTML_STYLE}</style>\n</head>\n<body>\n"
+        "</head>\n<body>\n"
         f"<h1>{esc(title)}</h1>\n"
-        f'<dl class="meta">{meta_rows}</dl>\n'
-        f'<p class="legend">score colour: {legend}</p>\n'
-        + "\n".join(sections)
+        f'<div class="fluxlens-scorecard">{"".join(descriptions)}</div>\n'
+        + scorecard_tables(cardset, colouring)
         + f"\n<h2>Scores</h2>\n<ul>{definitions}</ul>\n"
-        f"<p>Options: <code>{esc(head['options'])}</code></p>\n"
+        f"<p>Options: <code>{esc(_scorecard_head(first)['options'])}</code></p>\n"
         "</body>\n</html>\n"
     )
+
+
+def scorecard_set_csv(cardset) -> str:
+    """Every variable's scorecard table in one CSV (a ``variable`` column first), with a header per
+    variable (``# <variable> <key>: value``)."""
+    buf = io.StringIO()
+    for variable, card in cardset.cards.items():
+        buf.write("".join(f"# {variable} {k}: {v}\n" for k, v in _scorecard_head(card).items()))
+    for variable, why in cardset.skipped.items():
+        buf.write(f"# {variable} skipped: {why}\n")
+    tables = [card.table.assign(variable=v) for v, card in cardset.cards.items()]
+    table = pd.concat(tables, ignore_index=True)
+    table = table[["variable", *[c for c in table.columns if c != "variable"]]]
+    table.to_csv(buf, index=False, float_format="%.6g")
+    return buf.getvalue()

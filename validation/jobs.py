@@ -96,23 +96,32 @@ register_kind(JobKind(KIND, check_request, run))
 # --------------------------------------------------------------------------------------------------
 # The ``scorecard`` job kind: the ILAMB scorecard of :mod:`validation.scorecard`, computed by the worker.
 #
-# Request: ``products`` (catalog product names), ``variable``, ``reference`` (a station network or a
-# gridded product of the catalog) and ``options`` (:class:`validation.scorecard.ScorecardOptions` as a
-# dict). The output is the scorecard's cache key (:func:`validation.scorecard.cached_scorecard`).
+# Request: ``products`` (catalog product names), ``variables`` (one or more of le, h, rn, g, ssm),
+# ``reference`` (a station network or a gridded product of the catalog) and ``options``
+# (:class:`validation.scorecard.ScorecardOptions` as a dict). Each variable is scored with the products
+# that hold it. The output is JSON: ``{"cards": {variable: cache key}, "skipped": {variable: why}}``
+# (:func:`validation.scorecard.cached_scorecard`, :func:`scorecard_set_of`).
 
 SCORECARD_KIND = "scorecard"
-SCORECARD_KEYS = ("products", "variable", "reference", "options")
+SCORECARD_KEYS = ("products", "variables", "reference", "options")
 
 
-def scorecard_request(products, variable: str, reference: str, *, options) -> dict:
+def scorecard_request(products, variables, reference: str, *, options) -> dict:
     """The request of a scorecard job (``options``: a :class:`validation.scorecard.ScorecardOptions`)."""
     products = [products] if isinstance(products, str) else list(products)
-    return {"products": products, "variable": variable, "reference": reference, "options": options.as_dict()}
+    variables = [variables] if isinstance(variables, str) else list(variables)
+    return {
+        "products": products,
+        "variables": variables,
+        "reference": reference,
+        "options": options.as_dict(),
+    }
 
 
 def check_scorecard_request(request: dict, limits: JobLimits) -> dict:
-    """The request normalised; ``InputError`` for unknown settings, products, reference or variable,
-    bad options and a reference with no overlap in time or space (no data are read)."""
+    """The request normalised; ``InputError`` for unknown settings, products, reference or variables,
+    bad options, and when no variable can be scored with the products holding it (a reference with no
+    overlap in time or space); no data are read."""
     from validation import scorecard
 
     where = "scorecard"
@@ -124,15 +133,32 @@ def check_scorecard_request(request: dict, limits: JobLimits) -> dict:
         raise InputError(f"{where}: {', '.join(missing)} required")
     products = request["products"]
     products = [products] if isinstance(products, str) else [str(p) for p in products]
+    variables = request["variables"]
+    variables = [variables] if isinstance(variables, str) else list(dict.fromkeys(str(v) for v in variables))
     options = dict(request.get("options") or {})
     opts = scorecard.ScorecardOptions.from_config(base=options.pop("base", None), **options)
-    scorecard.scorecard_key(products, str(request["variable"]), str(request["reference"]), opts)
-    return scorecard_request(products, str(request["variable"]), str(request["reference"]), options=opts)
+    reasons = []
+    for variable in variables:
+        holding = scorecard.products_with(products, variable)
+        if not holding:
+            reasons.append(f"{variable}: none of {', '.join(products)} holds it")
+            continue
+        try:
+            scorecard.scorecard_key(holding, variable, str(request["reference"]), opts)
+        except InputError as err:
+            reasons.append(f"{variable}: {str(err).removeprefix('scorecard: ')}")
+            continue
+        break
+    else:
+        raise InputError(f"{where}: no variable can be scored ({'; '.join(reasons)})")
+    return scorecard_request(products, variables, str(request["reference"]), options=opts)
 
 
 def run_scorecard(ctx) -> str:
-    """Compute (or find cached) the requested scorecard; progress counts the stations matched (or
-    the products scored against a gridded reference); a cancel stops it and caches nothing."""
+    """Compute (or find cached) the requested scorecards; progress in thousandths of each variable's
+    run; a cancel stops it and caches nothing more."""
+    import json
+
     from models.predict import Cancelled
     from validation import scorecard
 
@@ -145,12 +171,62 @@ def run_scorecard(ctx) -> str:
 
     options = dict(req["options"])
     opts = scorecard.ScorecardOptions.from_config(base=options.pop("base", None), **options)
-    card = scorecard.compute_scorecard(
-        req["products"], req["variable"], req["reference"], options=opts, progress=progress
+    cards = scorecard.compute_scorecards(
+        req["products"], req["variables"], req["reference"], options=opts, progress=progress
     )
-    if card.cached:
-        ctx.store.log(ctx.job.id, f"scorecard {card.key} was cached already")
-    return card.key
+    for variable, card in cards.cards.items():
+        if card.cached:
+            ctx.store.log(ctx.job.id, f"scorecard of {variable} ({card.key}) was cached already")
+    return json.dumps({"cards": {v: c.key for v, c in cards.cards.items()}, "skipped": cards.skipped})
+
+
+def scorecard_set_of(output: str):
+    """The :class:`validation.scorecard.ScorecardSet` of a finished scorecard job's output, or None
+    when a scorecard is no longer cached."""
+    import json
+
+    from validation import scorecard
+
+    done = json.loads(output)
+    cards = {v: scorecard.cached_scorecard(k) for v, k in done["cards"].items()}
+    if any(c is None for c in cards.values()):
+        return None
+    return scorecard.ScorecardSet(cards, dict(done.get("skipped") or {}))
 
 
 register_kind(JobKind(SCORECARD_KIND, check_scorecard_request, run_scorecard))
+
+
+# --------------------------------------------------------------------------------------------------
+# The ``analysis`` job kind: the Giovanni-style analyses of :mod:`validation.gridded` (Hovmöller
+# diagrams, climatology / seasonal / anomaly maps, correlation maps, area-averaged series of a named
+# region or an uploaded polygon). Request: :class:`validation.gridded.AnalysisRequest` as a dict; the
+# output is the result's cache key (:func:`validation.gridded.cached_analysis`).
+
+ANALYSIS_KIND = "analysis"
+
+
+def check_analysis_request(request: dict, limits: JobLimits) -> dict:
+    """The request normalised (box clipped to the product, period to its record); ``InputError`` for
+    unknown settings, products, variables or regions, data outside the box or period and a request
+    too large to compute (no data are read)."""
+    from validation import gridded
+
+    return gridded.AnalysisRequest.from_dict(request).as_dict()
+
+
+def run_analysis(ctx) -> str:
+    """Compute (or find cached) the requested analysis; a cancel caches nothing."""
+    from models.predict import Cancelled
+    from validation import gridded
+
+    def progress(done: int, total: int) -> None:
+        ctx.progress(done, total)
+        if ctx.should_cancel():
+            raise Cancelled(f"job {ctx.job.id} cancelled")
+
+    key, _ = gridded.compute_analysis(ctx.job.request, progress=progress)
+    return key
+
+
+register_kind(JobKind(ANALYSIS_KIND, check_analysis_request, run_analysis))

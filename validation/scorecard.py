@@ -823,3 +823,104 @@ def _reasons(skipped: list[tuple[str, str]]) -> str:
     counts = pd.Series([why for _, why in skipped]).value_counts() if skipped else pd.Series(dtype=int)
     parts = [f"{n} location(s): {why}" for why, n in counts.head(3).items()]
     return f" ({'; '.join(parts)})" if parts else ""
+
+
+# --------------------------------------------------------------------------------------------------
+# products × variables
+
+
+@dataclasses.dataclass
+class ScorecardSet:
+    """The scorecards of several variables against one reference: ``cards`` (variable → scorecard, in
+    the order asked) and ``skipped`` (variable → why it has no scorecard)."""
+
+    cards: dict[str, Scorecard]
+    skipped: dict[str, str] = dataclasses.field(default_factory=dict)
+
+    @property
+    def products(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for card in self.cards.values():
+            seen.update(dict.fromkeys(card.meta["products"]))
+        return list(seen)
+
+    def overview(self, score: str = "overall", region: str = ALL) -> pd.DataFrame:
+        """``score`` of region ``region`` per product (rows) and variable (columns); NaN where a
+        product has no such variable."""
+        index = pd.Index(self.products, name="product")
+        out = pd.DataFrame(index=index, columns=list(self.cards), dtype=float)
+        for variable, card in self.cards.items():
+            rows = card.table[card.table["region"] == region]
+            out.loc[rows["product"].to_numpy(), variable] = rows[score].to_numpy(dtype=float)
+        return out
+
+
+def relative_scores(scores: pd.DataFrame) -> pd.DataFrame:
+    """ILAMB's relative scale: each column's scores as departures from their mean over the products
+    (rows), in standard deviations,
+
+        z_p = (S_p − mean_q S_q) / sd_q S_q   (population standard deviation over the products q),
+
+    NaN where fewer than two products have a score or all are equal. The overview of ILAMB normalises
+    scores across the models compared this way, so a colour says "better or worse than the others",
+    not how good a product is (Collier et al. 2018, JAMES 10:2731: the relative scale of its
+    overview table)."""
+    values = scores.astype(float)
+    mean = values.mean(axis=0, skipna=True)
+    sd = values.std(axis=0, ddof=0, skipna=True)
+    count = values.notna().sum(axis=0)
+    usable = (count >= 2) & (sd > 0)
+    z = (values - mean) / sd.where(usable)
+    return z.where(values.notna())
+
+
+def products_with(products, variable: str) -> list[str]:
+    """The products among ``products`` that hold ``variable``."""
+    from catalog import api
+
+    return [p for p in products if variable in api.product_info(p).variables]
+
+
+def compute_scorecards(
+    products,
+    variables,
+    reference: str,
+    *,
+    options: ScorecardOptions | None = None,
+    use_cache: bool = True,
+    progress: Callable[[int, int], None] | None = None,
+) -> ScorecardSet:
+    """:func:`compute_scorecard` for each of ``variables`` with the ``products`` that hold it. A
+    variable no product holds, or whose scorecard cannot be made (no overlap, too few months), is
+    recorded in ``skipped`` with the reason; ``InputError`` when no variable has a scorecard.
+    ``progress(done, total)`` counts in thousandths of each variable's run."""
+    from catalog import api
+
+    products = [products] if isinstance(products, str) else list(products)
+    variables = [variables] if isinstance(variables, str) else list(dict.fromkeys(variables))
+    if not variables:
+        raise InputError("scorecard: at least one variable is needed")
+    for p in products:
+        api.product_info(p)  # InputError for an unknown product
+    cards, skipped = {}, {}
+    for k, variable in enumerate(variables):
+        config.variable_spec(variable)  # InputError for a variable that cannot be validated
+        holding = products_with(products, variable)
+        if not holding:
+            skipped[variable] = f"none of {', '.join(products)} holds {variable}"
+            continue
+
+        def step(done: int, total: int, k=k) -> None:
+            if progress is not None:
+                progress(1000 * k + round(1000 * done / max(total, 1)), 1000 * len(variables))
+
+        try:
+            cards[variable] = compute_scorecard(
+                holding, variable, reference, options=options, use_cache=use_cache, progress=step
+            )
+        except InputError as err:
+            skipped[variable] = _bare(err)
+    if not cards:
+        reasons = "; ".join(f"{v}: {why}" for v, why in skipped.items())
+        raise InputError(f"scorecard: no variable could be scored ({reasons})")
+    return ScorecardSet(cards, skipped)

@@ -22,70 +22,24 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-SITES = {  # site: (a, b) of the product a · LE + b (W m-2)
-    "US-ARM": (0.9, 5.0),
-    "US-Blo": (1.2, -10.0),
-    "US-Ha1": (0.8, 12.0),
-    "DE-Tha": (1.0, 8.0),
-    "FI-Hyy": (0.7, 3.0),
-    "FR-Pue": (1.1, 0.0),
-    "AU-How": (0.95, -4.0),
-    "IT-Lav": (1.3, 2.0),
-}
-IGBP = {"US-ARM": "CRO", "US-Blo": "ENF", "US-Ha1": "DBF", "DE-Tha": "ENF", "FI-Hyy": "ENF", "FR-Pue": "EBF",
-        "AU-How": "WSA", "IT-Lav": "ENF"}  # fmt: skip
-EUROPE = ("DE-Tha", "FI-Hyy", "FR-Pue", "IT-Lav")
-MONTHS = pd.date_range("2000-01-01", "2014-12-01", freq="MS")
-LAT = np.arange(87.5, -90, -5.0)
-LON = np.arange(-177.5, 180, 5.0)
+from tests.validation import flux_world as flux_world_data
+from tests.validation.flux_world import EUROPE, IGBP, LAT, LON, MONTHS, SITES
+
 SCORES = ("bias", "rmse", "phase", "iav", "dist", "overall")
-
-
-def _tower_le(path) -> pd.DataFrame:
-    raw = pd.read_csv(path, usecols=["TIMESTAMP", "LE_F_MDS", "LE_F_MDS_QC"], na_values=[-9999])
-    index = pd.to_datetime(raw["TIMESTAMP"].astype(str), format="%Y%m")
-    return pd.DataFrame({"le": raw["LE_F_MDS"].to_numpy(), "qc": raw["LE_F_MDS_QC"].to_numpy()}, index=index)
 
 
 @pytest.fixture(scope="module")
 def flux_world(shared_data, tmp_path_factory):
-    """Network ``fluxnet_mm`` (the eight towers) and product ``le_monthly`` in a fresh data dir."""
-    from catalog import store
-    from data_prep import ingest
-    from data_prep.fluxnet import read_site_table
-
+    """Network ``fluxnet_mm`` (the eight towers), products ``le_monthly`` and ``le_monthly_b`` in a
+    fresh data dir (:mod:`tests.validation.flux_world`)."""
     root = tmp_path_factory.mktemp("scorecard-flux")
     d = root / "fluxlens-data"
     d.mkdir()
     mp = pytest.MonkeyPatch()
     mp.setenv("FLUXLENS_DATA_DIR", str(d))
     mp.setenv("FLUXLENS_VALIDATION_CACHE", str(root / "cache"))
-    folder = shared_data / "fluxnet2015_monthly"
-    files = {s: next(folder.glob(f"FLX_{s}_FLUXNET2015_SUBSET_MM_*.csv")) for s in SITES}
-    ingest.ingest("fluxnet", list(files.values()), name="fluxnet_mm", sites_path=folder)
-    info = read_site_table(folder / "FluxNET_sites.csv").set_index("site_id")
-    cube = 50.0 + 20 * np.sin(2 * np.pi * (MONTHS.month.to_numpy() - 4) / 12)[:, None, None]
-    cube = np.broadcast_to(cube, (MONTHS.size, LAT.size, LON.size)).copy()
-    towers = {}
-    for site, (a, b) in SITES.items():
-        tower = _tower_le(files[site])
-        le = tower["le"].reindex(MONTHS).to_numpy()
-        i, j = np.abs(LAT - info.loc[site, "lat"]).argmin(), np.abs(LON - info.loc[site, "lon"]).argmin()
-        cube[:, i, j] = np.where(np.isfinite(le), a * le + b, 40.0)
-        towers[site] = tower
-    ds = xr.Dataset(
-        {
-            "le": (
-                ("time", "lat", "lon"),
-                cube.astype("float32"),
-                {"units": "W m-2", "long_name": "latent heat"},
-            )
-        },
-        coords={"time": MONTHS.values.astype("datetime64[ns]"), "lat": LAT, "lon": LON},
-        attrs={"time_step": "month"},
-    )
-    store.write_product(ds, "le_monthly", provenance={"test": "a LE + b at 8 towers"}, synthetic=True)
-    yield {"dir": d, "root": root, "towers": towers, "product": cube.astype("float32")}
+    world = flux_world_data.build(shared_data)
+    yield {"dir": d, "root": root, **world}
     mp.undo()
 
 
@@ -94,7 +48,7 @@ def _hand_site_scores(world) -> pd.DataFrame:
     rows = {}
     for site, (a, b) in SITES.items():
         t = world["towers"][site]
-        t = t[(t.index >= MONTHS[0]) & (t.index <= MONTHS[-1]) & (t["qc"] >= 0.8) & t["le"].notna()]
+        t = t[(t.index >= MONTHS[0]) & (t.index <= MONTHS[-1]) & (t["le_qc"] >= 0.8) & t["le"].notna()]
         o = t["le"].to_numpy()
         p = (a * o + b).astype("float32").astype("float64")  # the product stores float32
         sigma = math.sqrt(((o - o.mean()) ** 2).mean())
@@ -319,6 +273,8 @@ def test_gridded_reference_scores_by_hand(flux_world):
 
 
 def test_scorecard_job_run_by_the_worker_is_cached(flux_world, tmp_path, monkeypatch):
+    """A products × variables scorecard job (LE and H of two products, G held by neither) run by a
+    real worker process: one cached scorecard per variable, G skipped with its reason."""
     from models.jobs import ANONYMOUS, SUCCEEDED, JobService, JobStore, job_kinds
     from tests.models.test_jobs_cli import worker_command
     from validation import jobs, scorecard
@@ -328,25 +284,73 @@ def test_scorecard_job_run_by_the_worker_is_cached(flux_world, tmp_path, monkeyp
     assert "scorecard" in job_kinds()
     options = scorecard.ScorecardOptions.from_config(igbp=False)
     service = JobService(JobStore())
+    products = ["le_monthly", "le_monthly_b"]
     with pytest.raises(Exception, match="unknown product 'nope'"):
         service.submit(
             "scorecard", jobs.scorecard_request("nope", "le", "fluxnet_mm", options=options), ANONYMOUS
         )
-    job = service.submit(
-        "scorecard", jobs.scorecard_request("le_monthly", "le", "fluxnet_mm", options=options), ANONYMOUS
-    )
-    key = scorecard.scorecard_key(["le_monthly"], "le", "fluxnet_mm", options)
-    assert scorecard.cached_scorecard(key) is None
+    with pytest.raises(
+        Exception, match="no variable can be scored .g: none of le_monthly, le_monthly_b holds it"
+    ):
+        service.submit(
+            "scorecard", jobs.scorecard_request(products, ["g"], "fluxnet_mm", options=options), ANONYMOUS
+        )
+    request = jobs.scorecard_request(products, ["le", "h", "g"], "fluxnet_mm", options=options)
+    job = service.submit("scorecard", request, ANONYMOUS)
+    keys = {v: scorecard.scorecard_key(products, v, "fluxnet_mm", options) for v in ("le", "h")}
+    assert all(scorecard.cached_scorecard(k) is None for k in keys.values())
     with open(tmp_path / "worker.log", "w") as log:
         done = subprocess.run(
             [*worker_command(), "--once"], env=dict(os.environ), stdout=log, stderr=log, timeout=600
         )
     assert done.returncode == 0, (tmp_path / "worker.log").read_text()
     job = service.job(job.id, ANONYMOUS)
-    assert job.status == SUCCEEDED and job.output == key
-    assert job.progress_done == job.progress_total == len(SITES)
-    card = scorecard.cached_scorecard(key)
-    assert card is not None and card.cached
-    assert set(card.table["region_kind"]) == {"all", "continent"}  # igbp rows switched off
-    again = scorecard.compute_scorecard("le_monthly", "le", "fluxnet_mm", options=options)
+    assert job.status == SUCCEEDED and json.loads(job.output)["cards"] == keys
+    assert job.progress_done == job.progress_total == 3000
+    cards = jobs.scorecard_set_of(job.output)
+    assert (
+        list(cards.cards) == ["le", "h"] and "none of le_monthly, le_monthly_b holds g" in cards.skipped["g"]
+    )
+    card = cards.cards["le"]
+    assert card.cached and set(card.table["region_kind"]) == {"all", "continent"}  # igbp rows switched off
+    again = scorecard.compute_scorecard(products, "le", "fluxnet_mm", options=options)
     assert again.cached and again.table.equals(card.table)
+
+
+def test_products_by_variables_overview_and_relative_colouring(flux_world):
+    """The overview holds each product's overall score per variable; le_monthly_b equals the towers
+    (every location score 1), so relative to it le_monthly is worse wherever the two differ: with two
+    products the relative score is exactly ∓1 standard deviation (population SD)."""
+    from validation import export, scorecard
+
+    options = scorecard.ScorecardOptions.from_config(igbp=False, continents=False)
+    cards = scorecard.compute_scorecards(
+        ["le_monthly", "le_monthly_b"], ["le", "h", "ssm"], "fluxnet_mm", options=options
+    )
+    assert list(cards.cards) == ["le", "h"] and "holds ssm" in cards.skipped["ssm"]
+    overview = cards.overview()
+    for v in ("le", "h"):
+        all_row = cards.cards[v].table.set_index(["product", "region"]).loc[:, "overall"]
+        assert overview.loc["le_monthly", v] == all_row[("le_monthly", "all")]
+        assert overview.loc["le_monthly_b", v] == pytest.approx(1.0, abs=1e-6)  # the towers themselves
+        assert overview.loc["le_monthly", v] < 0.95
+    z = scorecard.relative_scores(overview)
+    np.testing.assert_allclose(z.loc["le_monthly"], -1.0)
+    np.testing.assert_allclose(z.loc["le_monthly_b"], 1.0)
+    one = scorecard.relative_scores(overview.loc[["le_monthly"]])
+    assert one.isna().all().all()  # one product: no relative scale
+    page = export.scorecard_html(cards, colouring="relative")
+    parsed = parse_html(page)
+    worse, better = export.relative_colour(-1.0), export.relative_colour(1.0)
+    assert worse != better
+    assert f'data-overview="le" style="background:{worse}"' in page  # le_monthly's cell
+    assert f'data-overview="le" style="background:{better}"' in page
+    assert len(parsed.scores) == sum(len(c.table) for c in cards.cards.values()) * len(SCORES)
+    phase = f'data-score="phase" style="background:{export.NO_VALUE}"'  # both 1: equal, no relative colour
+    assert phase in page
+    absolute = export.scorecard_html(cards)
+    assert f'style="background:{export.score_colour(1.0)}">1.000</td>' in absolute
+    text = export.scorecard_set_csv(cards)
+    table = pd.read_csv(io.StringIO(text), comment="#")
+    assert list(table.columns[:2]) == ["variable", "product"] and set(table["variable"]) == {"le", "h"}
+    assert "# ssm skipped:" in text and "# h units: W m-2" in text
