@@ -15,9 +15,19 @@ from tests.test_cli import fluxlens_command
 
 @pytest.mark.slow
 def test_demo_small_builds_the_world_and_trains_its_emulator(data_dir, capsys):
+    """``fluxlens demo --small``: progress on stderr, a trained emulator, a catalog intake opens."""
+    import intake
+
     assert cli.main(["demo", "--small"]) == 0
     captured = capsys.readouterr()
     out, err = captured.out, captured.err
+    assert "gssm1km_demo  (synthetic)" in out and "fluxnet_demo  (synthetic)" in out
+    cat = intake.from_yaml_file(str(data_dir / "catalog.yaml"))
+    assert {"gssm1km_demo", "fluxes_demo", "fluxnet_demo.sites", "ismn_demo.observations"} <= set(cat.entries)
+    for name, entry in cat.entries.items():
+        assert entry.metadata["synthetic"] is True, name
+        assert len(cat[name].read()) > 0
+    assert all(p.synthetic for p in api.list_products())
     steps = [line for line in err.splitlines() if line.startswith("fluxlens demo: [")]  # progress
     assert any("world simulated" in s for s in steps) and any("towers written" in s for s in steps)
     assert "trained in" in steps[-1] and len(steps) >= 8

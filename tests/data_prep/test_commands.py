@@ -118,20 +118,6 @@ def test_reader_options_from_flags():
 
 
 @pytest.mark.slow
-def test_demo_small_builds_a_catalog_that_intake_opens(data_dir, capsys):
-    import intake
-
-    assert cli.main(["demo", "--small"]) == 0
-    out = capsys.readouterr().out
-    assert "gssm1km_demo  (synthetic)" in out and "fluxnet_demo  (synthetic)" in out
-    cat = intake.from_yaml_file(str(data_dir / "catalog.yaml"))
-    assert {"gssm1km_demo", "fluxes_demo", "fluxnet_demo.sites", "ismn_demo.observations"} <= set(cat.entries)
-    for name, entry in cat.entries.items():
-        assert entry.metadata["synthetic"] is True, name
-        assert len(cat[name].read()) > 0
-    assert all(p.synthetic for p in api.list_products())
-
-
 def _no_products(data_dir):
     from catalog import api
 

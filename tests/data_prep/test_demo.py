@@ -20,10 +20,9 @@ from tests.stores import network_dir
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory) -> Path:
-    data_dir = tmp_path_factory.mktemp("demo") / "fluxlens-data"
-    demo.build_demo(data_dir, small=True)
-    return data_dir
+def built(demo_world) -> Path:
+    """The session's small demo world (``demo.build_demo(small=True)``; read only)."""
+    return demo_world
 
 
 @pytest.fixture
