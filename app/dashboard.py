@@ -23,6 +23,7 @@ TITLE = "FluxLens — soil moisture and land heat flux explorer"
 # present in this installation are left out.
 EXTRA_PANELS: list[tuple[str, str]] = [
     ("Validation", "app.validation_panel"),
+    ("Analyses", "app.analyses_panel"),
     ("Models", "app.model_panel"),
     ("Jobs", "app.jobs_panel"),
     ("About", "app.about"),

@@ -1,0 +1,48 @@
+"""The Analyses tab: the ILAMB scorecard across products × variables (:mod:`app.scorecard_view`) and
+Giovanni-style maps and diagrams of any product (:mod:`app.gridded_view`). Both submit worker jobs
+and draw the cached results; each view is built when its sub-tab is first opened."""
+
+from __future__ import annotations
+
+import functools
+
+import panel as pn
+
+from app.gridded_view import GriddedView
+from app.scorecard_view import ScorecardView
+from models.jobs import JobService
+
+
+class AnalysesTab:
+    """The two views of one session's Analyses tab."""
+
+    def __init__(self, state, service: JobService | None = None):
+        self.state, self.service = state, service
+
+    @functools.cached_property
+    def scorecard(self) -> ScorecardView:
+        return ScorecardView(self.state, self.service)
+
+    @functools.cached_property
+    def gridded(self) -> GriddedView:
+        return GriddedView(self.state, self.service)
+
+    def panel(self) -> pn.viewable.Viewable:
+        later = pn.Column(sizing_mode="stretch_width")
+        tabs = pn.Tabs(
+            ("Scorecard", self.scorecard.panel()),
+            ("Maps and diagrams", later),
+            name="analyses_tabs",
+            dynamic=False,
+        )
+
+        def open_later(event) -> None:
+            if event.new == 1 and not len(later):
+                later[:] = [self.gridded.panel()]
+
+        tabs.param.watch(open_later, "active")
+        return tabs
+
+
+def panel(state) -> pn.viewable.Viewable:
+    return AnalysesTab(state).panel()
