@@ -48,9 +48,7 @@ class ScorecardView:
             placeholder="e.g. Germany, Europe",
             width=430,
         )
-        self.polygon = pn.widgets.FileInput(
-            accept=".geojson,.json", multiple=False, width=260, name="polygon_file"
-        )
+        self.polygon = pn.widgets.FileInput(accept=".geojson,.json", multiple=False, width=260)
         self.polygon_name = pn.widgets.TextInput(
             name="Polygon region name", placeholder="from the file name", width=200
         )
@@ -204,13 +202,18 @@ class ScorecardView:
                 "overall) of products against towers, stations or a gridded reference, per region.",
                 width=ui.CONTENT_WIDTH,
             ),
-            pn.Row(pn.Column(pn.pane.Markdown("Variables", margin=(0, 10)), self.variables), self.reference),
+            pn.Row(
+                pn.Column(pn.pane.Markdown("**Variables**", margin=(0, 10)), self.variables), self.reference
+            ),
             self.products,
             self.regions,
             pn.Row(
-                pn.Column(pn.pane.Markdown("GeoJSON polygon as a region", margin=(0, 10)), self.polygon),
+                pn.Column(
+                    pn.pane.Markdown("**GeoJSON polygon** as a region (optional)", margin=(0, 10)),
+                    self.polygon,
+                ),
                 self.polygon_name,
-            ),  # fmt: skip
+            ),
             pn.Row(self.run, self.colouring),
             self.status,
             pn.Row(self.csv, self.html),

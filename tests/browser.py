@@ -145,3 +145,19 @@ def save_screenshot(page, name: str, *, full_page: bool = True) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=full_page)
     return path
+
+
+def choose(page, option_text: str, *, exact: bool = False, timeout_s: float = 60) -> None:
+    """In the visible select offering ``option_text`` (a substring of the label unless ``exact``),
+    pick that option (a tab is built on first open: its selects may arrive a moment later)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        for sel in page.locator("select").all():
+            labels = sel.locator("option").all_inner_texts()
+            match = [t for t in labels if (t == option_text if exact else option_text in t)]
+            if match and sel.is_visible():
+                sel.select_option(label=match[0])
+                return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no visible select offers {option_text!r}")
+        page.wait_for_timeout(250)

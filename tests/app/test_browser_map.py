@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from tests.browser import SCREENSHOTS, save_screenshot, wait_idle
+from tests.browser import SCREENSHOTS, choose, save_screenshot, wait_idle
 from tests.stores import level_path
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -29,17 +29,6 @@ def _map_canvas(page):
     boxes = [(c, c.bounding_box()) for c in page.locator("canvas").all()]
     boxes = [(c, b) for c, b in boxes if b and b["width"] > 0]
     return max(boxes, key=lambda cb: cb[1]["width"] * cb[1]["height"])
-
-
-def _select(page, option_text: str):
-    """Pick, in the select whose options include ``option_text``, that option."""
-    for sel in page.locator("select").all():
-        labels = sel.locator("option").all_inner_texts()
-        match = [t for t in labels if option_text in t]
-        if match:
-            sel.select_option(label=match[0])
-            return
-    raise AssertionError(f"no select offers {option_text!r}")
 
 
 def _wait_text(page, text: str, timeout=30_000):
@@ -87,7 +76,7 @@ def _explore(page, server):
     save_screenshot(page, "01_page")
 
     # switch product: the global soil moisture keeps the current (Great Plains) view
-    _select(page, "Demo global surface")
+    choose(page, "Demo global surface")
     wait_idle(page)
     _wait_status(page, "Demo global surface soil moisture")
     page.wait_for_function("location.search.includes('product=ssm_global_demo')", timeout=30_000)
@@ -99,7 +88,7 @@ def _explore(page, server):
 
     # back to the 1 km product, zoom in with the wheel over the map (once its wheel zoom is picked in
     # the toolbar: by default the wheel scrolls the page)
-    _select(page, "Demo GSSM1km-like surface")
+    choose(page, "Demo GSSM1km-like surface")
     wait_idle(page)
     _wait_status(page, "GSSM1km")
     before = page.evaluate(MAP_VIEW)

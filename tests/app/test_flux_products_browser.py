@@ -25,7 +25,7 @@ import pandas as pd
 import pytest
 import xarray as xr
 
-from tests.browser import FLUXLENS, save_screenshot, wait_idle
+from tests.browser import FLUXLENS, choose, save_screenshot, wait_idle
 from tests.stores import level_path
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -105,22 +105,6 @@ def _wait_status(page, text: str, timeout=60_000):
 
 def _wait_text(page, text: str, timeout=60_000):
     page.get_by_text(text).first.wait_for(state="visible", timeout=timeout)
-
-
-def _select(page, option_text: str, *, exact: bool = False, timeout_s: float = 60):
-    """In the visible select offering ``option_text`` (a substring of the label unless ``exact``),
-    pick that option (a tab is built on first open: its selects may arrive a moment later)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        for sel in page.locator("select").all():
-            labels = sel.locator("option").all_inner_texts()
-            match = [t for t in labels if (t == option_text if exact else option_text in t)]
-            if match and sel.is_visible():
-                sel.select_option(label=match[0])
-                return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no visible select offers {option_text!r}")
-        page.wait_for_timeout(250)
 
 
 def _wait_image(page, figure: str, values, timeout_s: float = 30) -> None:
@@ -318,11 +302,11 @@ def _views(page, server):
     page.locator(".bk-tab").filter(has_text="Validation").first.click()
     wait_idle(page, 120_000)
     page.wait_for_timeout(1000)
-    _select(page, "valdivia_tower", exact=True)
+    choose(page, "valdivia_tower", exact=True)
     wait_idle(page)
     page.locator(".bk-tab").filter(has_text="Scoreboard").first.click()
     wait_idle(page)
-    _select(page, "era5_valdivia", exact=True)
+    choose(page, "era5_valdivia", exact=True)
     wait_idle(page)
     page.get_by_role("button", name="Compute scoreboard").click()
     _wait_text(page, "sites matched", 120_000)

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import csv
 import subprocess
-import time
 
 import pytest
 
-from tests.browser import save_screenshot, wait_idle
+from tests.browser import choose, save_screenshot, wait_idle
 from tests.models.test_jobs_cli import worker_command
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -33,27 +32,13 @@ def viewport() -> dict:
     return {"width": 1500, "height": 2600}
 
 
-def _select(page, option_text: str, timeout_s: float = 60):
-    """Pick, in the select whose options include exactly ``option_text``, that option (tabs are
-    built on first open, so the select may arrive a moment after the click)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        for sel in page.locator("select").all():
-            if option_text in sel.locator("option").all_inner_texts():
-                sel.select_option(label=option_text)
-                return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no select offers {option_text!r}")
-        page.wait_for_timeout(250)
-
-
 def test_validation_site_and_scoreboard(demo_server, browser_page, tmp_path):
     page, errors = browser_page
     page.goto(demo_server["url"])
     wait_idle(page, 120_000)
     page.locator(".bk-tab", has_text="Validation").first.click()
     wait_idle(page)
-    _select(page, "le")
+    choose(page, "le", exact=True)
     wait_idle(page)
 
     search = page.get_by_placeholder("type a site id or name")
