@@ -1,16 +1,20 @@
 """``fluxlens validate``: the dashboard's scoreboard for one product variable, written as CSV;
-``fluxlens validate scorecard``: the ILAMB scorecard of products against a reference (CSV and HTML)."""
+``fluxlens validate scorecard``: the ILAMB scorecard of products against a reference (CSV and HTML);
+``fluxlens validate qa4sm``: QA4SM-style soil-moisture validation against an ISMN network (CSV)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import tempfile
 from pathlib import Path
 
+import pandas as pd
+
 from catalog.errors import InputError
-from validation import export, matching, scoreboard, scorecard
+from validation import export, matching, qa4sm, scaling, scoreboard, scorecard
 from validation.config import ValidationOptions, variable_spec
 
 
@@ -37,8 +41,102 @@ def add_commands(subparsers) -> None:
     p.add_argument("--depth", nargs=2, type=float, metavar=("FROM", "TO"), help="ISMN depth range in m")
     p.add_argument("--no-cache", action="store_true", help="recompute even when cached")
     p.set_defaults(func=run_validate)
-    what = p.add_subparsers(dest="validate_what", metavar="{scorecard}")
+    what = p.add_subparsers(dest="validate_what", metavar="{scorecard,qa4sm}")
     add_scorecard_command(what)
+    add_qa4sm_command(what)
+
+
+def add_qa4sm_command(subparsers) -> None:
+    """Register ``validate qa4sm``."""
+    p = subparsers.add_parser(
+        "qa4sm",
+        help="QA4SM-style soil-moisture validation of products against an ISMN network (CSV)",
+        description="Soil-moisture products of the catalog (at each station's nearest cell) against an "
+        "ISMN network of the catalog, per sensor or station, with QA4SM's options: nearest-in-time "
+        "pairing (either side as the temporal reference) or FluxLens's daily means, scaling before the "
+        "metrics, the product's quality-flag rule on/off, metrics per season, and triple collocation "
+        "(Gruber et al. 2016) of the station and two products. bias = product - reference (QA4SM's "
+        "BIAS has the other sign; --qa4sm-names writes its names and signs). Nothing is written on an error.",
+    )
+    p.add_argument("--product", required=True, action="append", help="catalog product (repeat for several)")
+    p.add_argument("--network", required=True, help="ISMN-like station network of the catalog")
+    p.add_argument("--csv", type=Path, required=True, help="metrics CSV to write")
+    p.add_argument("--pairing", choices=list(matching.PAIRINGS), default="daily_mean")
+    p.add_argument("--window-hours", type=float, default=12.0, help="nearest-in-time window (default 12)")
+    p.add_argument("--temporal-reference", choices=list(matching.TEMPORAL_REFERENCES), default="station")
+    p.add_argument(
+        "--scaling", choices=list(scaling.METHODS), default="none", help="product scaled to the station"
+    )
+    p.add_argument("--per", choices=list(qa4sm.PER), default="sensor", help="one row per sensor or station")
+    p.add_argument("--quality", choices=list(qa4sm.QUALITY_SWITCH), default="on", help="product flag rule")
+    p.add_argument("--seasons", action="store_true", help="metrics also per DJF, MAM, JJA, SON")
+    p.add_argument("--period", nargs=2, metavar=("START", "END"), help="ISO dates")
+    p.add_argument("--depth", nargs=2, type=float, metavar=("FROM", "TO"), help="ISMN depth range in m")
+    p.add_argument("--qa4sm-names", action="store_true", help="columns under QA4SM's names and signs")
+    p.add_argument(
+        "--triple-csv", type=Path, help="with two products: triple collocation (station, both products) CSV"
+    )
+    p.set_defaults(func=run_qa4sm)
+
+
+def run_qa4sm(args: argparse.Namespace) -> int:
+    if args.triple_csv is not None and len(args.product) != 2:
+        raise InputError("validate qa4sm: --triple-csv takes exactly two --product (with the station, three)")
+    base = ValidationOptions.from_config(period=args.period, depth=args.depth)
+    options = qa4sm.Qa4smOptions(
+        base=base,
+        pairing=args.pairing,
+        window_hours=args.window_hours,
+        temporal_reference=args.temporal_reference,
+        scaling=args.scaling,
+        per=args.per,
+        quality=args.quality,
+        seasons=args.seasons,
+    )
+    table = qa4sm.validate_catalog(args.product, args.network, options)
+    if table.empty or not (table["n"] > 0).any():
+        why = "; ".join(f"{s}: {w}" for s, w in table.attrs.get("skipped", [])[:3])
+        raise InputError(f"validate qa4sm: no pair of any product and station{f' ({why})' if why else ''}")
+    shown = qa4sm.as_qa4sm(table) if args.qa4sm_names else table
+    head = {
+        "products": ", ".join(args.product),
+        "network": args.network,
+        "variable": "ssm (m3 m-3)",
+        "options": json.dumps({**options.described(), "per": args.per, "seasons": args.seasons}),
+        "conventions": json.dumps(qa4sm.CONVENTIONS),
+    }
+    texts = [
+        (
+            args.csv,
+            "".join(f"# {k}: {v}\n" for k, v in head.items())
+            + shown.to_csv(index=False, float_format="%.6g"),
+        )
+    ]
+    if args.triple_csv is not None:
+        from catalog import api
+
+        sites = api.sites(args.network)
+        points = {p: qa4sm.catalog_points(p, sites)[0].drop_vars("site_id") for p in args.product}
+        obs = pd.concat(
+            [api.site_observations(args.network, s).assign(site_id=s) for s in sites["site_id"].astype(str)],
+            ignore_index=True,
+        )
+        tc_table = qa4sm.station_triple_collocation(points, sites, obs, options)
+        texts.append((args.triple_csv, "".join(f"# {k}: {v}\n" for k, v in head.items())
+                      + tc_table.to_csv(index=False, float_format="%.6g")))  # fmt: skip
+    for path, text in texts:
+        _write_atomic(path, text)
+    done = table[table["n"] > 0]
+    print(
+        f"qa4sm {', '.join(args.product)} vs {args.network}: {done['site_id'].nunique()} stations, "
+        f"{len(done)} rows with pairs ({args.pairing} pairing, scaling {args.scaling}, "
+        f"quality {args.quality}); "
+        f"written {', '.join(str(p) for p, _ in texts)}"
+    )
+    for product, rows in done[done["season"] == "all"].groupby("product"):
+        print(f"  {product}: median n {rows['n'].median():.0f}, R {rows['r'].median():.3f}, "
+              f"ubRMSD {rows['ubrmse'].median():.4f} m3 m-3")  # fmt: skip
+    return 0
 
 
 def add_scorecard_command(subparsers) -> None:

@@ -368,3 +368,72 @@ def as_qa4sm(results: pd.DataFrame) -> pd.DataFrame:
     out["RMSD"], out["BIAS"] = results["rmse"], -results["bias"]
     out["urmsd"] = results["ubrmse"].where(results["scaling"] != "none")
     return out
+
+
+# --------------------------------------------------------------------------------------------------
+# through the catalog
+
+FLAG_VARIABLES = ("flag", "retrieval_qual_flag")
+
+
+def catalog_points(product: str, sites: pd.DataFrame, *, variable: str = "ssm") -> tuple[xr.Dataset, list]:
+    """A gridded catalog product at the stations as a point-series product: dims ``(location, time)``,
+    one location per station inside the grid (its nearest cell; ``lon``/``lat`` the cell centre), the
+    variable and the product's flag variables; the ``site_id`` of each location is kept as a
+    coordinate. Returns (product, [(site_id, why) left out])."""
+    from catalog import api
+
+    info = api.product_info(product)
+    if variable not in info.variables:
+        raise InputError(
+            f"qa4sm: product {product!r} has no variable {variable!r}; it has {sorted(info.variables)}"
+        )
+    wanted = [variable, *[f for f in FLAG_VARIABLES if f in info.variables]]
+    ds = api.open_product(product)[wanted]
+    px = matching.grid_pixels_nearest(ds, sites["lon"].to_numpy(), sites["lat"].to_numpy())
+    inside = px["inside"].to_numpy()
+    skipped = [(str(s), f"{product}: outside the product's grid") for s in sites["site_id"][~inside]]
+    if not inside.any():
+        raise InputError(f"qa4sm: none of the {len(sites)} stations lies inside product {product!r}")
+    ilat, ilon = px["ilat"].to_numpy()[inside], px["ilon"].to_numpy()[inside]
+    picked = ds.isel(lat=xr.DataArray(ilat, dims="location"), lon=xr.DataArray(ilon, dims="location")).load()
+    picked = picked.drop_vars([c for c in ("lat", "lon") if c in picked.coords])
+    points = picked.assign_coords(
+        location=np.arange(int(inside.sum())),
+        lon=("location", px["pixel_lon"].to_numpy()[inside]),
+        lat=("location", px["pixel_lat"].to_numpy()[inside]),
+        site_id=("location", sites["site_id"].astype(str).to_numpy()[inside]),
+    )
+    return points.transpose("location", "time"), skipped
+
+
+def validate_catalog(
+    products, network: str, options: Qa4smOptions | None = None, *, variable: str = "ssm"
+) -> pd.DataFrame:
+    """:func:`validate` of catalog products (gridded, taken at the stations' nearest cells) against a
+    catalog station network (ISMN-like sub-daily observations with ``sensor``, depths and flags)."""
+    from catalog import api
+
+    options = options or Qa4smOptions()
+    products = [products] if isinstance(products, str) else list(products)
+    if not products:
+        raise InputError("qa4sm: at least one product is needed")
+    sites = api.sites(network)  # InputError for an unknown network
+    tables = []
+    for sid in sites["site_id"].astype(str):
+        table = api.site_observations(network, sid)
+        if "sensor" not in table.columns:
+            raise InputError(f"qa4sm: network {network!r} has no sensor column (not an ISMN-like network)")
+        tables.append(table.assign(site_id=sid))
+    observations = pd.concat(tables, ignore_index=True)
+    results, skipped = [], []
+    for name in products:  # each product with the stations inside its grid
+        points, left = catalog_points(name, sites, variable=variable)
+        inside = sites[sites["site_id"].astype(str).isin(points["site_id"].values)]
+        part = validate({name: points.drop_vars("site_id")}, inside, observations, options, variable=variable)
+        skipped += left + list(part.attrs.get("skipped", []))
+        results.append(part)
+    out = pd.concat(results, ignore_index=True)
+    out.attrs["conventions"] = CONVENTIONS
+    out.attrs["skipped"] = skipped
+    return out
