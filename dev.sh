@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine:
 #   bash dev.sh serve   set everything up, build the demo world and train its emulator when the
-#                       data directory has no catalog (fluxlens demo), serve the dashboard with a
-#                       job worker beside it (re-predictions run from the dashboard)
+#                       data directory has no catalog (fluxlens demo; FLUXLENS_DEMO_SIZE=small for
+#                       the small test world), serve the dashboard with a job worker beside it
+#                       (re-predictions run from the dashboard)
 #   bash dev.sh test    set everything up and run the whole test suite
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -58,8 +59,13 @@ case "$cmd" in
         # (the same default as catalog/settings.py: $FLUXLENS_DATA_DIR, else ./fluxlens-data)
         data_dir=${FLUXLENS_DATA_DIR:-fluxlens-data}
         if [ ! -f "$data_dir/catalog.yaml" ]; then
-            echo "dev.sh: no catalog in $data_dir: building the demo world and its emulator (fluxlens demo)" >&2
-            .venv/bin/fluxlens demo
+            case "${FLUXLENS_DEMO_SIZE:-full}" in
+                full) size=() ;;
+                small) size=(--small) ;;
+                *) echo "dev.sh: FLUXLENS_DEMO_SIZE is 'full' (default) or 'small'" >&2; exit 2 ;;
+            esac
+            echo "dev.sh: no catalog in $data_dir: building the demo world and its emulator (fluxlens demo ${size[*]-})" >&2
+            .venv/bin/fluxlens demo ${size[@]+"${size[@]}"}
         fi
         exec .venv/bin/fluxlens serve "$@"
         ;;

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+README_SERVE = ["bash", str(REPO / "dev.sh"), "serve"]  # the README's one command
 SCREENSHOTS = REPO / "artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -63,18 +64,24 @@ def free_port() -> int:
 
 @contextmanager
 def serving(
-    env: dict, log_path: Path, *serve_args: str, timeout_s: float = 600, cwd: Path | None = None
+    env: dict,
+    log_path: Path,
+    *serve_args: str,
+    timeout_s: float = 600,
+    cwd: Path | None = None,
+    command: list[str] | None = None,
 ) -> Iterator[str]:
     """Run ``fluxlens serve`` on a free port with ``env``, output to ``log_path``; yields the base URL
     (``http://localhost:<port>``) once ``/app`` answers, and stops the server (its whole process
     group) on exit. Raises :class:`ServerDidNotStart` with the log's tail when it exits or stays
     silent for ``timeout_s``. ``cwd``: the folder it runs in (a checkout there is the code served,
-    e.g. a ``git worktree`` of an older commit)."""
+    e.g. a ``git worktree`` of an older commit). ``command``: what serves, instead of ``fluxlens serve``
+    (e.g. the README's ``bash dev.sh serve``); it is given ``--port <port>`` and ``serve_args``."""
     port = free_port()
     base = f"http://localhost:{port}"
     with open(log_path, "w") as log:
         proc = subprocess.Popen(
-            [*FLUXLENS, "serve", "--port", str(port), *serve_args],
+            [*(command or [*FLUXLENS, "serve"]), "--port", str(port), *serve_args],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

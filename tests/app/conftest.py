@@ -31,11 +31,13 @@ def chromium() -> str:
 
 
 @contextmanager
-def serve_or_fail(env: dict, log_path: Path, *serve_args: str) -> Iterator[str]:
+def serve_or_fail(
+    env: dict, log_path: Path, *serve_args: str, command: list[str] | None = None
+) -> Iterator[str]:
     """:func:`tests.browser.serving`, failing the test (with the server log's tail) when the server
     does not come up."""
     try:
-        with serving(env, log_path, *serve_args) as base:
+        with serving(env, log_path, *serve_args, command=command) as base:
             yield base
     except ServerDidNotStart as exc:
         pytest.fail(str(exc), pytrace=False)
