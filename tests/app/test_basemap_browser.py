@@ -257,6 +257,7 @@ def _basemap(page, server):
     frames = [_frame(page, n) for n in ("compare_a", "compare_b", "compare_diff")]
     ranges = [tuple(f[k] for k in ("x0", "x1", "y0", "y1")) for f in frames]
     assert ranges[0] == ranges[1] == ranges[2]  # linked
+    assert len({(f["width"], f["height"]) for f in frames}) == 1  # same frames: the same extent on screen
     # centred where the main map was, latitudes fitted to these frames' aspect (square metres);
     # Bokeh's tile layer, drawn first while its plot is still being laid out, may widen the view
     # by a few per cent
