@@ -164,11 +164,17 @@ def _encoding(ds: xr.Dataset, chunks: tuple[int, int, int]) -> dict:
     return enc
 
 
+def _in_process():
+    """Where the catalog's writes compute: threads in this process, rechunking by plain tasks. Inside
+    a ``dask.distributed`` client (a job on a cluster) Dask would otherwise send the writes to the
+    cluster and build rechunks as peer-to-peer shuffles (which fail outside the cluster's workers)."""
+    return dask.config.set({"scheduler": "threads", "array.rechunk.method": "tasks"})
+
+
 def _write_zarr(ds: xr.Dataset, path: Path, chunks: tuple[int, int, int]) -> None:
     """Write ``ds`` as a new zarr 3 store with the given chunk shape (time chunk may exceed n_time)."""
     ds = ds.chunk(dict(zip(("time", "lat", "lon"), chunks, strict=True)))
-    with dask.config.set(scheduler="threads"):
-        ds.to_zarr(path, mode="w-", zarr_format=3, consolidated=False, encoding=_encoding(ds, chunks))
+    ds.to_zarr(path, mode="w-", zarr_format=3, consolidated=False, encoding=_encoding(ds, chunks))
 
 
 def _stored_chunks(path: Path) -> tuple[int, int, int]:
@@ -188,8 +194,7 @@ def _append_zarr(ds: xr.Dataset, path: Path, n_old: int) -> None:
     while sum(tchunks) < n:
         tchunks.append(min(t, n - sum(tchunks)))
     ds = ds.chunk({"time": tuple(tchunks), "lat": chunks[1], "lon": chunks[2]})
-    with dask.config.set(scheduler="threads"):
-        ds.to_zarr(path, mode="a", append_dim="time", zarr_format=3, consolidated=False)
+    ds.to_zarr(path, mode="a", append_dim="time", zarr_format=3, consolidated=False)
 
 
 def _open_level(path: Path, chunks: dict | None = None) -> xr.Dataset:
@@ -365,8 +370,7 @@ def _write_level0(ds: xr.Dataset, path: Path, chunks, out_of_range: str) -> dict
     write = checked.to_zarr(
         path, mode="w-", zarr_format=3, consolidated=False, encoding=_encoding(checked, chunks), compute=False
     )
-    with dask.config.set(scheduler="threads"):
-        _, results = dask.compute(write, tasks)
+    _, results = dask.compute(write, tasks)
     return plausibility.verdict(ds.attrs.get("product", path.parent.parent.name), ds, results, out_of_range)
 
 
@@ -456,12 +460,13 @@ def write_product(
     if not isinstance(provenance, dict):
         raise InputError(f"product {name!r}: provenance must be a dict")
     data_dir = settings.data_dir(data_dir)
-    ds = normalize(ds, name)
     try:
-        return _write_product(
-            ds, name, data_dir, provenance=provenance, synthetic=synthetic, mode=mode, title=title,
-            kind=kind, out_of_range=out_of_range,
-        )  # fmt: skip
+        with _in_process():  # the write graphs are built and computed under it
+            ds = normalize(ds, name)
+            return _write_product(
+                ds, name, data_dir, provenance=provenance, synthetic=synthetic, mode=mode, title=title,
+                kind=kind, out_of_range=out_of_range,
+            )  # fmt: skip
     except OSError as exc:
         err = commit.space_error(exc, data_dir, _disk_needed(ds), f"product {name!r}")
         if err is None:
@@ -572,8 +577,7 @@ def _append(ds, name, current, existing, *, provenance, synthetic, digest, out_o
     for v in ds.data_vars:
         ds[v].attrs = {k: a for k, a in level0[v].attrs.items() if k not in ("valid_min", "valid_max")}
     ds, tasks = plausibility.prepare(ds, out_of_range)
-    with dask.config.set(scheduler="threads"):
-        (results,) = dask.compute(tasks)
+    (results,) = dask.compute(tasks)
     masked = plausibility.verdict(name, ds, results, out_of_range)
     data_dir = current.parent.parent.parent
     products = data_dir / AREA
