@@ -90,7 +90,8 @@ class ScorecardView:
         options = [p.name for p in api.list_products() if wanted & set(p.variables)]
         self.products.options = options
         kept = [p for p in self.products.value if p in options]
-        self.products.value = kept or options[:1]
+        shown = [self.state.product] if self.state.product in options else options[:1]  # the map's product
+        self.products.value = kept or shown
 
     def options(self) -> scorecard.ScorecardOptions:
         """The scorecard options of the widgets (``InputError`` for an unknown region or a polygon that

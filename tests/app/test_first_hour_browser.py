@@ -32,7 +32,7 @@ from tests.browser import FLUXLENS, README_SERVE, REPO, free_port, wait_idle
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-TABS = ("Map", "Compare", "Profile", "Validation", "Models", "Jobs", "About")
+TABS = ("Map", "Compare", "Profile", "Validation", "Analyses", "Models", "Jobs", "About")
 WITH_PLOTS = {"Map", "Compare", "Validation", "Models"}
 BOX = "-100,36,-96,40"  # 2 × 2 cells of the small demo world's 2° grid
 REMEMBER_IMAGE = f"(name) => {{ window.__shownImage = {MAP_IMAGE}(name); }}"
