@@ -8,6 +8,7 @@ import functools
 
 import panel as pn
 
+from app import ui
 from app.gridded_view import GriddedView
 from app.scorecard_view import ScorecardView
 from models.jobs import JobService
@@ -28,20 +29,8 @@ class AnalysesTab:
         return GriddedView(self.state, self.service)
 
     def panel(self) -> pn.viewable.Viewable:
-        later = pn.Column(sizing_mode="stretch_width")
-        tabs = pn.Tabs(
-            ("Scorecard", self.scorecard.panel()),
-            ("Maps and diagrams", later),
-            name="analyses_tabs",
-            dynamic=False,
-        )
-
-        def open_later(event) -> None:
-            if event.new == 1 and not len(later):
-                later[:] = [self.gridded.panel()]
-
-        tabs.param.watch(open_later, "active")
-        return tabs
+        sections = [("Scorecard", self.scorecard.panel), ("Maps and diagrams", lambda: self.gridded.panel())]
+        return ui.lazy_tabs(sections, name="analyses_tabs")  # the second view is made when first opened
 
 
 def panel(state) -> pn.viewable.Viewable:

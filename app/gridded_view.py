@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-from pathlib import PurePath
 
 import holoviews as hv
 import numpy as np
@@ -24,14 +23,13 @@ from app import auth, ui
 from app.job_follow import JobFollower
 from app.validation_site_panel import coast
 from catalog import api
-from catalog.errors import FluxLensError, InputError
+from catalog.errors import FluxLensError
 from models.jobs import JobService
 from validation import gridded, regions
 from validation import jobs as validation_jobs
 
 PLOT_HEIGHT = 430
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-MAX_POLYGON_BYTES = 2_000_000
 DIVERGING = ("anomaly", "correlation")
 
 
@@ -208,14 +206,9 @@ class GriddedView:
         if a == "correlation":
             out.update(product_b=self.product_b.value, variable_b=self.variable_b.value)
         if a == "region_series":
-            if self.polygon.value:
-                if len(self.polygon.value) > MAX_POLYGON_BYTES:
-                    raise InputError(f"the polygon file is larger than {MAX_POLYGON_BYTES // 1_000_000} MB")
-                try:
-                    text = bytes(self.polygon.value).decode("utf-8")
-                except UnicodeDecodeError as err:
-                    raise InputError("the polygon file is not UTF-8 text (GeoJSON)") from err
-                out["polygon"] = [PurePath(self.polygon.filename or "polygon").stem, text]
+            polygon = ui.uploaded_geojson(self.polygon)
+            if polygon is not None:
+                out["polygon"] = list(polygon)
             elif self.region.value:
                 out["region"] = self.region.value
         return out

@@ -16,6 +16,7 @@ import panel as pn
 from bokeh.models import ColumnDataSource
 from bokeh.plotting import figure
 
+from app import ui
 from catalog.errors import FluxLensError
 from catalog.igbp import IGBP_NAMES
 from models import explain, registry
@@ -445,32 +446,11 @@ def version_view(version: str, site=None) -> pn.viewable.Viewable:
 
     return pn.Column(
         pn.pane.Markdown(_version_header(meta)),
-        lazy_tabs([("Cross-validation", lambda: cross_validation), ("SHAP", shap_section)]),
+        ui.lazy_tabs(
+            [("Cross-validation", lambda: cross_validation), ("SHAP", shap_section)], name="model_sections"
+        ),
         sizing_mode="stretch_width",
     )
-
-
-def lazy_tabs(sections: list[tuple[str, object]]) -> pn.Tabs:
-    """Tabs of ``(title, build)`` whose content ``build()`` is made the first time the tab is opened
-    (the first at once): opening the Models tab renders the plots of one section, not of all. Not
-    dynamic, for the reason given in :class:`app.dashboard.LazyTabs`."""
-    tabs = pn.Tabs(dynamic=False, name="model_sections", sizing_mode="stretch_width")
-    pending = {}
-    for i, (title, build) in enumerate(sections):
-        if i == 0:
-            tabs.append((title, build()))
-        else:
-            holder = pn.Column(sizing_mode="stretch_width")
-            pending[i] = (build, holder)
-            tabs.append((title, holder))
-
-    def on_active(event):
-        if event.new in pending:
-            build, holder = pending.pop(event.new)
-            holder[:] = [build()]
-
-    tabs.param.watch(on_active, "active")
-    return tabs
 
 
 def panel(state) -> pn.viewable.Viewable:

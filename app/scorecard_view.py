@@ -9,7 +9,6 @@ report), coloured by absolute score or relative to the other products (ILAMB's r
 from __future__ import annotations
 
 import io
-from pathlib import PurePath
 
 import panel as pn
 
@@ -22,7 +21,6 @@ from validation import config, export, scorecard
 from validation import jobs as validation_jobs
 
 COLOURINGS = {"Absolute score": "absolute", "Relative to the other products (ILAMB)": "relative"}
-MAX_POLYGON_BYTES = 2_000_000
 
 
 class ScorecardView:
@@ -98,17 +96,10 @@ class ScorecardView:
         is not GeoJSON)."""
         regions = [r.strip() for r in (self.regions.value or "").split(",") if r.strip()]
         polygons = []
-        if self.polygon.value:
-            if len(self.polygon.value) > MAX_POLYGON_BYTES:
-                raise InputError(f"the polygon file is larger than {MAX_POLYGON_BYTES // 1_000_000} MB")
-            try:
-                text = bytes(self.polygon.value).decode("utf-8")
-            except UnicodeDecodeError as err:
-                raise InputError("the polygon file is not UTF-8 text (GeoJSON)") from err
-            name = (self.polygon_name.value or "").strip() or PurePath(
-                self.polygon.filename or "polygon"
-            ).stem
-            polygons.append((name, text))
+        upload = ui.uploaded_geojson(self.polygon)
+        if upload is not None:
+            stem, text = upload
+            polygons.append(((self.polygon_name.value or "").strip() or stem, text))
         return scorecard.ScorecardOptions.from_config(regions=regions, polygons=polygons)
 
     def submit(self) -> None:

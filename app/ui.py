@@ -11,7 +11,7 @@ import re
 import panel as pn
 from panel.io.resources import CDN_DIST
 
-from catalog.errors import FluxLensError
+from catalog.errors import FluxLensError, InputError
 
 log = logging.getLogger("app")
 
@@ -106,3 +106,47 @@ def session_poller(current, callback, period_ms: int):
     if current is None and pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
         return pn.state.add_periodic_callback(callback, period=period_ms)
     return current
+
+
+def lazy_tabs(sections: list[tuple[str, object]], *, name: str) -> pn.Tabs:
+    """Tabs of ``(title, build)`` whose content ``build()`` is made the first time the tab is opened
+    (the first at once): opening a tab renders the plots of one section, not of all. Not dynamic,
+    for the reason given in :class:`app.dashboard.LazyTabs`."""
+    tabs = pn.Tabs(dynamic=False, name=name, sizing_mode="stretch_width")
+    pending = {}
+    for i, (title, build) in enumerate(sections):
+        if i == 0:
+            tabs.append((title, build()))
+        else:
+            holder = pn.Column(sizing_mode="stretch_width")
+            pending[i] = (build, holder)
+            tabs.append((title, holder))
+
+    def on_active(event):
+        if event.new in pending:
+            build, holder = pending.pop(event.new)
+            holder[:] = [build()]
+
+    tabs.param.watch(on_active, "active")
+    return tabs
+
+
+
+MAX_UPLOAD_BYTES = 2_000_000
+
+
+def uploaded_geojson(widget: pn.widgets.FileInput) -> tuple[str, str] | None:
+    """(file name without suffix, text) of a GeoJSON file uploaded in ``widget``, or None when nothing
+    is uploaded; ``InputError`` for a file over :data:`MAX_UPLOAD_BYTES` or not UTF-8 text. (Whether
+    the text is GeoJSON is checked where it is used.)"""
+    from pathlib import PurePath
+
+    if not widget.value:
+        return None
+    if len(widget.value) > MAX_UPLOAD_BYTES:
+        raise InputError(f"the polygon file is larger than {MAX_UPLOAD_BYTES // 1_000_000} MB")
+    try:
+        text = bytes(widget.value).decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError("the polygon file is not UTF-8 text (GeoJSON)") from err
+    return PurePath(widget.filename or "polygon").stem, text

@@ -7,6 +7,7 @@ import functools
 
 import panel as pn
 
+from app import ui
 from app.scoreboard_panel import ScoreboardView
 from app.validation_site_panel import SiteValidation
 from models.jobs import JobService
@@ -36,17 +37,9 @@ class ValidationTab:
     def panel(self) -> pn.viewable.Viewable:
         """The Site and Scoreboard tabs; the scoreboard is made when first opened, so the tab's first
         open builds and draws only the site view."""
-        board = pn.Column(sizing_mode="stretch_width")
-        tabs = pn.Tabs(
-            ("Site", self.site.panel()), ("Scoreboard", board), name="validation_tabs", dynamic=False
+        return ui.lazy_tabs(
+            [("Site", self.site.panel), ("Scoreboard", lambda: self.board.panel())], name="validation_tabs"
         )
-
-        def open_board(event) -> None:
-            if event.new == 1 and not len(board):
-                board[:] = [self.board.panel()]
-
-        tabs.param.watch(open_board, "active")
-        return tabs
 
 
 def panel(state) -> pn.viewable.Viewable:
