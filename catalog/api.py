@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from catalog import intake_catalog, settings
+from catalog import intake_catalog, packing, settings
 from catalog.errors import InputError
 from catalog.geo import cos_lat_mean, haversine_km, nearest_index
 
@@ -119,7 +119,7 @@ class Catalog:
         with self._lock:
             ds = self._datasets.get((entry, store_id))
         if ds is None:
-            ds = self.intake()[entry].read()
+            ds = packing.as_float32(self.intake()[entry].read())
             with self._lock:
                 for k in [k for k in self._datasets if k[0] == entry]:
                     del self._datasets[k]

@@ -40,12 +40,14 @@ import pandas as pd
 import xarray as xr
 from zarr.codecs import ZstdCodec
 
-from catalog import chunking, commit, intake_catalog, plausibility, pyramid, settings, time_steps
+from catalog import chunking, commit, intake_catalog, packing, plausibility, pyramid, settings, time_steps
 from catalog.api import ProductInfo
 from catalog.chunking import (
     COARSEN_READ,
     MAP_READ,
     SERIES_READ,
+    SERIES_WRITE,
+    WRITE_BLOCK,
     aligned_chunks,
     map_chunks,
     needs_series,
@@ -158,8 +160,15 @@ def _kind(ds: xr.Dataset) -> str:
 # ---------------------------------------------------------------- chunking
 
 
-def _encoding(ds: xr.Dataset, chunks: tuple[int, int, int]) -> dict:
-    enc = {v: {"chunks": chunks, "compressors": (ZstdCodec(level=COMPRESSION_LEVEL),)} for v in ds.data_vars}
+def _encoding(ds: xr.Dataset, chunks: tuple[int, int, int], packed: dict[str, packing.Packing]) -> dict:
+    enc = {
+        v: {
+            "chunks": chunks,
+            "compressors": (ZstdCodec(level=COMPRESSION_LEVEL),),
+            **(packed[v].encoding() if v in packed else {}),
+        }
+        for v in ds.data_vars
+    }
     enc["time"] = {"units": "days since 1970-01-01", "calendar": "proleptic_gregorian", "dtype": "int64"}
     return enc
 
@@ -171,10 +180,27 @@ def _in_process():
     return dask.config.set({"scheduler": "threads", "array.rechunk.method": "tasks"})
 
 
-def _write_zarr(ds: xr.Dataset, path: Path, chunks: tuple[int, int, int]) -> None:
+def _write_chunked(ds: xr.Dataset, chunks: tuple[int, int, int], block: dict) -> xr.Dataset:
+    """``ds`` in dask blocks of whole stored ``chunks`` (about ``block`` in size): zarr then encodes
+    the chunks of a block together, which wrote (1, 256, 256) chunks 2.3x faster than one task per
+    chunk."""
+    return ds.chunk(aligned_chunks(block, chunks))
+
+
+def _unpacked_attrs(ds: xr.Dataset, packed: dict) -> xr.Dataset:
+    """Packed variables without ``valid_min``/``valid_max`` (see ``catalog.packing``)."""
+    for v in packed:
+        if v in ds.data_vars:
+            ds[v].attrs = {k: a for k, a in ds[v].attrs.items() if k not in ("valid_min", "valid_max")}
+    return ds
+
+
+def _write_zarr(
+    ds: xr.Dataset, path: Path, chunks: tuple[int, int, int], packed: dict, block: dict = WRITE_BLOCK
+) -> None:
     """Write ``ds`` as a new zarr 3 store with the given chunk shape (time chunk may exceed n_time)."""
-    ds = ds.chunk(dict(zip(("time", "lat", "lon"), chunks, strict=True)))
-    ds.to_zarr(path, mode="w-", zarr_format=3, consolidated=False, encoding=_encoding(ds, chunks))
+    ds = _unpacked_attrs(_write_chunked(ds, chunks, block), packed)
+    ds.to_zarr(path, mode="w-", zarr_format=3, consolidated=False, encoding=_encoding(ds, chunks, packed))
 
 
 def _stored_chunks(path: Path) -> tuple[int, int, int]:
@@ -193,7 +219,9 @@ def _append_zarr(ds: xr.Dataset, path: Path, n_old: int) -> None:
     tchunks = [min(first, n)]
     while sum(tchunks) < n:
         tchunks.append(min(t, n - sum(tchunks)))
-    ds = ds.chunk({"time": tuple(tchunks), "lat": chunks[1], "lon": chunks[2]})
+    lat, lon = (aligned_chunks(WRITE_BLOCK, chunks)[d] for d in ("lat", "lon"))
+    ds = ds.chunk({"time": tuple(tchunks), "lat": lat, "lon": lon})
+    # xarray encodes appended values with the stored variables' encoding (packing included)
     ds.to_zarr(path, mode="a", append_dim="time", zarr_format=3, consolidated=False)
 
 
@@ -202,7 +230,7 @@ def _open_level(path: Path, chunks: dict | None = None) -> xr.Dataset:
     tasks."""
     if chunks:
         chunks = aligned_chunks(chunks, _stored_chunks(path))
-    return xr.open_zarr(path, consolidated=False, chunks=chunks or {}).drop_encoding()
+    return packing.as_float32(xr.open_zarr(path, consolidated=False, chunks=chunks or {})).drop_encoding()
 
 
 def _hardlink_clone(src: Path, dst: Path) -> None:
@@ -338,15 +366,14 @@ def _dataset_attrs(info: ProductInfo, level: int) -> dict:
     }
 
 
-def _write_pyramid_levels(store_dir: Path, info: ProductInfo, *, start_level: int = 1) -> None:
+def _write_pyramid_levels(store_dir: Path, info: ProductInfo, packed: dict, *, start_level: int = 1) -> None:
     """Write levels ``start_level``… each from the previous level as written on disk."""
     for k in range(start_level, len(info.levels)):
         prev = _open_level(store_dir / "levels" / f"{k - 1}.zarr", COARSEN_READ)
         coarse = _with_grid_attrs(pyramid.coarsen_2x2(prev), _dataset_attrs(info, k))
         lev = info.levels[k]
-        _write_zarr(
-            coarse, store_dir / "levels" / f"{k}.zarr", map_chunks(info.n_time, lev["n_lat"], lev["n_lon"])
-        )
+        chunks = map_chunks(info.n_time, lev["n_lat"], lev["n_lon"])
+        _write_zarr(coarse, store_dir / "levels" / f"{k}.zarr", chunks, packed)
 
 
 class _Stage:
@@ -363,29 +390,34 @@ class _Stage:
         log.info("product %s: %s in %.1f s (CPU %.1f s)", self.product, self.what, wall, cpu)
 
 
-def _write_level0(ds: xr.Dataset, path: Path, chunks, out_of_range: str) -> dict[str, int]:
+def _write_level0(ds: xr.Dataset, path: Path, chunks, packed: dict, out_of_range: str) -> dict[str, int]:
     """Write level 0 and check plausibility in the same pass; returns the masked counts."""
-    ds = ds.chunk(dict(zip(("time", "lat", "lon"), chunks, strict=True)))
+    ds = _write_chunked(ds, chunks, WRITE_BLOCK)
     checked, tasks = plausibility.prepare(ds, out_of_range)
+    checked = _unpacked_attrs(checked, packed)
+    encoding = _encoding(checked, chunks, packed)
     write = checked.to_zarr(
-        path, mode="w-", zarr_format=3, consolidated=False, encoding=_encoding(checked, chunks), compute=False
+        path, mode="w-", zarr_format=3, consolidated=False, encoding=encoding, compute=False
     )
     _, results = dask.compute(write, tasks)
     return plausibility.verdict(ds.attrs.get("product", path.parent.parent.name), ds, results, out_of_range)
 
 
-def _write_new_store(ds: xr.Dataset, store_dir: Path, info: ProductInfo, out_of_range: str) -> dict:
+def _write_new_store(
+    ds: xr.Dataset, store_dir: Path, info: ProductInfo, packed: dict, out_of_range: str
+) -> dict:
     (store_dir / "levels").mkdir(parents=True)
     n = (info.n_time, info.levels[0]["n_lat"], info.levels[0]["n_lon"])
     with _Stage(info.name, f"level 0 {n}"):
         level0 = _with_grid_attrs(ds, _dataset_attrs(info, 0))
-        masked = _write_level0(level0, store_dir / "levels" / "0.zarr", map_chunks(*n), out_of_range)
+        masked = _write_level0(level0, store_dir / "levels" / "0.zarr", map_chunks(*n), packed, out_of_range)
     with _Stage(info.name, f"{len(info.levels) - 1} coarser levels"):
-        _write_pyramid_levels(store_dir, info)
+        _write_pyramid_levels(store_dir, info, packed)
     if info.has_series:
         with _Stage(info.name, "series copy"):
             level0 = _open_level(store_dir / "levels" / "0.zarr", SERIES_READ)
-            _write_zarr(level0, store_dir / "series.zarr", tuple(info.chunking["series"]))
+            series = tuple(info.chunking["series"])
+            _write_zarr(level0, store_dir / "series.zarr", series, packed, SERIES_WRITE)
     return masked
 
 
@@ -435,6 +467,7 @@ def write_product(
     title: str | None = None,
     kind: str | None = None,
     out_of_range: str = "fail",
+    packed: dict[str, packing.Packing] | None = None,
     data_dir: str | os.PathLike | None = None,
 ) -> ProductInfo:
     """Write ``ds`` as product ``name`` (pyramid + product.json) and register it in catalog.yaml
@@ -450,6 +483,8 @@ def write_product(
     product; overlapping dates → :class:`StoreConflictError`, another grid or variables or no such
     product → :class:`InputError`). ``out_of_range``: ``"fail"`` (values outside the variable's
     valid range → :class:`InputError`) or ``"mask"`` (stored as NaN, counted in the provenance).
+    ``packed``: ``{variable: catalog.packing.Packing}`` stored as CF-packed integers (a reader's own
+    precision, e.g. GSSM1km's SSM × 1000); an append keeps the stored product's packing.
     Atomic and crash-safe: on any failure or kill the catalog names the previous version, complete.
     A full disk or a too-long path → :class:`InputError`.
     """
@@ -463,9 +498,14 @@ def write_product(
     try:
         with _in_process():  # the write graphs are built and computed under it
             ds = normalize(ds, name)
+            packed = dict(packed or {})
+            unknown = sorted(set(packed) - set(ds.data_vars))
+            if unknown:
+                raise InputError(f"product {name!r}: cannot pack {unknown}: no such variables")
+            packing.check(packed, plausibility.ranges(ds), name)
             return _write_product(
                 ds, name, data_dir, provenance=provenance, synthetic=synthetic, mode=mode, title=title,
-                kind=kind, out_of_range=out_of_range,
+                kind=kind, out_of_range=out_of_range, packed=packed,
             )  # fmt: skip
     except OSError as exc:
         err = commit.space_error(exc, data_dir, _disk_needed(ds), f"product {name!r}")
@@ -474,7 +514,7 @@ def write_product(
         raise err from exc
 
 
-def _write_product(ds, name, data_dir, *, provenance, synthetic, mode, title, kind, out_of_range):
+def _write_product(ds, name, data_dir, *, provenance, synthetic, mode, title, kind, out_of_range, packed):
     products = data_dir / AREA
     products.mkdir(parents=True, exist_ok=True)
     commit.tidy(data_dir, AREA)
@@ -506,7 +546,7 @@ def _write_product(ds, name, data_dir, *, provenance, synthetic, mode, title, ki
     )  # fmt: skip
     tmp = commit.temp_dir(products, name)
     try:
-        masked = _write_new_store(ds, tmp, info, out_of_range)
+        masked = _write_new_store(ds, tmp, info, packed, out_of_range)
         _with_masked(info, masked, out_of_range)
         # Without source checksums, identical content is recognised from the written chunk files.
         content = content_digest(tmp / "levels" / "0.zarr") if digest is None else None
@@ -520,6 +560,7 @@ def _write_product(ds, name, data_dir, *, provenance, synthetic, mode, title, ki
             {
                 "info": info.to_dict(),
                 "content_digest": content,
+                "packing": {v: p.to_dict() for v, p in packed.items()},
                 "history": [_history_item(mode, info.provenance, digest, ds)],
             },
         )
@@ -576,7 +617,9 @@ def _append(ds, name, current, existing, *, provenance, synthetic, digest, out_o
     ds = ds[[v for v in old.variables if v in ds.data_vars]]
     for v in ds.data_vars:
         ds[v].attrs = {k: a for k, a in level0[v].attrs.items() if k not in ("valid_min", "valid_max")}
+    packed = {v: packing.Packing.from_dict(p) for v, p in existing.get("packing", {}).items()}
     ds, tasks = plausibility.prepare(ds, out_of_range)
+    ds = _unpacked_attrs(ds, packed)
     (results,) = dask.compute(tasks)
     masked = plausibility.verdict(name, ds, results, out_of_range)
     data_dir = current.parent.parent.parent
@@ -606,7 +649,7 @@ def _append(ds, name, current, existing, *, provenance, synthetic, digest, out_o
                 _append_zarr(level0.isel(time=slice(n_old, None)), tmp / "series.zarr", n_old)
             else:  # short record so far: rebuild with the longer time chunk
                 shutil.rmtree(tmp / "series.zarr", ignore_errors=True)
-                _write_zarr(level0, tmp / "series.zarr", tuple(info.chunking["series"]))
+                _write_zarr(level0, tmp / "series.zarr", tuple(info.chunking["series"]), packed, SERIES_WRITE)
         info.chunking["map"] = old.chunking["map"]
         if old.has_series and old.chunking["series"][0] == chunking.SERIES_CHUNK[0]:
             info.chunking["series"] = old.chunking["series"]
@@ -616,6 +659,7 @@ def _append(ds, name, current, existing, *, provenance, synthetic, digest, out_o
             {
                 "info": info.to_dict(),
                 "content_digest": content_digest(tmp / "levels" / "0.zarr") if digest is None else None,
+                "packing": existing.get("packing", {}),
                 "history": history,
             },
         )

@@ -173,6 +173,7 @@ def _write_gssm(world: w.GridWorld, spec: w.DemoSpec, data_dir: Path) -> None:
         synthetic=True,
         mode="replace",
         title=title,
+        packed=gssm.PACKING,
         kind="soil_moisture",
         data_dir=data_dir,
     )

@@ -36,9 +36,12 @@ import xarray as xr
 from rasterio.enums import Interleaving
 from rasterio.windows import Window
 
+from catalog import packing
 from catalog.errors import InputError
 
 SCALE = 1000.0
+# Stored as the files hold it: UInt16 = round(SSM x 1000) (catalog.packing).
+PACKING = {"ssm": packing.SSM_MILLI}
 BAND_PATTERN = re.compile(r"^band_(\d{4})_(\d{2})_(\d{2})_classification$")
 SSM_ATTRS = {
     "units": "m3 m-3",

@@ -74,7 +74,7 @@ def ingest_gssm(paths, *, name: str, mode: str = "create", synthetic: bool = Fal
     options = {"nodata": nodata, "zero_is_missing": zero_is_missing}
     provenance = _provenance(files, "data_prep.gssm.read_gssm_geotiff", options)
     ds = gssm.read_gssm_geotiff([str(f) for f in files], nodata=nodata, zero_is_missing=zero_is_missing)
-    return _write(ds, name, provenance, synthetic, mode, out_of_range)
+    return _write(ds, name, provenance, synthetic, mode, out_of_range, packed=gssm.PACKING)
 
 
 def ingest_esacci(paths, *, name: str, mode: str = "create", synthetic: bool = False,
@@ -170,11 +170,13 @@ def _bbox(bbox):
     return (w, s, e, n)
 
 
-def _write(ds, name: str, provenance: dict, synthetic: bool, mode: str, out_of_range: str) -> ProductInfo:
-    """Hand a gridded reader's output to the store; ``out_of_range``: ``"fail"`` or ``"mask"``."""
+def _write(ds, name: str, provenance: dict, synthetic: bool, mode: str, out_of_range: str,
+           packed=None) -> ProductInfo:  # fmt: skip
+    """Hand a gridded reader's output to the store; ``out_of_range``: ``"fail"`` or ``"mask"``;
+    ``packed``: the reader's own precision (``catalog.packing``)."""
     return store.write_product(
         ds, name, provenance=provenance, synthetic=synthetic, mode=mode, kind="soil_moisture",
-        out_of_range=out_of_range,
+        out_of_range=out_of_range, packed=packed,
     )  # fmt: skip
 
 

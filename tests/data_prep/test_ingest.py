@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 import rasterio
 import xarray as xr
+import zarr
 
 from catalog import api
 from catalog.errors import InputError, StoreConflictError
@@ -65,6 +66,12 @@ def test_gssm_ingest_then_append(data_dir, geotiffs):
     expected = np.concatenate([rasterio_ssm(a), rasterio_ssm(b)])
     np.testing.assert_allclose(stored, expected, rtol=1e-6)
     assert np.isnan(stored).sum() == np.isnan(expected).sum() > 0
+    # stored as the files hold it: the same UInt16 (CF-packed, 65535 for the files' 0 = missing)
+    packed = zarr.open_array(product_dir(data_dir, "gssm_t") / "levels" / "0.zarr" / "ssm", mode="r")
+    assert packed.dtype == np.uint16 and packed.attrs["scale_factor"] == 0.001
+    with rasterio.open(a) as src_a, rasterio.open(b) as src_b:
+        file_raw = np.concatenate([src_a.read(), src_b.read()])
+    assert np.array_equal(packed[:], np.where(file_raw == 0, 65535, file_raw))
     with pytest.raises(StoreConflictError, match="already stored"):
         ingest.ingest("gssm", [a, b], name="gssm_t", mode="append")
 
